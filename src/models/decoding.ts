@@ -1,0 +1,164 @@
+// Batched greedy and beam search over the incremental decoder. Bookkeeping (which hypotheses
+// live, finish, or reach their length limit) happens on the CPU; the device computes logits and
+// the top candidates.
+import * as tf from '@tensorflow/tfjs';
+import type { Seq2Seq } from './model.ts';
+import type { DecoderState, Direction } from './transformer.ts';
+
+export interface DecodeOptions {
+  bosId: number;
+  eosId: number;
+  /** 1 = greedy. */
+  beamSize?: number;
+  /** Hypotheses returned per sentence (at most beamSize). */
+  nBest?: number;
+  /** GNMT length penalty exponent: scores are divided by ((5 + length) / 6) ^ alpha. */
+  lengthPenalty?: number;
+  /** Longest output in tokens; by default it follows each source's length. */
+  maxLength?: number;
+  /** Decode exactly maxLength tokens whatever the model predicts (benchmarks). */
+  ignoreEos?: boolean;
+}
+
+export interface Hypothesis {
+  /** Output tokens, without BOS and EOS. */
+  tokens: number[];
+  /** Sum of the tokens' log-probabilities (EOS included when produced). */
+  logProb: number;
+  /** logProb after the length penalty: what hypotheses are ranked by. */
+  score: number;
+}
+
+/** The default output limit for a source of `srcLen` tokens, capped by the model's maximum length. */
+export function defaultMaxLength(srcLen: number, modelMax: number): number {
+  return Math.min(modelMax, Math.ceil(1.5 * srcLen) + 10);
+}
+
+function lengthPenalty(length: number, alpha: number): number {
+  return Math.pow((5 + length) / 6, alpha);
+}
+
+/** Translates a batch of tokenized sources; returns the n best hypotheses of each, best first. */
+export function decode(model: Seq2Seq, sources: number[][], dirs: Direction[], opts: DecodeOptions): Hypothesis[][] {
+  if (sources.length === 0) return [];
+  if (sources.length !== dirs.length) throw new Error(`${sources.length} sources but ${dirs.length} directions`);
+  const modelMax = model.config.maxLength;
+  const limits = sources.map((s) => Math.min(modelMax, opts.maxLength ?? defaultMaxLength(s.length, modelMax)));
+  const enc = model.encoder.encode(model.embeddings, sources, dirs);
+  try {
+    const beam = opts.beamSize ?? 1;
+    return beam === 1 ? greedy(model, enc, dirs, limits, opts) : beamSearch(model, enc, dirs, limits, beam, opts);
+  } finally {
+    enc.out.dispose();
+  }
+}
+
+type Encoded = ReturnType<Seq2Seq['encoder']['encode']>;
+
+function withState<T>(model: Seq2Seq, state: DecoderState, run: (s: DecoderState) => T): T {
+  try {
+    return run(state);
+  } finally {
+    model.decoder.disposeState(state);
+  }
+}
+
+function greedy(model: Seq2Seq, enc: Encoded, dirs: Direction[], limits: number[], opts: DecodeOptions): Hypothesis[][] {
+  const batch = dirs.length;
+  const outputs: number[][] = dirs.map(() => []);
+  const logProbs = new Array<number>(batch).fill(0);
+  const done = new Array<boolean>(batch).fill(false);
+  return withState(model, model.decoder.start(enc, dirs), (state) => {
+    let inputs = new Array<number>(batch).fill(opts.bosId);
+    for (let step = 0; step < Math.max(...limits) && !done.every(Boolean); step++) {
+      const logits = model.decoder.forward(model.embeddings, state, inputs.map((t) => [t]));
+      const [best, bestLogProb] = tf.tidy(() => {
+        const lp = tf.logSoftmax(logits);
+        const next = lp.argMax(1);
+        return [next, lp.max(1)];
+      });
+      const next = Array.from(best.dataSync());
+      const lp = bestLogProb.dataSync();
+      tf.dispose([logits, best, bestLogProb]);
+      for (let b = 0; b < batch; b++) {
+        if (done[b]) continue;
+        logProbs[b] += lp[b];
+        if (next[b] === opts.eosId && !opts.ignoreEos) done[b] = true;
+        else outputs[b].push(next[b]);
+        if (outputs[b].length >= limits[b]) done[b] = true;
+      }
+      inputs = next;
+    }
+    return outputs.map((tokens, b) => {
+      const length = tokens.length + (tokens.length < limits[b] ? 1 : 0);
+      return [{ tokens, logProb: logProbs[b], score: logProbs[b] / lengthPenalty(length, opts.lengthPenalty ?? 0.6) }];
+    });
+  });
+}
+
+interface Live {
+  tokens: number[];
+  logProb: number;
+}
+
+function beamSearch(model: Seq2Seq, enc: Encoded, dirs: Direction[], limits: number[], beam: number, opts: DecodeOptions): Hypothesis[][] {
+  const batch = dirs.length;
+  const alpha = opts.lengthPenalty ?? 0.6;
+  const vocab = model.config.vocabSize;
+  const finished: Hypothesis[][] = dirs.map(() => []);
+  const done = new Array<boolean>(batch).fill(false);
+  const finish = (b: number, tokens: number[], logProb: number, length: number) =>
+    finished[b].push({ tokens, logProb, score: logProb / lengthPenalty(length, alpha) });
+  // Row b*beam + j holds sentence b's j-th live hypothesis; at the start only j = 0 is real.
+  let live: Live[] = Array.from({ length: batch * beam }, () => ({ tokens: [], logProb: 0 }));
+  return withState(model, model.decoder.start(enc, dirs, beam), (state) => {
+    let inputs = new Array<number>(batch * beam).fill(opts.bosId);
+    for (let step = 0; step < Math.max(...limits) && !done.every(Boolean); step++) {
+      const logits = model.decoder.forward(model.embeddings, state, inputs.map((t) => [t]));
+      const liveLogProb = live.map((h, row) => (step === 0 && row % beam !== 0 ? -Infinity : h.logProb));
+      const [values, indices] = tf.tidy(() => {
+        const total = tf.logSoftmax(logits).add(tf.tensor2d(liveLogProb, [batch * beam, 1]));
+        const { values, indices } = tf.topk(total.reshape([batch, beam * vocab]), 2 * beam);
+        return [values, indices];
+      });
+      const candScore = values.dataSync();
+      const candIndex = indices.dataSync();
+      tf.dispose([logits, values, indices]);
+      const parents: number[] = [];
+      const nextLive: Live[] = [];
+      for (let b = 0; b < batch; b++) {
+        const chosen: { parent: number; token: number; logProb: number }[] = [];
+        if (!done[b]) {
+          for (let r = 0; r < 2 * beam && chosen.length < beam; r++) {
+            const c = candIndex[b * 2 * beam + r];
+            const parent = b * beam + Math.floor(c / vocab);
+            const token = c % vocab;
+            const logProb = candScore[b * 2 * beam + r];
+            if (token === opts.eosId && !opts.ignoreEos) {
+              // An EOS ranked among the best `beam` ends a hypothesis; one ranked lower is ignored.
+              if (r < beam) finish(b, live[parent].tokens, logProb, live[parent].tokens.length + 1);
+            } else {
+              chosen.push({ parent, token, logProb });
+            }
+          }
+          const length = step + 1;
+          if (length >= limits[b]) {
+            for (const c of chosen) finish(b, [...live[c.parent].tokens, c.token], c.logProb, length);
+          }
+          if (finished[b].length >= beam || length >= limits[b]) done[b] = true;
+        }
+        // Finished sentences keep placeholder rows so the batch keeps its shape.
+        while (chosen.length < beam) chosen.push({ parent: b * beam, token: opts.eosId, logProb: -Infinity });
+        for (const c of chosen) {
+          parents.push(c.parent);
+          nextLive.push({ tokens: [...live[c.parent].tokens, c.token], logProb: c.logProb });
+        }
+      }
+      model.decoder.reorder(state, parents);
+      live = nextLive;
+      inputs = nextLive.map((h) => h.tokens[h.tokens.length - 1]);
+    }
+    const nBest = Math.min(opts.nBest ?? 1, beam);
+    return finished.map((hyps) => [...hyps].sort((a, b) => b.score - a.score).slice(0, nBest));
+  });
+}

@@ -1,0 +1,99 @@
+// Mixture-of-Experts FFN: top-k gating and a sparse dispatch that computes each expert only on
+// the rows routed to it (gather, one 2-D matMul pair per expert, weighted combine).
+import * as tf from '@tensorflow/tfjs';
+import { ffn } from './layers.ts';
+
+/** Where each row goes: `experts[r * k + s]` is row r's s-th expert (-1: the row is padding, skip it). */
+export interface Routes {
+  k: number;
+  experts: Int32Array;
+  /** [rows, k], the renormalised gate value of each chosen expert. */
+  gates: tf.Tensor2D;
+}
+
+/**
+ * GShard top-k gating: softmax over experts, keep the k largest, renormalise them to sum to 1.
+ * logits: [N, E] -> routes for N rows, plus the full softmax (for the load-balancing loss).
+ */
+export function topKGating(logits: tf.Tensor2D, k: number): { routes: Routes; probs: tf.Tensor2D } {
+  const probs = tf.softmax(logits);
+  const { values, indices } = tf.topk(probs, k);
+  const gates = tf.tidy(() => values.div(values.sum(-1, true)) as tf.Tensor2D);
+  const experts = indices.dataSync() as Int32Array;
+  values.dispose();
+  indices.dispose();
+  return { routes: { k, experts: Int32Array.from(experts), gates }, probs };
+}
+
+/** Per-sentence routes [B] -> per-row routes [B*T], each sentence's choice repeated over its T rows. */
+export function repeatRoutes(r: Routes, rowsPerSentence: number): Routes {
+  if (rowsPerSentence === 1) return { k: r.k, experts: r.experts, gates: r.gates.clone() };
+  const sentences = r.gates.shape[0];
+  const experts = new Int32Array(sentences * rowsPerSentence * r.k);
+  for (let b = 0; b < sentences; b++) {
+    const choice = r.experts.subarray(b * r.k, (b + 1) * r.k);
+    for (let t = 0; t < rowsPerSentence; t++) experts.set(choice, (b * rowsPerSentence + t) * r.k);
+  }
+  const gates = tf.tidy(() =>
+    r.gates.expandDims(1).tile([1, rowsPerSentence, 1]).reshape([sentences * rowsPerSentence, r.k]) as tf.Tensor2D,
+  );
+  return { k: r.k, experts, gates };
+}
+
+/** Marks padding rows so that no expert computes them. rowValid: one flag per row. */
+export function dropRows(r: Routes, rowValid: boolean[]): Routes {
+  const experts = Int32Array.from(r.experts);
+  rowValid.forEach((valid, row) => {
+    if (!valid) experts.fill(-1, row * r.k, (row + 1) * r.k);
+  });
+  return { ...r, experts };
+}
+
+export interface ExpertWeights {
+  wi: tf.Tensor2D;
+  wo: tf.Tensor2D;
+}
+
+/**
+ * y[r] = sum_s gates[r, s] * FFN_{experts[r, s]}(x[r]).
+ * x: [N, d] -> [N, d]. Each expert sees only its rows; a row skipped by every expert gets zeros.
+ */
+export function moeFFN(x: tf.Tensor2D, routes: Routes, experts: ExpertWeights[]): tf.Tensor2D {
+  const [n, d] = x.shape;
+  const { k } = routes;
+  const rowsOf: number[][] = experts.map(() => []);
+  const slotsOf: number[][] = experts.map(() => []);
+  for (let i = 0; i < n * k; i++) {
+    const e = routes.experts[i];
+    if (e < 0) continue;
+    rowsOf[e].push(Math.floor(i / k));
+    slotsOf[e].push(i);
+  }
+  return tf.tidy(() => {
+    const outputs: tf.Tensor2D[] = [];
+    // Where each (row, slot) finds its expert's output in the concatenation; unused slots read the zero row.
+    const position = new Int32Array(n * k).fill(-1);
+    let offset = 0;
+    experts.forEach(({ wi, wo }, e) => {
+      const rows = rowsOf[e];
+      if (rows.length === 0) return;
+      const takesAllRowsInOrder = rows.length === n && rows.every((r, j) => r === j);
+      const xe = takesAllRowsInOrder ? x : tf.gather(x, tf.tensor1d(rows, 'int32'));
+      outputs.push(ffn(xe, wi, wo));
+      slotsOf[e].forEach((slot, j) => (position[slot] = offset + j));
+      offset += rows.length;
+    });
+    outputs.push(tf.zeros([1, d]));
+    position.forEach((p, i) => {
+      if (p < 0) position[i] = offset;
+    });
+    const all = outputs.length === 1 ? outputs[0] : tf.concat(outputs, 0);
+    const perSlot = tf.gather(all, tf.tensor1d(position, 'int32')).reshape([n, k, d]);
+    return perSlot.mul(routes.gates.expandDims(2)).sum(1) as tf.Tensor2D;
+  });
+}
+
+/** Frees the gate tensor of routes built outside a tidy. */
+export function disposeRoutes(r: Routes | undefined): void {
+  r?.gates.dispose();
+}

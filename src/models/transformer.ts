@@ -1,0 +1,327 @@
+// Pre-LN Transformer encoder-decoder with shared, tied embeddings and MoE FFNs. The encoder, the
+// decoder and the embeddings are separate objects so that a server can cache and share them apart
+// (one encoder for every pair, one extracted decoder per target language).
+import * as tf from '@tensorflow/tfjs';
+import { type Component, type ModelConfig, hasExperts, isMoeLayer, numLayers, taskKey, taskList } from './config.ts';
+import {
+  type Weights, attention, causalBias, keysTransposed, layerNorm, linear, mergeHeads, ffn,
+  paddingBias, sinusoidalPositions, splitHeads, weight,
+} from './layers.ts';
+import { type ExpertWeights, type Routes, disposeRoutes, dropRows, moeFFN, repeatRoutes, topKGating } from './moe.ts';
+
+/** Bytes held by a set of tensors. */
+export function tensorBytes(tensors: Iterable<tf.Tensor>): number {
+  let bytes = 0;
+  for (const t of tensors) bytes += t.size * (t.dtype === 'int32' || t.dtype === 'float32' ? 4 : 1);
+  return bytes;
+}
+
+function disposeAll(w: Weights): void {
+  for (const t of w.values()) t.dispose();
+  w.clear();
+}
+
+/** A translation direction as the model sees it. */
+export interface Direction {
+  source: string;
+  target: string;
+}
+
+/** The token embedding (shared by source, target and output projection) and the position table. */
+export class Embeddings {
+  readonly table: tf.Tensor2D; // [V, d]
+  /** The table transposed once, so the output projection is an untransposed matMul. */
+  readonly tableT: tf.Tensor2D; // [d, V]
+  readonly positions: tf.Tensor2D; // [maxLength, d]
+  readonly scale: number;
+
+  constructor(readonly cfg: ModelConfig, weights: Weights) {
+    this.table = weight<tf.Rank.R2>(weights, 'embed');
+    this.tableT = this.table.transpose();
+    this.positions = sinusoidalPositions(cfg.maxLength, cfg.dModel);
+    this.scale = Math.sqrt(cfg.dModel);
+  }
+
+  // ids: [B, T] from position `start` -> [B*T, d]
+  embed(ids: tf.Tensor2D, start = 0): tf.Tensor2D {
+    const [b, t] = ids.shape;
+    if (start + t > this.cfg.maxLength) throw new Error(`sequence of ${start + t} tokens exceeds maxLength ${this.cfg.maxLength}`);
+    const tokens = tf.gather(this.table, ids.reshape([b * t])).mul(this.scale);
+    const pos = this.positions.slice([start, 0], [t, this.cfg.dModel]).expandDims(0).tile([b, 1, 1]).reshape([b * t, this.cfg.dModel]);
+    return tokens.add(pos);
+  }
+
+  // x: [N, d] -> logits [N, V]
+  logits(x: tf.Tensor2D): tf.Tensor2D {
+    return linear(x, this.tableT);
+  }
+
+  get bytes(): number {
+    return tensorBytes([this.table, this.tableT, this.positions]);
+  }
+
+  dispose(): void {
+    this.table.dispose();
+    this.tableT.dispose();
+    this.positions.dispose();
+  }
+}
+
+/**
+ * One encoder or decoder stack and the routing of its MoE layers. It owns its weights
+ * (not the embeddings) and frees them on dispose().
+ */
+abstract class Stack {
+  readonly experts: (ExpertWeights[] | undefined)[];
+  private readonly tasks: Map<string, number>;
+
+  constructor(readonly cfg: ModelConfig, readonly component: Component, readonly weights: Weights) {
+    this.tasks = new Map(taskList(cfg, component).map((t, i) => [t, i]));
+    this.experts = Array.from({ length: numLayers(cfg, component) }, (_, i) =>
+      isMoeLayer(cfg, component, i) && hasExperts(cfg, component)
+        ? Array.from({ length: cfg.moe.numExperts }, (_, e) => ({
+            wi: weight<tf.Rank.R2>(weights, `${this.layer(i)}.ffn.experts.${e}.wi`),
+            wo: weight<tf.Rank.R2>(weights, `${this.layer(i)}.ffn.experts.${e}.wo`),
+          }))
+        : undefined,
+    );
+  }
+
+  get routing() {
+    return this.cfg.routing[this.component];
+  }
+
+  protected layer(i: number): string {
+    return `${this.component}.layers.${i}`;
+  }
+
+  protected w<R extends tf.Rank>(name: string): tf.Tensor<R> {
+    return weight<R>(this.weights, name);
+  }
+
+  /** Whether this stack can serve a direction (an extracted stack serves only its task). */
+  serves(dir: Direction): boolean {
+    const task = taskKey(this.routing, dir.source, dir.target);
+    const extractedFor = this.cfg.extracted?.[this.component];
+    if (extractedFor !== undefined) return task === extractedFor;
+    return task === undefined || this.tasks.has(task);
+  }
+
+  /**
+   * Per-sentence routes of MoE layer i for routings whose gate input is fixed per sentence: the
+   * task embedding (target, pair) or a sentence summary (sentence). Undefined for a dense layer
+   * and for token routing, which is decided row by row.
+   * summary: [B, d], the sentence representation (used only by sentence routing).
+   */
+  protected sentenceRoute(i: number, dirs: Direction[], summary: () => tf.Tensor2D): Routes | undefined {
+    if (this.experts[i] === undefined || this.routing === 'token') return undefined;
+    const logits = tf.tidy(() => {
+      let gateInput: tf.Tensor2D;
+      if (this.routing === 'sentence') {
+        gateInput = summary();
+      } else {
+        const rows = dirs.map((d) => {
+          const t = this.tasks.get(taskKey(this.routing, d.source, d.target)!);
+          if (t === undefined) throw new Error(`${this.component} has no task for ${d.source}-${d.target}`);
+          return t;
+        });
+        gateInput = tf.gather(this.w<tf.Rank.R2>(`${this.component}.taskEmbed`), tf.tensor1d(rows, 'int32'));
+      }
+      return linear(gateInput, this.w(`${this.layer(i)}.ffn.gate`));
+    });
+    const { routes, probs } = topKGating(logits, this.cfg.moe.topK);
+    logits.dispose();
+    probs.dispose();
+    return routes;
+  }
+
+  /**
+   * The FFN block of layer i on rows h: dense, or MoE with per-sentence routes (repeated over
+   * rowsPerSentence rows) or per-row token routes. h: [N, d] -> [N, d]
+   */
+  protected ffnBlock(i: number, h: tf.Tensor2D, sentence: Routes | undefined, rowsPerSentence: number, rowValid?: boolean[]): tf.Tensor2D {
+    const experts = this.experts[i];
+    const l = this.layer(i);
+    if (experts === undefined) return ffn(h, this.w(`${l}.ffn.wi`), this.w(`${l}.ffn.wo`));
+    let routes: Routes;
+    if (sentence !== undefined) {
+      routes = repeatRoutes(sentence, rowsPerSentence);
+    } else {
+      const logits = linear(h, this.w(`${l}.ffn.gate`));
+      ({ routes } = topKGating(logits, this.cfg.moe.topK));
+    }
+    if (rowValid !== undefined) routes = dropRows(routes, rowValid);
+    return moeFFN(h, routes, experts);
+  }
+
+  get bytes(): number {
+    return tensorBytes(this.weights.values());
+  }
+
+  dispose(): void {
+    disposeAll(this.weights);
+  }
+}
+
+export interface EncoderOutput {
+  out: tf.Tensor2D; // [B*S, d]
+  batch: number;
+  srcLen: number;
+  lengths: number[];
+}
+
+export class Encoder extends Stack {
+  constructor(cfg: ModelConfig, weights: Weights) {
+    super(cfg, 'encoder', weights);
+  }
+
+  // ids: [B, S] padded source, lengths: [B] -> [B*S, d]
+  encode(emb: Embeddings, ids: number[][], dirs: Direction[]): EncoderOutput {
+    const batch = ids.length;
+    const lengths = ids.map((s) => s.length);
+    const srcLen = Math.max(...lengths);
+    const rowValid = ids.flatMap((s) => Array.from({ length: srcLen }, (_, t) => t < s.length));
+    const out = tf.tidy(() => {
+      const padded = tf.tensor2d(ids.map((s) => [...s, ...new Array(srcLen - s.length).fill(0)]), [batch, srcLen], 'int32');
+      const bias = paddingBias(lengths, srcLen);
+      const validMask = tf.tensor2d(rowValid.map(Number), [batch * srcLen, 1]);
+      let x = emb.embed(padded);
+      for (let i = 0; i < numLayers(this.cfg, 'encoder'); i++) {
+        const l = this.layer(i);
+        // self-attention
+        let h = layerNorm(x, this.w(`${l}.selfAttn.ln.g`), this.w(`${l}.selfAttn.ln.b`));
+        const q = splitHeads(linear(h, this.w(`${l}.selfAttn.wq`)), batch, this.cfg.numHeads);
+        const [k, v] = tf.split(linear(h, this.w(`${l}.selfAttn.wkv`)), 2, 1) as tf.Tensor2D[];
+        const a = attention(q, keysTransposed(k, batch, this.cfg.numHeads), splitHeads(v, batch, this.cfg.numHeads), bias);
+        x = x.add(linear(mergeHeads(a), this.w(`${l}.selfAttn.wo`)));
+        // feed-forward
+        h = layerNorm(x, this.w(`${l}.ffn.ln.g`), this.w(`${l}.ffn.ln.b`));
+        const hh = h;
+        const routes = this.sentenceRoute(i, dirs, () => maskedMean(hh, validMask, batch, srcLen));
+        x = x.add(this.ffnBlock(i, h, routes, srcLen, rowValid));
+        disposeRoutes(routes);
+      }
+      return layerNorm(x, this.w('encoder.lnF.g'), this.w('encoder.lnF.b'));
+    });
+    return { out, batch, srcLen, lengths };
+  }
+}
+
+// h: [B*S, d], mask: [B*S, 1] -> per-sentence mean over valid rows [B, d]
+function maskedMean(h: tf.Tensor2D, mask: tf.Tensor2D, batch: number, srcLen: number): tf.Tensor2D {
+  const d = h.shape[1];
+  const sum = h.mul(mask).reshape([batch, srcLen, d]).sum(1);
+  return sum.div(mask.reshape([batch, srcLen]).sum(1, true)) as tf.Tensor2D;
+}
+
+/** What a decoder keeps across steps for a batch: cross-attention keys/values, routes and the self-attention cache. */
+export interface DecoderState {
+  rows: number;
+  step: number;
+  srcBias: tf.Tensor4D; // [B, 1, 1, S]
+  crossKT: tf.Tensor4D[]; // per layer [B, H, dh, S]
+  crossV: tf.Tensor4D[]; // per layer [B, H, S, dh]
+  routes: (Routes | undefined)[]; // per layer, for per-sentence routings
+  selfKT: tf.Tensor4D[]; // per layer [B, H, dh, t]
+  selfV: tf.Tensor4D[]; // per layer [B, H, t, dh]
+}
+
+export class Decoder extends Stack {
+  constructor(cfg: ModelConfig, weights: Weights) {
+    super(cfg, 'decoder', weights);
+  }
+
+  /**
+   * Prepares decoding for the encoded batch: cross-attention keys and values are computed once here.
+   * `rowsPerSentence` > 1 repeats each sentence that many times (beam search).
+   */
+  start(enc: EncoderOutput, dirs: Direction[], rowsPerSentence = 1): DecoderState {
+    const { batch, srcLen, lengths } = enc;
+    const rows = batch * rowsPerSentence;
+    const repeat = (x: tf.Tensor2D) => // [B*S, d] -> [B*r*S, d]
+      rowsPerSentence === 1 ? x.clone() : x.reshape([batch, 1, srcLen, -1]).tile([1, rowsPerSentence, 1, 1]).reshape([rows * srcLen, -1]) as tf.Tensor2D;
+    const rowLengths = lengths.flatMap((l) => new Array(rowsPerSentence).fill(l));
+    const rowDirs = dirs.flatMap((d) => new Array(rowsPerSentence).fill(d));
+    const { crossKT, crossV, srcBias } = tf.tidy(() => {
+      const memory = repeat(enc.out);
+      const crossKT: tf.Tensor4D[] = [];
+      const crossV: tf.Tensor4D[] = [];
+      for (let i = 0; i < numLayers(this.cfg, 'decoder'); i++) {
+        const [k, v] = tf.split(linear(memory, this.w(`${this.layer(i)}.crossAttn.wkv`)), 2, 1) as tf.Tensor2D[];
+        crossKT.push(keysTransposed(k, rows, this.cfg.numHeads));
+        crossV.push(splitHeads(v, rows, this.cfg.numHeads));
+      }
+      return { crossKT, crossV, srcBias: paddingBias(rowLengths, srcLen) };
+    });
+    // Sentence routing in the decoder gates on the source's mean encoder output, so it never sees future target tokens.
+    const sourceMean = () => {
+      const mask = tf.tensor2d(rowLengths.flatMap((l) => Array.from({ length: srcLen }, (_, t) => (t < l ? 1 : 0))), [rows * srcLen, 1]);
+      return maskedMean(repeat(enc.out), mask, rows, srcLen);
+    };
+    const layers = Array.from({ length: numLayers(this.cfg, 'decoder') }, (_, i) => i);
+    const routes = layers.map((i) => this.sentenceRoute(i, rowDirs, sourceMean));
+    const { numHeads: h, dModel } = this.cfg;
+    return {
+      rows, step: 0, srcBias, crossKT, crossV, routes,
+      selfKT: layers.map(() => tf.zeros([rows, h, dModel / h, 0]) as tf.Tensor4D),
+      selfV: layers.map(() => tf.zeros([rows, h, 0, dModel / h]) as tf.Tensor4D),
+    };
+  }
+
+  /**
+   * Runs the decoder over `tokens` ([rows, T], at positions state.step ...), appending to the
+   * self-attention cache, and returns the logits of every position: [rows*T, V].
+   * T = 1 is incremental decoding; T > 1 from a fresh state is full recomputation (causal).
+   */
+  forward(emb: Embeddings, state: DecoderState, tokens: number[][]): tf.Tensor2D {
+    const rows = state.rows;
+    const t = tokens[0].length;
+    const heads = this.cfg.numHeads;
+    const next = tf.tidy(() => {
+      const selfBias = t === 1 ? null : causalBias(t);
+      let x = emb.embed(tf.tensor2d(tokens, [rows, t], 'int32'), state.step);
+      const selfKT: tf.Tensor4D[] = [];
+      const selfV: tf.Tensor4D[] = [];
+      for (let i = 0; i < numLayers(this.cfg, 'decoder'); i++) {
+        const l = this.layer(i);
+        // causal self-attention over the cache plus the new positions
+        let h = layerNorm(x, this.w(`${l}.selfAttn.ln.g`), this.w(`${l}.selfAttn.ln.b`));
+        const q = splitHeads(linear(h, this.w(`${l}.selfAttn.wq`)), rows, heads);
+        const [k, v] = tf.split(linear(h, this.w(`${l}.selfAttn.wkv`)), 2, 1) as tf.Tensor2D[];
+        const kT = tf.concat([state.selfKT[i], keysTransposed(k, rows, heads)], 3);
+        const vAll = tf.concat([state.selfV[i], splitHeads(v, rows, heads)], 2);
+        selfKT.push(kT);
+        selfV.push(vAll);
+        x = x.add(linear(mergeHeads(attention(q, kT, vAll, selfBias)), this.w(`${l}.selfAttn.wo`)));
+        // cross-attention over the encoder output
+        h = layerNorm(x, this.w(`${l}.crossAttn.ln.g`), this.w(`${l}.crossAttn.ln.b`));
+        const qc = splitHeads(linear(h, this.w(`${l}.crossAttn.wq`)), rows, heads);
+        x = x.add(linear(mergeHeads(attention(qc, state.crossKT[i], state.crossV[i], state.srcBias)), this.w(`${l}.crossAttn.wo`)));
+        // feed-forward
+        h = layerNorm(x, this.w(`${l}.ffn.ln.g`), this.w(`${l}.ffn.ln.b`));
+        x = x.add(this.ffnBlock(i, h, state.routes[i], t));
+      }
+      const logits = emb.logits(layerNorm(x, this.w('decoder.lnF.g'), this.w('decoder.lnF.b')));
+      return { logits, selfKT, selfV };
+    });
+    for (const c of [...state.selfKT, ...state.selfV]) c.dispose();
+    state.selfKT = next.selfKT;
+    state.selfV = next.selfV;
+    state.step += t;
+    return next.logits;
+  }
+
+  /** Keeps the given rows of the self-attention cache, in that order (beam search reordering within sentences). */
+  reorder(state: DecoderState, rows: number[]): void {
+    const idx = tf.tensor1d(rows, 'int32');
+    const pick = (ts: tf.Tensor4D[]) => ts.map((c) => { const r = tf.gather(c, idx); c.dispose(); return r; });
+    state.selfKT = pick(state.selfKT);
+    state.selfV = pick(state.selfV);
+    idx.dispose();
+  }
+
+  disposeState(state: DecoderState): void {
+    for (const c of [state.srcBias, ...state.crossKT, ...state.crossV, ...state.selfKT, ...state.selfV]) c.dispose();
+    state.routes.forEach(disposeRoutes);
+  }
+}
