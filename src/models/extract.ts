@@ -3,7 +3,7 @@
 // sum of k FFNs; concatenating their input projections and scaling each output projection by its
 // gate folds them into one dense FFN of width k * dFF with identical outputs.
 import * as tf from '@tensorflow/tfjs';
-import type { CheckpointReader } from './checkpoint.ts';
+import type { TensorSource } from './checkpoint.ts';
 import {
   type Component, type ModelConfig, COMPONENTS, hasExperts, isMoeLayer, isTaskRouting, numLayers, taskKey, taskList, tensorComponent,
 } from './config.ts';
@@ -34,7 +34,7 @@ export function subnetworkConfig(cfg: ModelConfig, dir: Direction): ModelConfig 
 }
 
 /** The experts a task's gate picks in each MoE layer, with their renormalised gate values. */
-export async function taskExperts(reader: CheckpointReader, c: Component, task: string): Promise<{ layer: number; experts: number[]; gates: number[] }[]> {
+export async function taskExperts(reader: TensorSource, c: Component, task: string): Promise<{ layer: number; experts: number[]; gates: number[] }[]> {
   const cfg = reader.config;
   const row = taskList(cfg, c).indexOf(task);
   if (row < 0) throw new Error(`${c} has no task "${task}"; its tasks are ${taskList(cfg, c).join(', ')}`);
@@ -59,7 +59,7 @@ export async function taskExperts(reader: CheckpointReader, c: Component, task: 
  * Reads component c's weights, extracted for `task` when the component is task-routed and not yet
  * extracted. Only the needed tensors are read: the dense ones and, per MoE layer, the k chosen experts.
  */
-export async function readComponent(reader: CheckpointReader, c: Component, task?: string): Promise<Weights> {
+export async function readComponent(reader: TensorSource, c: Component, task?: string): Promise<Weights> {
   const cfg = reader.config;
   const names = [...reader.shapes.keys()].filter((n) => tensorComponent(n) === c);
   if (!(hasExperts(cfg, c) && isTaskRouting(cfg.routing[c]))) {

@@ -1,6 +1,6 @@
 // A whole translation model in memory: embeddings, encoder and decoder, built from a checkpoint
 // either in full or as the sub-network that serves one direction.
-import type { CheckpointReader } from './checkpoint.ts';
+import type { TensorSource } from './checkpoint.ts';
 import type { ModelConfig } from './config.ts';
 import { readComponent, subnetworkConfig, subnetworkTasks } from './extract.ts';
 import type { Weights } from './layers.ts';
@@ -21,12 +21,12 @@ export class Seq2Seq {
   }
 
   /** The full model as stored. */
-  static async load(reader: CheckpointReader): Promise<Seq2Seq> {
+  static async load(reader: TensorSource): Promise<Seq2Seq> {
     return Seq2Seq.fromWeights(reader.config, await reader.read(reader.shapes.keys()));
   }
 
   /** The sub-network serving `dir`: task-routed components extracted for its tasks, read from disk alone. */
-  static async loadSubnetwork(reader: CheckpointReader, dir: Direction): Promise<Seq2Seq> {
+  static async loadSubnetwork(reader: TensorSource, dir: Direction): Promise<Seq2Seq> {
     const config = subnetworkConfig(reader.config, dir);
     if (config.pairs.length === 0) throw new Error(`the model does not serve ${dir.source}-${dir.target}`);
     const tasks = subnetworkTasks(reader.config, dir);
