@@ -1,0 +1,152 @@
+// The engine on random weights, for every routing kind: extraction keeps outputs, incremental
+// decoding matches recomputation, beam 1 is greedy, and no tensor outlives decoding.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { CheckpointReader } from '../src/models/checkpoint.ts';
+import type { ModelConfig, Routing } from '../src/models/config.ts';
+import { decode, type DecodeOptions } from '../src/models/decoding.ts';
+import { Seq2Seq } from '../src/models/model.ts';
+import type { Direction } from '../src/models/transformer.ts';
+import { useTestBackend } from './helpers/backend.ts';
+import { maxRelativeError, randomCheckpoint, randomSources, tinyConfig } from './helpers/engine.ts';
+
+before(useTestBackend);
+
+const COMBINATIONS: [Routing, Routing][] = [
+  ['dense', 'dense'], ['token', 'token'], ['sentence', 'sentence'], ['target', 'target'],
+  ['pair', 'pair'], ['token', 'target'], ['token', 'pair'],
+];
+const SPECIAL: DecodeOptions = { bosId: 2, eosId: 3 };
+
+/** Teacher-forced logits for `targets` ([B, T]): full recomputation in one decoder pass. */
+function teacherForcedLogits(model: Seq2Seq, sources: number[][], dirs: Direction[], targets: number[][]): Float32Array {
+  const enc = model.encoder.encode(model.embeddings, sources, dirs);
+  const state = model.decoder.start(enc, dirs);
+  const logits = model.decoder.forward(model.embeddings, state, targets);
+  const values = logits.dataSync() as Float32Array;
+  tf.dispose([logits, enc.out]);
+  model.decoder.disposeState(state);
+  return values;
+}
+
+/** The same logits, one position at a time through the key/value cache. */
+function incrementalLogits(model: Seq2Seq, sources: number[][], dirs: Direction[], targets: number[][]): Float32Array {
+  const enc = model.encoder.encode(model.embeddings, sources, dirs);
+  const state = model.decoder.start(enc, dirs);
+  const [b, t, v] = [targets.length, targets[0].length, model.config.vocabSize];
+  const out = new Float32Array(b * t * v);
+  for (let step = 0; step < t; step++) {
+    const logits = model.decoder.forward(model.embeddings, state, targets.map((row) => [row[step]]));
+    const values = logits.dataSync();
+    for (let r = 0; r < b; r++) out.set(values.subarray(r * v, (r + 1) * v), (r * t + step) * v);
+    logits.dispose();
+  }
+  tf.dispose(enc.out);
+  model.decoder.disposeState(state);
+  return out;
+}
+
+const tokensOf = (hyps: { tokens: number[] }[][]) => hyps.map((h) => h.map((x) => x.tokens));
+
+for (const [encoder, decoder] of COMBINATIONS) {
+  describe(`${encoder}/${decoder} routing`, () => {
+    let cfg: ModelConfig;
+    let reader: CheckpointReader;
+    let full: Seq2Seq;
+    const sources = randomSources([7, 3, 11, 5], 1000, 42);
+    const targets = randomSources([6, 6, 6, 6], 1000, 9);
+    // Two directions into the same target in one batch, plus one into another target.
+    const dirs: Direction[] = [
+      { source: 'en', target: 'de' }, { source: 'fr', target: 'de' },
+      { source: 'en', target: 'de' }, { source: 'en', target: 'fr' },
+    ];
+
+    before(async () => {
+      cfg = tinyConfig(encoder, decoder);
+      reader = await CheckpointReader.open(await randomCheckpoint(cfg));
+      full = await Seq2Seq.load(reader);
+    });
+    after(() => full.dispose());
+
+    test('the extracted sub-network gives the full model\'s logits, greedy and beam outputs', async () => {
+      const dir = { source: 'en', target: 'de' };
+      const sub = await Seq2Seq.loadSubnetwork(reader, dir);
+      try {
+        const served = dirs.map((d, i) => [d, i] as const).filter(([d]) => sub.encoder.serves(d) && sub.decoder.serves(d));
+        assert.ok(served.length >= 1);
+        const src = served.map(([, i]) => sources[i]);
+        const sd = served.map(([d]) => d);
+        const err = maxRelativeError(
+          teacherForcedLogits(sub, src, sd, served.map(([, i]) => targets[i])),
+          teacherForcedLogits(full, src, sd, served.map(([, i]) => targets[i])),
+        );
+        assert.ok(err <= 1e-4, `relative logit error ${err}`);
+        assert.deepEqual(tokensOf(decode(sub, src, sd, SPECIAL)), tokensOf(decode(full, src, sd, SPECIAL)));
+        const beam = { ...SPECIAL, beamSize: 3, nBest: 3 };
+        assert.deepEqual(tokensOf(decode(sub, src, sd, beam)), tokensOf(decode(full, src, sd, beam)));
+        if (decoder === 'target' || decoder === 'pair') {
+          assert.ok(sub.decoder.experts.every((e) => e === undefined), 'an extracted decoder must be dense');
+          // Dropped: the unchosen experts of the one MoE layer, its gate and the task embedding.
+          const { dModel: d, dFF, moe } = cfg;
+          const tasks = decoder === 'target' ? cfg.languages.length : cfg.pairs.length;
+          const dropped = 4 * ((moe.numExperts - moe.topK) * 2 * d * dFF + d * moe.numExperts + tasks * d);
+          assert.equal(sub.decoder.bytes, full.decoder.bytes - dropped);
+          assert.equal(sub.decoder.serves({ source: 'en', target: 'fr' }), false);
+        } else {
+          assert.equal(sub.decoder.bytes, full.decoder.bytes, 'a shared decoder is left as it is');
+        }
+      } finally {
+        sub.dispose();
+      }
+    });
+
+    test('incremental decoding with the key/value cache equals full recomputation', () => {
+      const err = maxRelativeError(incrementalLogits(full, sources, dirs, targets), teacherForcedLogits(full, sources, dirs, targets));
+      assert.ok(err <= 1e-4, `relative logit error ${err}`);
+    });
+
+    test('beam search of size 1 equals greedy search', () => {
+      const greedy = decode(full, sources, dirs, SPECIAL);
+      const beam1 = decode(full, sources, dirs, { ...SPECIAL, beamSize: 1 });
+      assert.deepEqual(tokensOf(beam1), tokensOf(greedy));
+      // The beam implementation itself (not the greedy shortcut) with one live hypothesis:
+      const beam = decode(full, sources, dirs, { ...SPECIAL, beamSize: 4, nBest: 4 });
+      beam.forEach((hyps, b) => {
+        assert.ok(hyps.length >= 1 && hyps.length <= 4);
+        for (let i = 1; i < hyps.length; i++) assert.ok(hyps[i - 1].score >= hyps[i].score, 'n-best is sorted');
+        assert.ok(hyps[0].score >= greedy[b][0].score - 1e-4, 'beam search never scores below greedy');
+      });
+    });
+
+    test('decoding stops at the length limit and frees every tensor it made', () => {
+      const baseline = tf.memory().numTensors;
+      const limited = decode(full, sources, dirs, { ...SPECIAL, maxLength: 4, ignoreEos: true });
+      assert.ok(limited.every(([h]) => h.tokens.length === 4));
+      decode(full, sources, dirs, { ...SPECIAL, beamSize: 3, nBest: 2 });
+      assert.equal(tf.memory().numTensors, baseline);
+    });
+  });
+}
+
+test('extraction reads only the tensors it needs from disk', async () => {
+  const cfg = tinyConfig('token', 'target');
+  const reader = await CheckpointReader.open(await randomCheckpoint(cfg));
+  const read: string[] = [];
+  const original = reader.read.bind(reader);
+  reader.read = async (names) => {
+    const list = [...names];
+    read.push(...list);
+    return original(list);
+  };
+  const sub = await Seq2Seq.loadSubnetwork(reader, { source: 'en', target: 'de' });
+  sub.dispose();
+  const decoderExperts = read.filter((n) => n.startsWith('decoder.') && n.includes('.experts.'));
+  const moeLayers = 1; // decoderLayers 2, every 2
+  assert.equal(decoderExperts.length, moeLayers * cfg.moe.topK * 2, `read ${decoderExperts.join(', ')}`);
+  // The token-routed encoder is shared, so all of its experts are read.
+  assert.equal(read.filter((n) => n.startsWith('encoder.') && n.includes('.experts.')).length, cfg.moe.numExperts * 2);
+  assert.ok(fs.existsSync(path.join(reader.dir, 'config.json')));
+});
