@@ -1,0 +1,243 @@
+// The `taskmoe` command: one handler per subcommand, each parsing its own flags.
+import * as fs from 'node:fs';
+import * as readline from 'node:readline';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { initBackend } from '../backend/index.ts';
+import { CheckpointReader, writeCheckpoint } from '../models/checkpoint.ts';
+import { parseConfig } from '../models/config.ts';
+import { initWeights } from '../models/init.ts';
+import { inspectModel } from '../models/inspect.ts';
+import { Seq2Seq } from '../models/model.ts';
+import { Tokenizer } from '../tokenizer/index.ts';
+import { trainTokenizer } from '../tokenizer/train.ts';
+import { DEFAULT_MODEL_DIR, Translator } from '../translator/index.ts';
+
+const USAGE = `taskmoe: serve and run task-routed Mixture-of-Experts translation models
+
+Usage:
+  taskmoe translate [--model DIR] --source xx --target yy [--beam N] [--n-best N] [--max-length N] [TEXT...]
+      Translates TEXT, or else each line of stdin (one translation per line, in order).
+      Without --model it uses the built-in demo model (${DEFAULT_MODEL_DIR}).
+  taskmoe init --config CFG.json --tokenizer SPM.model --out DIR [--seed N] [--dtype float32|float16]
+      Writes a randomly initialised checkpoint (for tests and benchmarks).
+  taskmoe extract --model DIR --source xx --target yy --out DIR2 [--dtype float32|float16]
+      Writes the sub-network serving xx->yy as a checkpoint of its own.
+  taskmoe inspect DIR [--json]
+      Parameter counts and bytes per component, and the size of every task's sub-network.
+  taskmoe bench engine [--json FILE] [--quick]
+      Decoding throughput of dense, token, task and task-extracted models (random weights).
+  taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model [--languages en,de,...] [--sentences-per-language N]
+      Trains a shared SentencePiece vocabulary with spm_train (Debian package "sentencepiece").
+
+Environment:
+  TASKMOE_BACKEND   force the TensorFlow.js backend: gpu | node | wasm | cpu (default: the first that loads)
+`;
+
+/** A usage mistake: printed with a pointer to --help, exit status 2. */
+class UsageError extends Error {}
+
+type Flags = Record<string, string | boolean | undefined>;
+
+function parse(args: string[], options: ParseArgsConfig['options'], allowPositionals = false): { flags: Flags; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+    return { flags: values as Flags, positionals };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function required(flags: Flags, name: string): string {
+  const v = flags[name];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+function positiveInt(flags: Flags, name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+function dtypeFlag(flags: Flags): 'float32' | 'float16' | undefined {
+  const v = flags.dtype;
+  if (v === undefined) return undefined;
+  if (v !== 'float32' && v !== 'float16') throw new UsageError(`--dtype must be float32 or float16, got "${v}"`);
+  return v;
+}
+
+const log = (msg: string) => console.error(msg);
+
+async function cmdInit(args: string[]): Promise<number> {
+  const { flags } = parse(args, { config: { type: 'string' }, tokenizer: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, dtype: { type: 'string' } });
+  const configPath = required(flags, 'config');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+  } catch (err) {
+    throw new Error(`cannot read ${configPath}: ${(err as Error).message}`);
+  }
+  const cfg = parseConfig(raw, configPath);
+  const tokenizerPath = required(flags, 'tokenizer');
+  const tokenizer = await Tokenizer.load(tokenizerPath);
+  if (tokenizer.vocabSize !== cfg.vocabSize) throw new Error(`${configPath}: vocabSize ${cfg.vocabSize} does not match ${tokenizerPath} (${tokenizer.vocabSize} pieces)`);
+  for (const lang of cfg.languages) tokenizer.languageTagId(lang);
+  await initBackend({ log });
+  const weights = initWeights(cfg, positiveInt(flags, 'seed') ?? 1);
+  const out = required(flags, 'out');
+  await writeCheckpoint(out, cfg, weights, tokenizerPath, dtypeFlag(flags));
+  for (const t of weights.values()) t.dispose();
+  log(`wrote ${out}`);
+  return 0;
+}
+
+async function cmdExtract(args: string[]): Promise<number> {
+  const { flags } = parse(args, { model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' } });
+  const reader = await CheckpointReader.open(required(flags, 'model'));
+  const dir = { source: required(flags, 'source'), target: required(flags, 'target') };
+  const out = required(flags, 'out');
+  await initBackend({ log });
+  const sub = await Seq2Seq.loadSubnetwork(reader, dir);
+  try {
+    await writeCheckpoint(out, sub.config, sub.weights, reader.tokenizerPath, dtypeFlag(flags) ?? reader.dtype);
+  } finally {
+    sub.dispose();
+  }
+  const before = inspectModel(reader).params;
+  const after = inspectModel(await CheckpointReader.open(out)).params;
+  log(`wrote ${out}: decoder ${before.decoder} -> ${after.decoder} parameters, encoder ${before.encoder} -> ${after.encoder}, serving ${sub.config.pairs.join(', ')}`);
+  return 0;
+}
+
+async function cmdInspect(args: string[]): Promise<number> {
+  const { flags, positionals } = parse(args, { json: { type: 'boolean' } }, true);
+  if (positionals.length !== 1) throw new UsageError('inspect takes one checkpoint directory');
+  const report = inspectModel(await CheckpointReader.open(positionals[0]));
+  if (flags.json) {
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  const p = report.params;
+  console.log(`routing ${report.routing.encoder}/${report.routing.decoder}, ${report.moe.numExperts} experts, top-${report.moe.topK}, every ${report.moe.every} layers${report.extracted ? `, extracted for ${JSON.stringify(report.extracted)}` : ''}`);
+  console.log(`parameters: total ${p.total}, encoder ${p.encoder}, decoder ${p.decoder}, embeddings ${p.embeddings}`);
+  console.log(`weights on disk: ${mb(report.bytes)} (${report.dtype})`);
+  console.log('sub-networks (float32 size on the device):');
+  for (const s of report.subnetworks) {
+    const tasks = Object.entries(s.tasks).map(([c, t]) => `${c}=${t}`).join(' ') || 'shared';
+    console.log(`  ${tasks.padEnd(24)} encoder ${s.params.encoder} decoder ${s.params.decoder} total ${s.params.total} (${mb(s.bytes)})  pairs ${s.pairs.join(' ')}`);
+  }
+  return 0;
+}
+
+async function* inputLines(texts: string[]): AsyncGenerator<string> {
+  if (texts.length > 0) {
+    yield* texts;
+    return;
+  }
+  for await (const line of readline.createInterface({ input: process.stdin, crlfDelay: Infinity })) yield line;
+}
+
+async function cmdTranslate(args: string[]): Promise<number> {
+  const { flags, positionals } = parse(args, {
+    model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' },
+    beam: { type: 'string' }, 'n-best': { type: 'string' }, 'max-length': { type: 'string' }, 'batch-size': { type: 'string' },
+  }, true);
+  const dir = { source: required(flags, 'source'), target: required(flags, 'target') };
+  const modelDir = (flags.model as string | undefined) ?? DEFAULT_MODEL_DIR;
+  if (flags.model === undefined && !fs.existsSync(modelDir)) throw new Error(`no --model given and the built-in demo model is missing at ${modelDir}`);
+  const opts = {
+    beamSize: positiveInt(flags, 'beam') ?? 1,
+    nBest: positiveInt(flags, 'n-best') ?? 1,
+    maxLength: positiveInt(flags, 'max-length'),
+    batchSize: positiveInt(flags, 'batch-size') ?? 32,
+  };
+  if (opts.nBest > opts.beamSize) throw new UsageError(`--n-best (${opts.nBest}) cannot exceed --beam (${opts.beamSize})`);
+  await initBackend({ log });
+  const translator = await Translator.load(modelDir, dir);
+  try {
+    // Lines are translated a batch at a time so stdin streams, and printed in input order.
+    let pending: string[] = [];
+    const flush = () => {
+      for (const t of translator.translate(pending, dir, opts)) {
+        console.log(t.text);
+        for (const alt of t.alternatives) console.log(`\t${alt}`);
+      }
+      pending = [];
+    };
+    for await (const line of inputLines(positionals)) {
+      pending.push(line);
+      if (pending.length === opts.batchSize) flush();
+    }
+    if (pending.length > 0) flush();
+  } finally {
+    translator.dispose();
+  }
+  return 0;
+}
+
+async function cmdBench(args: string[]): Promise<number> {
+  const [what, ...rest] = args;
+  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine [--json FILE] [--quick]');
+  const { flags } = parse(rest, { json: { type: 'string' }, quick: { type: 'boolean' } });
+  await initBackend({ log });
+  const { benchEngine } = await import('../bench/engine.ts');
+  await benchEngine({ json: flags.json as string | undefined, quick: flags.quick === true, log: (s) => console.log(s) });
+  return 0;
+}
+
+async function cmdTokenizer(args: string[]): Promise<number> {
+  const [what, ...rest] = args;
+  if (what !== 'train') throw new UsageError('usage: taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model');
+  const { flags } = parse(rest, { data: { type: 'string' }, 'vocab-size': { type: 'string' }, out: { type: 'string' }, languages: { type: 'string' }, 'sentences-per-language': { type: 'string' }, seed: { type: 'string' } });
+  const vocabSize = positiveInt(flags, 'vocab-size');
+  if (vocabSize === undefined) throw new UsageError('--vocab-size is required');
+  const result = await trainTokenizer({
+    dataDir: required(flags, 'data'),
+    vocabSize,
+    out: required(flags, 'out'),
+    languages: typeof flags.languages === 'string' ? flags.languages.split(',') : undefined,
+    sentencesPerLanguage: positiveInt(flags, 'sentences-per-language'),
+    seed: positiveInt(flags, 'seed'),
+  });
+  log(`wrote ${flags.out}: ${result.languages.join(',')} from ${result.sentences} sentences`);
+  return 0;
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  init: cmdInit,
+  extract: cmdExtract,
+  inspect: cmdInspect,
+  translate: cmdTranslate,
+  bench: cmdBench,
+  tokenizer: cmdTokenizer,
+};
+
+/** Runs the CLI; returns the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[command];
+  if (run === undefined) {
+    console.error(`taskmoe: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  try {
+    return await run(args);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`taskmoe ${command}: ${err.message} (see taskmoe --help)`);
+      return 2;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,116 @@
+// The text-in, text-out API over a model: tokenization, validation of what a caller asks for,
+// length-sorted batches, and detokenization. It knows nothing of HTTP.
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CheckpointReader } from '../models/checkpoint.ts';
+import { pairKey } from '../models/config.ts';
+import { decode, type DecodeOptions } from '../models/decoding.ts';
+import { Seq2Seq } from '../models/model.ts';
+import type { Direction } from '../models/transformer.ts';
+import { Tokenizer } from '../tokenizer/index.ts';
+
+/** The demo model shipped in the repository, used when no model is given. */
+export const DEFAULT_MODEL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'demo');
+
+/** A caller's mistake (unknown language, unsupported pair, text too long): reported, never fatal. */
+export class InputError extends Error {}
+
+export interface TranslateOptions {
+  beamSize?: number;
+  /** Hypotheses per text; the best is the translation, the rest are alternatives. */
+  nBest?: number;
+  lengthPenalty?: number;
+  /** Longest output in tokens (default: follows each source's length). */
+  maxLength?: number;
+  /** Sentences decoded together. */
+  batchSize?: number;
+}
+
+export interface Translation {
+  text: string;
+  alternatives: string[];
+}
+
+export class Translator {
+  constructor(readonly model: Seq2Seq, readonly tokenizer: Tokenizer) {
+    if (tokenizer.vocabSize !== model.config.vocabSize) {
+      throw new Error(`the model's vocabSize ${model.config.vocabSize} does not match its tokenizer's ${tokenizer.vocabSize} pieces`);
+    }
+    for (const lang of model.config.languages) tokenizer.languageTagId(lang);
+  }
+
+  /**
+   * Loads a checkpoint: the full model, or with `dir` only the sub-network serving that direction
+   * (task-routed components extracted, read from disk alone).
+   */
+  static async load(modelDir: string, dir?: Direction): Promise<Translator> {
+    const reader = await CheckpointReader.open(modelDir);
+    const tokenizer = await Tokenizer.load(reader.tokenizerPath);
+    if (tokenizer.vocabSize !== reader.config.vocabSize) {
+      throw new Error(`${path.join(modelDir, 'config.json')}: vocabSize ${reader.config.vocabSize} does not match ${reader.tokenizerPath} (${tokenizer.vocabSize} pieces)`);
+    }
+    if (dir !== undefined) checkDirection(reader.config.languages, reader.config.pairs, dir);
+    const model = dir === undefined ? await Seq2Seq.load(reader) : await Seq2Seq.loadSubnetwork(reader, dir);
+    return new Translator(model, tokenizer);
+  }
+
+  get pairs(): string[] {
+    return this.model.config.pairs;
+  }
+
+  /** Throws an InputError naming what is wrong when the model cannot translate `dir`. */
+  checkDirection(dir: Direction): void {
+    checkDirection(this.model.config.languages, this.pairs, dir);
+  }
+
+  /** Source token ids, refusing texts longer than the model's maximum length. */
+  encode(texts: string[], dir: Direction): number[][] {
+    this.checkDirection(dir);
+    return texts.map((text, i) => {
+      const ids = this.tokenizer.encodeSource(text, dir.target);
+      if (ids.length > this.model.config.maxLength) {
+        throw new InputError(`text ${i} is ${ids.length} tokens long; the model accepts at most ${this.model.config.maxLength} (including the language tag and end marker)`);
+      }
+      return ids;
+    });
+  }
+
+  /** Translates texts of one direction, in order. */
+  translate(texts: string[], dir: Direction, opts: TranslateOptions = {}): Translation[] {
+    const sources = this.encode(texts, dir);
+    const decodeOpts: DecodeOptions = {
+      bosId: this.tokenizer.bosId,
+      eosId: this.tokenizer.eosId,
+      beamSize: opts.beamSize,
+      nBest: opts.nBest,
+      lengthPenalty: opts.lengthPenalty,
+      maxLength: opts.maxLength,
+    };
+    // Sorting by length keeps padding low inside each batch.
+    const order = sources.map((_, i) => i).sort((a, b) => sources[a].length - sources[b].length);
+    const results = new Array<Translation>(texts.length);
+    const batchSize = opts.batchSize ?? 32;
+    for (let start = 0; start < order.length; start += batchSize) {
+      const batch = order.slice(start, start + batchSize);
+      const hyps = decode(this.model, batch.map((i) => sources[i]), batch.map(() => dir), decodeOpts);
+      batch.forEach((i, j) => {
+        const [best, ...rest] = hyps[j].map((h) => this.tokenizer.decode(h.tokens));
+        results[i] = { text: best, alternatives: rest };
+      });
+    }
+    return results;
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
+function checkDirection(languages: string[], pairs: string[], dir: Direction): void {
+  for (const lang of [dir.source, dir.target]) {
+    if (!languages.includes(lang)) throw new InputError(`unknown language "${lang}"; this model knows ${languages.join(', ')}`);
+  }
+  if (!pairs.includes(pairKey(dir.source, dir.target))) {
+    throw new InputError(`unsupported pair ${pairKey(dir.source, dir.target)}; supported pairs: ${pairs.join(', ')}`);
+  }
+}
