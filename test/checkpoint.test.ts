@@ -5,6 +5,7 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointReader, MANIFEST_FILE, toFloat16 } from '../src/models/checkpoint.ts';
 import { initWeights } from '../src/models/init.ts';
+import { Translator } from '../src/translator/index.ts';
 import { useTestBackend } from './helpers/backend.ts';
 import { randomCheckpoint, tinyConfig } from './helpers/engine.ts';
 
@@ -95,4 +96,9 @@ test('an unknown routing kind and other bad configs are refused, naming the fiel
   await refuses((d) => editJson(path.join(d, 'config.json'), (c) => (c.moe.topK = 9)), /"moe\.topK" \(9\) exceeds "moe\.numExperts" \(6\)/);
   await refuses((d) => editJson(path.join(d, 'config.json'), (c) => (c.pairs = ['en-xx'])), /pair "en-xx"/);
   await refuses((d) => fs.writeFileSync(path.join(d, 'config.json'), '{"vocabSize": 10,'), /config\.json: invalid JSON/);
+});
+
+test('a checkpoint whose vocabulary size does not match its tokenizer is refused, naming both files', async () => {
+  const dir = await randomCheckpoint(tinyConfig('token', 'target', { vocabSize: 1200 }));
+  await assert.rejects(Translator.load(dir), /config\.json: vocabSize 1200 does not match .*tokenizer\.model \(1000 pieces\)/);
 });
