@@ -111,19 +111,17 @@ async function activate(candidate: Candidate): Promise<BackendInfo> {
   return { name: candidate.name, package: candidate.package, gpu: usesGpu(candidate) };
 }
 
-const PROCESS_EVENTS = ['uncaughtException', 'unhandledRejection'] as const;
-
 /**
  * The wasm backend's Emscripten runtime installs process-wide handlers that rethrow every
  * unhandled rejection, which would turn any stray rejection into a crash of the whole server.
  * Returns a function that removes whatever handlers were added since the call.
  */
 function keepProcessHandlers(): () => void {
-  const before = new Map(PROCESS_EVENTS.map((e) => [e, new Set(process.listeners(e))]));
+  const uncaught = new Set(process.listeners('uncaughtException'));
+  const rejection = new Set(process.listeners('unhandledRejection'));
   return () => {
-    for (const e of PROCESS_EVENTS) {
-      for (const l of process.listeners(e)) if (!before.get(e)!.has(l)) process.removeListener(e, l as (...args: unknown[]) => void);
-    }
+    for (const l of process.listeners('uncaughtException')) if (!uncaught.has(l)) process.removeListener('uncaughtException', l);
+    for (const l of process.listeners('unhandledRejection')) if (!rejection.has(l)) process.removeListener('unhandledRejection', l);
   };
 }
 

@@ -11,10 +11,14 @@ import { Seq2Seq } from '../models/model.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { trainTokenizer } from '../tokenizer/train.ts';
 import { DEFAULT_MODEL_DIR, Translator } from '../translator/index.ts';
+import { SETTINGS, SettingsError, resolveSettings } from '../server/settings.ts';
+import { serve } from '../server/serve.ts';
 
 const USAGE = `taskmoe: serve and run task-routed Mixture-of-Experts translation models
 
 Usage:
+  taskmoe serve [--model DIR] [--port N] [other settings below]
+      Serves POST /translate (LibreTranslate-compatible) and /languages, /healthz, /readyz, /metrics, /info.
   taskmoe translate [--model DIR] --source xx --target yy [--beam N] [--n-best N] [--max-length N] [TEXT...]
       Translates TEXT, or else each line of stdin (one translation per line, in order).
       Without --model it uses the built-in demo model (${DEFAULT_MODEL_DIR}).
@@ -31,6 +35,9 @@ Usage:
 
 Environment:
   TASKMOE_BACKEND   force the TensorFlow.js backend: gpu | node | wasm | cpu (default: the first that loads)
+
+Server settings (flag / environment variable, default):
+${SETTINGS.map((s) => `  --${s.flag} / ${s.env}: ${s.help}`).join('\n')}
 `;
 
 /** A usage mistake: printed with a pointer to --help, exit status 2. */
@@ -206,7 +213,24 @@ async function cmdTokenizer(args: string[]): Promise<number> {
   return 0;
 }
 
+async function cmdServe(args: string[]): Promise<number> {
+  const { flags } = parse(args, Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: 'string' as const }])));
+  let settings;
+  try {
+    settings = resolveSettings(flags as Record<string, string | undefined>);
+  } catch (err) {
+    if (err instanceof SettingsError) throw new UsageError(err.message);
+    throw err;
+  }
+  if (flags.model === undefined && process.env.TASKMOE_MODEL === undefined && !fs.existsSync(settings.modelDir)) {
+    throw new Error(`no --model given and the built-in demo model is missing at ${settings.modelDir}`);
+  }
+  await serve(settings, log);
+  return 0;
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  serve: cmdServe,
   init: cmdInit,
   extract: cmdExtract,
   inspect: cmdInspect,

@@ -29,6 +29,8 @@ export interface TranslateOptions {
 export interface Translation {
   text: string;
   alternatives: string[];
+  /** Tokens generated for the best hypothesis. */
+  generatedTokens: number;
 }
 
 export class Translator {
@@ -77,7 +79,11 @@ export class Translator {
 
   /** Translates texts of one direction, in order. */
   translate(texts: string[], dir: Direction, opts: TranslateOptions = {}): Translation[] {
-    const sources = this.encode(texts, dir);
+    return this.translateIds(this.encode(texts, dir), dir, opts);
+  }
+
+  /** Translates sources already encoded by encode() (the server tokenizes before batching). */
+  translateIds(sources: number[][], dir: Direction, opts: TranslateOptions = {}): Translation[] {
     const decodeOpts: DecodeOptions = {
       bosId: this.tokenizer.bosId,
       eosId: this.tokenizer.eosId,
@@ -88,14 +94,14 @@ export class Translator {
     };
     // Sorting by length keeps padding low inside each batch.
     const order = sources.map((_, i) => i).sort((a, b) => sources[a].length - sources[b].length);
-    const results = new Array<Translation>(texts.length);
+    const results = new Array<Translation>(sources.length);
     const batchSize = opts.batchSize ?? 32;
     for (let start = 0; start < order.length; start += batchSize) {
       const batch = order.slice(start, start + batchSize);
       const hyps = decode(this.model, batch.map((i) => sources[i]), batch.map(() => dir), decodeOpts);
       batch.forEach((i, j) => {
         const [best, ...rest] = hyps[j].map((h) => this.tokenizer.decode(h.tokens));
-        results[i] = { text: best, alternatives: rest };
+        results[i] = { text: best, alternatives: rest, generatedTokens: hyps[j][0].tokens.length };
       });
     }
     return results;

@@ -1,0 +1,188 @@
+// The engine workers seen from the server thread: which worker serves which pair, sending
+// batches, and restarting a worker that dies (its batches fail with a clear error; none hangs).
+import { Worker } from 'node:worker_threads';
+import type { CacheSnapshot, EngineWorkerData, FromWorker, ToWorker } from './engine-protocol.ts';
+import type { TranslateOptions, Translation } from '../translator/index.ts';
+
+export class EngineError extends Error {}
+
+/** A caller's mistake found by the engine (e.g. an unsupported pair in a checkpoint it loaded). */
+export class EngineInputError extends Error {}
+
+export interface BatchResult {
+  translations: Translation[];
+  durationMs: number;
+}
+
+export interface EnginePoolOptions {
+  modelDir: string;
+  workers: number;
+  cacheBytes: number;
+  /** Every pair the model serves; each is assigned to one worker. */
+  pairs: string[];
+  /** The sub-network a pair needs: pairs with the same key share a worker (with Token/Target: the target language). */
+  subnetworkOf: (pair: string) => string;
+  /** Pairs loaded before start() resolves. */
+  warmPairs: string[];
+  onCacheEvent?: (event: FromWorker & { type: 'cache' }) => void;
+  onStats?: (worker: number, cache: CacheSnapshot, tensors: number) => void;
+  log?: (msg: string) => void;
+}
+
+interface Pending {
+  resolve: (r: BatchResult) => void;
+  reject: (e: Error) => void;
+}
+
+/** Runs the worker from dist/ (compiled) or, under tsx (tests, development), from source. */
+function spawnWorker(data: EngineWorkerData): Worker {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const entry = new URL(`./engine-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+  if (!fromSource) return new Worker(entry, { workerData: data });
+  // tsx's --import hook does not reach worker threads on Node 20; register it inside the worker.
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
+  return new Worker(boot, { eval: true, workerData: data });
+}
+
+class EngineWorker {
+  private worker!: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private ready!: Promise<void>;
+  private closing = false;
+  restarts = 0;
+
+  constructor(readonly index: number, private readonly data: EngineWorkerData, private readonly opts: EnginePoolOptions) {
+    this.start();
+  }
+
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  private start(): void {
+    const worker = spawnWorker(this.data);
+    this.worker = worker;
+    this.ready = new Promise((resolve, reject) => {
+      worker.on('message', (msg: FromWorker) => {
+        if (msg.type === 'ready') {
+          this.opts.onStats?.(this.index, msg.cache, msg.tensors);
+          resolve();
+        } else if (msg.type === 'fatal') {
+          reject(new EngineError(`engine worker ${this.index} failed to start: ${msg.message}`));
+        } else {
+          this.onMessage(msg);
+        }
+      });
+      worker.on('error', (err) => {
+        reject(err);
+        this.opts.log?.(`engine worker ${this.index} error: ${err.message}`);
+      });
+      worker.on('exit', (code) => this.onExit(worker, code));
+    });
+    this.ready.catch(() => {}); // observed by whenReady() callers; a restart must not raise an unhandled rejection
+  }
+
+  private onMessage(msg: FromWorker): void {
+    if (msg.type === 'cache') {
+      this.opts.onCacheEvent?.(msg);
+      return;
+    }
+    if (msg.type !== 'result' && msg.type !== 'error') return;
+    const p = this.pending.get(msg.id);
+    if (p === undefined) return;
+    this.pending.delete(msg.id);
+    if (msg.type === 'result') {
+      this.opts.onStats?.(this.index, msg.cache, msg.tensors);
+      p.resolve({ translations: msg.translations, durationMs: msg.durationMs });
+    } else {
+      p.reject(msg.input ? new EngineInputError(msg.message) : new EngineError(msg.message));
+    }
+  }
+
+  private onExit(worker: Worker, code: number): void {
+    if (worker !== this.worker) return;
+    const failed = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of failed) p.reject(new EngineError(`engine worker ${this.index} exited (code ${code}) while translating; please retry`));
+    if (this.closing) return;
+    this.restarts++;
+    this.opts.log?.(`engine worker ${this.index} exited with code ${code}; restarting`);
+    this.start();
+  }
+
+  async run(pair: string, sources: number[][], options: TranslateOptions): Promise<BatchResult> {
+    await this.ready;
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const msg: ToWorker = { type: 'translate', id, pair, sources, options };
+      this.worker.postMessage(msg);
+    });
+  }
+
+  /** For tests and operators: kill the worker as a crash would. */
+  async crash(): Promise<void> {
+    await this.worker.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.worker.terminate();
+  }
+}
+
+export class EnginePool {
+  private readonly workers: EngineWorker[];
+  private readonly workerOfPair = new Map<string, number>();
+
+  private constructor(private readonly opts: EnginePoolOptions) {
+    // Sub-networks are dealt to workers in a fixed order, so each lives in exactly one worker's cache.
+    const subnetworks = [...new Set(opts.pairs.map(opts.subnetworkOf))].sort();
+    for (const pair of opts.pairs) this.workerOfPair.set(pair, subnetworks.indexOf(opts.subnetworkOf(pair)) % opts.workers);
+    this.workers = Array.from({ length: opts.workers }, (_, i) => new EngineWorker(i, {
+      modelDir: opts.modelDir,
+      cacheBytes: opts.cacheBytes,
+      warmPairs: opts.warmPairs.filter((p) => this.workerOfPair.get(p) === i),
+    }, opts));
+  }
+
+  /** Starts the workers and resolves once each has loaded its warm-up pairs. */
+  static async start(opts: EnginePoolOptions): Promise<EnginePool> {
+    const pool = new EnginePool(opts);
+    try {
+      await Promise.all(pool.workers.map((w) => w.whenReady()));
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  /** The worker a pair is served by: the batcher runs one batch at a time per lane. */
+  laneOf(pair: string): string {
+    return String(this.workerOfPair.get(pair) ?? 0);
+  }
+
+  run(pair: string, sources: number[][], options: TranslateOptions): Promise<BatchResult> {
+    return this.workers[Number(this.laneOf(pair))].run(pair, sources, options);
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  get restarts(): number {
+    return this.workers.reduce((a, w) => a + w.restarts, 0);
+  }
+
+  /** Kills one worker as a crash would (tests). */
+  crashWorker(index: number): Promise<void> {
+    return this.workers[index].crash();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+}

@@ -1,0 +1,28 @@
+// Messages between the server thread and its engine workers.
+import type { TranslateOptions, Translation } from '../translator/index.ts';
+
+export interface EngineWorkerData {
+  modelDir: string;
+  cacheBytes: number;
+  /** Pairs to load before the worker reports ready. */
+  warmPairs: string[];
+}
+
+export type ToWorker =
+  | { type: 'translate'; id: number; pair: string; sources: number[][]; options: TranslateOptions }
+  | { type: 'shutdown' };
+
+export interface CacheSnapshot {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+}
+
+export type FromWorker =
+  | { type: 'ready'; cache: CacheSnapshot; tensors: number }
+  | { type: 'fatal'; message: string }
+  | { type: 'result'; id: number; translations: Translation[]; durationMs: number; cache: CacheSnapshot; tensors: number }
+  | { type: 'error'; id: number; message: string; input: boolean }
+  | { type: 'cache'; event: 'hit' | 'miss' | 'evict' | 'load'; seconds?: number };

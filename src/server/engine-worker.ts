@@ -1,0 +1,60 @@
+// An engine worker thread: its own tfjs backend, tokenizer and sub-network cache. It translates
+// one batch at a time, off the HTTP thread, so /healthz and /metrics answer while it decodes.
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../backend/index.ts';
+import { CheckpointReader } from '../models/checkpoint.ts';
+import { SubnetworkCache } from '../models/subnetwork-cache.ts';
+import { Tokenizer } from '../tokenizer/index.ts';
+import { InputError, Translator } from '../translator/index.ts';
+import type { CacheSnapshot, EngineWorkerData, FromWorker, ToWorker } from './engine-protocol.ts';
+
+const port = parentPort!;
+const data = workerData as EngineWorkerData;
+const send = (msg: FromWorker) => port.postMessage(msg);
+
+function direction(pair: string) {
+  const [source, target] = pair.split('-');
+  return { source, target };
+}
+
+async function main(): Promise<void> {
+  await initBackend(); // logs which backend this worker runs and whether it uses a GPU
+  const reader = await CheckpointReader.open(data.modelDir);
+  const tokenizer = await Tokenizer.load(reader.tokenizerPath);
+  const cache = new SubnetworkCache(reader, {
+    budgetBytes: data.cacheBytes,
+    onEvent: (e) => send({ type: 'cache', event: e.type, ...(e.type === 'load' ? { seconds: e.seconds } : {}) }),
+  });
+  const snapshot = (): CacheSnapshot => {
+    const { entries, bytes, hits, misses, evictions } = cache.stats();
+    return { entries, bytes, hits, misses, evictions };
+  };
+  await cache.warm(data.warmPairs.map(direction));
+  send({ type: 'ready', cache: snapshot(), tensors: tf.memory().numTensors });
+
+  // One batch at a time: a second message waits for the first, since decoding is synchronous anyway.
+  let queue = Promise.resolve();
+  port.on('message', (msg: ToWorker) => {
+    if (msg.type === 'shutdown') {
+      cache.dispose();
+      process.exit(0);
+    }
+    queue = queue.then(async () => {
+      const started = performance.now();
+      const dir = direction(msg.pair);
+      let lease;
+      try {
+        lease = await cache.acquire(dir);
+        const translations = new Translator(lease.model, tokenizer).translateIds(msg.sources, dir, msg.options);
+        send({ type: 'result', id: msg.id, translations, durationMs: performance.now() - started, cache: snapshot(), tensors: tf.memory().numTensors });
+      } catch (err) {
+        send({ type: 'error', id: msg.id, message: (err as Error).message, input: err instanceof InputError });
+      } finally {
+        lease?.release();
+      }
+    });
+  });
+}
+
+main().catch((err: unknown) => send({ type: 'fatal', message: err instanceof Error ? err.message : String(err) }));
