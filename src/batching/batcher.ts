@@ -1,0 +1,374 @@
+// Dynamic batcher: groups sentences of concurrent requests by language pair into batches and
+// hands them to an injected runner (the engine worker). It knows nothing of tensors or HTTP.
+//
+// Scheduling model: one FIFO queue per pair; pairs are mapped to lanes (executors), and a
+// lane runs at most one batch at a time. Whenever anything changes (submit, batch done,
+// request dropped, close), `schedule()` dispatches ready queues on free lanes, oldest head
+// first, and arms a single timer for the next maxDelay expiry; when nothing waits, no timer
+// exists, so an idle batcher never keeps the process alive.
+
+import { systemClock, type Clock } from './clock.ts';
+import { CancelledError, DeadlineError, DrainingError, QueueFullError } from './errors.ts';
+import { PairQueue, type BatchItem, type QueuedItem } from './pair-queue.ts';
+import { RecentBatchDurations, estimateRetryAfterSeconds } from './retry-after.ts';
+
+export type RejectionReason = 'queue_full' | 'deadline' | 'cancelled' | 'draining';
+
+export interface DispatchedBatch {
+  sentences: number;
+  tokens: number;
+  /** Time each item spent queued, in the order the batch was handed to `run`. */
+  waitsMs: number[];
+}
+
+export interface FinishedBatch {
+  sentences: number;
+  durationMs: number;
+  error?: unknown;
+}
+
+/** Metrics hooks; called synchronously from the batcher, so they must not throw. */
+export interface BatcherObserver {
+  onQueueDepth?(pair: string, depthSentences: number): void;
+  onBatch?(pair: string, batch: DispatchedBatch): void;
+  onBatchDone?(pair: string, batch: FinishedBatch): void;
+  onRejected?(reason: RejectionReason): void;
+}
+
+export interface BatcherOptions<R> {
+  maxBatchSentences?: number;
+  maxBatchTokens?: number;
+  maxDelayMs?: number;
+  /** Bound on the queued sentences of each pair. */
+  maxQueuedSentences?: number;
+  /** Returns one result per item, in the order of `batch`; a rejection fails the whole batch. */
+  run: (pair: string, batch: BatchItem[]) => Promise<R[]>;
+  /** Pairs on the same lane share one executor. Default: a single lane for all pairs. */
+  laneOf?: (pair: string) => string;
+  observer?: BatcherObserver;
+  clock?: Clock;
+}
+
+export interface SubmitOptions {
+  /** Milliseconds since the epoch, on the batcher's clock. */
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
+export interface BatcherStats {
+  /** Queued sentences of each pair that has any. */
+  queuedSentences: Record<string, number>;
+  runningBatches: number;
+}
+
+interface PendingRequest<R> {
+  readonly pair: string;
+  readonly results: R[];
+  /** Items without a result yet. */
+  unresolved: number;
+  /** Items still waiting in the pair's queue. */
+  queued: number;
+  settled: boolean;
+  readonly resolve: (results: R[]) => void;
+  readonly reject: (error: unknown) => void;
+  /** Undo the deadline timer and abort listener once the request is settled. */
+  readonly cleanups: (() => void)[];
+}
+
+type QueuedEntry<R> = QueuedItem<PendingRequest<R>>;
+
+const SINGLE_LANE = 'default';
+
+export class Batcher<R> {
+  private readonly maxBatchSentences: number;
+  private readonly maxBatchTokens: number;
+  private readonly maxDelayMs: number;
+  private readonly maxQueuedSentences: number;
+  private readonly run: BatcherOptions<R>['run'];
+  private readonly laneOf: (pair: string) => string;
+  private readonly observer: BatcherObserver;
+  private readonly clock: Clock;
+
+  /** Only pairs with queued items have an entry. */
+  private readonly queues = new Map<string, PairQueue<PendingRequest<R>>>();
+  private readonly busyLanes = new Set<string>();
+  private readonly durations = new RecentBatchDurations();
+  private delayTimer: { dueAt: number; cancel: () => void } | undefined;
+  private nextSeq = 0;
+  private closed = false;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(options: BatcherOptions<R>) {
+    this.maxBatchSentences = positiveLimit('maxBatchSentences', options.maxBatchSentences, 32);
+    this.maxBatchTokens = positiveLimit('maxBatchTokens', options.maxBatchTokens, 4096);
+    this.maxDelayMs = nonNegativeLimit('maxDelayMs', options.maxDelayMs, 10);
+    this.maxQueuedSentences = positiveLimit('maxQueuedSentences', options.maxQueuedSentences, 1024);
+    this.run = options.run;
+    this.laneOf = options.laneOf ?? (() => SINGLE_LANE);
+    this.observer = options.observer ?? {};
+    this.clock = options.clock ?? systemClock;
+  }
+
+  /** Resolves with one result per item, in the order of `items`. */
+  submit(pair: string, items: readonly BatchItem[], options: SubmitOptions = {}): Promise<R[]> {
+    const { deadline, signal } = options;
+    if (this.closed) return this.refuse('draining', new DrainingError(pair));
+    if (signal?.aborted) return this.refuse('cancelled', new CancelledError(pair));
+    if (deadline !== undefined && deadline <= this.clock.now()) {
+      return this.refuse('deadline', new DeadlineError(pair, deadline));
+    }
+    if (items.length === 0) return Promise.resolve([]);
+    if (this.depth(pair) + items.length > this.maxQueuedSentences) {
+      const error = new QueueFullError(pair, this.maxQueuedSentences, this.retryAfterSeconds(pair));
+      return this.refuse('queue_full', error);
+    }
+    return new Promise<R[]>((resolve, reject) => {
+      const request: PendingRequest<R> = {
+        pair,
+        results: new Array<R>(items.length),
+        unresolved: items.length,
+        queued: items.length,
+        settled: false,
+        resolve,
+        reject,
+        cleanups: [],
+      };
+      if (deadline !== undefined) this.watchDeadline(request, deadline);
+      if (signal) this.watchSignal(request, signal);
+      this.enqueue(request, items);
+      this.schedule();
+    });
+  }
+
+  /** Stops accepting requests; what is queued is dispatched without waiting for maxDelay. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.schedule();
+  }
+
+  /** Closes the batcher and resolves once every queued and running item has finished. */
+  drain(): Promise<void> {
+    this.close();
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Queued sentences of `pair`, or of all pairs. */
+  depth(pair?: string): number {
+    if (pair !== undefined) return this.queues.get(pair)?.sentences ?? 0;
+    let total = 0;
+    for (const queue of this.queues.values()) total += queue.sentences;
+    return total;
+  }
+
+  stats(): BatcherStats {
+    const queuedSentences: Record<string, number> = {};
+    for (const [pair, queue] of this.queues) queuedSentences[pair] = queue.sentences;
+    return { queuedSentences, runningBatches: this.busyLanes.size };
+  }
+
+  private refuse(reason: RejectionReason, error: Error): Promise<never> {
+    this.observer.onRejected?.(reason);
+    return Promise.reject(error);
+  }
+
+  private retryAfterSeconds(pair: string): number {
+    const lane = this.laneOf(pair);
+    let sentencesAhead = 0;
+    for (const queue of this.queues.values()) {
+      if (queue.lane === lane) sentencesAhead += queue.sentences;
+    }
+    return estimateRetryAfterSeconds(sentencesAhead, this.maxBatchSentences, this.durations.meanMs());
+  }
+
+  private watchDeadline(request: PendingRequest<R>, deadline: number): void {
+    const cancel = this.clock.setTimer(() => {
+      this.rejectEarly(request, 'deadline', new DeadlineError(request.pair, deadline));
+    }, deadline - this.clock.now());
+    request.cleanups.push(cancel);
+  }
+
+  private watchSignal(request: PendingRequest<R>, signal: AbortSignal): void {
+    const onAbort = (): void => this.rejectEarly(request, 'cancelled', new CancelledError(request.pair));
+    signal.addEventListener('abort', onAbort, { once: true });
+    request.cleanups.push(() => signal.removeEventListener('abort', onAbort));
+  }
+
+  /** Deadline or cancellation: the request gives up, whatever of it is still queued or running. */
+  private rejectEarly(request: PendingRequest<R>, reason: RejectionReason, error: Error): void {
+    if (request.settled) return;
+    this.observer.onRejected?.(reason);
+    this.fail(request, error);
+    this.schedule();
+  }
+
+  private enqueue(request: PendingRequest<R>, items: readonly BatchItem[]): void {
+    const queue = this.queueOf(request.pair);
+    const enqueuedAt = this.clock.now();
+    items.forEach((item, index) => {
+      queue.push({ owner: request, index, item, seq: this.nextSeq++, enqueuedAt });
+    });
+    this.observer.onQueueDepth?.(request.pair, queue.sentences);
+  }
+
+  private queueOf(pair: string): PairQueue<PendingRequest<R>> {
+    let queue = this.queues.get(pair);
+    if (!queue) {
+      queue = new PairQueue(pair, this.laneOf(pair));
+      this.queues.set(pair, queue);
+    }
+    return queue;
+  }
+
+  /** Brings the batcher up to date after any change; the one place that dispatches. */
+  private schedule(): void {
+    const now = this.clock.now();
+    for (let queue = this.nextReadyQueue(now); queue; queue = this.nextReadyQueue(now)) {
+      this.dispatch(queue, now);
+    }
+    this.armDelayTimer();
+    if (this.drainWaiters.length > 0 && this.isIdle()) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  /** The ready queue on a free lane whose head arrived first. */
+  private nextReadyQueue(now: number): PairQueue<PendingRequest<R>> | undefined {
+    let oldest: PairQueue<PendingRequest<R>> | undefined;
+    for (const queue of this.queues.values()) {
+      if (this.busyLanes.has(queue.lane) || !this.isReady(queue, now)) continue;
+      if (!oldest || queue.head!.seq < oldest.head!.seq) oldest = queue;
+    }
+    return oldest;
+  }
+
+  private isReady(queue: PairQueue<PendingRequest<R>>, now: number): boolean {
+    return (
+      this.closed ||
+      queue.sentences >= this.maxBatchSentences ||
+      queue.tokens >= this.maxBatchTokens ||
+      now - queue.head!.enqueuedAt >= this.maxDelayMs
+    );
+  }
+
+  /**
+   * Keeps one timer, for the earliest maxDelay expiry among queues on free lanes. Queues on
+   * busy lanes need none: the end of the running batch triggers `schedule()` anyway.
+   */
+  private armDelayTimer(): void {
+    let dueAt = Infinity;
+    for (const queue of this.queues.values()) {
+      if (this.busyLanes.has(queue.lane)) continue;
+      dueAt = Math.min(dueAt, queue.head!.enqueuedAt + this.maxDelayMs);
+    }
+    if (this.delayTimer?.dueAt === dueAt) return;
+    this.delayTimer?.cancel();
+    this.delayTimer = undefined;
+    if (dueAt === Infinity) return;
+    const cancel = this.clock.setTimer(() => {
+      this.delayTimer = undefined;
+      this.schedule();
+    }, dueAt - this.clock.now());
+    this.delayTimer = { dueAt, cancel };
+  }
+
+  private dispatch(queue: PairQueue<PendingRequest<R>>, now: number): void {
+    const batch = queue.takeBatch(this.maxBatchSentences, this.maxBatchTokens);
+    if (queue.sentences === 0) this.queues.delete(queue.pair);
+    for (const entry of batch) entry.owner.queued -= 1;
+    // Similar lengths side by side keep padding low for the runner; results are mapped back
+    // through each entry's owner and index, so the order change is invisible to callers.
+    batch.sort((a, b) => a.item.tokens - b.item.tokens);
+    this.busyLanes.add(queue.lane);
+    this.observer.onQueueDepth?.(queue.pair, queue.sentences);
+    this.observer.onBatch?.(queue.pair, {
+      sentences: batch.length,
+      tokens: batch.reduce((sum, entry) => sum + entry.item.tokens, 0),
+      waitsMs: batch.map((entry) => now - entry.enqueuedAt),
+    });
+    void this.execute(queue.pair, queue.lane, batch);
+  }
+
+  private async execute(pair: string, lane: string, batch: QueuedEntry<R>[]): Promise<void> {
+    const startedAt = this.clock.now();
+    let outcome: { results: R[] } | { error: unknown };
+    try {
+      outcome = { results: await this.runChecked(pair, batch) };
+    } catch (error) {
+      outcome = { error };
+    }
+    const durationMs = this.clock.now() - startedAt;
+    this.busyLanes.delete(lane);
+    this.durations.record(durationMs);
+    if ('results' in outcome) {
+      this.observer.onBatchDone?.(pair, { sentences: batch.length, durationMs });
+      this.deliver(batch, outcome.results);
+    } else {
+      this.observer.onBatchDone?.(pair, { sentences: batch.length, durationMs, error: outcome.error });
+      for (const entry of batch) this.fail(entry.owner, outcome.error);
+    }
+    this.schedule();
+  }
+
+  /** A runner that returns the wrong number of results fails its batch rather than hanging it. */
+  private async runChecked(pair: string, batch: QueuedEntry<R>[]): Promise<R[]> {
+    const results = await this.run(pair, batch.map((entry) => entry.item));
+    if (results.length !== batch.length) {
+      throw new Error(`run for ${pair} returned ${results.length} results for ${batch.length} items`);
+    }
+    return results;
+  }
+
+  private deliver(batch: QueuedEntry<R>[], results: R[]): void {
+    batch.forEach((entry, position) => {
+      const request = entry.owner;
+      // A request that already gave up (deadline, cancel, failed batch) drops its results.
+      if (request.settled) return;
+      request.results[entry.index] = results[position]!;
+      request.unresolved -= 1;
+      if (request.unresolved === 0) {
+        this.settle(request);
+        request.resolve(request.results);
+      }
+    });
+  }
+
+  /** Rejects the request and drops whatever of it is still queued; no-op once settled. */
+  private fail(request: PendingRequest<R>, error: unknown): void {
+    if (request.settled) return;
+    this.settle(request);
+    if (request.queued > 0) this.dropQueued(request);
+    request.reject(error);
+  }
+
+  private settle(request: PendingRequest<R>): void {
+    request.settled = true;
+    for (const cleanup of request.cleanups) cleanup();
+  }
+
+  private dropQueued(request: PendingRequest<R>): void {
+    const queue = this.queues.get(request.pair)!;
+    request.queued -= queue.removeOwner(request);
+    if (queue.sentences === 0) this.queues.delete(request.pair);
+    this.observer.onQueueDepth?.(request.pair, queue.sentences);
+  }
+
+  private isIdle(): boolean {
+    return this.queues.size === 0 && this.busyLanes.size === 0;
+  }
+}
+
+function positiveLimit(name: string, value: number | undefined, fallback: number): number {
+  const limit = value ?? fallback;
+  if (!Number.isFinite(limit) || limit < 1) throw new RangeError(`${name} must be at least 1, got ${limit}`);
+  return limit;
+}
+
+function nonNegativeLimit(name: string, value: number | undefined, fallback: number): number {
+  const limit = value ?? fallback;
+  if (!Number.isFinite(limit) || limit < 0) throw new RangeError(`${name} must be at least 0, got ${limit}`);
+  return limit;
+}

@@ -1,0 +1,492 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  Batcher,
+  CancelledError,
+  DeadlineError,
+  DrainingError,
+  QueueFullError,
+  type BatcherOptions,
+  type BatchItem,
+  type Clock,
+  type DispatchedBatch,
+  type FinishedBatch,
+  type RejectionReason,
+} from '../src/batching/index.ts';
+
+// Lets promise chains (run results → request settlement → next dispatch) run to completion.
+function flush(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Time stands still until `advance`, which fires due timers in order. */
+class FakeClock implements Clock {
+  private time = 1_000_000;
+  private timers: { dueAt: number; callback: () => void }[] = [];
+
+  now(): number {
+    return this.time;
+  }
+
+  setTimer(callback: () => void, delayMs: number): () => void {
+    const timer = { dueAt: this.time + Math.max(0, delayMs), callback };
+    this.timers.push(timer);
+    return () => {
+      this.timers = this.timers.filter((pending) => pending !== timer);
+    };
+  }
+
+  get pendingTimers(): number {
+    return this.timers.length;
+  }
+
+  async advance(ms: number): Promise<void> {
+    const target = this.time + ms;
+    for (let next = this.nextDue(target); next; next = this.nextDue(target)) {
+      this.timers = this.timers.filter((pending) => pending !== next);
+      this.time = next.dueAt;
+      next.callback();
+      await flush();
+    }
+    this.time = target;
+    await flush();
+  }
+
+  private nextDue(limit: number): { dueAt: number; callback: () => void } | undefined {
+    const due = this.timers.filter((timer) => timer.dueAt <= limit);
+    return due.sort((a, b) => a.dueAt - b.dueAt)[0];
+  }
+}
+
+interface RunCall {
+  pair: string;
+  items: BatchItem[];
+  /** Resolves with `pair:payload` for each item, so mapping mistakes show in the results. */
+  succeed(): void;
+  fail(error: Error): void;
+}
+
+function fakeRunner(): { calls: RunCall[]; run: BatcherOptions<string>['run'] } {
+  const calls: RunCall[] = [];
+  const run = (pair: string, items: BatchItem[]): Promise<string[]> =>
+    new Promise((resolve, reject) => {
+      calls.push({
+        pair,
+        items,
+        succeed: () => resolve(items.map((item) => `${pair}:${String(item.payload)}`)),
+        fail: reject,
+      });
+    });
+  return { calls, run };
+}
+
+function setup(options: Partial<BatcherOptions<string>> = {}) {
+  const clock = new FakeClock();
+  const runner = fakeRunner();
+  const batcher = new Batcher<string>({ run: runner.run, clock, maxDelayMs: 10, ...options });
+  return { clock, runner, batcher };
+}
+
+function items(...payloads: string[]): BatchItem[] {
+  return payloads.map((payload) => ({ tokens: 1, payload }));
+}
+
+function payloadsOf(call: RunCall | undefined): unknown[] {
+  assert.ok(call, 'expected a run call');
+  return call.items.map((item) => item.payload);
+}
+
+interface Outcome<T> {
+  settled: boolean;
+  value?: T;
+  error?: unknown;
+}
+
+// Attaches handlers at once so that a rejection is never "unhandled" while a test waits.
+function track<T>(promise: Promise<T>): Outcome<T> {
+  const outcome: Outcome<T> = { settled: false };
+  promise.then(
+    (value) => Object.assign(outcome, { settled: true, value }),
+    (error: unknown) => Object.assign(outcome, { settled: true, error }),
+  );
+  return outcome;
+}
+
+test('batches hold a single pair and results go back to the right requests', async () => {
+  const { clock, runner, batcher } = setup({ laneOf: () => 'gpu' });
+  const deA = track(batcher.submit('en-de', items('a1', 'a2')));
+  const frB = track(batcher.submit('en-fr', items('b1')));
+  const deC = track(batcher.submit('en-de', items('c1')));
+  await clock.advance(10);
+  runner.calls[0]!.succeed();
+  await flush();
+  runner.calls[1]!.succeed();
+  await flush();
+
+  assert.deepEqual(
+    runner.calls.map((call) => [call.pair, payloadsOf(call)]),
+    [
+      ['en-de', ['a1', 'a2', 'c1']],
+      ['en-fr', ['b1']],
+    ],
+  );
+  assert.deepEqual(deA.value, ['en-de:a1', 'en-de:a2']);
+  assert.deepEqual(frB.value, ['en-fr:b1']);
+  assert.deepEqual(deC.value, ['en-de:c1']);
+});
+
+test('a queue with maxBatchSentences items is dispatched without waiting', async () => {
+  const { runner, batcher } = setup({ maxBatchSentences: 4, maxDelayMs: 1000 });
+  void batcher.submit('en-de', items('a', 'b', 'c'));
+  await flush();
+  assert.equal(runner.calls.length, 0);
+
+  void batcher.submit('en-de', items('d', 'e'));
+  await flush();
+  assert.deepEqual(payloadsOf(runner.calls[0]), ['a', 'b', 'c', 'd']);
+  assert.equal(batcher.depth('en-de'), 1);
+});
+
+test('a queue with maxBatchTokens tokens is dispatched, and batches stay within the token limit', async () => {
+  const { runner, batcher } = setup({ maxBatchTokens: 10, maxDelayMs: 1000 });
+  void batcher.submit('en-de', [
+    { tokens: 4, payload: 'a' },
+    { tokens: 4, payload: 'b' },
+  ]);
+  await flush();
+  assert.equal(runner.calls.length, 0);
+
+  void batcher.submit('en-de', [{ tokens: 3, payload: 'c' }]);
+  await flush();
+  // 4 + 4 + 3 > 10, so 'c' waits for the next batch.
+  assert.deepEqual(payloadsOf(runner.calls[0]), ['a', 'b']);
+  assert.equal(batcher.depth('en-de'), 1);
+});
+
+test('an item longer than maxBatchTokens still runs, alone', async () => {
+  const { clock, runner, batcher } = setup({ maxBatchTokens: 10 });
+  const request = track(
+    batcher.submit('en-de', [
+      { tokens: 25, payload: 'long' },
+      { tokens: 1, payload: 'short' },
+    ]),
+  );
+  await flush();
+  assert.deepEqual(payloadsOf(runner.calls[0]), ['long']);
+  runner.calls[0]!.succeed();
+  await clock.advance(10);
+  assert.deepEqual(payloadsOf(runner.calls[1]), ['short']);
+  runner.calls[1]!.succeed();
+  await flush();
+  assert.deepEqual(request.value, ['en-de:long', 'en-de:short']);
+});
+
+test('a partial batch is dispatched once its oldest item has waited maxDelayMs', async () => {
+  const batches: DispatchedBatch[] = [];
+  const { clock, runner, batcher } = setup({
+    maxDelayMs: 10,
+    observer: { onBatch: (_pair, batch) => batches.push(batch) },
+  });
+  void batcher.submit('en-de', items('a'));
+  await clock.advance(4);
+  void batcher.submit('en-de', items('b'));
+  await clock.advance(5);
+  assert.equal(runner.calls.length, 0);
+
+  await clock.advance(1);
+  assert.deepEqual(payloadsOf(runner.calls[0]), ['a', 'b']);
+  assert.deepEqual(batches, [{ sentences: 2, tokens: 2, waitsMs: [10, 6] }]);
+});
+
+test('on a shared lane the ready queue with the oldest head goes first', async () => {
+  const { clock, runner, batcher } = setup({ maxBatchSentences: 8 });
+  void batcher.submit('xx-yy', items('busy'));
+  await clock.advance(10);
+  assert.equal(runner.calls.length, 1);
+
+  // While the lane is busy: en-de gets the first queue, but after its first request is
+  // cancelled its head is younger than en-fr's, and it is also the longer queue.
+  const abort = new AbortController();
+  void batcher.submit('en-de', items('de-old'), { signal: abort.signal }).catch(() => {});
+  await clock.advance(1);
+  void batcher.submit('en-fr', items('fr'));
+  await clock.advance(1);
+  void batcher.submit('en-de', items('de1', 'de2', 'de3'));
+  abort.abort();
+  await clock.advance(20);
+
+  runner.calls[0]!.succeed();
+  await flush();
+  assert.equal(runner.calls[1]?.pair, 'en-fr');
+  runner.calls[1]!.succeed();
+  await flush();
+  assert.equal(runner.calls[2]?.pair, 'en-de');
+  assert.deepEqual(payloadsOf(runner.calls[2]), ['de1', 'de2', 'de3']);
+});
+
+test('each lane runs one batch at a time, and lanes run in parallel', async () => {
+  const { runner, batcher } = setup({
+    maxBatchSentences: 2,
+    laneOf: (pair) => (pair.startsWith('en-') ? 'gpu0' : 'gpu1'),
+  });
+  void batcher.submit('en-de', items('de1', 'de2'));
+  void batcher.submit('en-fr', items('fr1', 'fr2'));
+  void batcher.submit('de-fr', items('x1', 'x2'));
+  await flush();
+
+  assert.deepEqual(
+    runner.calls.map((call) => call.pair),
+    ['en-de', 'de-fr'],
+  );
+  assert.deepEqual(batcher.stats(), { queuedSentences: { 'en-fr': 2 }, runningBatches: 2 });
+
+  runner.calls[1]!.succeed(); // the other lane finishing frees nothing for en-fr
+  await flush();
+  assert.equal(runner.calls.length, 2);
+
+  runner.calls[0]!.succeed();
+  await flush();
+  assert.equal(runner.calls[2]?.pair, 'en-fr');
+});
+
+test('a batch is sorted by length for the runner and results are mapped back', async () => {
+  const { clock, runner, batcher } = setup();
+  const request = track(
+    batcher.submit('en-de', [
+      { tokens: 5, payload: 'five' },
+      { tokens: 1, payload: 'one' },
+      { tokens: 3, payload: 'three' },
+    ]),
+  );
+  await clock.advance(10);
+  assert.deepEqual(
+    runner.calls[0]!.items.map((item) => item.tokens),
+    [1, 3, 5],
+  );
+  runner.calls[0]!.succeed();
+  await flush();
+  assert.deepEqual(request.value, ['en-de:five', 'en-de:one', 'en-de:three']);
+});
+
+test('a request larger than a batch is split across batches and reassembled in order', async () => {
+  const { clock, runner, batcher } = setup({ maxBatchSentences: 3 });
+  const payloads = ['s0', 's1', 's2', 's3', 's4', 's5', 's6', 's7'];
+  const request = track(batcher.submit('en-de', items(...payloads)));
+  // Ready for the final partial batch only once maxDelay has passed.
+  await clock.advance(10);
+  for (let i = 0; i < 3; i += 1) {
+    runner.calls[i]!.succeed();
+    await flush();
+    assert.equal(request.settled, i === 2);
+  }
+  assert.deepEqual(
+    runner.calls.map((call) => call.items.length),
+    [3, 3, 2],
+  );
+  assert.deepEqual(
+    request.value,
+    payloads.map((payload) => `en-de:${payload}`),
+  );
+});
+
+test('a request that would overflow its queue is refused with a retry-after, nothing enqueued', async () => {
+  const rejections: RejectionReason[] = [];
+  const { clock, runner, batcher } = setup({
+    maxBatchSentences: 2,
+    maxQueuedSentences: 4,
+    observer: { onRejected: (reason) => rejections.push(reason) },
+  });
+  // One finished batch that took 2 s is the history the estimate works from.
+  void batcher.submit('en-de', items('warm1', 'warm2'));
+  await flush();
+  await clock.advance(2000);
+  runner.calls[0]!.succeed();
+  await flush();
+
+  void batcher.submit('en-de', items('run1', 'run2'));
+  void batcher.submit('en-de', items('q1', 'q2', 'q3', 'q4'));
+  await flush();
+  assert.equal(batcher.depth('en-de'), 4);
+
+  await assert.rejects(batcher.submit('en-de', items('overflow')), (error: unknown) => {
+    assert.ok(error instanceof QueueFullError);
+    assert.match(error.message, /en-de.*4/);
+    // Two queued batches plus the one in flight, at 2 s each.
+    assert.equal(error.retryAfterSeconds, 6);
+    return true;
+  });
+  assert.equal(batcher.depth('en-de'), 4);
+  assert.deepEqual(rejections, ['queue_full']);
+
+  // Another pair has its own bound.
+  assert.equal(batcher.depth('en-fr'), 0);
+  void batcher.submit('en-fr', items('fr'));
+  assert.equal(batcher.depth('en-fr'), 1);
+
+  for (let i = 1; i <= 3; i += 1) {
+    runner.calls[i]!.succeed();
+    await flush();
+  }
+  const everyPayload = runner.calls.flatMap((call) => payloadsOf(call));
+  assert.ok(!everyPayload.includes('overflow'));
+});
+
+test('a deadline that passes while items are queued drops them and rejects', async () => {
+  const rejections: RejectionReason[] = [];
+  const { clock, runner, batcher } = setup({
+    maxBatchSentences: 1,
+    observer: { onRejected: (reason) => rejections.push(reason) },
+  });
+  void batcher.submit('xx-yy', items('busy'));
+  await flush();
+  const late = track(batcher.submit('en-de', items('a', 'b'), { deadline: clock.now() + 50 }));
+  await clock.advance(49);
+  assert.equal(late.settled, false);
+
+  await clock.advance(1);
+  assert.ok(late.error instanceof DeadlineError);
+  assert.match(late.error.message, /en-de/);
+  assert.equal(batcher.depth('en-de'), 0);
+  assert.deepEqual(rejections, ['deadline']);
+
+  runner.calls[0]!.succeed();
+  await clock.advance(100);
+  assert.equal(runner.calls.length, 1);
+});
+
+test('a deadline that passes while items run rejects at once and drops their results', async () => {
+  const { clock, runner, batcher } = setup();
+  const late = track(batcher.submit('en-de', items('a'), { deadline: clock.now() + 30 }));
+  const patient = track(batcher.submit('en-de', items('b')));
+  await clock.advance(10);
+  assert.equal(runner.calls.length, 1);
+
+  await clock.advance(20);
+  assert.ok(late.error instanceof DeadlineError);
+
+  runner.calls[0]!.succeed();
+  await flush();
+  assert.deepEqual(patient.value, ['en-de:b']);
+  assert.equal(late.value, undefined);
+});
+
+test('a deadline already past at submit is refused at once', async () => {
+  const { clock, batcher } = setup();
+  await assert.rejects(batcher.submit('en-de', items('a'), { deadline: clock.now() }), DeadlineError);
+  assert.equal(batcher.depth(), 0);
+});
+
+test('aborting the signal drops queued items and rejects with CancelledError', async () => {
+  const rejections: RejectionReason[] = [];
+  const { clock, runner, batcher } = setup({ observer: { onRejected: (reason) => rejections.push(reason) } });
+  const abort = new AbortController();
+  const cancelled = track(batcher.submit('en-de', items('a', 'b'), { signal: abort.signal }));
+  const kept = track(batcher.submit('en-de', items('c')));
+  await clock.advance(5);
+  abort.abort();
+  await flush();
+
+  assert.ok(cancelled.error instanceof CancelledError);
+  assert.equal(batcher.depth('en-de'), 1);
+  assert.deepEqual(rejections, ['cancelled']);
+
+  await clock.advance(10);
+  assert.deepEqual(payloadsOf(runner.calls[0]), ['c']);
+  runner.calls[0]!.succeed();
+  await flush();
+  assert.deepEqual(kept.value, ['en-de:c']);
+
+  await assert.rejects(batcher.submit('en-de', items('d'), { signal: abort.signal }), CancelledError);
+});
+
+test('a failed batch rejects only its requests, drops their queued rest, and serving goes on', async () => {
+  const finished: FinishedBatch[] = [];
+  const { clock, runner, batcher } = setup({
+    maxBatchSentences: 2,
+    observer: { onBatchDone: (_pair, batch) => finished.push(batch) },
+  });
+  const split = track(batcher.submit('en-de', items('x', 'y', 'z')));
+  const other = track(batcher.submit('en-fr', items('f')));
+  await flush();
+  assert.deepEqual(payloadsOf(runner.calls[0]), ['x', 'y']);
+  assert.equal(batcher.depth('en-de'), 1);
+
+  const boom = new Error('engine crashed');
+  runner.calls[0]!.fail(boom);
+  await flush();
+  assert.equal(split.error, boom);
+  assert.equal(batcher.depth('en-de'), 0);
+  assert.equal(finished[0]?.error, boom);
+
+  await clock.advance(10);
+  assert.equal(runner.calls[1]?.pair, 'en-fr');
+  runner.calls[1]!.succeed();
+  await flush();
+  assert.deepEqual(other.value, ['en-fr:f']);
+
+  const later = track(batcher.submit('en-de', items('w')));
+  await clock.advance(10);
+  runner.calls[2]!.succeed();
+  await flush();
+  assert.deepEqual(later.value, ['en-de:w']);
+});
+
+test('a runner returning the wrong number of results fails its batch', async () => {
+  const clock = new FakeClock();
+  const batcher = new Batcher<string>({ run: async () => ['only one'], clock });
+  const request = track(batcher.submit('en-de', items('a', 'b')));
+  await clock.advance(10);
+  assert.ok(request.error instanceof Error);
+  assert.match(request.error.message, /1 results for 2 items/);
+});
+
+test('drain dispatches queued work at once and waits for it; closed batchers refuse work', async () => {
+  const { runner, batcher } = setup({ maxDelayMs: 1000, laneOf: (pair) => pair });
+  const de = track(batcher.submit('en-de', items('a')));
+  const fr = track(batcher.submit('en-fr', items('b')));
+  const drained = track(batcher.drain());
+  await flush();
+  assert.equal(runner.calls.length, 2);
+
+  await assert.rejects(batcher.submit('en-de', items('c')), (error: unknown) => {
+    assert.ok(error instanceof DrainingError);
+    assert.match(error.message, /en-de/);
+    return true;
+  });
+
+  runner.calls[0]!.succeed();
+  await flush();
+  assert.equal(drained.settled, false);
+  runner.calls[1]!.succeed();
+  await flush();
+  assert.equal(drained.settled, true);
+  assert.deepEqual(de.value, ['en-de:a']);
+  assert.deepEqual(fr.value, ['en-fr:b']);
+  await batcher.drain();
+});
+
+test('no timers remain once the batcher is idle', async () => {
+  const { clock, runner, batcher } = setup();
+  const abort = new AbortController();
+  void batcher.submit('en-de', items('a'), { signal: abort.signal }).catch(() => {});
+  assert.equal(clock.pendingTimers, 1);
+  abort.abort(); // the queue empties before its maxDelay timer fires
+  assert.equal(clock.pendingTimers, 0);
+
+  void batcher.submit('en-fr', items('b'), { deadline: clock.now() + 1000 });
+  await clock.advance(10);
+  runner.calls[0]!.succeed();
+  await flush();
+  assert.equal(batcher.depth(), 0);
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test('works on the real clock and timers', async () => {
+  const batcher = new Batcher<string>({
+    run: async (pair, batch) => batch.map((item) => `${pair}:${String(item.payload)}`),
+    maxDelayMs: 5,
+  });
+  // Only the maxDelay timer can dispatch this; without it the test would end unresolved.
+  assert.deepEqual(await batcher.submit('en-de', items('a')), ['en-de:a']);
+});
