@@ -71,11 +71,13 @@ export interface TaskmoeServer {
   app: FastifyInstance;
   metrics: ServerMetrics;
   pool: EnginePool;
+  /** Resolves when the engine workers have warmed up and /readyz turns 200; rejects if they cannot start. */
+  ready: Promise<void>;
   /** Stops readiness, finishes queued and running work within the grace period, closes everything. */
   shutdown(): Promise<void>;
 }
 
-/** Builds the app with its engine workers warmed up; /readyz is 200 when this resolves. */
+/** Builds the app and starts its engine workers, which warm up in the background (see `ready`). */
 export async function createServer(settings: ServerSettings, log: (msg: string) => void = () => {}): Promise<TaskmoeServer> {
   const reader = await CheckpointReader.open(settings.modelDir);
   const cfg = reader.config;
@@ -90,7 +92,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   const state = { ready: false, draining: false };
   const workerCache = new Map<number, CacheSnapshot>();
   const workerTensors = new Map<number, number>();
-  const pool = await EnginePool.start({
+  const pool = new EnginePool({
     modelDir: settings.modelDir,
     workers: settings.workers,
     cacheBytes: settings.cacheBytes,
@@ -267,7 +269,9 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   }));
 
   await app.ready();
-  state.ready = true;
+  const ready = pool.ready.then(() => {
+    state.ready = true;
+  });
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => (shuttingDown ??= (async () => {
@@ -278,7 +282,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     await app.close();
     await pool.close();
   })());
-  return { app, metrics, pool, shutdown };
+  return { app, metrics, pool, ready, shutdown };
 }
 
 function sum(xs: number[]): number {

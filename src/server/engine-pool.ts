@@ -51,6 +51,8 @@ class EngineWorker {
   private nextId = 1;
   private ready!: Promise<void>;
   private closing = false;
+  /** Whether the current worker got through start-up; one that fails there is not restarted (it would fail again). */
+  private started = false;
   restarts = 0;
 
   constructor(readonly index: number, private readonly data: EngineWorkerData, private readonly opts: EnginePoolOptions) {
@@ -64,9 +66,11 @@ class EngineWorker {
   private start(): void {
     const worker = spawnWorker(this.data);
     this.worker = worker;
+    this.started = false;
     this.ready = new Promise((resolve, reject) => {
       worker.on('message', (msg: FromWorker) => {
         if (msg.type === 'ready') {
+          this.started = true;
           this.opts.onStats?.(this.index, msg.cache, msg.tensors);
           resolve();
         } else if (msg.type === 'fatal') {
@@ -106,7 +110,7 @@ class EngineWorker {
     const failed = [...this.pending.values()];
     this.pending.clear();
     for (const p of failed) p.reject(new EngineError(`engine worker ${this.index} exited (code ${code}) while translating; please retry`));
-    if (this.closing) return;
+    if (this.closing || !this.started) return;
     this.restarts++;
     this.opts.log?.(`engine worker ${this.index} exited with code ${code}; restarting`);
     this.start();
@@ -137,7 +141,11 @@ export class EnginePool {
   private readonly workers: EngineWorker[];
   private readonly workerOfPair = new Map<string, number>();
 
-  private constructor(private readonly opts: EnginePoolOptions) {
+  /** Resolves once every worker has loaded its warm-up pairs; rejects if one fails to start. */
+  readonly ready: Promise<void>;
+
+  /** Starts the workers; they warm up in the background (see `ready`). */
+  constructor(private readonly opts: EnginePoolOptions) {
     // Sub-networks are dealt to workers in a fixed order, so each lives in exactly one worker's cache.
     const subnetworks = [...new Set(opts.pairs.map(opts.subnetworkOf))].sort();
     for (const pair of opts.pairs) this.workerOfPair.set(pair, subnetworks.indexOf(opts.subnetworkOf(pair)) % opts.workers);
@@ -146,18 +154,7 @@ export class EnginePool {
       cacheBytes: opts.cacheBytes,
       warmPairs: opts.warmPairs.filter((p) => this.workerOfPair.get(p) === i),
     }, opts));
-  }
-
-  /** Starts the workers and resolves once each has loaded its warm-up pairs. */
-  static async start(opts: EnginePoolOptions): Promise<EnginePool> {
-    const pool = new EnginePool(opts);
-    try {
-      await Promise.all(pool.workers.map((w) => w.whenReady()));
-    } catch (err) {
-      await pool.close();
-      throw err;
-    }
-    return pool;
+    this.ready = Promise.all(this.workers.map((w) => w.whenReady())).then(() => {});
   }
 
   /** The worker a pair is served by: the batcher runs one batch at a time per lane. */

@@ -5,7 +5,14 @@ import { type ServerSettings } from './settings.ts';
 export async function serve(settings: ServerSettings, log: (msg: string) => void): Promise<void> {
   const started = performance.now();
   const server = await createServer(settings, log);
+  // Listen first: /healthz answers and /readyz says 503 while the workers warm up.
   const address = await server.app.listen({ port: settings.port, host: settings.host });
+  try {
+    await server.ready;
+  } catch (err) {
+    await server.shutdown();
+    throw err;
+  }
   log(`taskmoe: serving ${settings.modelDir} on ${address} with ${server.pool.size} engine workers (ready in ${((performance.now() - started) / 1000).toFixed(1)} s)`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
