@@ -13,6 +13,8 @@ import { trainTokenizer } from '../tokenizer/train.ts';
 import { DEFAULT_MODEL_DIR, Translator } from '../translator/index.ts';
 import { SETTINGS, SettingsError, resolveSettings } from '../server/settings.ts';
 import { serve } from '../server/serve.ts';
+import { train } from '../train/index.ts';
+import { evaluate, formatEvaluation } from '../eval/evaluate.ts';
 
 const USAGE = `taskmoe: serve and run task-routed Mixture-of-Experts translation models
 
@@ -30,6 +32,11 @@ Usage:
       Parameter counts and bytes per component, and the size of every task's sub-network.
   taskmoe bench engine [--json FILE] [--quick]
       Decoding throughput of dense, token, task and task-extracted models (random weights).
+  taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume]
+      Trains a model (config.json fields plus a "train" section); checkpoints go to DIR/latest/model.
+      Ctrl-C saves a checkpoint before exiting; --resume continues exactly where it stopped.
+  taskmoe eval [--model DIR] --data DIR [--json FILE] [--beam N] [--batch-size N] [--languages de,fr]
+      BLEU and chrF per direction on a corpus of en-XX.tsv files, next to the copy-the-source baseline.
   taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model [--languages en,de,...] [--sentences-per-language N]
       Trains a shared SentencePiece vocabulary with spm_train (Debian package "sentencepiece").
 
@@ -229,8 +236,39 @@ async function cmdServe(args: string[]): Promise<number> {
   return 0;
 }
 
+async function cmdTrain(args: string[]): Promise<number> {
+  const { flags } = parse(args, { config: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' } });
+  await initBackend({ log });
+  const result = await train({
+    config: required(flags, 'config'),
+    data: required(flags, 'data'),
+    out: required(flags, 'out'),
+    steps: positiveInt(flags, 'steps'),
+    resume: flags.resume === true,
+  });
+  log(`${result.interrupted ? 'interrupted' : 'finished'} at step ${result.step}; checkpoint in ${flags.out}/latest/model`);
+  return result.interrupted ? 130 : 0;
+}
+
+async function cmdEval(args: string[]): Promise<number> {
+  const { flags } = parse(args, { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'string' }, beam: { type: 'string' }, 'batch-size': { type: 'string' }, languages: { type: 'string' } });
+  await initBackend({ log });
+  const result = await evaluate({
+    model: (flags.model as string | undefined) ?? DEFAULT_MODEL_DIR,
+    data: required(flags, 'data'),
+    json: flags.json as string | undefined,
+    beam: positiveInt(flags, 'beam'),
+    batchSize: positiveInt(flags, 'batch-size'),
+    languages: typeof flags.languages === 'string' ? flags.languages.split(',') : undefined,
+  });
+  console.log(formatEvaluation(result));
+  return 0;
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   serve: cmdServe,
+  train: cmdTrain,
+  eval: cmdEval,
   init: cmdInit,
   extract: cmdExtract,
   inspect: cmdInspect,

@@ -2,6 +2,7 @@
 // the rows routed to it (gather, one 2-D matMul pair per expert, weighted combine).
 import * as tf from '@tensorflow/tfjs';
 import { ffn } from './layers.ts';
+import { gatherRows } from './ops.ts';
 
 /** Where each row goes: `experts[r * k + s]` is row r's s-th expert (-1: the row is padding, skip it). */
 export interface Routes {
@@ -17,12 +18,17 @@ export interface Routes {
  */
 export function topKGating(logits: tf.Tensor2D, k: number): { routes: Routes; probs: tf.Tensor2D } {
   const probs = tf.softmax(logits);
+  const [n, numExperts] = probs.shape;
   const { values, indices } = tf.topk(probs, k);
-  const gates = tf.tidy(() => values.div(values.sum(-1, true)) as tf.Tensor2D);
-  const experts = indices.dataSync() as Int32Array;
-  values.dispose();
-  indices.dispose();
-  return { routes: { k, experts: Int32Array.from(experts), gates }, probs };
+  const experts = Int32Array.from(indices.dataSync() as Int32Array);
+  tf.dispose([values, indices]);
+  // TopK has no gradient, so the chosen probabilities are gathered again from the softmax.
+  const flatIndex = experts.map((e, i) => Math.floor(i / k) * numExperts + e);
+  const gates = tf.tidy(() => {
+    const values = gatherRows(probs.reshape([n * numExperts, 1]), tf.tensor1d(flatIndex, 'int32')).reshape([n, k]);
+    return values.div(values.sum(-1, true)) as tf.Tensor2D;
+  });
+  return { routes: { k, experts, gates }, probs };
 }
 
 /** Per-sentence routes [B] -> per-row routes [B*T], each sentence's choice repeated over its T rows. */
@@ -78,7 +84,7 @@ export function moeFFN(x: tf.Tensor2D, routes: Routes, experts: ExpertWeights[])
       const rows = rowsOf[e];
       if (rows.length === 0) return;
       const takesAllRowsInOrder = rows.length === n && rows.every((r, j) => r === j);
-      const xe = takesAllRowsInOrder ? x : tf.gather(x, tf.tensor1d(rows, 'int32'));
+      const xe = takesAllRowsInOrder ? x : gatherRows(x, tf.tensor1d(rows, 'int32'));
       outputs.push(ffn(xe, wi, wo));
       slotsOf[e].forEach((slot, j) => (position[slot] = offset + j));
       offset += rows.length;
@@ -88,7 +94,7 @@ export function moeFFN(x: tf.Tensor2D, routes: Routes, experts: ExpertWeights[])
       if (p < 0) position[i] = offset;
     });
     const all = outputs.length === 1 ? outputs[0] : tf.concat(outputs, 0);
-    const perSlot = tf.gather(all, tf.tensor1d(position, 'int32')).reshape([n, k, d]);
+    const perSlot = gatherRows(all, tf.tensor1d(position, 'int32')).reshape([n, k, d]);
     return perSlot.mul(routes.gates.expandDims(2)).sum(1) as tf.Tensor2D;
   });
 }

@@ -8,6 +8,7 @@ import {
   paddingBias, sinusoidalPositions, splitHeads, weight,
 } from './layers.ts';
 import { type ExpertWeights, type Routes, disposeRoutes, dropRows, moeFFN, repeatRoutes, topKGating } from './moe.ts';
+import { gatherRows } from './ops.ts';
 
 /** Bytes held by a set of tensors. */
 export function tensorBytes(tensors: Iterable<tf.Tensor>): number {
@@ -19,6 +20,25 @@ export function tensorBytes(tensors: Iterable<tf.Tensor>): number {
 function disposeAll(w: Weights): void {
   for (const t of w.values()) t.dispose();
   w.clear();
+}
+
+/**
+ * What the gate of one MoE layer decided, handed to a collector during training (for the
+ * load-balancing loss) while `probs` is alive: the full softmax [rows, E] and each row's top-1
+ * expert, -1 for a padding row. Rows are tokens under token routing, sentences otherwise.
+ */
+export interface GateRecord {
+  component: Component;
+  layer: number;
+  probs: tf.Tensor2D;
+  top1: Int32Array;
+}
+
+export type GateCollector = (gate: GateRecord) => void;
+
+// routes over rows -> each row's first choice (-1 where the row is skipped)
+function firstChoices(r: Routes): Int32Array {
+  return Int32Array.from({ length: r.experts.length / r.k }, (_, row) => r.experts[row * r.k]);
 }
 
 /** A translation direction as the model sees it. */
@@ -46,7 +66,7 @@ export class Embeddings {
   embed(ids: tf.Tensor2D, start = 0): tf.Tensor2D {
     const [b, t] = ids.shape;
     if (start + t > this.cfg.maxLength) throw new Error(`sequence of ${start + t} tokens exceeds maxLength ${this.cfg.maxLength}`);
-    const tokens = tf.gather(this.table, ids.reshape([b * t])).mul(this.scale);
+    const tokens = gatherRows(this.table, ids.reshape([b * t])).mul(this.scale);
     const pos = this.positions.slice([start, 0], [t, this.cfg.dModel]).expandDims(0).tile([b, 1, 1]).reshape([b * t, this.cfg.dModel]);
     return tokens.add(pos);
   }
@@ -113,7 +133,7 @@ abstract class Stack {
    * and for token routing, which is decided row by row.
    * summary: [B, d], the sentence representation (used only by sentence routing).
    */
-  protected sentenceRoute(i: number, dirs: Direction[], summary: () => tf.Tensor2D): Routes | undefined {
+  protected sentenceRoute(i: number, dirs: Direction[], summary: () => tf.Tensor2D, collect?: GateCollector): Routes | undefined {
     if (this.experts[i] === undefined || this.routing === 'token') return undefined;
     const logits = tf.tidy(() => {
       let gateInput: tf.Tensor2D;
@@ -125,11 +145,12 @@ abstract class Stack {
           if (t === undefined) throw new Error(`${this.component} has no task for ${d.source}-${d.target}`);
           return t;
         });
-        gateInput = tf.gather(this.w<tf.Rank.R2>(`${this.component}.taskEmbed`), tf.tensor1d(rows, 'int32'));
+        gateInput = gatherRows(this.w<tf.Rank.R2>(`${this.component}.taskEmbed`), tf.tensor1d(rows, 'int32'));
       }
       return linear(gateInput, this.w(`${this.layer(i)}.ffn.gate`));
     });
     const { routes, probs } = topKGating(logits, this.cfg.moe.topK);
+    collect?.({ component: this.component, layer: i, probs, top1: firstChoices(routes) });
     logits.dispose();
     probs.dispose();
     return routes;
@@ -139,18 +160,20 @@ abstract class Stack {
    * The FFN block of layer i on rows h: dense, or MoE with per-sentence routes (repeated over
    * rowsPerSentence rows) or per-row token routes. h: [N, d] -> [N, d]
    */
-  protected ffnBlock(i: number, h: tf.Tensor2D, sentence: Routes | undefined, rowsPerSentence: number, rowValid?: boolean[]): tf.Tensor2D {
+  protected ffnBlock(i: number, h: tf.Tensor2D, sentence: Routes | undefined, rowsPerSentence: number, rowValid?: boolean[], collect?: GateCollector): tf.Tensor2D {
     const experts = this.experts[i];
     const l = this.layer(i);
     if (experts === undefined) return ffn(h, this.w(`${l}.ffn.wi`), this.w(`${l}.ffn.wo`));
     let routes: Routes;
+    let probs: tf.Tensor2D | undefined;
     if (sentence !== undefined) {
       routes = repeatRoutes(sentence, rowsPerSentence);
     } else {
       const logits = linear(h, this.w(`${l}.ffn.gate`));
-      ({ routes } = topKGating(logits, this.cfg.moe.topK));
+      ({ routes, probs } = topKGating(logits, this.cfg.moe.topK));
     }
     if (rowValid !== undefined) routes = dropRows(routes, rowValid);
+    if (probs !== undefined) collect?.({ component: this.component, layer: i, probs, top1: firstChoices(routes) });
     return moeFFN(h, routes, experts);
   }
 
@@ -175,8 +198,8 @@ export class Encoder extends Stack {
     super(cfg, 'encoder', weights);
   }
 
-  // ids: [B, S] padded source, lengths: [B] -> [B*S, d]
-  encode(emb: Embeddings, ids: number[][], dirs: Direction[]): EncoderOutput {
+  // ids: [B, S] padded source, lengths: [B] -> [B*S, d]. `collect` sees every gate decision (training).
+  encode(emb: Embeddings, ids: number[][], dirs: Direction[], collect?: GateCollector): EncoderOutput {
     const batch = ids.length;
     const lengths = ids.map((s) => s.length);
     const srcLen = Math.max(...lengths);
@@ -197,8 +220,8 @@ export class Encoder extends Stack {
         // feed-forward
         h = layerNorm(x, this.w(`${l}.ffn.ln.g`), this.w(`${l}.ffn.ln.b`));
         const hh = h;
-        const routes = this.sentenceRoute(i, dirs, () => maskedMean(hh, validMask, batch, srcLen));
-        x = x.add(this.ffnBlock(i, h, routes, srcLen, rowValid));
+        const routes = this.sentenceRoute(i, dirs, () => maskedMean(hh, validMask, batch, srcLen), collect);
+        x = x.add(this.ffnBlock(i, h, routes, srcLen, rowValid, collect));
         disposeRoutes(routes);
       }
       return layerNorm(x, this.w('encoder.lnF.g'), this.w('encoder.lnF.b'));
@@ -235,7 +258,7 @@ export class Decoder extends Stack {
    * Prepares decoding for the encoded batch: cross-attention keys and values are computed once here.
    * `rowsPerSentence` > 1 repeats each sentence that many times (beam search).
    */
-  start(enc: EncoderOutput, dirs: Direction[], rowsPerSentence = 1): DecoderState {
+  start(enc: EncoderOutput, dirs: Direction[], rowsPerSentence = 1, collect?: GateCollector): DecoderState {
     const { batch, srcLen, lengths } = enc;
     const rows = batch * rowsPerSentence;
     const repeat = (x: tf.Tensor2D) => // [B*S, d] -> [B*r*S, d]
@@ -259,7 +282,7 @@ export class Decoder extends Stack {
       return maskedMean(repeat(enc.out), mask, rows, srcLen);
     };
     const layers = Array.from({ length: numLayers(this.cfg, 'decoder') }, (_, i) => i);
-    const routes = layers.map((i) => this.sentenceRoute(i, rowDirs, sourceMean));
+    const routes = layers.map((i) => this.sentenceRoute(i, rowDirs, sourceMean, collect));
     const { numHeads: h, dModel } = this.cfg;
     return {
       rows, step: 0, srcBias, crossKT, crossV, routes,
@@ -273,7 +296,7 @@ export class Decoder extends Stack {
    * self-attention cache, and returns the logits of every position: [rows*T, V].
    * T = 1 is incremental decoding; T > 1 from a fresh state is full recomputation (causal).
    */
-  forward(emb: Embeddings, state: DecoderState, tokens: number[][]): tf.Tensor2D {
+  forward(emb: Embeddings, state: DecoderState, tokens: number[][], collect?: GateCollector): tf.Tensor2D {
     const rows = state.rows;
     const t = tokens[0].length;
     const heads = this.cfg.numHeads;
@@ -299,7 +322,7 @@ export class Decoder extends Stack {
         x = x.add(linear(mergeHeads(attention(qc, state.crossKT[i], state.crossV[i], state.srcBias)), this.w(`${l}.crossAttn.wo`)));
         // feed-forward
         h = layerNorm(x, this.w(`${l}.ffn.ln.g`), this.w(`${l}.ffn.ln.b`));
-        x = x.add(this.ffnBlock(i, h, state.routes[i], t));
+        x = x.add(this.ffnBlock(i, h, state.routes[i], t, undefined, collect));
       }
       const logits = emb.logits(layerNorm(x, this.w('decoder.lnF.g'), this.w('decoder.lnF.b')));
       return { logits, selfKT, selfV };

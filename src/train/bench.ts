@@ -1,0 +1,100 @@
+// Training throughput on random data: tokens/s and achieved FLOP/s of the trainer, against the
+// FLOP/s of a plain 2-D matMul (the best the backend does) measured in the same process.
+// Run: node --import tsx src/train/bench.ts [--steps N] [--batch-tokens N] [--vocab N] [--backend wasm|cpu|node]
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../backend/index.ts';
+import { type ModelConfig, isMoeLayer, numLayers } from '../models/config.ts';
+import { FIXTURE_TOKENIZER } from '../../test/helpers/engine.ts';
+import { Tokenizer } from '../tokenizer/index.ts';
+import { TRAIN_DEFAULTS } from './config.ts';
+import type { Example } from './data.ts';
+import { Trainer } from './trainer.ts';
+
+const LANGUAGES = ['en', 'de', 'fr', 'ru', 'ja', 'zh'];
+
+/** The model of the brief: d 256, 4 heads, dFF 1024, 3+3 layers, 8 experts every 2nd layer, token/target routing. */
+const BENCH_MODEL: ModelConfig = {
+  vocabSize: 1000, // replaced by the fixture tokenizer's ids spread over 8000 below
+  dModel: 256, numHeads: 4, dFF: 1024, encoderLayers: 3, decoderLayers: 3,
+  moe: { numExperts: 8, topK: 2, every: 2 },
+  routing: { encoder: 'token', decoder: 'target' },
+  languages: LANGUAGES,
+  pairs: LANGUAGES.slice(1).flatMap((l) => [`en-${l}`, `${l}-en`]),
+  maxLength: 64,
+  tokenizer: 'tokenizer.model',
+};
+
+// config, batch -> FLOPs of one training step's matMuls (forward x3 for forward + both backward products)
+export function trainingFlops(cfg: ModelConfig, batch: Example[]): number {
+  const { dModel: d, dFF, vocabSize: v } = cfg;
+  const b = batch.length;
+  const s = Math.max(...batch.map((e) => e.source.length));
+  const t = Math.max(...batch.map((e) => e.target.length));
+  const ffn = (c: 'encoder' | 'decoder', i: number) => (isMoeLayer(cfg, c, i) ? cfg.moe.topK * 2 * d * dFF + d * cfg.moe.numExperts : 2 * d * dFF);
+  let macs = 0;
+  for (let i = 0; i < numLayers(cfg, 'encoder'); i++) macs += b * s * (4 * d * d + 2 * s * d + ffn('encoder', i));
+  for (let i = 0; i < numLayers(cfg, 'decoder'); i++) {
+    macs += b * t * (4 * d * d + 2 * t * d + 2 * d * d + 2 * s * d + ffn('decoder', i)) + b * s * 2 * d * d;
+  }
+  macs += b * t * d * v;
+  return 3 * 2 * macs;
+}
+
+// -> FLOP/s of [rows, k] x [k, m] untransposed matMuls
+function matMulCeiling(rows: number, k: number, m: number, reps: number): number {
+  const a = tf.randomNormal([rows, k]) as tf.Tensor2D;
+  const w = tf.randomNormal([k, m]) as tf.Tensor2D;
+  tf.tidy(() => tf.matMul(a, w).dataSync());
+  const start = performance.now();
+  for (let r = 0; r < reps; r++) tf.tidy(() => tf.matMul(a, w).dataSync());
+  const seconds = (performance.now() - start) / 1000;
+  // Measured after the steps too and the best kept: on a shared machine one short measurement can land in a busy spell.
+  const ceiling = Math.max(matMulCeiling(1024, 256, 1024, 5), matMulCeiling(1024, 256, 1024, 5));
+  console.log(`plain 2-D matMul [1024,256]x[256,1024]: ${(ceiling / 1e9).toFixed(2)} GFLOP/s (${tf.getBackend()})`);
+  tf.dispose([a, w]);
+  return (reps * 2 * rows * k * m) / seconds;
+}
+
+// n, rng -> random examples of realistic lengths (8-30 pieces) over all directions
+function randomExamples(cfg: ModelConfig, n: number, tagOf: (lang: string) => number): Map<string, Example[]> {
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const ids = (len: number) => Array.from({ length: len }, () => 4 + Math.floor(rand() * (cfg.vocabSize - 4)));
+  return new Map(cfg.pairs.map((p) => {
+    const [source, target] = p.split('-');
+    return [p, Array.from({ length: n }, () => {
+      const len = 8 + Math.floor(rand() * 22);
+      return { dir: { source, target }, source: [tagOf(target), ...ids(len), 3], target: [...ids(Math.round(len * (0.8 + 0.4 * rand()))), 3] };
+    })];
+  }));
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { steps: { type: 'string', default: '4' }, backend: { type: 'string', default: 'wasm' }, vocab: { type: 'string', default: '8000' }, 'batch-tokens': { type: 'string', default: '2048' } } });
+  await initBackend({ force: values.backend, log: () => {} });
+  const tokenizer = await Tokenizer.load(FIXTURE_TOKENIZER);
+  // The fixture tokenizer has 1000 pieces; the trainer only needs its special ids, so the model's vocabulary can be larger.
+  const cfg: ModelConfig = { ...BENCH_MODEL, vocabSize: Number(values.vocab) };
+  const trainer = Trainer.create(cfg, { ...TRAIN_DEFAULTS, batchTokens: Number(values['batch-tokens']) }, tokenizer, randomExamples(cfg, 500, (l) => tokenizer.languageTagId(l)));
+  trainer.trainStep(); // warm-up: kernel compilation and allocation
+  let tokens = 0;
+  let flops = 0;
+  const start = performance.now();
+  for (let i = 0; i < Number(values.steps); i++) {
+    const batch = trainer.sampler.next();
+    flops += trainingFlops(cfg, batch);
+    const stats = trainer.trainOn(batch);
+    tokens += stats.tokens;
+    console.log(`step ${stats.step}: ${batch.length} sentences, ${stats.tokens} tokens, loss ${stats.loss.toFixed(3)}`);
+  }
+  const seconds = (performance.now() - start) / 1000;
+  // Measured after the steps too and the best kept: on a shared machine one short measurement can land in a busy spell.
+  const ceiling = Math.max(matMulCeiling(1024, 256, 1024, 5), matMulCeiling(1024, 256, 1024, 5));
+  console.log(`plain 2-D matMul [1024,256]x[256,1024]: ${(ceiling / 1e9).toFixed(2)} GFLOP/s (${tf.getBackend()})`);
+  console.log(`trainer: ${(tokens / seconds).toFixed(0)} tokens/s (source+target), ${(seconds / Number(values.steps)).toFixed(2)} s/step, ` +
+    `${(flops / seconds / 1e9).toFixed(2)} GFLOP/s achieved = ${((100 * flops) / seconds / ceiling).toFixed(0)}% of the plain matMul ceiling`);
+  trainer.dispose();
+}
+
+await main();

@@ -1,0 +1,189 @@
+// One training run in memory: the model over tf.Variables, the optimizer, the sampler, and the
+// forward pass that turns a batch into the loss (cross-entropy plus load balancing).
+import * as tf from '@tensorflow/tfjs';
+import { corpusBleu, corpusChrf } from '../eval/metrics.ts';
+import type { ModelConfig } from '../models/config.ts';
+import { decode } from '../models/decoding.ts';
+import { initWeights } from '../models/init.ts';
+import type { Weights } from '../models/layers.ts';
+import { Seq2Seq } from '../models/model.ts';
+import { matMul2d } from '../models/ops.ts';
+import { Decoder, type Direction, Embeddings, Encoder, type GateCollector } from '../models/transformer.ts';
+import type { Tokenizer } from '../tokenizer/index.ts';
+import type { TrainSettings } from './config.ts';
+import { BatchSampler, type Example, Rng, exampleLength } from './data.ts';
+import { labelSmoothedCrossEntropy, loadBalancingLoss } from './loss.ts';
+import { Adam, type UpdateStats } from './optimizer.ts';
+import { type TrainingState, saveTrainingState } from './state.ts';
+
+/** Embeddings whose output projection transposes the live table on each call, so that it trains. */
+class TrainableEmbeddings extends Embeddings {
+  // x: [N, d] -> logits [N, V]
+  override logits(x: tf.Tensor2D): tf.Tensor2D {
+    return matMul2d(x, this.table.transpose());
+  }
+}
+
+export interface StepStats extends UpdateStats {
+  step: number;
+  /** Cross-entropy plus balanceWeight times the load-balancing loss. */
+  loss: number;
+  crossEntropy: number;
+  /** Sum over MoE gates of E * sum_e f_e P_e (1 per gate when balanced). */
+  balance: number;
+  /** Real (unpadded) source plus target tokens in the batch. */
+  tokens: number;
+}
+
+export interface DevScores {
+  step: number;
+  loss: number;
+  /** Averages over directions of BLEU and chrF of greedy translations. */
+  bleu: number;
+  chrf: number;
+}
+
+/** Dev sentences to translate: tokenized source, reference text. */
+export interface DevTranslations {
+  dir: Direction;
+  sources: number[][];
+  references: string[];
+}
+
+// Variable names are global to the tfjs engine, so each trainer gets its own prefix.
+let trainers = 0;
+
+export class Trainer {
+  readonly model: Seq2Seq;
+  readonly adam: Adam;
+
+  private constructor(
+    readonly cfg: ModelConfig,
+    readonly settings: TrainSettings,
+    readonly tokenizer: Tokenizer,
+    readonly variables: Map<string, tf.Variable>,
+    readonly sampler: BatchSampler,
+  ) {
+    const part = (prefix: string): Weights => new Map([...variables].filter(([n]) => n.startsWith(prefix)));
+    this.model = new Seq2Seq(cfg, new TrainableEmbeddings(cfg, part('embed')), new Encoder(cfg, part('encoder.')), new Decoder(cfg, part('decoder.')));
+    this.adam = new Adam(settings, variables);
+  }
+
+  /** A fresh run (weights from settings.seed), or one continuing from a saved state, which it takes ownership of. */
+  static create(cfg: ModelConfig, settings: TrainSettings, tokenizer: Tokenizer, examples: Map<string, Example[]>, resume?: TrainingState): Trainer {
+    const prefix = `taskmoe.train${trainers++}/`;
+    const weights = resume?.weights ?? initWeights(cfg, settings.seed);
+    const variables = new Map([...weights].map(([name, t]) => [name, tf.variable(t, true, prefix + name)]));
+    tf.dispose([...weights.values()]);
+    const sampler = new BatchSampler(examples, settings.temperature, settings.batchTokens, new Rng(resume?.rngState ?? settings.seed));
+    const trainer = new Trainer(cfg, settings, tokenizer, variables, sampler);
+    if (resume !== undefined) trainer.adam.restore(resume.step, resume.m, resume.v);
+    return trainer;
+  }
+
+  get step(): number {
+    return this.adam.step;
+  }
+
+  /**
+   * The losses of a batch. Load-balancing terms are computed inside the model's own tidy scopes,
+   * so they are kept and listed in `kept` for the caller to free once gradients are taken.
+   */
+  losses(batch: Example[]): { total: tf.Scalar; crossEntropy: tf.Scalar; balance: tf.Scalar; kept: tf.Tensor[] } {
+    const { bosId, eosId } = this.tokenizer;
+    const dirs = batch.map((e) => e.dir);
+    const t = Math.max(...batch.map((e) => e.target.length));
+    // Decoder input is the target shifted right behind BOS; padding after it is masked out of the
+    // loss and, being later in time, cannot reach earlier positions through the causal mask.
+    const decoderInput = batch.map((e) => [bosId, ...e.target.slice(0, -1), ...new Array<number>(t - e.target.length).fill(eosId)]);
+    const targets = batch.flatMap((e) => [...e.target, ...new Array<number>(t - e.target.length).fill(0)]);
+    const mask = batch.flatMap((e) => Array.from({ length: t }, (_, i) => (i < e.target.length ? 1 : 0)));
+    const kept: tf.Tensor[] = [];
+    const collectEncoder: GateCollector = (g) => kept.push(tf.keep(loadBalancingLoss(g.probs, g.top1)));
+    // Decoder token gates see padded target rows; sentence gates (one row per sentence) do not.
+    const collectDecoder: GateCollector = (g) => {
+      const top1 = g.top1.length === mask.length ? g.top1.map((e, row) => (mask[row] === 1 ? e : -1)) : g.top1;
+      kept.push(tf.keep(loadBalancingLoss(g.probs, top1)));
+    };
+    const enc = this.model.encoder.encode(this.model.embeddings, batch.map((e) => e.source), dirs, collectEncoder);
+    const state = this.model.decoder.start(enc, dirs, 1, collectDecoder);
+    const logits = this.model.decoder.forward(this.model.embeddings, state, decoderInput, collectDecoder);
+    const crossEntropy = labelSmoothedCrossEntropy(logits, targets, mask, this.settings.labelSmoothing);
+    const balance = kept.length > 0 ? tf.addN(kept as tf.Scalar[]) : tf.scalar(0);
+    const total = crossEntropy.add(balance.mul(this.settings.balanceWeight)) as tf.Scalar;
+    return { total, crossEntropy, balance, kept };
+  }
+
+  /** One optimizer step on the next sampled batch. */
+  trainStep(): StepStats {
+    return this.trainOn(this.sampler.next());
+  }
+
+  trainOn(batch: Example[]): StepStats {
+    let crossEntropy = 0;
+    let balance = 0;
+    const kept: tf.Tensor[] = [];
+    const byVariable = new Map([...this.variables].map(([name, v]) => [v.name, name]));
+    const { value, grads } = tf.variableGrads(() => {
+      const l = this.losses(batch);
+      kept.push(...l.kept);
+      crossEntropy = l.crossEntropy.dataSync()[0];
+      balance = l.balance.dataSync()[0];
+      return l.total;
+    }, [...this.variables.values()]);
+    const named = new Map(Object.entries(grads).map(([v, g]) => [byVariable.get(v)!, g]));
+    const update = this.adam.apply(named);
+    const loss = value.dataSync()[0];
+    tf.dispose([value, ...Object.values(grads), ...kept]);
+    const tokens = batch.reduce((n, e) => n + e.source.length + e.target.length, 0);
+    return { step: this.step, loss, crossEntropy, balance, tokens, ...update };
+  }
+
+  /** Token-weighted mean cross-entropy (label smoothing included) of examples, batched by length. */
+  devLoss(examples: Example[]): number {
+    const sorted = [...examples].sort((a, b) => exampleLength(a) - exampleLength(b));
+    let sum = 0;
+    let tokens = 0;
+    for (let start = 0; start < sorted.length;) {
+      const longest = exampleLength(sorted[Math.min(sorted.length - 1, start + 1)]);
+      const size = Math.max(1, Math.floor(this.settings.batchTokens / Math.max(longest, 1)));
+      const batch = sorted.slice(start, start + size);
+      start += batch.length;
+      const n = batch.reduce((a, e) => a + e.target.length, 0);
+      tf.tidy(() => {
+        const l = this.losses(batch);
+        sum += l.crossEntropy.dataSync()[0] * n;
+        tf.dispose(l.kept);
+      });
+      tokens += n;
+    }
+    return sum / Math.max(1, tokens);
+  }
+
+  /** BLEU and chrF of greedy translations, averaged over directions. */
+  devScores(sets: DevTranslations[], batchSize = 32): { bleu: number; chrf: number } {
+    let bleu = 0;
+    let chrf = 0;
+    for (const { dir, sources, references } of sets) {
+      const hypotheses: string[] = [];
+      for (let start = 0; start < sources.length; start += batchSize) {
+        const batch = sources.slice(start, start + batchSize);
+        const hyps = decode(this.model, batch, batch.map(() => dir), { bosId: this.tokenizer.bosId, eosId: this.tokenizer.eosId });
+        hypotheses.push(...hyps.map((h) => this.tokenizer.decode(h[0].tokens)));
+      }
+      bleu += corpusBleu(hypotheses, references).score / sets.length;
+      chrf += corpusChrf(hypotheses, references) / sets.length;
+    }
+    return { bleu, chrf };
+  }
+
+  /** Saves weights, optimizer state and sampler state atomically into dir. */
+  async save(dir: string, tokenizerFile: string): Promise<void> {
+    await saveTrainingState(dir, this.cfg, tokenizerFile, this.variables, this.adam.m, this.adam.v, this.step, this.sampler.rng.state);
+  }
+
+  dispose(): void {
+    this.adam.dispose();
+    this.model.dispose();
+  }
+}

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { readCorpus } from '../src/data/corpus.ts';
+import { evaluate } from '../src/eval/evaluate.ts';
+import { corpusBleu } from '../src/eval/metrics.ts';
+import { CheckpointReader } from '../src/models/checkpoint.ts';
+import { Tokenizer } from '../src/tokenizer/index.ts';
+import { parseTrainConfig } from '../src/train/config.ts';
+import { tokenizeCorpus } from '../src/train/data.ts';
+import { latestCheckpoint, train, Trainer } from '../src/train/index.ts';
+import { loadBalancingLoss } from '../src/train/loss.ts';
+import { Translator } from '../src/translator/index.ts';
+import { useTestBackend } from './helpers/backend.ts';
+import { FIXTURE_TOKENIZER, tempDir, tinyConfig } from './helpers/engine.ts';
+
+before(useTestBackend);
+
+const ENGLISH = ['Open the file', 'Save the file', 'Close the window', 'Print the document', 'Delete the file', 'Open a new window', 'Save all files', 'Quit the program'];
+const GERMAN = ['Datei öffnen', 'Datei speichern', 'Fenster schließen', 'Dokument drucken', 'Datei löschen', 'Neues Fenster öffnen', 'Alle Dateien speichern', 'Programm beenden'];
+const FRENCH = ['Ouvrir le fichier', 'Enregistrer le fichier', 'Fermer la fenêtre', 'Imprimer le document', 'Supprimer le fichier', 'Ouvrir une nouvelle fenêtre', 'Enregistrer tous les fichiers', 'Quitter le programme'];
+
+/** A corpus dir with en-de.tsv and en-fr.tsv, and a training config (token-routed encoder, target-routed decoder) next to it. */
+function setUp(train: Record<string, unknown> = {}): { config: string; data: string; out: string } {
+  const root = tempDir('taskmoe-train-');
+  const data = path.join(root, 'data');
+  fs.mkdirSync(data);
+  fs.writeFileSync(path.join(data, 'en-de.tsv'), ENGLISH.map((e, i) => `${e}\t${GERMAN[i]}\n`).join(''));
+  fs.writeFileSync(path.join(data, 'en-fr.tsv'), ENGLISH.map((e, i) => `${e}\t${FRENCH[i]}\n`).join(''));
+  const model = tinyConfig('token', 'target', { languages: ['en', 'de', 'fr'], pairs: ['en-de', 'de-en', 'en-fr', 'fr-en'], maxLength: 24 });
+  const config = path.join(root, 'train.json');
+  const settings = { tokenizer: FIXTURE_TOKENIZER, batchTokens: 96, peakLr: 3e-3, warmupSteps: 5, logEvery: 1000, evalEvery: 0, saveEvery: 0, ...train };
+  fs.writeFileSync(config, JSON.stringify({ ...model, train: settings }));
+  return { config, data, out: path.join(root, 'out') };
+}
+
+test('the load-balancing loss is 1 for uniform routing, E for collapsed routing, and ignores padding rows', () => {
+  const experts = 4;
+  const uniform = tf.fill([8, experts], 1 / experts) as tf.Tensor2D;
+  const top1Spread = Int32Array.from([0, 1, 2, 3, 0, 1, 2, 3]);
+  assert.ok(Math.abs(loadBalancingLoss(uniform, top1Spread).dataSync()[0] - 1) < 1e-6);
+  const collapsed = tf.tensor2d(Array.from({ length: 8 }, () => [1, 0, 0, 0])) as tf.Tensor2D;
+  assert.ok(Math.abs(loadBalancingLoss(collapsed, new Int32Array(8)).dataSync()[0] - experts) < 1e-6);
+  // Rows 0-3 are padding: had they counted, f_0 would be 5/8 and the loss would exceed 1.
+  const top1WithPadding = Int32Array.from([-1, -1, -1, -1, 0, 1, 2, 3]);
+  const probsWithPadding = tf.concat([collapsed.slice([0, 0], [4, experts]), uniform.slice([0, 0], [4, experts])]) as tf.Tensor2D;
+  assert.ok(Math.abs(loadBalancingLoss(probsWithPadding, top1WithPadding).dataSync()[0] - 1) < 1e-6);
+  tf.dispose([uniform, collapsed, probsWithPadding]);
+});
+
+test('training lowers the loss over 30 steps and writes a checkpoint a Translator can load', async () => {
+  const { config, data, out } = setUp({ devDir: 'data', evalEvery: 30, devDecodeSentences: 2 });
+  const lines: string[] = [];
+  const result = await train({ config, data, out, steps: 30, log: (l) => lines.push(l) });
+  assert.equal(result.step, 30);
+  const ce = result.steps.map((s) => s.crossEntropy);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  assert.ok(mean(ce.slice(-5)) < mean(ce.slice(0, 5)) - 1, `cross-entropy went from ${mean(ce.slice(0, 5))} to ${mean(ce.slice(-5))}`);
+  assert.ok(result.steps.every((s) => s.balance > 0 && Number.isFinite(s.gradNorm)));
+  assert.equal(result.dev.length, 1);
+  assert.ok(result.dev[0].loss < ce[0], 'dev loss (on the training sentences) should be below the initial loss');
+  assert.ok(lines.some((l) => /^step 30\/30 loss .* tok\/s ETA/.test(l)), 'no progress line');
+  const translator = await Translator.load(path.join(latestCheckpoint(out), 'model'));
+  assert.equal(translator.translate(['Open the file'], { source: 'en', target: 'de' }).length, 1);
+  translator.dispose();
+  const json = path.join(out, 'eval.json');
+  const scores = await evaluate({ model: path.join(latestCheckpoint(out), 'model'), data, json, log: () => {} });
+  assert.deepEqual(scores.directions.map((d) => d.direction), ['en-de', 'de-en', 'en-fr', 'fr-en']);
+  // Copying English into German shares almost nothing; the scores are sacreBLEU's on the copied text.
+  assert.equal(scores.directions[0].copyBleu, corpusBleu(ENGLISH, GERMAN).score);
+  assert.deepEqual(JSON.parse(fs.readFileSync(json, 'utf8')), scores);
+});
+
+test('a run resumed from a checkpoint takes exactly the step an uninterrupted run takes', async () => {
+  const uninterrupted = setUp();
+  const full = await train({ ...uninterrupted, steps: 6, log: () => {} });
+  const interrupted = setUp();
+  await train({ ...interrupted, steps: 4, log: () => {} });
+  const resumed = await train({ ...interrupted, steps: 6, resume: true, log: () => {} });
+  assert.deepEqual(resumed.steps.map((s) => s.step), [5, 6]);
+  assert.deepEqual(resumed.steps.map((s) => s.loss), full.steps.slice(4).map((s) => s.loss));
+  const a = await CheckpointReader.open(path.join(latestCheckpoint(uninterrupted.out), 'model'));
+  const b = await CheckpointReader.open(path.join(latestCheckpoint(interrupted.out), 'model'));
+  const [wa, wb] = [await a.read(a.shapes.keys()), await b.read(b.shapes.keys())];
+  for (const [name, t] of wa) assert.deepEqual(t.dataSync(), wb.get(name)!.dataSync(), `${name} differs`);
+  tf.dispose([...wa.values(), ...wb.values()]);
+  // And the weights did change between the two saves, so the comparison above can fail.
+  const stepFour = setUp();
+  await train({ ...stepFour, steps: 4, log: () => {} });
+  const c = await CheckpointReader.open(path.join(latestCheckpoint(stepFour.out), 'model'));
+  const [embedFull, embedFour] = [(await a.read(['embed'])).get('embed')!, (await c.read(['embed'])).get('embed')!];
+  assert.notDeepEqual(embedFull.dataSync(), embedFour.dataSync());
+  tf.dispose([embedFull, embedFour]);
+});
+
+test('a training step frees every tensor it creates', async () => {
+  const { config, data } = setUp();
+  const { model, train: settings } = parseTrainConfig(JSON.parse(fs.readFileSync(config, 'utf8')), path.dirname(config));
+  const tokenizer = await Tokenizer.load(settings.tokenizer);
+  const examples = tokenizeCorpus(await readCorpus(data), tokenizer, model.pairs, model.maxLength);
+  const trainer = Trainer.create(model, settings, tokenizer, examples);
+  trainer.trainStep();
+  const baseline = tf.memory().numTensors;
+  trainer.trainStep();
+  trainer.trainStep();
+  assert.equal(tf.memory().numTensors, baseline);
+  trainer.dispose();
+});
