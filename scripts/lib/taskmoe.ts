@@ -1,0 +1,174 @@
+// taskmoe for the checks and benchmarks: random checkpoints, servers started from source, and a
+// bounded multi-pair load.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type Proc, httpOk, start, waitFor } from './proc.ts';
+
+export const ROOT = path.resolve(import.meta.dirname, '..', '..');
+const CLI = path.join(ROOT, 'test/helpers/cli-entry.ts');
+const TOKENIZER = path.join(ROOT, 'test/fixtures/spm/tiny.model');
+
+/** Languages the fixture tokenizer has tags for. */
+export const FIXTURE_LANGUAGES = ['en', 'de', 'fr', 'ru', 'ja', 'zh'];
+
+export interface CheckpointConfig {
+  dModel: number;
+  dFF: number;
+  layers: number;
+  experts: number;
+  routing: { encoder: string; decoder: string };
+  languages: string[];
+  pairs: string[];
+  maxLength: number;
+}
+
+/** Writes a random checkpoint with `taskmoe init` (vocabulary: the 1000-piece test fixture). */
+export function makeCheckpoint(dir: string, c: CheckpointConfig, seed = 1): string {
+  const cfg = {
+    vocabSize: 1000,
+    dModel: c.dModel,
+    numHeads: 4,
+    dFF: c.dFF,
+    encoderLayers: c.layers,
+    decoderLayers: c.layers,
+    moe: { numExperts: c.experts, topK: 2, every: 2 },
+    routing: c.routing,
+    languages: c.languages,
+    pairs: c.pairs,
+    maxLength: c.maxLength,
+    tokenizer: 'tokenizer.model',
+  };
+  fs.mkdirSync(dir, { recursive: true });
+  const cfgFile = path.join(dir, 'config.in.json');
+  fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+  const out = path.join(dir, 'model');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'init', '--config', cfgFile, '--tokenizer', TOKENIZER, '--out', out, '--seed', String(seed)], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`taskmoe init failed: ${r.stderr}`);
+  return out;
+}
+
+/** Every ordered pair of the languages. */
+export function allPairs(languages: string[]): string[] {
+  return languages.flatMap((s) => languages.filter((t) => t !== s).map((t) => `${s}-${t}`));
+}
+
+/** Starts `taskmoe serve` from source on 127.0.0.1:port and waits for /readyz. */
+export async function startTaskmoe(opts: { name: string; model: string; port: number; log: string; lifetimeS: number; workers?: number; cacheMb?: number; env?: Record<string, string>; readyTimeoutMs?: number }): Promise<Proc> {
+  const args = ['--import', 'tsx', CLI, 'serve', '--model', opts.model, '--port', String(opts.port), '--host', '127.0.0.1', '--workers', String(opts.workers ?? 1)];
+  if (opts.cacheMb !== undefined) args.push('--cache-mb', String(opts.cacheMb));
+  const proc = start(opts.name, process.execPath, args, {
+    log: opts.log,
+    lifetimeS: opts.lifetimeS,
+    cwd: ROOT,
+    env: { ...process.env, TASKMOE_BACKEND: 'wasm', TASKMOE_DRAIN_GRACE_MS: '2000', ...opts.env },
+  });
+  await waitFor(`${opts.name} /readyz`, () => httpOk(`http://127.0.0.1:${opts.port}/readyz`), opts.readyTimeoutMs ?? 120000, proc);
+  return proc;
+}
+
+/** Short sentences for the load; the model is random, so only their length matters. */
+const SENTENCES = [
+  'The weather is nice today.',
+  'Where is the train station?',
+  'I would like a cup of coffee, please.',
+  'This sentence is a little longer than the others in the list.',
+  'Hello world.',
+  'Can you help me translate this document before tomorrow morning?',
+  'We are testing the translation server.',
+  'Thank you very much.',
+];
+
+export interface LoadResult {
+  requests: number;
+  ok: number;
+  errors: Record<string, number>;
+  seconds: number;
+  latenciesMs: number[];
+}
+
+export function percentile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+}
+
+/** A deterministic pseudo-random sequence (so every run of a benchmark sends the same requests). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+/**
+ * Sends `total` requests (or until `maxSeconds`), `concurrency` at a time, each for a pair drawn by
+ * `pickPair`. A request is POST /translate/{source}/{target} or, when `bodyRoute` says so, POST
+ * /translate with the pair in the body.
+ */
+export async function runLoad(opts: {
+  baseUrl: string | ((i: number) => string);
+  total: number;
+  maxSeconds: number;
+  concurrency: number;
+  pickPair: (i: number) => string;
+  bodyRoute?: (i: number) => boolean;
+  maxLength?: number;
+  textsPerRequest?: number;
+  seed?: number;
+}): Promise<LoadResult> {
+  const rand = rng(opts.seed ?? 1);
+  const result: LoadResult = { requests: 0, ok: 0, errors: {}, seconds: 0, latenciesMs: [] };
+  const started = performance.now();
+  const deadline = Date.now() + opts.maxSeconds * 1000;
+  let next = 0;
+  const worker = async () => {
+    while (next < opts.total && Date.now() < deadline) {
+      const i = next++;
+      const [source, target] = opts.pickPair(i).split('-');
+      const n = opts.textsPerRequest ?? 1;
+      const q = Array.from({ length: n }, () => SENTENCES[Math.floor(rand() * SENTENCES.length)]);
+      const base = typeof opts.baseUrl === 'function' ? opts.baseUrl(i) : opts.baseUrl;
+      const inBody = opts.bodyRoute?.(i) ?? false;
+      const url = inBody ? `${base}/translate` : `${base}/translate/${source}/${target}`;
+      const body = inBody ? { q: n === 1 ? q[0] : q, source, target } : { q: n === 1 ? q[0] : q };
+      if (opts.maxLength !== undefined) Object.assign(body, { max_length: opts.maxLength });
+      const t0 = performance.now();
+      try {
+        const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(60000) });
+        await r.arrayBuffer();
+        result.requests++;
+        if (r.ok) {
+          result.ok++;
+          result.latenciesMs.push(performance.now() - t0);
+        } else {
+          result.errors[String(r.status)] = (result.errors[String(r.status)] ?? 0) + 1;
+        }
+      } catch (err) {
+        result.requests++;
+        const k = (err as Error).name;
+        result.errors[k] = (result.errors[k] ?? 0) + 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  result.seconds = (performance.now() - started) / 1000;
+  return result;
+}
+
+export interface Metrics {
+  [name: string]: number;
+}
+
+/** Sums of the unlabelled (or all-label-summed) samples of the named metrics on /metrics. */
+export async function scrape(baseUrl: string, names: string[]): Promise<Metrics> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const out: Metrics = Object.fromEntries(names.map((n) => [n, 0]));
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (m && m[1] in out) out[m[1]] += Number(m[3]);
+  }
+  return out;
+}
