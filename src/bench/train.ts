@@ -1,15 +1,18 @@
 // Training throughput on random data: tokens/s and achieved FLOP/s of the trainer, against the
 // FLOP/s of a plain 2-D matMul (the best the backend does) measured in the same process.
-// Run: node --import tsx src/train/bench.ts [--steps N] [--batch-tokens N] [--vocab N] [--backend wasm|cpu|node]
+// Run: node --import tsx src/bench/train.ts [--steps N] [--batch-tokens N] [--vocab N] [--backend wasm|cpu|node]
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.ts';
 import { type ModelConfig, isMoeLayer, numLayers } from '../models/config.ts';
-import { FIXTURE_TOKENIZER } from '../../test/helpers/engine.ts';
+import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { TRAIN_DEFAULTS } from './config.ts';
-import type { Example } from './data.ts';
-import { Trainer } from './trainer.ts';
+import { TRAIN_DEFAULTS } from '../train/config.ts';
+import type { Example } from '../train/data.ts';
+import { Trainer } from '../train/trainer.ts';
+
+// The test fixture's vocabulary; the benchmark's own vocabulary size is simulated on top of it.
+const TOKENIZER = fileURLToPath(new URL('../../test/fixtures/spm/tiny.model', import.meta.url));
 
 const LANGUAGES = ['en', 'de', 'fr', 'ru', 'ja', 'zh'];
 
@@ -73,7 +76,7 @@ function randomExamples(cfg: ModelConfig, n: number, tagOf: (lang: string) => nu
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { steps: { type: 'string', default: '4' }, backend: { type: 'string', default: 'wasm' }, vocab: { type: 'string', default: '8000' }, 'batch-tokens': { type: 'string', default: '2048' } } });
   await initBackend({ force: values.backend, log: () => {} });
-  const tokenizer = await Tokenizer.load(FIXTURE_TOKENIZER);
+  const tokenizer = await Tokenizer.load(TOKENIZER);
   // The fixture tokenizer has 1000 pieces; the trainer only needs its special ids, so the model's vocabulary can be larger.
   const cfg: ModelConfig = { ...BENCH_MODEL, vocabSize: Number(values.vocab) };
   const trainer = Trainer.create(cfg, { ...TRAIN_DEFAULTS, batchTokens: Number(values['batch-tokens']) }, tokenizer, randomExamples(cfg, 500, (l) => tokenizer.languageTagId(l)));
