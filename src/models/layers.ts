@@ -43,24 +43,20 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
 }
 
 /**
- * Scaled dot-product attention. Keys arrive pre-transposed so that both products are plain
- * batched matMuls with no transpose flag.
- * q: [B, H, T, dh], kT: [B, H, dh, S], v: [B, H, S, dh], bias: broadcastable to [B, H, T, S] -> [B, H, T, dh]
+ * Scaled dot-product attention. Keys stay [B, H, S, dh] and the scores use transposeB: on wasm the
+ * batched matMul then reads contiguous rows, and the decoder's key cache grows along axis 2, one
+ * block copy per (b, h) instead of one per key dimension (measured 1.4-2.1x faster per step,
+ * src/bench/attention.ts).
+ * q: [B, H, T, dh], k: [B, H, S, dh], v: [B, H, S, dh], bias: broadcastable to [B, H, T, S] -> [B, H, T, dh]
  */
-export function attention(q: tf.Tensor4D, kT: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor | null): tf.Tensor4D {
+export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor | null): tf.Tensor4D {
   const [b, h, t, dh] = q.shape;
-  const s = kT.shape[3];
-  let scores: tf.Tensor = tf.matMul(q.reshape([b * h, t, dh]), kT.reshape([b * h, dh, s])).reshape([b, h, t, s]);
+  const s = k.shape[2];
+  let scores: tf.Tensor = tf.matMul(q.reshape([b * h, t, dh]), k.reshape([b * h, s, dh]), false, true).reshape([b, h, t, s]);
   scores = scores.mul(1 / Math.sqrt(dh));
   if (bias !== null) scores = scores.add(bias);
   const probs = tf.softmax(scores);
   return tf.matMul(probs.reshape([b * h, t, s]), v.reshape([b * h, s, dh])).reshape([b, h, t, dh]);
-}
-
-// keys: [B*S, d] -> kT: [B, H, dh, S]
-export function keysTransposed(k: tf.Tensor2D, batch: number, heads: number): tf.Tensor4D {
-  const [rows, width] = k.shape;
-  return k.reshape([batch, rows / batch, heads, width / heads]).transpose([0, 2, 3, 1]);
 }
 
 /** Additive attention bias from sequence lengths. lengths: [B] -> [B, 1, 1, S], 0 where valid and -1e9 on padding. */

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type Component, type ModelConfig, hasExperts, isMoeLayer, numLayers, taskKey, taskList } from './config.ts';
 import {
-  type Weights, attention, causalBias, keysTransposed, layerNorm, linear, mergeHeads, ffn,
+  type Weights, attention, causalBias, layerNorm, linear, mergeHeads, ffn,
   paddingBias, sinusoidalPositions, splitHeads, weight,
 } from './layers.ts';
 import { type ExpertWeights, type Routes, disposeRoutes, dropRows, moeFFN, repeatRoutes, topKGating } from './moe.ts';
@@ -215,7 +215,7 @@ export class Encoder extends Stack {
         let h = layerNorm(x, this.w(`${l}.selfAttn.ln.g`), this.w(`${l}.selfAttn.ln.b`));
         const q = splitHeads(linear(h, this.w(`${l}.selfAttn.wq`)), batch, this.cfg.numHeads);
         const [k, v] = tf.split(linear(h, this.w(`${l}.selfAttn.wkv`)), 2, 1) as tf.Tensor2D[];
-        const a = attention(q, keysTransposed(k, batch, this.cfg.numHeads), splitHeads(v, batch, this.cfg.numHeads), bias);
+        const a = attention(q, splitHeads(k, batch, this.cfg.numHeads), splitHeads(v, batch, this.cfg.numHeads), bias);
         x = x.add(linear(mergeHeads(a), this.w(`${l}.selfAttn.wo`)));
         // feed-forward
         h = layerNorm(x, this.w(`${l}.ffn.ln.g`), this.w(`${l}.ffn.ln.b`));
@@ -242,10 +242,10 @@ export interface DecoderState {
   rows: number;
   step: number;
   srcBias: tf.Tensor4D; // [B, 1, 1, S]
-  crossKT: tf.Tensor4D[]; // per layer [B, H, dh, S]
+  crossK: tf.Tensor4D[]; // per layer [B, H, S, dh]
   crossV: tf.Tensor4D[]; // per layer [B, H, S, dh]
   routes: (Routes | undefined)[]; // per layer, for per-sentence routings
-  selfKT: tf.Tensor4D[]; // per layer [B, H, dh, t]
+  selfK: tf.Tensor4D[]; // per layer [B, H, t, dh]
   selfV: tf.Tensor4D[]; // per layer [B, H, t, dh]
 }
 
@@ -265,16 +265,16 @@ export class Decoder extends Stack {
       rowsPerSentence === 1 ? x.clone() : x.reshape([batch, 1, srcLen, -1]).tile([1, rowsPerSentence, 1, 1]).reshape([rows * srcLen, -1]) as tf.Tensor2D;
     const rowLengths = lengths.flatMap((l) => new Array(rowsPerSentence).fill(l));
     const rowDirs = dirs.flatMap((d) => new Array(rowsPerSentence).fill(d));
-    const { crossKT, crossV, srcBias } = tf.tidy(() => {
+    const { crossK, crossV, srcBias } = tf.tidy(() => {
       const memory = repeat(enc.out);
-      const crossKT: tf.Tensor4D[] = [];
+      const crossK: tf.Tensor4D[] = [];
       const crossV: tf.Tensor4D[] = [];
       for (let i = 0; i < numLayers(this.cfg, 'decoder'); i++) {
         const [k, v] = tf.split(linear(memory, this.w(`${this.layer(i)}.crossAttn.wkv`)), 2, 1) as tf.Tensor2D[];
-        crossKT.push(keysTransposed(k, rows, this.cfg.numHeads));
+        crossK.push(splitHeads(k, rows, this.cfg.numHeads));
         crossV.push(splitHeads(v, rows, this.cfg.numHeads));
       }
-      return { crossKT, crossV, srcBias: paddingBias(rowLengths, srcLen) };
+      return { crossK, crossV, srcBias: paddingBias(rowLengths, srcLen) };
     });
     // Sentence routing in the decoder gates on the source's mean encoder output, so it never sees future target tokens.
     const sourceMean = () => {
@@ -285,8 +285,8 @@ export class Decoder extends Stack {
     const routes = layers.map((i) => this.sentenceRoute(i, rowDirs, sourceMean, collect));
     const { numHeads: h, dModel } = this.cfg;
     return {
-      rows, step: 0, srcBias, crossKT, crossV, routes,
-      selfKT: layers.map(() => tf.zeros([rows, h, dModel / h, 0]) as tf.Tensor4D),
+      rows, step: 0, srcBias, crossK, crossV, routes,
+      selfK: layers.map(() => tf.zeros([rows, h, 0, dModel / h]) as tf.Tensor4D),
       selfV: layers.map(() => tf.zeros([rows, h, 0, dModel / h]) as tf.Tensor4D),
     };
   }
@@ -303,7 +303,7 @@ export class Decoder extends Stack {
     const next = tf.tidy(() => {
       const selfBias = t === 1 ? null : causalBias(t);
       let x = emb.embed(tf.tensor2d(tokens, [rows, t], 'int32'), state.step);
-      const selfKT: tf.Tensor4D[] = [];
+      const selfK: tf.Tensor4D[] = [];
       const selfV: tf.Tensor4D[] = [];
       for (let i = 0; i < numLayers(this.cfg, 'decoder'); i++) {
         const l = this.layer(i);
@@ -311,24 +311,24 @@ export class Decoder extends Stack {
         let h = layerNorm(x, this.w(`${l}.selfAttn.ln.g`), this.w(`${l}.selfAttn.ln.b`));
         const q = splitHeads(linear(h, this.w(`${l}.selfAttn.wq`)), rows, heads);
         const [k, v] = tf.split(linear(h, this.w(`${l}.selfAttn.wkv`)), 2, 1) as tf.Tensor2D[];
-        const kT = tf.concat([state.selfKT[i], keysTransposed(k, rows, heads)], 3);
+        const kAll = tf.concat([state.selfK[i], splitHeads(k, rows, heads)], 2);
         const vAll = tf.concat([state.selfV[i], splitHeads(v, rows, heads)], 2);
-        selfKT.push(kT);
+        selfK.push(kAll);
         selfV.push(vAll);
-        x = x.add(linear(mergeHeads(attention(q, kT, vAll, selfBias)), this.w(`${l}.selfAttn.wo`)));
+        x = x.add(linear(mergeHeads(attention(q, kAll, vAll, selfBias)), this.w(`${l}.selfAttn.wo`)));
         // cross-attention over the encoder output
         h = layerNorm(x, this.w(`${l}.crossAttn.ln.g`), this.w(`${l}.crossAttn.ln.b`));
         const qc = splitHeads(linear(h, this.w(`${l}.crossAttn.wq`)), rows, heads);
-        x = x.add(linear(mergeHeads(attention(qc, state.crossKT[i], state.crossV[i], state.srcBias)), this.w(`${l}.crossAttn.wo`)));
+        x = x.add(linear(mergeHeads(attention(qc, state.crossK[i], state.crossV[i], state.srcBias)), this.w(`${l}.crossAttn.wo`)));
         // feed-forward
         h = layerNorm(x, this.w(`${l}.ffn.ln.g`), this.w(`${l}.ffn.ln.b`));
         x = x.add(this.ffnBlock(i, h, state.routes[i], t, undefined, collect));
       }
       const logits = emb.logits(layerNorm(x, this.w('decoder.lnF.g'), this.w('decoder.lnF.b')));
-      return { logits, selfKT, selfV };
+      return { logits, selfK, selfV };
     });
-    for (const c of [...state.selfKT, ...state.selfV]) c.dispose();
-    state.selfKT = next.selfKT;
+    for (const c of [...state.selfK, ...state.selfV]) c.dispose();
+    state.selfK = next.selfK;
     state.selfV = next.selfV;
     state.step += t;
     return next.logits;
@@ -338,13 +338,13 @@ export class Decoder extends Stack {
   reorder(state: DecoderState, rows: number[]): void {
     const idx = tf.tensor1d(rows, 'int32');
     const pick = (ts: tf.Tensor4D[]) => ts.map((c) => { const r = tf.gather(c, idx); c.dispose(); return r; });
-    state.selfKT = pick(state.selfKT);
+    state.selfK = pick(state.selfK);
     state.selfV = pick(state.selfV);
     idx.dispose();
   }
 
   disposeState(state: DecoderState): void {
-    for (const c of [state.srcBias, ...state.crossKT, ...state.crossV, ...state.selfKT, ...state.selfV]) c.dispose();
+    for (const c of [state.srcBias, ...state.crossK, ...state.crossV, ...state.selfK, ...state.selfV]) c.dispose();
     state.routes.forEach(disposeRoutes);
   }
 }
