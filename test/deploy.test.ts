@@ -218,7 +218,7 @@ describe('Dockerfile and .dockerignore', () => {
 });
 
 describe('deployment README section', () => {
-  const readme = fs.readFileSync(path.join(ROOT, 'deploy/README.md'), 'utf8');
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   it('covers build, push, apply, scale and every dashboard panel', () => {
     assert.match(readme, /^## Deployment/m);
     for (const h of ['Build', 'Push', 'Apply', 'Scale']) assert.match(readme, new RegExp(`^#+ .*${h}`, 'm'), `section ${h}`);
