@@ -8,9 +8,8 @@ export interface EngineWorkerData {
   warmPairs: string[];
 }
 
-export type ToWorker =
-  | { type: 'translate'; id: number; pair: string; sources: number[][]; options: TranslateOptions }
-  | { type: 'shutdown' };
+/** The pool stops a worker by terminating its thread, so translating is the only request. */
+export type ToWorker = { type: 'translate'; id: number; pair: string; sources: number[][]; options: TranslateOptions };
 
 export interface CacheSnapshot {
   entries: number;

@@ -36,10 +36,6 @@ async function main(): Promise<void> {
   // One batch at a time: a second message waits for the first, since decoding is synchronous anyway.
   let queue = Promise.resolve();
   port.on('message', (msg: ToWorker) => {
-    if (msg.type === 'shutdown') {
-      cache.dispose();
-      process.exit(0);
-    }
     queue = queue.then(async () => {
       const started = performance.now();
       const dir = direction(msg.pair);
