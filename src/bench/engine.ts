@@ -338,9 +338,9 @@ function foldedAway(cfg: ModelConfig, name: string): boolean {
 
 /**
  * A TensorSource over device tensors that hands out the tensors themselves, except the ones
- * readComponent disposes after folding (copied). MemorySource hands out clone()s, and on the wasm
- * backend clone() is a full copy (its Identity kernel copies the buffer), so extracting from a
- * MemorySource would duplicate the whole shared encoder and the embeddings (~1 GB for wmt32).
+ * readComponent disposes after folding (copied). Handing out clone()s instead would duplicate the
+ * whole shared encoder and the embeddings (~1 GB for wmt32): on the wasm backend clone() is a full
+ * copy (its Identity kernel copies the buffer).
  */
 class SharedSource implements TensorSource {
   constructor(readonly config: ModelConfig, private readonly weights: Weights) {}

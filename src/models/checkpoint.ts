@@ -157,29 +157,12 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-/** Where model tensors come from: a checkpoint on disk, or weights already in memory. */
+/** Where model tensors come from: a checkpoint on disk (CheckpointReader), or weights already in memory. */
 export interface TensorSource {
   readonly config: ModelConfig;
   readonly shapes: TensorShapes;
   /** New tensors (the caller owns them) for the named entries. */
   read(names: Iterable<string>): Promise<Map<string, tf.Tensor>>;
-}
-
-/** Weights held in memory as a TensorSource: reads return copies, so the source keeps its own. */
-export class MemorySource implements TensorSource {
-  constructor(readonly config: ModelConfig, private readonly weights: Map<string, tf.Tensor>) {}
-
-  get shapes(): TensorShapes {
-    return new Map([...this.weights].map(([n, t]) => [n, t.shape]));
-  }
-
-  async read(names: Iterable<string>): Promise<Map<string, tf.Tensor>> {
-    return new Map([...names].map((n) => {
-      const t = this.weights.get(n);
-      if (t === undefined) throw new CheckpointError(`no tensor "${n}"`);
-      return [n, t.clone()];
-    }));
-  }
 }
 
 /** An opened checkpoint: config and manifest checked, tensors read on demand. */
