@@ -76,3 +76,27 @@ test('init refuses a config whose vocabulary size does not match the tokenizer',
   assert.equal(r.code, 1);
   assert.match(r.stderr, /vocabSize 1200 does not match .*tiny\.model \(1000 pieces\)/);
 });
+
+test('convert rewrites the weights as float32 or float16 without changing the model', async () => {
+  const f16 = path.join(work, 'convert-f16');
+  const f32 = path.join(work, 'convert-f32');
+  const back = path.join(work, 'convert-back');
+  let r = await runCli(['init', '--config', cfgFile, '--tokenizer', FIXTURE_TOKENIZER, '--out', f16, '--seed', '5', '--dtype', 'float16']);
+  assert.equal(r.code, 0, r.stderr);
+  r = await runCli(['convert', '--model', f16, '--out', f32, '--dtype', 'float32']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse((await runCli(['inspect', f32, '--json'])).stdout);
+  assert.equal(report.dtype, 'float32');
+  assert.equal(report.bytes, report.params.total * 4);
+  // float16 values are exact in float32, so converting back restores the very same bytes.
+  r = await runCli(['convert', '--model', f32, '--out', back, '--dtype', 'float16']);
+  assert.equal(r.code, 0, r.stderr);
+  const shard = (dir: string) => fs.readFileSync(path.join(dir, 'group1-shard1of1.bin'));
+  assert.ok(shard(back).equals(shard(f16)), 'float16 -> float32 -> float16 gives back the same weights');
+  const a = await runCli(['translate', '--model', f16, '--source', 'en', '--target', 'de', '--max-length', '6', 'Could not open file']);
+  const b = await runCli(['translate', '--model', f32, '--source', 'en', '--target', 'de', '--max-length', '6', 'Could not open file']);
+  assert.equal(b.stdout, a.stdout);
+  r = await runCli(['convert', '--model', f16, '--out', path.join(work, 'convert-none')]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--dtype is required/);
+});

@@ -28,10 +28,14 @@ Usage:
       Writes a randomly initialised checkpoint (for tests and benchmarks).
   taskmoe extract --model DIR --source xx --target yy --out DIR2 [--dtype float32|float16]
       Writes the sub-network serving xx->yy as a checkpoint of its own.
+  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
+      Rewrites a checkpoint with its weights stored as float32 or float16.
   taskmoe inspect DIR [--json]
       Parameter counts and bytes per component, and the size of every task's sub-network.
   taskmoe bench engine [--json FILE] [--quick]
       Decoding throughput of dense, token, task and task-extracted models (random weights).
+  taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--concurrency N] [--json FILE]
+      Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
   taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume]
       Trains a model (config.json fields plus a "train" section); checkpoints go to DIR/latest/model.
       Ctrl-C saves a checkpoint before exiting; --resume continues exactly where it stopped.
@@ -125,6 +129,23 @@ async function cmdExtract(args: string[]): Promise<number> {
   return 0;
 }
 
+async function cmdConvert(args: string[]): Promise<number> {
+  const { flags } = parse(args, { model: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' } });
+  const reader = await CheckpointReader.open(required(flags, 'model'));
+  const out = required(flags, 'out');
+  const dtype = dtypeFlag(flags);
+  if (dtype === undefined) throw new UsageError('--dtype is required (float32 or float16)');
+  await initBackend({ log });
+  const weights = await reader.read(reader.shapes.keys());
+  try {
+    await writeCheckpoint(out, reader.config, weights, reader.tokenizerPath, dtype);
+  } finally {
+    for (const t of weights.values()) t.dispose();
+  }
+  log(`wrote ${out} (${dtype}, ${(inspectModel(await CheckpointReader.open(out)).bytes / 1024 / 1024).toFixed(1)} MiB of weights)`);
+  return 0;
+}
+
 async function cmdInspect(args: string[]): Promise<number> {
   const { flags, positionals } = parse(args, { json: { type: 'boolean' } }, true);
   if (positionals.length !== 1) throw new UsageError('inspect takes one checkpoint directory');
@@ -194,7 +215,20 @@ async function cmdTranslate(args: string[]): Promise<number> {
 
 async function cmdBench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
-  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine [--json FILE] [--quick]');
+  if (what === 'server') {
+    const { flags } = parse(rest, { model: { type: 'string' }, data: { type: 'string' }, seconds: { type: 'string' }, concurrency: { type: 'string' }, json: { type: 'string' } });
+    await initBackend({ log });
+    const { benchServer } = await import('../bench/server.ts');
+    await benchServer({
+      model: flags.model as string | undefined,
+      data: flags.data as string | undefined,
+      seconds: positiveInt(flags, 'seconds'),
+      concurrency: positiveInt(flags, 'concurrency'),
+      json: flags.json as string | undefined,
+    });
+    return 0;
+  }
+  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine [--json FILE] [--quick] | taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--concurrency N] [--json FILE]');
   const { flags } = parse(rest, { json: { type: 'string' }, quick: { type: 'boolean' } });
   await initBackend({ log });
   const { benchEngine } = await import('../bench/engine.ts');
@@ -271,6 +305,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   eval: cmdEval,
   init: cmdInit,
   extract: cmdExtract,
+  convert: cmdConvert,
   inspect: cmdInspect,
   translate: cmdTranslate,
   bench: cmdBench,

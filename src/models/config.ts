@@ -62,6 +62,12 @@ export function pairKey(source: string, target: string): string {
   return `${source}-${target}`;
 }
 
+/** "en-de" -> {source: "en", target: "de"}; the inverse of pairKey for a pair from a valid config. */
+export function parsePair(pair: string): { source: string; target: string } {
+  const [source, target] = pair.split('-');
+  return { source, target };
+}
+
 /** The task a translation source→target belongs to under a routing; undefined when routing has no task. */
 export function taskKey(routing: Routing, source: string, target: string): string | undefined {
   if (routing === 'target') return target;

@@ -72,11 +72,8 @@ function greedy(model: Seq2Seq, enc: Encoded, dirs: Direction[], limits: number[
     let inputs = new Array<number>(batch).fill(opts.bosId);
     for (let step = 0; step < Math.max(...limits) && !done.every(Boolean); step++) {
       const logits = model.decoder.forward(model.embeddings, state, inputs.map((t) => [t]));
-      const [best, bestLogProb] = tf.tidy(() => {
-        const lp = tf.logSoftmax(logits);
-        const next = lp.argMax(1);
-        return [next, lp.max(1)];
-      });
+      // log p(argmax) = max - logsumexp: the argmax of the logits, without a log-softmax over the vocabulary.
+      const [best, bestLogProb] = tf.tidy((): tf.Tensor1D[] => [logits.argMax(1), logits.max(1).sub(tf.logSumExp(logits, 1))]);
       const next = Array.from(best.dataSync());
       const lp = bestLogProb.dataSync();
       tf.dispose([logits, best, bestLogProb]);

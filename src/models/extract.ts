@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { TensorSource } from './checkpoint.ts';
 import {
-  type Component, type ModelConfig, COMPONENTS, hasExperts, isMoeLayer, isTaskRouting, numLayers, taskKey, taskList, tensorComponent,
+  type Component, type ModelConfig, COMPONENTS, hasExperts, isMoeLayer, isTaskRouting, numLayers, taskKey, taskList, tensorComponent, parsePair,
 } from './config.ts';
 import type { Weights } from './layers.ts';
 import { topKGating } from './moe.ts';
@@ -27,7 +27,7 @@ export function subnetworkTasks(cfg: ModelConfig, dir: Direction): Partial<Recor
 export function subnetworkConfig(cfg: ModelConfig, dir: Direction): ModelConfig {
   const tasks = subnetworkTasks(cfg, dir);
   const pairs = cfg.pairs.filter((p) => {
-    const [source, target] = p.split('-');
+    const { source, target } = parsePair(p);
     return COMPONENTS.every((c) => tasks[c] === undefined || taskKey(cfg.routing[c], source, target) === tasks[c]);
   });
   return { ...cfg, pairs, extracted: { ...cfg.extracted, ...tasks } };

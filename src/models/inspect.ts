@@ -1,7 +1,7 @@
 // Parameter and byte counts of a checkpoint and of every sub-network it can be cut into,
 // computed from shapes alone (nothing is loaded).
 import type { CheckpointReader } from './checkpoint.ts';
-import { type Component, type ModelConfig, type TensorShapes, COMPONENTS, tensorComponent, tensorShapes } from './config.ts';
+import { type Component, type ModelConfig, type TensorShapes, COMPONENTS, parsePair, tensorComponent, tensorShapes } from './config.ts';
 import { subnetworkConfig, subnetworkTasks } from './extract.ts';
 
 export interface ParamCounts {
@@ -48,15 +48,15 @@ export function inspectModel(reader: CheckpointReader): ModelReport {
   // Pairs that map to the same tasks share one sub-network.
   const byTasks = new Map<string, SubnetworkSize>();
   for (const pair of cfg.pairs) {
-    const [source, target] = pair.split('-');
-    const tasks = subnetworkTasks(cfg, { source, target });
+    const dir = parsePair(pair);
+    const tasks = subnetworkTasks(cfg, dir);
     const key = COMPONENTS.map((c) => tasks[c] ?? '').join('|');
     const existing = byTasks.get(key);
     if (existing !== undefined) {
       existing.pairs.push(pair);
       continue;
     }
-    const params = countParams(tensorShapes(subnetworkConfig(cfg, { source, target })));
+    const params = countParams(tensorShapes(subnetworkConfig(cfg, dir)));
     byTasks.set(key, { tasks, pairs: [pair], params, bytes: params.total * 4 });
   }
   return {

@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Batcher, CancelledError, DeadlineError, DrainingError, QueueFullError } from '../batching/index.ts';
 import { CheckpointReader } from '../models/checkpoint.ts';
-import { type ModelConfig, pairKey } from '../models/config.ts';
+import { type ModelConfig, pairKey, parsePair } from '../models/config.ts';
 import { subnetworkTasks } from '../models/extract.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, type TranslateOptions, type Translation } from '../translator/index.ts';
@@ -176,7 +176,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   const languages = cfg.languages.map((code) => ({
     code,
     name: LANGUAGE_NAMES[code] ?? code,
-    targets: cfg.pairs.filter((p) => p.startsWith(`${code}-`)).map((p) => p.split('-')[1]),
+    targets: cfg.pairs.filter((p) => p.startsWith(`${code}-`)).map((p) => parsePair(p).target),
   }));
 
   const translate = async (body: TranslateBody, req: FastifyRequest, reply: FastifyReply) => {
@@ -302,8 +302,7 @@ function checkPair(cfg: ModelConfig, source: string, target: string): void {
 
 /** The key of the sub-network a pair needs: pairs with equal keys share cached components. */
 function subnetworkKey(cfg: ModelConfig, pair: string): string {
-  const [source, target] = pair.split('-');
-  const tasks = subnetworkTasks(cfg, { source, target });
+  const tasks = subnetworkTasks(cfg, parsePair(pair));
   return `${tasks.encoder ?? '*'}|${tasks.decoder ?? '*'}`;
 }
 

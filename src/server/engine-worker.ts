@@ -3,6 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.ts';
+import { parsePair } from '../models/config.ts';
 import { CheckpointReader } from '../models/checkpoint.ts';
 import { SubnetworkCache } from '../models/subnetwork-cache.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
@@ -12,11 +13,6 @@ import type { CacheSnapshot, EngineWorkerData, FromWorker, ToWorker } from './en
 const port = parentPort!;
 const data = workerData as EngineWorkerData;
 const send = (msg: FromWorker) => port.postMessage(msg);
-
-function direction(pair: string) {
-  const [source, target] = pair.split('-');
-  return { source, target };
-}
 
 async function main(): Promise<void> {
   await initBackend(); // logs which backend this worker runs and whether it uses a GPU
@@ -30,7 +26,7 @@ async function main(): Promise<void> {
     const { entries, bytes, hits, misses, evictions } = cache.stats();
     return { entries, bytes, hits, misses, evictions };
   };
-  await cache.warm(data.warmPairs.map(direction));
+  await cache.warm(data.warmPairs.map(parsePair));
   send({ type: 'ready', cache: snapshot(), tensors: tf.memory().numTensors });
 
   // One batch at a time: a second message waits for the first, since decoding is synchronous anyway.
@@ -38,7 +34,7 @@ async function main(): Promise<void> {
   port.on('message', (msg: ToWorker) => {
     queue = queue.then(async () => {
       const started = performance.now();
-      const dir = direction(msg.pair);
+      const dir = parsePair(msg.pair);
       let lease;
       try {
         lease = await cache.acquire(dir);

@@ -1,0 +1,319 @@
+// `taskmoe bench server`: loads a real listening server (a child process) with a bounded
+// closed-loop HTTP client and compares, side by side in one run:
+//   1. batching on against a maximum batch of 1, one pair, at saturation;
+//   2. one pair against requests spread over every pair with a cache budget below their total;
+//   3. the server at saturation against the engine alone (in this process) on batches of the size
+//      the server formed, on the same sentences.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { readCorpus, pairsFor } from '../data/corpus.ts';
+import { CheckpointReader } from '../models/checkpoint.ts';
+import { parsePair } from '../models/config.ts';
+import { inspectModel } from '../models/inspect.ts';
+import { SubnetworkCache } from '../models/subnetwork-cache.ts';
+import { DEFAULT_MODEL_DIR, Translator } from '../translator/index.ts';
+import { ensureBackend } from './engine.ts';
+
+export interface ServerBenchOptions {
+  /** Checkpoint to serve (default: the demo model). */
+  model?: string;
+  /** Corpus directory whose en-XX.tsv files give the texts (default: ../shared/data/gettext-mt/dev). */
+  data?: string;
+  /** Measured seconds per run, after the warm-up. */
+  seconds?: number;
+  warmupSeconds?: number;
+  /** Requests in flight. */
+  concurrency?: number;
+  json?: string;
+  log?: (line: string) => void;
+}
+
+/** One load run against one server configuration. */
+export interface LoadResult {
+  label: string;
+  requests: number;
+  /** Answered 200 per second over the measured window (one text per request). */
+  sentencesPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Non-200 answers in the window, by status. */
+  errors: Record<string, number>;
+  meanBatchSentences: number;
+  cache?: { hits: number; misses: number; evictions: number; hitRatio: number };
+}
+
+export interface ServerBenchResult {
+  model: string;
+  concurrency: number;
+  seconds: number;
+  batching: { on: LoadResult; off: LoadResult; speedup: number };
+  pairs: { one: LoadResult; spread: LoadResult; cacheMiB: number; subnetworksMiB: number; ratio: number };
+  overhead: { server: LoadResult; engineSentencesPerSecond: number; engineBatch: number; overhead: number };
+}
+
+interface Job {
+  source: string;
+  target: string;
+  text: string;
+}
+
+const MiB = 1024 * 1024;
+
+export async function benchServer(opts: ServerBenchOptions = {}): Promise<ServerBenchResult> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const model = path.resolve(opts.model ?? DEFAULT_MODEL_DIR);
+  const dataDir = path.resolve(opts.data ?? path.join('..', 'shared', 'data', 'gettext-mt', 'dev'));
+  if (!fs.existsSync(dataDir)) throw new Error(`bench server: no corpus at ${dataDir}; give one with --data DIR (en-XX.tsv files)`);
+  const seconds = opts.seconds ?? 20;
+  const warmupSeconds = opts.warmupSeconds ?? 5;
+  const concurrency = opts.concurrency ?? 64;
+  const reader = await CheckpointReader.open(model);
+  const cfg = reader.config;
+  const corpus = await readCorpus(dataDir, { languages: cfg.languages, maxPerFile: 400 });
+  const jobsOf = (pair: string): Job[] => {
+    const dir = parsePair(pair);
+    return pairsFor(corpus.files, dir).map((p) => ({ ...dir, text: p.source }));
+  };
+  const onePair = cfg.pairs.includes('en-de') ? 'en-de' : cfg.pairs[0];
+  const oneJobs = jobsOf(onePair);
+  if (oneJobs.length === 0) throw new Error(`bench server: ${dataDir} has no ${onePair} sentences`);
+  // Interleaved so that consecutive requests go to different pairs.
+  const perPair = cfg.pairs.map(jobsOf).filter((j) => j.length > 0);
+  const spreadJobs: Job[] = [];
+  for (let i = 0; i < Math.max(...perPair.map((j) => j.length)); i++) for (const j of perPair) if (i < j.length) spreadJobs.push(j[i]);
+
+  const backend = await ensureBackend(() => {});
+  log(`bench server: ${model}, ${cfg.pairs.length} pairs, ${concurrency} requests in flight, ${warmupSeconds} s warm-up + ${seconds} s per run, backend ${backend.description}`);
+  const run = (label: string, jobs: Job[], args: string[]) => loadServer({ label, model, jobs, args, seconds, warmupSeconds, concurrency, pair: jobs === oneJobs ? onePair : undefined });
+
+  const on = await run('batching on (max 32)', oneJobs, ['--max-batch-sentences', '32']);
+  log(formatRow(on));
+  const off = await run('max batch 1', oneJobs, ['--max-batch-sentences', '1']);
+  log(formatRow(off));
+
+  // Per worker: the shared parts plus about one and a half task sub-networks, below what its pairs need.
+  const sizes = await subnetworkBytes(reader, onePair);
+  const cacheMiB = Math.ceil((sizes.shared + 1.5 * sizes.task) / MiB);
+  const subnetworksMiB = (sizes.shared + sizes.tasks * sizes.task) / MiB;
+  const cacheArgs = ['--cache-mb', String(cacheMiB)];
+  const one = await run(`one pair, cache ${cacheMiB} MiB/worker`, oneJobs, cacheArgs);
+  log(formatRow(one));
+  const spread = await run(`${perPair.length} pairs, cache ${cacheMiB} MiB/worker`, spreadJobs, cacheArgs);
+  log(formatRow(spread));
+
+  const engineBatch = Math.max(1, Math.round(on.meanBatchSentences));
+  const engineSentencesPerSecond = await engineThroughput(model, onePair, oneJobs, engineBatch, seconds);
+  log(`engine alone, ${onePair}, batches of ${engineBatch}: ${engineSentencesPerSecond.toFixed(1)} sentences/s`);
+
+  const result: ServerBenchResult = {
+    model,
+    concurrency,
+    seconds,
+    batching: { on, off, speedup: on.sentencesPerSecond / off.sentencesPerSecond },
+    pairs: { one, spread, cacheMiB, subnetworksMiB, ratio: spread.sentencesPerSecond / one.sentencesPerSecond },
+    overhead: { server: on, engineSentencesPerSecond, engineBatch, overhead: 1 - on.sentencesPerSecond / engineSentencesPerSecond },
+  };
+  log('');
+  log(formatSummary(result));
+  if (opts.json !== undefined) fs.writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
+  return result;
+}
+
+/**
+ * Device bytes of the cache entries every pair shares (embeddings, a token-routed encoder), of one
+ * task's entries, and the number of tasks: measured by loading one pair's sub-network here.
+ */
+async function subnetworkBytes(reader: CheckpointReader, pair: string): Promise<{ shared: number; task: number; tasks: number }> {
+  const bytes = { shared: 0, task: 0 };
+  const cache = new SubnetworkCache(reader, {
+    budgetBytes: Number.MAX_SAFE_INTEGER,
+    onEvent: (e) => {
+      if (e.type === 'load') bytes[e.key === 'embeddings' || e.key.endsWith(':*') ? 'shared' : 'task'] += e.bytes;
+    },
+  });
+  try {
+    (await cache.acquire(parsePair(pair))).release();
+  } finally {
+    cache.dispose();
+  }
+  return { ...bytes, tasks: inspectModel(reader).subnetworks.length };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface Child {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** `taskmoe serve` in a child process, the same entry point and loader as this one; resolves once /readyz is 200. */
+async function startServer(model: string, args: string[]): Promise<Child> {
+  const port = await freePort();
+  const entry = process.argv[1];
+  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, entry, 'serve', '--model', model, '--port', String(port), '--host', '127.0.0.1', '--warm', 'none', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`bench server: the server exited (${child.exitCode}): ${stderr}`);
+    try {
+      if ((await fetch(`${url}/readyz`)).status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`bench server: the server was not ready within 180 s: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+interface LoadSpec {
+  label: string;
+  model: string;
+  jobs: Job[];
+  args: string[];
+  seconds: number;
+  warmupSeconds: number;
+  concurrency: number;
+  /** The pair whose batch sizes to report; all pairs when undefined. */
+  pair?: string;
+}
+
+/** Closed loop: `concurrency` clients each send one text, wait for the answer, and send the next. */
+async function loadServer(spec: LoadSpec): Promise<LoadResult> {
+  const server = await startServer(spec.model, spec.args);
+  try {
+    const start = performance.now();
+    const measureFrom = start + spec.warmupSeconds * 1000;
+    const end = measureFrom + spec.seconds * 1000;
+    const latencies: number[] = [];
+    const errors: Record<string, number> = {};
+    let next = 0;
+    const client = async () => {
+      while (performance.now() < end) {
+        const job = spec.jobs[next++ % spec.jobs.length];
+        const sent = performance.now();
+        const res = await fetch(`${server.url}/translate`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ q: job.text, source: job.source, target: job.target }),
+        });
+        await res.arrayBuffer();
+        const done = performance.now();
+        if (sent < measureFrom || done > end) continue;
+        if (res.status === 200) latencies.push(done - sent);
+        else errors[res.status] = (errors[res.status] ?? 0) + 1;
+      }
+    };
+    await Promise.all(Array.from({ length: spec.concurrency }, client));
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const info = (await (await fetch(`${server.url}/info`)).json()) as { cache: { hits: number; misses: number; evictions: number } };
+    const { hits, misses, evictions } = info.cache;
+    const label = spec.pair === undefined ? '' : `{pair="${spec.pair}"}`;
+    const batchSum = sumMetric(metrics, `taskmoe_batch_sentences_sum${label}`);
+    const batchCount = sumMetric(metrics, `taskmoe_batch_sentences_count${label}`);
+    latencies.sort((a, b) => a - b);
+    return {
+      label: spec.label,
+      requests: latencies.length,
+      sentencesPerSecond: latencies.length / spec.seconds,
+      p50Ms: percentile(latencies, 0.5),
+      p99Ms: percentile(latencies, 0.99),
+      errors,
+      meanBatchSentences: batchCount > 0 ? batchSum / batchCount : 0,
+      cache: { hits, misses, evictions, hitRatio: hits / Math.max(1, hits + misses) },
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Sum of the samples whose name (with labels, if given) starts the line, e.g. `x_sum{pair="en-de"}`. */
+function sumMetric(text: string, prefix: string): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(prefix)) continue;
+    const rest = line.slice(prefix.length);
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+/** Nearest-rank percentile of sorted values. */
+export function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+/** Sentences/s of the engine alone (tokenize, decode, detokenize) on consecutive batches of the same texts, in this process. */
+async function engineThroughput(model: string, pair: string, jobs: Job[], batch: number, seconds: number): Promise<number> {
+  const dir = parsePair(pair);
+  const translator = await Translator.load(model, dir);
+  try {
+    translator.translate(jobs.slice(0, batch).map((j) => j.text), dir, { batchSize: batch });
+    let sentences = 0;
+    let elapsed = 0;
+    for (let start = 0; elapsed < seconds * 1000; start = (start + batch) % jobs.length) {
+      const texts = Array.from({ length: batch }, (_, i) => jobs[(start + i) % jobs.length].text);
+      const t0 = performance.now();
+      translator.translate(texts, dir, { batchSize: batch });
+      const ms = performance.now() - t0;
+      elapsed += ms;
+      sentences += batch;
+    }
+    return (sentences / elapsed) * 1000;
+  } finally {
+    translator.dispose();
+  }
+}
+
+function formatRow(r: LoadResult): string {
+  const errors = Object.entries(r.errors).map(([code, n]) => `${n}x${code}`).join(' ') || 'none';
+  const cache = r.cache === undefined ? '' : `, cache hit ratio ${(100 * r.cache.hitRatio).toFixed(1)}% (${r.cache.evictions} evictions)`;
+  return `${r.label}: ${r.sentencesPerSecond.toFixed(1)} sentences/s, p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms, mean batch ${r.meanBatchSentences.toFixed(1)}, errors ${errors}${cache}`;
+}
+
+export function formatSummary(r: ServerBenchResult): string {
+  const row = (name: string, x: LoadResult) =>
+    `| ${name} | ${x.sentencesPerSecond.toFixed(1)} | ${x.p50Ms.toFixed(0)} | ${x.p99Ms.toFixed(0)} | ${x.meanBatchSentences.toFixed(1)} | ${x.cache === undefined ? '' : `${(100 * x.cache.hitRatio).toFixed(1)}% / ${x.cache.evictions}`} |`;
+  return [
+    `| case | sentences/s | p50 ms | p99 ms | mean batch | cache hits / evictions |`,
+    `|---|---|---|---|---|---|`,
+    row(`batching on (max 32)`, r.batching.on),
+    row(`max batch 1`, r.batching.off),
+    row(`one pair, cache ${r.pairs.cacheMiB} MiB/worker`, r.pairs.one),
+    row(`all pairs, cache ${r.pairs.cacheMiB} MiB/worker`, r.pairs.spread),
+    `| engine alone, batches of ${r.overhead.engineBatch} | ${r.overhead.engineSentencesPerSecond.toFixed(1)} | | | | |`,
+    '',
+    `batching speedup ${r.batching.speedup.toFixed(2)}x (target >= 5x)`,
+    `all pairs / one pair throughput ${r.pairs.ratio.toFixed(2)} (sub-networks ${r.pairs.subnetworksMiB.toFixed(1)} MiB in all, budget ${r.pairs.cacheMiB} MiB per worker)`,
+    `server overhead at saturation ${(100 * r.overhead.overhead).toFixed(1)}% (target <= 15%)`,
+  ].join('\n');
+}
