@@ -1,6 +1,7 @@
 // Training throughput on random data: tokens/s and achieved FLOP/s of the trainer, against the
-// FLOP/s of a plain 2-D matMul (the best the backend does) measured in the same process.
-// Run: node --import tsx src/bench/train.ts [--steps N] [--batch-tokens N] [--vocab N] [--backend wasm|cpu|node]
+// FLOP/s of a plain 2-D matMul (the best the backend does) measured in the same process; with
+// --workers N, also the data-parallel trainer with N worker threads on the same batches.
+// Run: node --import tsx src/bench/train.ts [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N] [--backend wasm|cpu|node]
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.ts';
@@ -9,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { TRAIN_DEFAULTS } from '../train/config.ts';
 import type { Example } from '../train/data.ts';
-import { Trainer } from '../train/trainer.ts';
+import { ParallelTrainer } from '../train/parallel.ts';
+import { type StepStats, Trainer } from '../train/trainer.ts';
 
 // The test fixture's vocabulary; the benchmark's own vocabulary size is simulated on top of it.
 const TOKENIZER = fileURLToPath(new URL('../../test/fixtures/spm/tiny.model', import.meta.url));
@@ -52,9 +54,6 @@ function matMulCeiling(rows: number, k: number, m: number, reps: number): number
   const start = performance.now();
   for (let r = 0; r < reps; r++) tf.tidy(() => tf.matMul(a, w).dataSync());
   const seconds = (performance.now() - start) / 1000;
-  // Measured after the steps too and the best kept: on a shared machine one short measurement can land in a busy spell.
-  const ceiling = Math.max(matMulCeiling(1024, 256, 1024, 5), matMulCeiling(1024, 256, 1024, 5));
-  console.log(`plain 2-D matMul [1024,256]x[256,1024]: ${(ceiling / 1e9).toFixed(2)} GFLOP/s (${tf.getBackend()})`);
   tf.dispose([a, w]);
   return (reps * 2 * rows * k * m) / seconds;
 }
@@ -73,31 +72,69 @@ function randomExamples(cfg: ModelConfig, n: number, tagOf: (lang: string) => nu
   }));
 }
 
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+// Times one step per batch after a first, untimed one (kernel compilation and allocation).
+async function timeSteps(batches: Example[][], step: (batch: Example[]) => StepStats | Promise<StepStats>): Promise<{ stats: StepStats[]; seconds: number[] }> {
+  await step(batches[0]);
+  const stats: StepStats[] = [];
+  const seconds: number[] = [];
+  for (const batch of batches.slice(1)) {
+    const start = performance.now();
+    stats.push(await step(batch));
+    seconds.push((performance.now() - start) / 1000);
+  }
+  return { stats, seconds };
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { steps: { type: 'string', default: '4' }, backend: { type: 'string', default: 'wasm' }, vocab: { type: 'string', default: '8000' }, 'batch-tokens': { type: 'string', default: '2048' } } });
+  const { values } = parseArgs({
+    options: {
+      steps: { type: 'string', default: '4' }, backend: { type: 'string', default: 'wasm' }, vocab: { type: 'string', default: '8000' },
+      'batch-tokens': { type: 'string', default: '2048' }, 'd-model': { type: 'string', default: '256' }, workers: { type: 'string', default: '1' },
+    },
+  });
   await initBackend({ force: values.backend, log: () => {} });
   const tokenizer = await Tokenizer.load(TOKENIZER);
+  const dModel = Number(values['d-model']);
   // The fixture tokenizer has 1000 pieces; the trainer only needs its special ids, so the model's vocabulary can be larger.
-  const cfg: ModelConfig = { ...BENCH_MODEL, vocabSize: Number(values.vocab) };
-  const trainer = Trainer.create(cfg, { ...TRAIN_DEFAULTS, batchTokens: Number(values['batch-tokens']) }, tokenizer, randomExamples(cfg, 500, (l) => tokenizer.languageTagId(l)));
-  trainer.trainStep(); // warm-up: kernel compilation and allocation
-  let tokens = 0;
-  let flops = 0;
-  const start = performance.now();
-  for (let i = 0; i < Number(values.steps); i++) {
-    const batch = trainer.sampler.next();
-    flops += trainingFlops(cfg, batch);
-    const stats = trainer.trainOn(batch);
-    tokens += stats.tokens;
-    console.log(`step ${stats.step}: ${batch.length} sentences, ${stats.tokens} tokens, loss ${stats.loss.toFixed(3)}`);
-  }
-  const seconds = (performance.now() - start) / 1000;
+  const cfg: ModelConfig = { ...BENCH_MODEL, vocabSize: Number(values.vocab), dModel, dFF: 4 * dModel };
+  const settings = { ...TRAIN_DEFAULTS, batchTokens: Number(values['batch-tokens']) };
+  const examples = randomExamples(cfg, 500, (l) => tokenizer.languageTagId(l));
+  const trainer = Trainer.create(cfg, settings, tokenizer, examples);
+  const batches = Array.from({ length: Number(values.steps) + 1 }, () => trainer.sampler.next());
+  const single = await timeSteps(batches, (batch) => trainer.trainOn(batch));
+  single.stats.forEach((stats, i) => console.log(`step ${stats.step}: ${batches[i + 1].length} sentences, ${stats.tokens} tokens, loss ${stats.loss.toFixed(3)}, ${single.seconds[i].toFixed(2)} s`));
+  const tokens = single.stats.reduce((n, s) => n + s.tokens, 0);
+  const seconds = single.seconds.reduce((a, b) => a + b, 0);
+  const flops = batches.slice(1).reduce((n, batch) => n + trainingFlops(cfg, batch), 0);
   // Measured after the steps too and the best kept: on a shared machine one short measurement can land in a busy spell.
   const ceiling = Math.max(matMulCeiling(1024, 256, 1024, 5), matMulCeiling(1024, 256, 1024, 5));
   console.log(`plain 2-D matMul [1024,256]x[256,1024]: ${(ceiling / 1e9).toFixed(2)} GFLOP/s (${tf.getBackend()})`);
-  console.log(`trainer: ${(tokens / seconds).toFixed(0)} tokens/s (source+target), ${(seconds / Number(values.steps)).toFixed(2)} s/step, ` +
+  console.log(`trainer: ${(tokens / seconds).toFixed(0)} tokens/s (source+target), ${(seconds / single.seconds.length).toFixed(2)} s/step, ` +
     `${(flops / seconds / 1e9).toFixed(2)} GFLOP/s achieved = ${((100 * flops) / seconds / ceiling).toFixed(0)}% of the plain matMul ceiling`);
   trainer.dispose();
+
+  const workers = Number(values.workers);
+  if (workers < 2) return;
+  const coordinator = Trainer.create(cfg, settings, tokenizer, examples);
+  const parallel = await ParallelTrainer.start(coordinator, workers);
+  try {
+    const multi = await timeSteps(batches, (batch) => parallel.trainOn(batch));
+    const rate = (run: typeof single) => median(run.stats.map((s, i) => s.tokens / run.seconds[i]));
+    const ceGap = Math.max(...multi.stats.map((s, i) => Math.abs(s.crossEntropy - single.stats[i].crossEntropy)));
+    console.log(`d${dModel}, ${settings.batchTokens} batch tokens, median of ${single.stats.length} steps after one warm-up step:`);
+    console.log(`  1 worker:  ${rate(single).toFixed(0)} tok/s, ${median(single.seconds).toFixed(2)} s/step`);
+    console.log(`  ${workers} workers: ${rate(multi).toFixed(0)} tok/s, ${median(multi.seconds).toFixed(2)} s/step`);
+    console.log(`  ratio ${(rate(multi) / rate(single)).toFixed(2)}x; largest cross-entropy difference ${ceGap.toExponential(1)}`);
+  } finally {
+    await parallel.close();
+    coordinator.dispose();
+  }
 }
 
 await main();

@@ -36,8 +36,9 @@ Usage:
       Decoding throughput of dense, token, task and task-extracted models (random weights).
   taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--concurrency N] [--json FILE]
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
-  taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume]
+  taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume] [--workers N]
       Trains a model (config.json fields plus a "train" section); checkpoints go to DIR/latest/model.
+      --workers N splits each batch over N worker threads (default: train.workers, 1).
       Ctrl-C saves a checkpoint before exiting; --resume continues exactly where it stopped.
   taskmoe eval [--model DIR] --data DIR [--json FILE] [--beam N] [--batch-size N] [--languages de,fr]
       BLEU and chrF per direction on a corpus of en-XX.tsv files, next to the copy-the-source baseline.
@@ -271,7 +272,7 @@ async function cmdServe(args: string[]): Promise<number> {
 }
 
 async function cmdTrain(args: string[]): Promise<number> {
-  const { flags } = parse(args, { config: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' } });
+  const { flags } = parse(args, { config: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' }, workers: { type: 'string' } });
   await initBackend({ log });
   const result = await train({
     config: required(flags, 'config'),
@@ -279,6 +280,7 @@ async function cmdTrain(args: string[]): Promise<number> {
     out: required(flags, 'out'),
     steps: positiveInt(flags, 'steps'),
     resume: flags.resume === true,
+    workers: positiveInt(flags, 'workers'),
   });
   log(`${result.interrupted ? 'interrupted' : 'finished'} at step ${result.step}; checkpoint in ${flags.out}/latest/model`);
   return result.interrupted ? 130 : 0;

@@ -44,6 +44,8 @@ export interface TrainSettings {
   devDecodeSentences: number;
   /** Seed of the weight initialisation and the batch sampler. Default 1. */
   seed: number;
+  /** Worker threads sharing each batch (data parallelism); 1 trains on the calling thread. Default 1. */
+  workers: number;
 }
 
 export const TRAIN_DEFAULTS: TrainSettings = {
@@ -65,6 +67,7 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   devSentences: 200,
   devDecodeSentences: 50,
   seed: 1,
+  workers: 1,
 };
 
 export interface TrainConfig {
@@ -91,6 +94,7 @@ export function parseTrainConfig(raw: Record<string, unknown>, baseDir: string, 
     }
     (train as unknown as Record<string, unknown>)[key] = value;
   }
+  if (!Number.isInteger(train.workers) || train.workers < 1) throw new ConfigError(`${where}: "train.workers" must be a positive integer, got ${train.workers}`);
   train.tokenizer = path.resolve(baseDir, train.tokenizer);
   if (train.devDir !== undefined) train.devDir = path.resolve(baseDir, train.devDir);
   return { model, train };

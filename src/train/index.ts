@@ -7,12 +7,14 @@ import { pairKey } from '../models/config.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { type TrainConfig, readTrainConfig } from './config.ts';
 import { type Example, tokenizeCorpus } from './data.ts';
+import { ParallelTrainer } from './parallel.ts';
 import { loadTrainingState } from './state.ts';
 import { type DevScores, type DevTranslations, type StepStats, Trainer } from './trainer.ts';
 
 export type { TrainSettings } from './config.ts';
 export { TRAIN_DEFAULTS, parseTrainConfig, readTrainConfig } from './config.ts';
 export { Trainer } from './trainer.ts';
+export { ParallelTrainer } from './parallel.ts';
 
 export interface TrainOptions {
   /** Training config: a model config.json plus a "train" section (see TrainSettings). */
@@ -25,6 +27,8 @@ export interface TrainOptions {
   steps?: number;
   /** Continue from OUT/latest, with the same weights, optimizer and sampler state. */
   resume?: boolean;
+  /** Worker threads sharing each batch (default: train.workers of the config). */
+  workers?: number;
   /** Where progress lines go (default: stderr). */
   log?: (line: string) => void;
 }
@@ -58,8 +62,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (resume !== undefined && JSON.stringify(resume.config) !== JSON.stringify({ ...cfg, tokenizer: resume.config.tokenizer })) {
     throw new Error(`${latest} was trained with a different model config than ${opts.config}`);
   }
-  const trainer = Trainer.create(cfg, settings, tokenizer, examples, resume);
   const dev = settings.devDir !== undefined ? await readDev(settings.devDir, cfg.languages, cfg.pairs, cfg.maxLength, tokenizer, settings.devSentences, settings.devDecodeSentences) : undefined;
+  const workers = opts.workers ?? settings.workers;
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
+  const trainer = Trainer.create(cfg, settings, tokenizer, examples, resume);
+  let parallel: ParallelTrainer | undefined;
+  try {
+    if (workers > 1) parallel = await ParallelTrainer.start(trainer, workers);
+  } catch (err) {
+    trainer.dispose();
+    throw err;
+  }
+  log(`taskmoe train: ${workers > 1 ? `${workers} worker threads, data parallel` : '1 worker (this thread)'}`);
   const lastStep = opts.steps ?? settings.steps;
   const result: TrainResult = { step: trainer.step, steps: [], dev: [], interrupted: false };
   let interrupted = false;
@@ -72,7 +86,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     let tokens = 0;
     const firstStep = trainer.step;
     while (trainer.step < lastStep && !interrupted) {
-      const stats = trainer.trainStep();
+      const stats = parallel !== undefined ? await parallel.trainStep() : trainer.trainStep();
       result.steps.push(stats);
       tokens += stats.tokens;
       const done = trainer.step;
@@ -93,6 +107,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     return result;
   } finally {
     process.off('SIGINT', onSigint);
+    await parallel?.close();
     trainer.dispose();
   }
 }

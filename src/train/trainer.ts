@@ -50,39 +50,45 @@ export interface DevTranslations {
   references: string[];
 }
 
-// Variable names are global to the tfjs engine, so each trainer gets its own prefix.
-let trainers = 0;
+// Variable names are global to the tfjs engine, so each replica gets its own prefix.
+let replicas = 0;
 
-export class Trainer {
+/** Gradients of a batch's total loss, keyed like `variables` (unused variables have none), with the loss terms. */
+export interface BatchGradients {
+  grads: Map<string, tf.Tensor>;
+  loss: number;
+  crossEntropy: number;
+  balance: number;
+}
+
+/**
+ * The model over tf.Variables and its training losses: all a data-parallel worker needs, and the
+ * part of a Trainer that is not optimizer or sampler.
+ */
+export class Replica {
   readonly model: Seq2Seq;
-  readonly adam: Adam;
 
-  private constructor(
+  protected constructor(
     readonly cfg: ModelConfig,
     readonly settings: TrainSettings,
-    readonly tokenizer: Tokenizer,
+    private readonly specialIds: { bosId: number; eosId: number },
     readonly variables: Map<string, tf.Variable>,
-    readonly sampler: BatchSampler,
   ) {
     const part = (prefix: string): Weights => new Map([...variables].filter(([n]) => n.startsWith(prefix)));
     this.model = new Seq2Seq(cfg, new TrainableEmbeddings(cfg, part('embed')), new Encoder(cfg, part('encoder.')), new Decoder(cfg, part('decoder.')));
-    this.adam = new Adam(settings, variables);
   }
 
-  /** A fresh run (weights from settings.seed), or one continuing from a saved state, which it takes ownership of. */
-  static create(cfg: ModelConfig, settings: TrainSettings, tokenizer: Tokenizer, examples: Map<string, Example[]>, resume?: TrainingState): Trainer {
-    const prefix = `taskmoe.train${trainers++}/`;
-    const weights = resume?.weights ?? initWeights(cfg, settings.seed);
+  /** Variables holding `weights`, which it takes ownership of. */
+  protected static variablesOf(weights: Map<string, tf.Tensor>): Map<string, tf.Variable> {
+    const prefix = `taskmoe.train${replicas++}/`;
     const variables = new Map([...weights].map(([name, t]) => [name, tf.variable(t, true, prefix + name)]));
     tf.dispose([...weights.values()]);
-    const sampler = new BatchSampler(examples, settings.temperature, settings.batchTokens, new Rng(resume?.rngState ?? settings.seed));
-    const trainer = new Trainer(cfg, settings, tokenizer, variables, sampler);
-    if (resume !== undefined) trainer.adam.restore(resume.step, resume.m, resume.v);
-    return trainer;
+    return variables;
   }
 
-  get step(): number {
-    return this.adam.step;
+  /** A replica over `weights`, which it takes ownership of. */
+  static fromWeights(cfg: ModelConfig, settings: TrainSettings, specialIds: { bosId: number; eosId: number }, weights: Map<string, tf.Tensor>): Replica {
+    return new Replica(cfg, settings, specialIds, Replica.variablesOf(weights));
   }
 
   /**
@@ -90,7 +96,7 @@ export class Trainer {
    * so they are kept and listed in `kept` for the caller to free once gradients are taken.
    */
   losses(batch: Example[]): { total: tf.Scalar; crossEntropy: tf.Scalar; balance: tf.Scalar; kept: tf.Tensor[] } {
-    const { bosId, eosId } = this.tokenizer;
+    const { bosId, eosId } = this.specialIds;
     const dirs = batch.map((e) => e.dir);
     const t = Math.max(...batch.map((e) => e.target.length));
     // Decoder input is the target shifted right behind BOS; padding after it is masked out of the
@@ -114,12 +120,8 @@ export class Trainer {
     return { total, crossEntropy, balance, kept };
   }
 
-  /** One optimizer step on the next sampled batch. */
-  trainStep(): StepStats {
-    return this.trainOn(this.sampler.next());
-  }
-
-  trainOn(batch: Example[]): StepStats {
+  /** Gradients of the batch's total loss; the caller disposes them. */
+  gradients(batch: Example[]): BatchGradients {
     let crossEntropy = 0;
     let balance = 0;
     const kept: tf.Tensor[] = [];
@@ -131,12 +133,58 @@ export class Trainer {
       balance = l.balance.dataSync()[0];
       return l.total;
     }, [...this.variables.values()]);
-    const named = new Map(Object.entries(grads).map(([v, g]) => [byVariable.get(v)!, g]));
-    const update = this.adam.apply(named);
     const loss = value.dataSync()[0];
-    tf.dispose([value, ...Object.values(grads), ...kept]);
-    const tokens = batch.reduce((n, e) => n + e.source.length + e.target.length, 0);
-    return { step: this.step, loss, crossEntropy, balance, tokens, ...update };
+    tf.dispose([value, ...kept]);
+    return { grads: new Map(Object.entries(grads).map(([v, g]) => [byVariable.get(v)!, g])), loss, crossEntropy, balance };
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
+/** Real (unpadded) source plus target tokens of a batch. */
+export function batchTokens(batch: Example[]): number {
+  return batch.reduce((n, e) => n + e.source.length + e.target.length, 0);
+}
+
+export class Trainer extends Replica {
+  readonly adam: Adam;
+
+  private constructor(
+    cfg: ModelConfig,
+    settings: TrainSettings,
+    readonly tokenizer: Tokenizer,
+    variables: Map<string, tf.Variable>,
+    readonly sampler: BatchSampler,
+  ) {
+    super(cfg, settings, tokenizer, variables);
+    this.adam = new Adam(settings, variables);
+  }
+
+  /** A fresh run (weights from settings.seed), or one continuing from a saved state, which it takes ownership of. */
+  static create(cfg: ModelConfig, settings: TrainSettings, tokenizer: Tokenizer, examples: Map<string, Example[]>, resume?: TrainingState): Trainer {
+    const variables = Replica.variablesOf(resume?.weights ?? initWeights(cfg, settings.seed));
+    const sampler = new BatchSampler(examples, settings.temperature, settings.batchTokens, new Rng(resume?.rngState ?? settings.seed));
+    const trainer = new Trainer(cfg, settings, tokenizer, variables, sampler);
+    if (resume !== undefined) trainer.adam.restore(resume.step, resume.m, resume.v);
+    return trainer;
+  }
+
+  get step(): number {
+    return this.adam.step;
+  }
+
+  /** One optimizer step on the next sampled batch. */
+  trainStep(): StepStats {
+    return this.trainOn(this.sampler.next());
+  }
+
+  trainOn(batch: Example[]): StepStats {
+    const { grads, loss, crossEntropy, balance } = this.gradients(batch);
+    const update = this.adam.apply(grads);
+    tf.dispose([...grads.values()]);
+    return { step: this.step, loss, crossEntropy, balance, tokens: batchTokens(batch), ...update };
   }
 
   /** Token-weighted mean cross-entropy (label smoothing included) of examples, batched by length. */
@@ -182,8 +230,8 @@ export class Trainer {
     await saveTrainingState(dir, this.cfg, tokenizerFile, this.variables, this.adam.m, this.adam.v, this.step, this.sampler.rng.state);
   }
 
-  dispose(): void {
+  override dispose(): void {
     this.adam.dispose();
-    this.model.dispose();
+    super.dispose();
   }
 }
