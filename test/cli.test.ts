@@ -55,7 +55,7 @@ test('mistakes are reported clearly with a non-zero exit status', async () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /unsupported pair en-fr; supported pairs: en-de, fr-de/);
   r = await runCli(['translate', '--model', full, '--source', 'en', '--target', 'xx', 'hello']);
-  assert.match(r.stderr, /unknown language "xx"/);
+  assert.match(r.stderr, /unknown target language "xx"; supported languages: en, de, fr, ja/);
   r = await runCli(['translate', '--model', full, '--source', 'en', '--target', 'de', '--beam', '0', 'hi']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--beam must be a positive integer/);

@@ -6,7 +6,7 @@ import { CheckpointReader } from '../models/checkpoint.ts';
 import { type ModelConfig, pairKey, parsePair } from '../models/config.ts';
 import { subnetworkTasks } from '../models/extract.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { InputError, type TranslateOptions, type Translation } from '../translator/index.ts';
+import { InputError, type TranslateOptions, type Translation, checkDirection } from '../translator/index.ts';
 import { type BatchResult, EngineError, EngineInputError, EnginePool } from './engine-pool.ts';
 import type { CacheSnapshot } from './engine-protocol.ts';
 import { LANGUAGE_NAMES } from './languages.ts';
@@ -183,7 +183,11 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     if (state.draining) throw new HttpError(503, 'the server is shutting down; retry on another instance', 'draining');
     if (!state.ready) throw new HttpError(503, 'the server is warming up; retry shortly', 'not_ready');
     const dir = { source: body.source, target: body.target };
-    checkPair(cfg, dir.source, dir.target);
+    try {
+      checkDirection(cfg.languages, cfg.pairs, dir);
+    } catch (err) {
+      throw toHttpError(err);
+    }
     const texts = Array.isArray(body.q) ? body.q : [body.q];
     const alternatives = body.alternatives ?? 0;
     const options: TranslateOptions = {
@@ -287,17 +291,6 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
 
 function sum(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0);
-}
-
-function checkPair(cfg: ModelConfig, source: string, target: string): void {
-  for (const [field, lang] of [['source', source], ['target', target]]) {
-    if (!cfg.languages.includes(lang)) {
-      throw new HttpError(400, `unknown ${field} language "${lang}"; supported languages: ${cfg.languages.join(', ')}`, 'invalid');
-    }
-  }
-  if (!cfg.pairs.includes(pairKey(source, target))) {
-    throw new HttpError(400, `unsupported pair ${pairKey(source, target)}; supported pairs: ${cfg.pairs.join(', ')}`, 'invalid');
-  }
 }
 
 /** The key of the sub-network a pair needs: pairs with equal keys share cached components. */

@@ -112,9 +112,11 @@ export class Translator {
   }
 }
 
-function checkDirection(languages: string[], pairs: string[], dir: Direction): void {
-  for (const lang of [dir.source, dir.target]) {
-    if (!languages.includes(lang)) throw new InputError(`unknown language "${lang}"; this model knows ${languages.join(', ')}`);
+/** Throws an InputError naming what is wrong when a model of these languages and pairs cannot translate `dir`. */
+export function checkDirection(languages: string[], pairs: string[], dir: Direction): void {
+  for (const field of ['source', 'target'] as const) {
+    const lang = dir[field];
+    if (!languages.includes(lang)) throw new InputError(`unknown ${field} language "${lang}"; supported languages: ${languages.join(', ')}`);
   }
   if (!pairs.includes(pairKey(dir.source, dir.target))) {
     throw new InputError(`unsupported pair ${pairKey(dir.source, dir.target)}; supported pairs: ${pairs.join(', ')}`);
