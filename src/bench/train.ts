@@ -1,10 +1,8 @@
 // Training throughput on random data: tokens/s and achieved FLOP/s of the trainer, against the
 // FLOP/s of a plain 2-D matMul (the best the backend does) measured in the same process; with
 // --workers N, also the data-parallel trainer with N worker threads on the same batches.
-// Run: node --import tsx src/bench/train.ts [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N] [--backend wasm|cpu|node]
-import { parseArgs } from 'node:util';
+// Run: taskmoe bench train [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N]
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../backend/index.ts';
 import { type ModelConfig, isMoeLayer, numLayers } from '../models/config.ts';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '../tokenizer/index.ts';
@@ -91,22 +89,30 @@ async function timeSteps(batches: Example[][], step: (batch: Example[]) => StepS
   return { stats, seconds };
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      steps: { type: 'string', default: '4' }, backend: { type: 'string', default: 'wasm' }, vocab: { type: 'string', default: '8000' },
-      'batch-tokens': { type: 'string', default: '2048' }, 'd-model': { type: 'string', default: '256' }, workers: { type: 'string', default: '1' },
-    },
-  });
-  await initBackend({ force: values.backend, log: () => {} });
+export interface TrainBenchOptions {
+  /** Timed steps (after one warm-up step). Default 4. */
+  steps?: number;
+  /** Token budget of a batch. Default 2048. */
+  batchTokens?: number;
+  /** Vocabulary size simulated on top of the fixture tokenizer. Default 8000. */
+  vocab?: number;
+  /** dModel (dFF is 4x). Default 256. */
+  dModel?: number;
+  /** With N > 1, the data-parallel trainer is timed on the same batches too. Default 1. */
+  workers?: number;
+}
+
+/** Uses the backend already initialised (the CLI's). */
+export async function benchTrain(opts: TrainBenchOptions = {}): Promise<void> {
+  const values = { steps: opts.steps ?? 4, batchTokens: opts.batchTokens ?? 2048, vocab: opts.vocab ?? 8000, dModel: opts.dModel ?? 256, workers: opts.workers ?? 1 };
   const tokenizer = await Tokenizer.load(TOKENIZER);
-  const dModel = Number(values['d-model']);
+  const dModel = values.dModel;
   // The fixture tokenizer has 1000 pieces; the trainer only needs its special ids, so the model's vocabulary can be larger.
-  const cfg: ModelConfig = { ...BENCH_MODEL, vocabSize: Number(values.vocab), dModel, dFF: 4 * dModel };
-  const settings = { ...TRAIN_DEFAULTS, batchTokens: Number(values['batch-tokens']) };
+  const cfg: ModelConfig = { ...BENCH_MODEL, vocabSize: values.vocab, dModel, dFF: 4 * dModel };
+  const settings = { ...TRAIN_DEFAULTS, batchTokens: values.batchTokens };
   const examples = randomExamples(cfg, 500, (l) => tokenizer.languageTagId(l));
   const trainer = Trainer.create(cfg, settings, tokenizer, examples);
-  const batches = Array.from({ length: Number(values.steps) + 1 }, () => trainer.sampler.next());
+  const batches = Array.from({ length: values.steps + 1 }, () => trainer.sampler.next());
   const single = await timeSteps(batches, (batch) => trainer.trainOn(batch));
   single.stats.forEach((stats, i) => console.log(`step ${stats.step}: ${batches[i + 1].length} sentences, ${stats.tokens} tokens, loss ${stats.loss.toFixed(3)}, ${single.seconds[i].toFixed(2)} s`));
   const tokens = single.stats.reduce((n, s) => n + s.tokens, 0);
@@ -119,7 +125,7 @@ async function main(): Promise<void> {
     `${(flops / seconds / 1e9).toFixed(2)} GFLOP/s achieved = ${((100 * flops) / seconds / ceiling).toFixed(0)}% of the plain matMul ceiling`);
   trainer.dispose();
 
-  const workers = Number(values.workers);
+  const workers = values.workers;
   if (workers < 2) return;
   const coordinator = Trainer.create(cfg, settings, tokenizer, examples);
   const parallel = await ParallelTrainer.start(coordinator, workers);
@@ -136,5 +142,3 @@ async function main(): Promise<void> {
     coordinator.dispose();
   }
 }
-
-await main();

@@ -36,6 +36,8 @@ Usage:
       Decoding throughput of dense, token, task and task-extracted models (random weights).
   taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--concurrency N] [--json FILE]
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
+  taskmoe bench train [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N]
+      Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling; with --workers N, 1 vs N workers.
   taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume] [--workers N]
       Trains a model (config.json fields plus a "train" section); checkpoints go to DIR/latest/model.
       --workers N splits each batch over N worker threads (default: train.workers, 1).
@@ -229,7 +231,20 @@ async function cmdBench(args: string[]): Promise<number> {
     });
     return 0;
   }
-  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine [--json FILE] [--quick] | taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--concurrency N] [--json FILE]');
+  if (what === 'train') {
+    const { flags } = parse(rest, { steps: { type: 'string' }, 'batch-tokens': { type: 'string' }, vocab: { type: 'string' }, 'd-model': { type: 'string' }, workers: { type: 'string' } });
+    await initBackend({ log });
+    const { benchTrain } = await import('../bench/train.ts');
+    await benchTrain({
+      steps: positiveInt(flags, 'steps'),
+      batchTokens: positiveInt(flags, 'batch-tokens'),
+      vocab: positiveInt(flags, 'vocab'),
+      dModel: positiveInt(flags, 'd-model'),
+      workers: positiveInt(flags, 'workers'),
+    });
+    return 0;
+  }
+  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine|server|train ... (see taskmoe --help)');
   const { flags } = parse(rest, { json: { type: 'string' }, quick: { type: 'boolean' } });
   await initBackend({ log });
   const { benchEngine } = await import('../bench/engine.ts');
