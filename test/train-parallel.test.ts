@@ -11,13 +11,11 @@ import { type Example, tokenizeCorpus } from '../src/train/data.ts';
 import { latestCheckpoint, ParallelTrainer, train, Trainer } from '../src/train/index.ts';
 import { splitBatch } from '../src/train/parallel.ts';
 import { useTestBackend } from './helpers/backend.ts';
-import { FIXTURE_TOKENIZER, maxRelativeError, tempDir, tinyConfig } from './helpers/engine.ts';
+import { setUpTraining } from './helpers/train.ts';
+import { maxRelativeError, tempDir } from './helpers/engine.ts';
 
 before(useTestBackend);
 
-const ENGLISH = ['Open the file', 'Save the file', 'Close the window', 'Print the document', 'Delete the file', 'Open a new window', 'Save all files', 'Quit the program'];
-const GERMAN = ['Datei öffnen', 'Datei speichern', 'Fenster schließen', 'Dokument drucken', 'Datei löschen', 'Neues Fenster öffnen', 'Alle Dateien speichern', 'Programm beenden'];
-const FRENCH = ['Ouvrir le fichier', 'Enregistrer le fichier', 'Fermer la fenêtre', 'Imprimer le document', 'Supprimer le fichier', 'Ouvrir une nouvelle fenêtre', 'Enregistrer tous les fichiers', 'Quitter le programme'];
 
 // The load-balancing loss is taken per shard with several workers, so the exact comparisons leave
 // it out. Adam divides each gradient component by its own RMS, so with epsilon 1e-9 a component
@@ -26,19 +24,6 @@ const FRENCH = ['Ouvrir le fichier', 'Enregistrer le fichier', 'Fermer la fenêt
 const EXACT = { balanceWeight: 0, epsilon: 1e-6 };
 const TOLERANCE = 1e-4;
 
-/** A corpus dir with en-de.tsv and en-fr.tsv, and a training config (token-routed encoder, target-routed decoder) next to it. */
-function setUp(train: Record<string, unknown> = {}): { config: string; data: string; out: string } {
-  const root = tempDir('taskmoe-train-parallel-');
-  const data = path.join(root, 'data');
-  fs.mkdirSync(data);
-  fs.writeFileSync(path.join(data, 'en-de.tsv'), ENGLISH.map((e, i) => `${e}\t${GERMAN[i]}\n`).join(''));
-  fs.writeFileSync(path.join(data, 'en-fr.tsv'), ENGLISH.map((e, i) => `${e}\t${FRENCH[i]}\n`).join(''));
-  const model = tinyConfig('token', 'target', { languages: ['en', 'de', 'fr'], pairs: ['en-de', 'de-en', 'en-fr', 'fr-en'], maxLength: 24 });
-  const config = path.join(root, 'train.json');
-  const settings = { tokenizer: FIXTURE_TOKENIZER, batchTokens: 96, peakLr: 3e-3, warmupSteps: 5, logEvery: 1000, evalEvery: 0, saveEvery: 0, ...train };
-  fs.writeFileSync(config, JSON.stringify({ ...model, train: settings }));
-  return { config, data, out: path.join(root, 'out') };
-}
 
 async function trainerFor(config: string, data: string): Promise<Trainer> {
   const { model, train: settings } = parseTrainConfig(JSON.parse(fs.readFileSync(config, 'utf8')), path.dirname(config));
@@ -68,7 +53,7 @@ test('splitBatch deals examples into shards of about equal token counts', () => 
 });
 
 test('two workers take the same steps as one thread: losses and weights', { timeout: 120_000 }, async () => {
-  const { config, data } = setUp(EXACT);
+  const { config, data } = setUpTraining(EXACT);
   const single = await trainerFor(config, data);
   const coordinator = await trainerFor(config, data);
   const parallel = await ParallelTrainer.start(coordinator, 2);
@@ -108,7 +93,7 @@ test('two workers take the same steps as one thread: losses and weights', { time
 });
 
 test('with the load-balancing loss, two workers stay close to one thread', { timeout: 120_000 }, async () => {
-  const { config, data } = setUp();
+  const { config, data } = setUpTraining();
   const single = await train({ config, data, out: tempDir(), steps: 3, log: () => {} });
   const lines: string[] = [];
   const parallel = await train({ config, data, out: tempDir(), steps: 3, workers: 2, log: (l) => lines.push(l) });
@@ -121,11 +106,11 @@ test('with the load-balancing loss, two workers stay close to one thread', { tim
 });
 
 test('a run resumes across worker counts exactly where an uninterrupted one is', { timeout: 180_000 }, async () => {
-  const uninterrupted = setUp(EXACT);
+  const uninterrupted = setUpTraining(EXACT);
   const full = await train({ ...uninterrupted, steps: 6, log: () => {} });
   const expected = await checkpointWeights(uninterrupted.out);
   for (const [first, second] of [[2, 1], [1, 2]]) {
-    const interrupted = setUp(EXACT);
+    const interrupted = setUpTraining(EXACT);
     await train({ ...interrupted, steps: 4, workers: first, log: () => {} });
     const resumed = await train({ ...interrupted, steps: 6, resume: true, workers: second, log: () => {} });
     assert.deepEqual(resumed.steps.map((s) => s.step), [5, 6]);
@@ -144,7 +129,7 @@ test('a run resumes across worker counts exactly where an uninterrupted one is',
 });
 
 test('a worker whose shard fails rejects the step with its error instead of hanging', { timeout: 120_000 }, async () => {
-  const { config, data } = setUp(EXACT);
+  const { config, data } = setUpTraining(EXACT);
   const trainer = await trainerFor(config, data);
   const parallel = await ParallelTrainer.start(trainer, 2);
   try {
@@ -163,6 +148,6 @@ test('a worker whose shard fails rejects the step with its error instead of hang
 });
 
 test('workers must be a positive integer in the config', () => {
-  const { config } = setUp({ workers: 1.5 });
+  const { config } = setUpTraining({ workers: 1.5 });
   assert.throws(() => parseTrainConfig(JSON.parse(fs.readFileSync(config, 'utf8')), path.dirname(config)), /"train.workers" must be a positive integer/);
 });

@@ -14,27 +14,11 @@ import { latestCheckpoint, train, Trainer } from '../src/train/index.ts';
 import { loadBalancingLoss } from '../src/train/loss.ts';
 import { Translator } from '../src/translator/index.ts';
 import { useTestBackend } from './helpers/backend.ts';
-import { FIXTURE_TOKENIZER, tempDir, tinyConfig } from './helpers/engine.ts';
+import { ENGLISH, GERMAN, setUpTraining } from './helpers/train.ts';
 
 before(useTestBackend);
 
-const ENGLISH = ['Open the file', 'Save the file', 'Close the window', 'Print the document', 'Delete the file', 'Open a new window', 'Save all files', 'Quit the program'];
-const GERMAN = ['Datei öffnen', 'Datei speichern', 'Fenster schließen', 'Dokument drucken', 'Datei löschen', 'Neues Fenster öffnen', 'Alle Dateien speichern', 'Programm beenden'];
-const FRENCH = ['Ouvrir le fichier', 'Enregistrer le fichier', 'Fermer la fenêtre', 'Imprimer le document', 'Supprimer le fichier', 'Ouvrir une nouvelle fenêtre', 'Enregistrer tous les fichiers', 'Quitter le programme'];
 
-/** A corpus dir with en-de.tsv and en-fr.tsv, and a training config (token-routed encoder, target-routed decoder) next to it. */
-function setUp(train: Record<string, unknown> = {}): { config: string; data: string; out: string } {
-  const root = tempDir('taskmoe-train-');
-  const data = path.join(root, 'data');
-  fs.mkdirSync(data);
-  fs.writeFileSync(path.join(data, 'en-de.tsv'), ENGLISH.map((e, i) => `${e}\t${GERMAN[i]}\n`).join(''));
-  fs.writeFileSync(path.join(data, 'en-fr.tsv'), ENGLISH.map((e, i) => `${e}\t${FRENCH[i]}\n`).join(''));
-  const model = tinyConfig('token', 'target', { languages: ['en', 'de', 'fr'], pairs: ['en-de', 'de-en', 'en-fr', 'fr-en'], maxLength: 24 });
-  const config = path.join(root, 'train.json');
-  const settings = { tokenizer: FIXTURE_TOKENIZER, batchTokens: 96, peakLr: 3e-3, warmupSteps: 5, logEvery: 1000, evalEvery: 0, saveEvery: 0, ...train };
-  fs.writeFileSync(config, JSON.stringify({ ...model, train: settings }));
-  return { config, data, out: path.join(root, 'out') };
-}
 
 test('the load-balancing loss is 1 for uniform routing, E for collapsed routing, and ignores padding rows', () => {
   const experts = 4;
@@ -51,7 +35,7 @@ test('the load-balancing loss is 1 for uniform routing, E for collapsed routing,
 });
 
 test('training lowers the loss over 30 steps and writes a checkpoint a Translator can load', async () => {
-  const { config, data, out } = setUp({ devDir: 'data', evalEvery: 30, devDecodeSentences: 2 });
+  const { config, data, out } = setUpTraining({ devDir: 'data', evalEvery: 30, devDecodeSentences: 2 });
   const lines: string[] = [];
   const result = await train({ config, data, out, steps: 30, log: (l) => lines.push(l) });
   assert.equal(result.step, 30);
@@ -74,9 +58,9 @@ test('training lowers the loss over 30 steps and writes a checkpoint a Translato
 });
 
 test('a run resumed from a checkpoint takes exactly the step an uninterrupted run takes', async () => {
-  const uninterrupted = setUp();
+  const uninterrupted = setUpTraining();
   const full = await train({ ...uninterrupted, steps: 6, log: () => {} });
-  const interrupted = setUp();
+  const interrupted = setUpTraining();
   await train({ ...interrupted, steps: 4, log: () => {} });
   const resumed = await train({ ...interrupted, steps: 6, resume: true, log: () => {} });
   assert.deepEqual(resumed.steps.map((s) => s.step), [5, 6]);
@@ -87,7 +71,7 @@ test('a run resumed from a checkpoint takes exactly the step an uninterrupted ru
   for (const [name, t] of wa) assert.deepEqual(t.dataSync(), wb.get(name)!.dataSync(), `${name} differs`);
   tf.dispose([...wa.values(), ...wb.values()]);
   // And the weights did change between the two saves, so the comparison above can fail.
-  const stepFour = setUp();
+  const stepFour = setUpTraining();
   await train({ ...stepFour, steps: 4, log: () => {} });
   const c = await CheckpointReader.open(path.join(latestCheckpoint(stepFour.out), 'model'));
   const [embedFull, embedFour] = [(await a.read(['embed'])).get('embed')!, (await c.read(['embed'])).get('embed')!];
@@ -96,7 +80,7 @@ test('a run resumed from a checkpoint takes exactly the step an uninterrupted ru
 });
 
 test('a training step frees every tensor it creates', async () => {
-  const { config, data } = setUp();
+  const { config, data } = setUpTraining();
   const { model, train: settings } = parseTrainConfig(JSON.parse(fs.readFileSync(config, 'utf8')), path.dirname(config));
   const tokenizer = await Tokenizer.load(settings.tokenizer);
   const examples = tokenizeCorpus(await readCorpus(data), tokenizer, model.pairs, model.maxLength);

@@ -1,6 +1,7 @@
 // The engine workers seen from the server thread: which worker serves which pair, sending
 // batches, and restarting a worker that dies (its batches fail with a clear error; none hangs).
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../util/worker-thread.ts';
 import type { CacheSnapshot, EngineWorkerData, FromWorker, ToWorker } from './engine-protocol.ts';
 import type { TranslateOptions, Translation } from '../translator/index.ts';
 
@@ -34,17 +35,6 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/** Runs the worker from dist/ (compiled) or, under tsx (tests, development), from source. */
-function spawnWorker(data: EngineWorkerData): Worker {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const entry = new URL(`./engine-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
-  if (!fromSource) return new Worker(entry, { workerData: data });
-  // tsx's --import hook does not reach worker threads on Node 20; register it inside the worker.
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(boot, { eval: true, workerData: data });
-}
-
 class EngineWorker {
   private worker!: Worker;
   private readonly pending = new Map<number, Pending>();
@@ -64,7 +54,7 @@ class EngineWorker {
   }
 
   private start(): void {
-    const worker = spawnWorker(this.data);
+    const worker = startWorker(import.meta.url, 'engine-worker', this.data);
     this.worker = worker;
     this.started = false;
     this.ready = new Promise((resolve, reject) => {

@@ -3,7 +3,8 @@
 // the Trainer (sampler, optimizer, checkpoints, dev evaluation): it combines the shards' gradients,
 // takes the Adam step once and publishes the new weights, so there is one copy of the optimizer
 // state and nothing that could drift between workers.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../util/worker-thread.ts';
 import * as tf from '@tensorflow/tfjs';
 import { backendInfo } from '../backend/index.ts';
 import type { ModelConfig } from '../models/config.ts';
@@ -58,17 +59,6 @@ export function splitBatch(batch: Example[], n: number): Example[][] {
   return shards;
 }
 
-/** Runs the worker from dist/ (compiled) or, under tsx (tests, development), from source. */
-function spawnWorker(data: TrainWorkerData): Worker {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const entry = new URL(`./parallel-worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
-  if (!fromSource) return new Worker(entry, { workerData: data });
-  // tsx's --import hook does not reach worker threads on Node 20; register it inside the worker.
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(boot, { eval: true, workerData: data });
-}
-
 // The backend of this thread, as initBackend's `force` names it, for the workers to use the same.
 function backendChoice(): string {
   const info = backendInfo();
@@ -88,7 +78,7 @@ class TrainWorker {
 
   constructor(readonly index: number, data: TrainWorkerData) {
     this.grads = new Float32Array(data.grads);
-    this.worker = spawnWorker(data);
+    this.worker = startWorker(import.meta.url, 'parallel-worker', data);
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (msg: FromTrainWorker) => {
         if (msg.type === 'ready') resolve();
