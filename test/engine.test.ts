@@ -121,6 +121,16 @@ for (const [encoder, decoder] of COMBINATIONS) {
       });
     });
 
+    test('greedy decoding of a batch, whose sentences finish at different steps and leave it, equals decoding each alone', () => {
+      const baseline = tf.memory().numTensors;
+      // Sources of 3 to 11 tokens get length limits of 15 to 27, so rows leave the batch at different steps.
+      const batched = decode(full, sources, dirs, SPECIAL);
+      const alone = sources.map((src, b) => decode(full, [src], [dirs[b]], SPECIAL)[0]);
+      assert.deepEqual(tokensOf(batched), tokensOf(alone));
+      batched.forEach(([h], b) => assert.ok(Math.abs(h.logProb - alone[b][0].logProb) <= 1e-3 * Math.max(1, Math.abs(h.logProb))));
+      assert.equal(tf.memory().numTensors, baseline);
+    });
+
     test('decoding stops at the length limit and frees every tensor it made', () => {
       const baseline = tf.memory().numTensors;
       const limited = decode(full, sources, dirs, { ...SPECIAL, maxLength: 4, ignoreEos: true });

@@ -69,6 +69,9 @@ function greedy(model: Seq2Seq, enc: Encoded, dirs: Direction[], limits: number[
   const logProbs = new Array<number>(batch).fill(0);
   const done = new Array<boolean>(batch).fill(false);
   return withState(model, model.decoder.start(enc, dirs), (state) => {
+    // The sentence of each state row: finished sentences leave the batch, so a batch costs about
+    // what its unfinished sentences need, not what its longest one does at every row.
+    let live = dirs.map((_, b) => b);
     let inputs = new Array<number>(batch).fill(opts.bosId);
     for (let step = 0; step < Math.max(...limits) && !done.every(Boolean); step++) {
       const logits = model.decoder.forward(model.embeddings, state, inputs.map((t) => [t]));
@@ -77,14 +80,23 @@ function greedy(model: Seq2Seq, enc: Encoded, dirs: Direction[], limits: number[
       const next = Array.from(best.dataSync());
       const lp = bestLogProb.dataSync();
       tf.dispose([logits, best, bestLogProb]);
-      for (let b = 0; b < batch; b++) {
-        if (done[b]) continue;
-        logProbs[b] += lp[b];
-        if (next[b] === opts.eosId && !opts.ignoreEos) done[b] = true;
-        else outputs[b].push(next[b]);
+      const keep: number[] = [];
+      live.forEach((b, row) => {
+        if (done[b]) return; // finished, waiting for the next compaction
+        logProbs[b] += lp[row];
+        if (next[row] === opts.eosId && !opts.ignoreEos) done[b] = true;
+        else outputs[b].push(next[row]);
         if (outputs[b].length >= limits[b]) done[b] = true;
+        if (!done[b]) keep.push(row);
+      });
+      // Compacting copies the whole cache, so it waits until a quarter of the rows are done.
+      if (keep.length > 0 && live.length - keep.length >= live.length / 4) {
+        model.decoder.keepRows(state, keep);
+        live = keep.map((row) => live[row]);
+        inputs = keep.map((row) => next[row]);
+      } else {
+        inputs = next;
       }
-      inputs = next;
     }
     return outputs.map((tokens, b) => {
       const length = tokens.length + (tokens.length < limits[b] ? 1 : 0);

@@ -46,6 +46,14 @@ export function repeatRoutes(r: Routes, rowsPerSentence: number): Routes {
   return { k: r.k, experts, gates };
 }
 
+/** The routes of the given rows, in that order. */
+export function selectRoutes(r: Routes, rows: tf.Tensor1D): Routes {
+  const ids = rows.dataSync();
+  const experts = new Int32Array(ids.length * r.k);
+  ids.forEach((row, i) => experts.set(r.experts.subarray(row * r.k, (row + 1) * r.k), i * r.k));
+  return { k: r.k, experts, gates: tf.gather(r.gates, rows) };
+}
+
 /** Marks padding rows so that no expert computes them. rowValid: one flag per row. */
 export function dropRows(r: Routes, rowValid: boolean[]): Routes {
   const experts = Int32Array.from(r.experts);

@@ -7,7 +7,7 @@ import {
   type Weights, attention, causalBias, layerNorm, linear, mergeHeads, ffn,
   paddingBias, sinusoidalPositions, splitHeads, weight,
 } from './layers.ts';
-import { type ExpertWeights, type Routes, disposeRoutes, dropRows, moeFFN, repeatRoutes, topKGating } from './moe.ts';
+import { type ExpertWeights, type Routes, disposeRoutes, dropRows, moeFFN, repeatRoutes, selectRoutes, topKGating } from './moe.ts';
 import { gatherRows } from './ops.ts';
 
 /** Bytes held by a set of tensors. */
@@ -340,6 +340,29 @@ export class Decoder extends Stack {
     const pick = (ts: tf.Tensor4D[]) => ts.map((c) => { const r = tf.gather(c, idx); c.dispose(); return r; });
     state.selfK = pick(state.selfK);
     state.selfV = pick(state.selfV);
+    idx.dispose();
+  }
+
+  /** Keeps only the given rows of the state, in that order: finished sentences leave the batch. */
+  keepRows(state: DecoderState, rows: number[]): void {
+    const idx = tf.tensor1d(rows, 'int32');
+    const pick = <T extends tf.Tensor>(t: T): T => {
+      const kept = tf.gather(t, idx) as T;
+      t.dispose();
+      return kept;
+    };
+    state.srcBias = pick(state.srcBias);
+    state.crossK = state.crossK.map(pick);
+    state.crossV = state.crossV.map(pick);
+    state.selfK = state.selfK.map(pick);
+    state.selfV = state.selfV.map(pick);
+    state.routes = state.routes.map((r) => {
+      if (r === undefined) return undefined;
+      const kept = selectRoutes(r, idx);
+      disposeRoutes(r);
+      return kept;
+    });
+    state.rows = rows.length;
     idx.dispose();
   }
 
