@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Rebuilds the demo model in models/demo: vocabulary, training (resumable: run it again to
 # continue), float16 conversion and dev evaluation. Needs spm_train (Debian's sentencepiece) and
-# ../shared/data/gettext-mt. STEPS sets where training stops; WORKERS the trainer's threads.
+# ../shared/data/gettext-mt. STEPS sets where training stops (default: the shipped model's 2077); WORKERS the
+# trainer's threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/gettext-mt}
-STEPS=${STEPS:-1500}
+STEPS=${STEPS:-2077}
 WORKERS=${WORKERS:-2}
 RUN=runs/demo
 taskmoe() { node bin/taskmoe.js "$@"; }
