@@ -87,11 +87,7 @@ export interface LoadResult {
   latenciesMs: number[];
 }
 
-export function percentile(xs: number[], q: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
-}
+export { percentile } from '../../src/bench/stats.ts';
 
 /** A deterministic pseudo-random sequence (so every run of a benchmark sends the same requests). */
 export function rng(seed: number): () => number {

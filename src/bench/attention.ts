@@ -20,7 +20,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { attention, mergeHeads, splitHeads } from '../models/layers.ts';
-import { ensureBackend, median } from './engine.ts';
+import { ensureBackend } from './engine.ts';
+import { median } from './stats.ts';
 
 export type AttentionVariant = 'matmul-kT' | 'matmul-tB' | 'matmul-k-tB' | 'elementwise' | 'elementwise-vT';
 export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ['matmul-kT', 'matmul-tB', 'matmul-k-tB', 'elementwise', 'elementwise-vT'];

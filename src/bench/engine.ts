@@ -30,6 +30,7 @@ import { decode } from '../models/decoding.ts';
 import type { Weights } from '../models/layers.ts';
 import { Seq2Seq } from '../models/model.ts';
 import { Decoder, type Direction, Embeddings, Encoder } from '../models/transformer.ts';
+import { median } from './stats.ts';
 
 export type Variant = 'dense' | 'token' | 'task' | 'task-extracted';
 export const VARIANTS: readonly Variant[] = ['dense', 'token', 'task', 'task-extracted'];
@@ -228,12 +229,6 @@ export function stepCost(cfg: ModelConfig, v: Variant, batch: number): StepCost 
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 const CHOICE_OF_PACKAGE: Record<string, string> = {
   '@tensorflow/tfjs-node-gpu': 'gpu',

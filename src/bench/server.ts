@@ -15,6 +15,7 @@ import { inspectModel } from '../models/inspect.ts';
 import { SubnetworkCache } from '../models/subnetwork-cache.ts';
 import { DEFAULT_MODEL_DIR, Translator } from '../translator/index.ts';
 import { ensureBackend } from './engine.ts';
+import { percentile } from './stats.ts';
 
 export interface ServerBenchOptions {
   /** Checkpoint to serve (default: the demo model). */
@@ -238,7 +239,6 @@ async function loadServer(spec: LoadSpec): Promise<LoadResult> {
     const label = spec.pair === undefined ? '' : `{pair="${spec.pair}"}`;
     const batchSum = sumMetric(metrics, `taskmoe_batch_sentences_sum${label}`);
     const batchCount = sumMetric(metrics, `taskmoe_batch_sentences_count${label}`);
-    latencies.sort((a, b) => a - b);
     return {
       label: spec.label,
       requests: latencies.length,
@@ -264,12 +264,6 @@ function sumMetric(text: string, prefix: string): number {
     total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
-}
-
-/** Nearest-rank percentile of sorted values. */
-export function percentile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
 /** Sentences/s of the engine alone (tokenize, decode, detokenize) on consecutive batches of the same texts, in this process. */

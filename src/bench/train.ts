@@ -10,6 +10,7 @@ import { TRAIN_DEFAULTS } from '../train/config.ts';
 import type { Example } from '../train/data.ts';
 import { ParallelTrainer } from '../train/parallel.ts';
 import { type StepStats, Trainer } from '../train/trainer.ts';
+import { median } from './stats.ts';
 
 // The test fixture's vocabulary; the benchmark's own vocabulary size is simulated on top of it.
 const TOKENIZER = fileURLToPath(new URL('../../test/fixtures/spm/tiny.model', import.meta.url));
@@ -68,12 +69,6 @@ function randomExamples(cfg: ModelConfig, n: number, tagOf: (lang: string) => nu
       return { dir: { source, target }, source: [tagOf(target), ...ids(len), 3], target: [...ids(Math.round(len * (0.8 + 0.4 * rand()))), 3] };
     })];
   }));
-}
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 // Times one step per batch after a first, untimed one (kernel compilation and allocation).
