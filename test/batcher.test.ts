@@ -377,6 +377,13 @@ test('a deadline already past at submit is refused at once', async () => {
   assert.equal(batcher.depth(), 0);
 });
 
+test('a request the queue cannot take is refused as queue-full even when its deadline has passed', async () => {
+  const { clock, batcher } = setup({ maxQueuedSentences: 2 });
+  await assert.rejects(batcher.submit('en-de', items('a', 'b', 'c'), { deadline: clock.now() }), QueueFullError);
+  await assert.rejects(batcher.submit('en-de', items('a', 'b'), { deadline: clock.now() }), DeadlineError);
+  assert.equal(batcher.depth(), 0);
+});
+
 test('aborting the signal drops queued items and rejects with CancelledError', async () => {
   const rejections: RejectionReason[] = [];
   const { clock, runner, batcher } = setup({ observer: { onRejected: (reason) => rejections.push(reason) } });

@@ -114,13 +114,15 @@ export class Batcher<R> {
     const { deadline, signal } = options;
     if (this.closed) return this.refuse('draining', new DrainingError(pair));
     if (signal?.aborted) return this.refuse('cancelled', new CancelledError(pair));
-    if (deadline !== undefined && deadline <= this.clock.now()) {
-      return this.refuse('deadline', new DeadlineError(pair, deadline));
-    }
     if (items.length === 0) return Promise.resolve([]);
+    // Before the deadline: a request the queue can never take is told so (429 and when to
+    // retry), however little time it had left.
     if (this.depth(pair) + items.length > this.maxQueuedSentences) {
       const error = new QueueFullError(pair, this.maxQueuedSentences, this.retryAfterSeconds(pair));
       return this.refuse('queue_full', error);
+    }
+    if (deadline !== undefined && deadline <= this.clock.now()) {
+      return this.refuse('deadline', new DeadlineError(pair, deadline));
     }
     return new Promise<R[]>((resolve, reject) => {
       const request: PendingRequest<R> = {
