@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { gatherRows, matMul2d } from '../src/models/ops.ts';
+import { gatherRows, matMul2d, takeRows } from '../src/models/ops.ts';
 import { useTestBackend } from './helpers/backend.ts';
 import { maxRelativeError } from './helpers/engine.ts';
 
@@ -56,4 +56,26 @@ test('gatherRows: same forward as tf.gather, table gradient sums repeated ids li
   assert.ok(ours.slice(3 * 8, 4 * 8).some((v) => v !== 0));
   tf.dispose([table, ids]);
   assert.equal(tf.memory().numTensors, before);
+});
+
+test('takeRows: the rows tf.gather picks, in order, repeated, for float32 and int32, without leaking', () => {
+  const x = tf.randomNormal([5, 3, 2, 4], 0, 1, 'float32', 7);
+  const ids = tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]], [5, 2], 'int32');
+  const rows = [4, 0, 2, 2];
+  const index = tf.tensor1d(rows, 'int32');
+  const before = tf.memory().numTensors;
+  for (const t of [x, ids]) {
+    const expected = tf.gather(t, index);
+    const got = takeRows(t, rows);
+    assert.deepEqual(got.shape, expected.shape);
+    assert.equal(got.dtype, t.dtype);
+    assert.deepEqual(got.dataSync(), expected.dataSync());
+    tf.dispose([got, expected]);
+  }
+  assert.throws(() => takeRows(x, [5]), /row 5 is outside \[0, 5\)/);
+  const none = takeRows(x, []);
+  assert.deepEqual(none.shape, [0, 3, 2, 4]);
+  none.dispose();
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([x, ids, index]);
 });

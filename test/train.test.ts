@@ -10,7 +10,8 @@ import { CheckpointReader } from '../src/models/checkpoint.ts';
 import { Tokenizer } from '../src/tokenizer/index.ts';
 import { parseTrainConfig } from '../src/train/config.ts';
 import { tokenizeCorpus } from '../src/train/data.ts';
-import { latestCheckpoint, train, Trainer } from '../src/train/index.ts';
+import { latestCheckpoint, snapshotCheckpoint, train, Trainer } from '../src/train/index.ts';
+import { averageCheckpoints } from '../src/models/average.ts';
 import { loadBalancingLoss } from '../src/train/loss.ts';
 import { Translator } from '../src/translator/index.ts';
 import { useTestBackend } from './helpers/backend.ts';
@@ -77,6 +78,35 @@ test('a run resumed from a checkpoint takes exactly the step an uninterrupted ru
   const [embedFull, embedFour] = [(await a.read(['embed'])).get('embed')!, (await c.read(['embed'])).get('embed')!];
   assert.notDeepEqual(embedFull.dataSync(), embedFour.dataSync());
   tf.dispose([embedFull, embedFour]);
+});
+
+test('snapshots are taken every snapshotEvery steps, and averaging them gives the element-wise mean', async () => {
+  const run = setUpTraining({ snapshotEvery: 2 });
+  await train({ ...run, steps: 4, log: () => {} });
+  assert.deepEqual(fs.readdirSync(path.join(run.out, 'snapshots')).sort(), ['step-2', 'step-4']);
+  const read = async (dir: string) => {
+    const reader = await CheckpointReader.open(dir);
+    return reader.read(reader.shapes.keys());
+  };
+  const [two, four, latest] = [await read(snapshotCheckpoint(run.out, 2)), await read(snapshotCheckpoint(run.out, 4)), await read(path.join(latestCheckpoint(run.out), 'model'))];
+  assert.deepEqual(four.get('embed')!.dataSync(), latest.get('embed')!.dataSync(), 'the step-4 snapshot is the step-4 model');
+  assert.notDeepEqual(two.get('embed')!.dataSync(), four.get('embed')!.dataSync());
+
+  const tensorsBefore = tf.memory().numTensors;
+  const averaged = path.join(run.out, 'averaged');
+  await averageCheckpoints([snapshotCheckpoint(run.out, 2), snapshotCheckpoint(run.out, 4)], averaged);
+  assert.equal(tf.memory().numTensors, tensorsBefore);
+  const mean = await read(averaged);
+  for (const [name, t] of mean) {
+    const [a, b, m] = [two.get(name)!.dataSync(), four.get(name)!.dataSync(), t.dataSync()];
+    for (let i = 0; i < m.length; i++) assert.ok(Math.abs(m[i]! - (a[i]! + b[i]!) / 2) < 1e-6, `${name}[${i}]: ${m[i]} is not the mean of ${a[i]} and ${b[i]}`);
+  }
+  await Translator.load(averaged).then((t) => t.dispose());
+
+  const other = setUpTraining({ snapshotEvery: 2 }, { dFF: 40 });
+  await train({ ...other, steps: 2, log: () => {} });
+  await assert.rejects(averageCheckpoints([snapshotCheckpoint(run.out, 2), snapshotCheckpoint(other.out, 2)], path.join(run.out, 'bad')), /model configs differ/);
+  tf.dispose([...two.values(), ...four.values(), ...latest.values(), ...mean.values()]);
 });
 
 test('a training step frees every tensor it creates', async () => {

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as readline from 'node:readline';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { initBackend } from '../backend/index.ts';
+import { averageCheckpoints } from '../models/average.ts';
 import { CheckpointReader, writeCheckpoint } from '../models/checkpoint.ts';
 import { parseConfig } from '../models/config.ts';
 import { initWeights } from '../models/init.ts';
@@ -30,6 +31,8 @@ Usage:
       Writes the sub-network serving xx->yy as a checkpoint of its own.
   taskmoe convert --model DIR --out DIR2 --dtype float32|float16
       Rewrites a checkpoint with its weights stored as float32 or float16.
+  taskmoe average --out DIR [--dtype float32|float16] MODEL_DIR...
+      Writes the element-wise mean of checkpoints of one model config (checkpoint averaging).
   taskmoe inspect DIR [--json]
       Parameter counts and bytes per component, and the size of every task's sub-network.
   taskmoe bench engine [--json FILE] [--quick]
@@ -146,6 +149,16 @@ async function cmdConvert(args: string[]): Promise<number> {
     for (const t of weights.values()) t.dispose();
   }
   log(`wrote ${out} (${dtype}, ${(inspectModel(await CheckpointReader.open(out)).bytes / 1024 / 1024).toFixed(1)} MiB of weights)`);
+  return 0;
+}
+
+async function cmdAverage(args: string[]): Promise<number> {
+  const { flags, positionals } = parse(args, { out: { type: 'string' }, dtype: { type: 'string' } }, true);
+  const out = required(flags, 'out');
+  if (positionals.length === 0) throw new UsageError('average takes the checkpoint directories to average');
+  await initBackend({ log });
+  await averageCheckpoints(positionals, out, dtypeFlag(flags));
+  log(`wrote ${out}: the mean of ${positionals.length} checkpoints`);
   return 0;
 }
 
@@ -323,6 +336,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   init: cmdInit,
   extract: cmdExtract,
   convert: cmdConvert,
+  average: cmdAverage,
   inspect: cmdInspect,
   translate: cmdTranslate,
   bench: cmdBench,

@@ -2,7 +2,7 @@
 // the rows routed to it (gather, one 2-D matMul pair per expert, weighted combine).
 import * as tf from '@tensorflow/tfjs';
 import { ffn } from './layers.ts';
-import { gatherRows } from './ops.ts';
+import { gatherRows, takeRows } from './ops.ts';
 
 /** Where each row goes: `experts[r * k + s]` is row r's s-th expert (-1: the row is padding, skip it). */
 export interface Routes {
@@ -47,11 +47,10 @@ export function repeatRoutes(r: Routes, rowsPerSentence: number): Routes {
 }
 
 /** The routes of the given rows, in that order. */
-export function selectRoutes(r: Routes, rows: tf.Tensor1D): Routes {
-  const ids = rows.dataSync();
-  const experts = new Int32Array(ids.length * r.k);
-  ids.forEach((row, i) => experts.set(r.experts.subarray(row * r.k, (row + 1) * r.k), i * r.k));
-  return { k: r.k, experts, gates: tf.gather(r.gates, rows) };
+export function selectRoutes(r: Routes, rows: readonly number[]): Routes {
+  const experts = new Int32Array(rows.length * r.k);
+  rows.forEach((row, i) => experts.set(r.experts.subarray(row * r.k, (row + 1) * r.k), i * r.k));
+  return { k: r.k, experts, gates: takeRows(r.gates, rows) };
 }
 
 /** Marks padding rows so that no expert computes them. rowValid: one flag per row. */

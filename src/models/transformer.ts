@@ -8,7 +8,7 @@ import {
   paddingBias, sinusoidalPositions, splitHeads, weight,
 } from './layers.ts';
 import { type ExpertWeights, type Routes, disposeRoutes, dropRows, moeFFN, repeatRoutes, selectRoutes, topKGating } from './moe.ts';
-import { gatherRows } from './ops.ts';
+import { gatherRows, takeRows } from './ops.ts';
 
 /** Bytes held by a set of tensors. */
 export function tensorBytes(tensors: Iterable<tf.Tensor>): number {
@@ -336,18 +336,15 @@ export class Decoder extends Stack {
 
   /** Keeps the given rows of the self-attention cache, in that order (beam search reordering within sentences). */
   reorder(state: DecoderState, rows: number[]): void {
-    const idx = tf.tensor1d(rows, 'int32');
-    const pick = (ts: tf.Tensor4D[]) => ts.map((c) => { const r = tf.gather(c, idx); c.dispose(); return r; });
+    const pick = (ts: tf.Tensor4D[]) => ts.map((c) => { const r = takeRows(c, rows); c.dispose(); return r; });
     state.selfK = pick(state.selfK);
     state.selfV = pick(state.selfV);
-    idx.dispose();
   }
 
   /** Keeps only the given rows of the state, in that order: finished sentences leave the batch. */
   keepRows(state: DecoderState, rows: number[]): void {
-    const idx = tf.tensor1d(rows, 'int32');
     const pick = <T extends tf.Tensor>(t: T): T => {
-      const kept = tf.gather(t, idx) as T;
+      const kept = takeRows(t, rows);
       t.dispose();
       return kept;
     };
@@ -358,12 +355,11 @@ export class Decoder extends Stack {
     state.selfV = state.selfV.map(pick);
     state.routes = state.routes.map((r) => {
       if (r === undefined) return undefined;
-      const kept = selectRoutes(r, idx);
+      const kept = selectRoutes(r, rows);
       disposeRoutes(r);
       return kept;
     });
     state.rows = rows.length;
-    idx.dispose();
   }
 
   disposeState(state: DecoderState): void {

@@ -36,6 +36,8 @@ export interface TrainSettings {
   evalEvery: number;
   /** Steps between checkpoints (0: only at the end and on SIGINT). Default 1000. */
   saveEvery: number;
+  /** Steps between model-only snapshots in OUT/snapshots/step-N, kept for averaging (0: none). Default 0. */
+  snapshotEvery: number;
   /** Corpus directory of dev en-XX.tsv files; no dev evaluation without it. Default none. */
   devDir?: string;
   /** Dev pairs per direction for the dev loss (the first ones of each file). Default 200. */
@@ -64,6 +66,7 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   logEvery: 10,
   evalEvery: 1000,
   saveEvery: 1000,
+  snapshotEvery: 0,
   devSentences: 200,
   devDecodeSentences: 50,
   seed: 1,

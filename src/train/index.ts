@@ -21,7 +21,7 @@ export interface TrainOptions {
   config: string;
   /** Corpus directory of en-XX.tsv files. */
   data: string;
-  /** Output directory; checkpoints go to OUT/latest (the model itself in OUT/latest/model). */
+  /** Output directory; checkpoints go to OUT/latest (the model itself in OUT/latest/model), snapshots to OUT/snapshots. */
   out: string;
   /** Train until this step (default: train.steps of the config). */
   steps?: number;
@@ -46,6 +46,11 @@ export interface TrainResult {
 /** Directory of the latest checkpoint under an output directory. */
 export function latestCheckpoint(out: string): string {
   return path.join(out, 'latest');
+}
+
+/** Directory of the model-only snapshot taken at `step` (train.snapshotEvery). */
+export function snapshotCheckpoint(out: string, step: number): string {
+  return path.join(out, 'snapshots', `step-${step}`);
 }
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
@@ -97,6 +102,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       if (dev !== undefined && settings.evalEvery > 0 && done % settings.evalEvery === 0) result.dev.push(evaluateDev(trainer, dev, log));
       if (settings.saveEvery > 0 && done % settings.saveEvery === 0) await trainer.save(latest, settings.tokenizer);
+      if (settings.snapshotEvery > 0 && done % settings.snapshotEvery === 0) await trainer.saveModel(snapshotCheckpoint(opts.out, done), settings.tokenizer);
       // Lets a pending SIGINT run its handler between steps.
       await new Promise((resolve) => setImmediate(resolve));
     }

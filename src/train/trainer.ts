@@ -7,6 +7,7 @@ import { decode } from '../models/decoding.ts';
 import { initWeights } from '../models/init.ts';
 import type { Weights } from '../models/layers.ts';
 import { Seq2Seq } from '../models/model.ts';
+import { writeCheckpoint } from '../models/checkpoint.ts';
 import { matMul2d } from '../models/ops.ts';
 import { Decoder, type Direction, Embeddings, Encoder, type GateCollector } from '../models/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
@@ -228,6 +229,11 @@ export class Trainer extends Replica {
   /** Saves weights, optimizer state and sampler state atomically into dir. */
   async save(dir: string, tokenizerFile: string): Promise<void> {
     await saveTrainingState(dir, this.cfg, tokenizerFile, this.variables, this.adam.m, this.adam.v, this.step, this.sampler.rng.state);
+  }
+
+  /** Saves the weights alone, as a model checkpoint. */
+  async saveModel(dir: string, tokenizerFile: string): Promise<void> {
+    await writeCheckpoint(dir, this.cfg, this.variables, tokenizerFile);
   }
 
   override dispose(): void {
