@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointReader } from '../src/models/checkpoint.ts';
 import type { ModelConfig, Routing } from '../src/models/config.ts';
-import { decode, type DecodeOptions } from '../src/models/decoding.ts';
+import { decode, type DecodeOptions, lengthGroups } from '../src/models/decoding.ts';
 import { Seq2Seq } from '../src/models/model.ts';
 import type { Direction } from '../src/models/transformer.ts';
 import { useTestBackend } from './helpers/backend.ts';
@@ -131,6 +131,18 @@ for (const [encoder, decoder] of COMBINATIONS) {
       assert.equal(tf.memory().numTensors, baseline);
     });
 
+    test('a batch encoded in length groups, out of length order, decodes as each sentence alone', () => {
+      const mixed = randomSources([36, 3, 7, 5], 1000, 5);
+      assert.ok(lengthGroups(mixed.map((s) => s.length).sort((a, b) => a - b)).length > 1, 'these lengths are encoded in more than one group');
+      const baseline = tf.memory().numTensors;
+      for (const beamSize of [1, 3]) {
+        const batched = decode(full, mixed, dirs, { ...SPECIAL, beamSize, maxLength: 8 });
+        const alone = mixed.map((src, b) => decode(full, [src], [dirs[b]], { ...SPECIAL, beamSize, maxLength: 8 })[0]);
+        assert.deepEqual(tokensOf(batched), tokensOf(alone), `beam ${beamSize}`);
+      }
+      assert.equal(tf.memory().numTensors, baseline);
+    });
+
     test('decoding stops at the length limit and frees every tensor it made', () => {
       const baseline = tf.memory().numTensors;
       const limited = decode(full, sources, dirs, { ...SPECIAL, maxLength: 4, ignoreEos: true });
@@ -159,4 +171,30 @@ test('extraction reads only the tensors it needs from disk', async () => {
   // The token-routed encoder is shared, so all of its experts are read.
   assert.equal(read.filter((n) => n.startsWith('encoder.') && n.includes('.experts.')).length, cfg.moe.numExperts * 2);
   assert.ok(fs.existsSync(path.join(reader.dir, 'config.json')));
+});
+
+test('lengthGroups: one group for similar lengths, a split where padding costs more, and never worse than any other split', () => {
+  assert.deepEqual(lengthGroups([10, 11, 12, 12]), [[0, 4]]);
+  assert.deepEqual(lengthGroups([3, 3, 4, 80]), [[0, 3], [3, 4]]);
+  assert.deepEqual(lengthGroups([]), []);
+  // Exhaustive check against every way of cutting small sorted arrays.
+  const cost = (lengths: number[], groups: [number, number][]) => groups.reduce((sum, [a, b]) => sum + 32 + (b - a) * lengths[b - 1] * (1 + lengths[b - 1] / 150), 0);
+  let seed = 3;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let trial = 0; trial < 30; trial++) {
+    const lengths = Array.from({ length: 1 + Math.floor(random() * 7) }, () => 1 + Math.floor(random() * 90)).sort((a, b) => a - b);
+    const chosen = lengthGroups(lengths);
+    assert.deepEqual(chosen.flatMap(([a, b]) => Array.from({ length: b - a }, (_, i) => a + i)), lengths.map((_, i) => i), 'the groups cover every source once, in order');
+    for (let mask = 0; mask < 2 ** (lengths.length - 1); mask++) {
+      const groups: [number, number][] = [];
+      let start = 0;
+      for (let i = 1; i <= lengths.length; i++) {
+        if (i === lengths.length || mask & (1 << (i - 1))) {
+          groups.push([start, i]);
+          start = i;
+        }
+      }
+      assert.ok(cost(lengths, chosen) <= cost(lengths, groups) + 1e-9, `${JSON.stringify(lengths)}: ${JSON.stringify(chosen)} costs more than ${JSON.stringify(groups)}`);
+    }
+  }
 });

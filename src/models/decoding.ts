@@ -3,6 +3,7 @@
 // the top candidates.
 import * as tf from '@tensorflow/tfjs';
 import type { Seq2Seq } from './model.ts';
+import { takeRows } from './ops.ts';
 import type { DecoderState, Direction } from './transformer.ts';
 
 export interface DecodeOptions {
@@ -44,7 +45,7 @@ export function decode(model: Seq2Seq, sources: number[][], dirs: Direction[], o
   if (sources.length !== dirs.length) throw new Error(`${sources.length} sources but ${dirs.length} directions`);
   const modelMax = model.config.maxLength;
   const limits = sources.map((s) => Math.min(modelMax, opts.maxLength ?? defaultMaxLength(s.length, modelMax)));
-  const enc = model.encoder.encode(model.embeddings, sources, dirs);
+  const enc = encodeByLength(model, sources, dirs);
   try {
     const beam = opts.beamSize ?? 1;
     return beam === 1 ? greedy(model, enc, dirs, limits, opts) : beamSearch(model, enc, dirs, limits, beam, opts);
@@ -54,6 +55,75 @@ export function decode(model: Seq2Seq, sources: number[][], dirs: Direction[], o
 }
 
 type Encoded = ReturnType<Seq2Seq['encoder']['encode']>;
+
+// Encoder cost of a group of n sources padded to length S, in units of one source position's
+// linear work: a fixed overhead per group plus n·S·(1 + S/150), attention adding the part
+// quadratic in S. Fitted on wasm to the demo model's encoder (n=1..32, S=4..82, within 10%).
+const GROUP_OVERHEAD_POSITIONS = 32;
+const ATTENTION_LENGTH_SCALE = 150;
+
+function groupCost(n: number, longest: number): number {
+  return GROUP_OVERHEAD_POSITIONS + n * longest * (1 + longest / ATTENTION_LENGTH_SCALE);
+}
+
+/**
+ * Splits ascending source lengths into contiguous groups, [start, end) ranges, that minimise the
+ * summed groupCost: one group when the lengths are close, several when padding every source to
+ * the longest would cost more than the extra encoder calls.
+ */
+export function lengthGroups(sortedLengths: readonly number[]): [number, number][] {
+  const n = sortedLengths.length;
+  const best = new Array<number>(n + 1).fill(Infinity);
+  const cut = new Array<number>(n + 1).fill(0);
+  best[0] = 0;
+  for (let end = 1; end <= n; end++) {
+    for (let start = 0; start < end; start++) {
+      const cost = best[start] + groupCost(end - start, sortedLengths[end - 1]);
+      if (cost < best[end]) {
+        best[end] = cost;
+        cut[end] = start;
+      }
+    }
+  }
+  const groups: [number, number][] = [];
+  for (let end = n; end > 0; end = cut[end]) groups.unshift([cut[end], end]);
+  return groups;
+}
+
+/**
+ * Encodes the sources in groups of similar length (lengthGroups), then pads the outputs into one
+ * batch, in the order of `sources`, for the decoder. Padding every source to the batch's longest
+ * wastes encoder work: in batches of 32 consecutive dev sentences, 62% of the source positions
+ * were padding and the encoder took 43% of the decoding time.
+ */
+function encodeByLength(model: Seq2Seq, sources: number[][], dirs: Direction[]): Encoded {
+  const order = sources.map((_, i) => i).sort((a, b) => sources[a].length - sources[b].length);
+  const groups = lengthGroups(order.map((i) => sources[i].length));
+  if (groups.length === 1) return model.encoder.encode(model.embeddings, sources, dirs);
+  const lengths = sources.map((s) => s.length);
+  const srcLen = Math.max(...lengths);
+  const d = model.config.dModel;
+  const parts: tf.Tensor3D[] = [];
+  try {
+    for (const [start, end] of groups) {
+      const rows = order.slice(start, end);
+      const enc = model.encoder.encode(model.embeddings, rows.map((i) => sources[i]), rows.map((i) => dirs[i]));
+      // [n*S_g, d] -> [n, srcLen, d]; the decoder masks the padded positions by `lengths`.
+      parts.push(tf.tidy(() => enc.out.reshape([rows.length, enc.srcLen, d]).pad([[0, 0], [0, srcLen - enc.srcLen], [0, 0]])));
+      enc.out.dispose();
+    }
+    const positionInOrder = new Array<number>(sources.length);
+    order.forEach((source, k) => (positionInOrder[source] = k));
+    const byLength = tf.concat(parts);
+    const out = takeRows(byLength, positionInOrder);
+    byLength.dispose();
+    const flat = out.reshape([sources.length * srcLen, d]) as tf.Tensor2D;
+    out.dispose();
+    return { out: flat, batch: sources.length, srcLen, lengths };
+  } finally {
+    tf.dispose(parts);
+  }
+}
 
 function withState<T>(model: Seq2Seq, state: DecoderState, run: (s: DecoderState) => T): T {
   try {
