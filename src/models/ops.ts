@@ -43,21 +43,30 @@ export function gatherRows(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
   return gatherRowsWithGrad(table, ids) as tf.Tensor2D;
 }
 
-// Row selection outside any gradient (decoder state bookkeeping). The wasm Gather kernel costs
-// ~70-100 ns per output element (a [32,4,20,48] cache: ~4.4 ms for 24 rows) against ~0.1 ms for
-// copying the rows through host memory; the cpu backend keeps its data on the host anyway. On
-// other backends (tfjs-node, GPU) the data stays on the device and tf.gather is the fast path.
+// Row selection outside any gradient (decoder state bookkeeping, inference embedding lookups).
+// The wasm Gather kernel costs ~70-100 ns per output element (a [32,4,20,48] cache: ~4.4 ms for
+// 24 rows) against ~0.1 ms for copying the rows through host memory; the cpu backend keeps its
+// data on the host anyway. On other backends (tfjs-node, GPU) the data stays on the device and
+// tf.gather is the fast path.
+export function rowsCopyOnHost(): boolean {
+  const backend = tf.getBackend();
+  return backend === 'wasm' || backend === 'cpu';
+}
+
 // t: [N, ...], rows: indices into N -> [rows.length, ...]
 export function takeRows<T extends tf.Tensor>(t: T, rows: readonly number[]): T {
-  const backend = tf.getBackend();
-  if (backend !== 'wasm' && backend !== 'cpu') return tf.tidy(() => tf.gather(t, tf.tensor1d(rows as number[], 'int32')) as T);
-  const [n, ...rest] = t.shape;
+  if (!rowsCopyOnHost()) return tf.tidy(() => tf.gather(t, tf.tensor1d(rows as number[], 'int32')) as T);
+  return hostRows(t.dataSync() as Float32Array | Int32Array, t.shape, t.dtype, rows) as T;
+}
+
+// data: the values of a [N, ...] tensor, rows: indices into N -> [rows.length, ...]
+export function hostRows(data: Float32Array | Int32Array, shape: readonly number[], dtype: tf.DataType, rows: readonly number[]): tf.Tensor {
+  const [n, ...rest] = shape;
   const rowSize = rest.reduce((a, b) => a * b, 1);
-  const data = t.dataSync();
-  const out = new (data.constructor as Float32ArrayConstructor | Int32ArrayConstructor)(rows.length * rowSize);
+  const out = data instanceof Int32Array ? new Int32Array(rows.length * rowSize) : new Float32Array(rows.length * rowSize);
   rows.forEach((row, i) => {
     if (!(row >= 0 && row < n)) throw new RangeError(`takeRows: row ${row} is outside [0, ${n})`);
     out.set(data.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize);
   });
-  return tf.tensor(out, [rows.length, ...rest], t.dtype) as T;
+  return tf.tensor(out, [rows.length, ...rest], dtype);
 }

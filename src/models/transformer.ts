@@ -8,7 +8,7 @@ import {
   paddingBias, sinusoidalPositions, splitHeads, weight,
 } from './layers.ts';
 import { type ExpertWeights, type Routes, disposeRoutes, dropRows, moeFFN, repeatRoutes, selectRoutes, topKGating } from './moe.ts';
-import { gatherRows, takeRows } from './ops.ts';
+import { gatherRows, hostRows, rowsCopyOnHost, takeRows } from './ops.ts';
 
 /** Bytes held by a set of tensors. */
 export function tensorBytes(tensors: Iterable<tf.Tensor>): number {
@@ -54,6 +54,7 @@ export class Embeddings {
   readonly tableT: tf.Tensor2D; // [d, V]
   readonly positions: tf.Tensor2D; // [maxLength, d]
   readonly scale: number;
+  private hostTable: Float32Array | undefined;
 
   constructor(readonly cfg: ModelConfig, weights: Weights) {
     this.table = weight<tf.Rank.R2>(weights, 'embed');
@@ -63,12 +64,20 @@ export class Embeddings {
   }
 
   // ids: [B, T] from position `start` -> [B*T, d]
-  embed(ids: tf.Tensor2D, start = 0): tf.Tensor2D {
-    const [b, t] = ids.shape;
+  embed(ids: number[][], start = 0): tf.Tensor2D {
+    const [b, t, d] = [ids.length, ids[0].length, this.cfg.dModel];
     if (start + t > this.cfg.maxLength) throw new Error(`sequence of ${start + t} tokens exceeds maxLength ${this.cfg.maxLength}`);
-    const tokens = gatherRows(this.table, ids.reshape([b * t])).mul(this.scale);
-    const pos = this.positions.slice([start, 0], [t, this.cfg.dModel]).expandDims(0).tile([b, 1, 1]).reshape([b * t, this.cfg.dModel]);
-    return tokens.add(pos);
+    const tokens = this.tokenRows(ids.flat()).mul(this.scale);
+    const pos = this.positions.slice([start, 0], [t, d]);
+    return tokens.reshape([b, t, d]).add(pos).reshape([b * t, d]);
+  }
+
+  // ids: [N] -> rows of the table [N, d]
+  protected tokenRows(ids: number[]): tf.Tensor2D {
+    if (!rowsCopyOnHost()) return tf.tidy(() => tf.gather(this.table, tf.tensor1d(ids, 'int32')));
+    // A host copy of the table (the weights never change at inference), so a lookup copies N rows, not the table.
+    this.hostTable ??= this.table.dataSync() as Float32Array;
+    return hostRows(this.hostTable, this.table.shape, 'float32', ids) as tf.Tensor2D;
   }
 
   // x: [N, d] -> logits [N, V]
@@ -205,7 +214,7 @@ export class Encoder extends Stack {
     const srcLen = Math.max(...lengths);
     const rowValid = ids.flatMap((s) => Array.from({ length: srcLen }, (_, t) => t < s.length));
     const out = tf.tidy(() => {
-      const padded = tf.tensor2d(ids.map((s) => [...s, ...new Array(srcLen - s.length).fill(0)]), [batch, srcLen], 'int32');
+      const padded = ids.map((s) => [...s, ...new Array<number>(srcLen - s.length).fill(0)]);
       const bias = paddingBias(lengths, srcLen);
       const validMask = tf.tensor2d(rowValid.map(Number), [batch * srcLen, 1]);
       let x = emb.embed(padded);
@@ -302,7 +311,7 @@ export class Decoder extends Stack {
     const heads = this.cfg.numHeads;
     const next = tf.tidy(() => {
       const selfBias = t === 1 ? null : causalBias(t);
-      let x = emb.embed(tf.tensor2d(tokens, [rows, t], 'int32'), state.step);
+      let x = emb.embed(tokens, state.step);
       const selfK: tf.Tensor4D[] = [];
       const selfV: tf.Tensor4D[] = [];
       for (let i = 0; i < numLayers(this.cfg, 'decoder'); i++) {

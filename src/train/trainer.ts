@@ -8,7 +8,7 @@ import { initWeights } from '../models/init.ts';
 import type { Weights } from '../models/layers.ts';
 import { Seq2Seq } from '../models/model.ts';
 import { writeCheckpoint } from '../models/checkpoint.ts';
-import { matMul2d } from '../models/ops.ts';
+import { gatherRows, matMul2d } from '../models/ops.ts';
 import { Decoder, type Direction, Embeddings, Encoder, type GateCollector } from '../models/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import type { TrainSettings } from './config.ts';
@@ -19,6 +19,11 @@ import { type TrainingState, saveTrainingState } from './state.ts';
 
 /** Embeddings whose output projection transposes the live table on each call, so that it trains. */
 class TrainableEmbeddings extends Embeddings {
+  // ids: [N] -> [N, d], differentiable with respect to the table
+  protected override tokenRows(ids: number[]): tf.Tensor2D {
+    return gatherRows(this.table, tf.tensor1d(ids, 'int32'));
+  }
+
   // x: [N, d] -> logits [N, V]
   override logits(x: tf.Tensor2D): tf.Tensor2D {
     return matMul2d(x, this.table.transpose());
