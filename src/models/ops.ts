@@ -30,7 +30,7 @@ const gatherRowsWithGrad = tf.customGrad(((table: tf.Tensor2D, ids: tf.Tensor1D,
   save([ids]);
   const shape = table.shape;
   return {
-    value: tf.gather(table, ids),
+    value: takeRows(table, Array.from(ids.dataSync())),
     gradFunc: (dy: tf.Tensor2D, [sids]: tf.Tensor[]) => [
       tf.scatterND(sids.expandDims(1), dy, shape),
       tf.zerosLike(sids),
