@@ -147,7 +147,7 @@ function greedy(model: Seq2Seq, enc: Encoded, dirs: Direction[], limits: number[
       const logits = model.decoder.forward(model.embeddings, state, inputs.map((t) => [t]));
       // log p(argmax) as the log of the largest softmax probability: wasm's fused Softmax kernel takes
       // ~0.6 ms on [32, 8000] logits where max - logSumExp takes ~3.8 ms (its Exp kernel alone ~3.5 ms).
-      const [best, bestLogProb] = tf.tidy((): tf.Tensor1D[] => [logits.argMax(1), tf.log(tf.softmax(logits).max(1))]);
+      const [best, bestLogProb] = tf.tidy((): tf.Tensor[] => [logits.argMax(1), tf.log(tf.softmax(logits).max(1))]);
       const next = Array.from(best.dataSync());
       const lp = bestLogProb.dataSync();
       tf.dispose([logits, best, bestLogProb]);
