@@ -13,9 +13,11 @@ import { CheckpointReader } from '../models/checkpoint.ts';
 import { parsePair } from '../models/config.ts';
 import { inspectModel } from '../models/inspect.ts';
 import { SubnetworkCache } from '../models/subnetwork-cache.ts';
-import { DEFAULT_MODEL_DIR, Translator } from '../translator/index.ts';
+import { DEFAULT_MODEL_DIR } from '../translator/index.ts';
+import { startWorker } from '../util/worker-thread.ts';
+import type { EngineAloneJob, EngineAloneResult } from './engine-alone-worker.ts';
 import { ensureBackend } from './engine.ts';
-import { percentile } from './stats.ts';
+import { median, percentile } from './stats.ts';
 
 export interface ServerBenchOptions {
   /** Checkpoint to serve (default: the demo model). */
@@ -24,6 +26,8 @@ export interface ServerBenchOptions {
   data?: string;
   /** Measured seconds per run, after the warm-up. */
   seconds?: number;
+  /** Rounds of all cases, interleaved; each case reports its median round. */
+  rounds?: number;
   warmupSeconds?: number;
   /** Requests in flight. */
   concurrency?: number;
@@ -31,9 +35,11 @@ export interface ServerBenchOptions {
   log?: (line: string) => void;
 }
 
-/** One load run against one server configuration. */
+/** One load run against one server configuration; in the summary, the median round of its case. */
 export interface LoadResult {
   label: string;
+  /** Sentences/s of every round of this case (set on the median round the summary reports). */
+  rounds?: number[];
   requests: number;
   /** Answered 200 per second over the measured window (one text per request). */
   sentencesPerSecond: number;
@@ -49,9 +55,10 @@ export interface ServerBenchResult {
   model: string;
   concurrency: number;
   seconds: number;
+  rounds: number;
   batching: { on: LoadResult; off: LoadResult; speedup: number };
   pairs: { one: LoadResult; spread: LoadResult; cacheMiB: number; subnetworksMiB: number; ratio: number };
-  overhead: { server: LoadResult; engineSentencesPerSecond: number; engineBatch: number; overhead: number };
+  overhead: { server: LoadResult; engineSentencesPerSecond: number; engineRounds: number[]; engineBatch: number; overhead: number };
 }
 
 interface Job {
@@ -61,14 +68,23 @@ interface Job {
 }
 
 const MiB = 1024 * 1024;
+/** The server's default maximum batch, set explicitly so the cases compare what they say. */
+const MAX_BATCH = 32;
+
+/** The run of the median throughput, carrying every round's throughput. */
+function medianRun(runs: LoadResult[]): LoadResult {
+  const sorted = [...runs].sort((a, b) => a.sentencesPerSecond - b.sentencesPerSecond);
+  return { ...sorted[Math.floor((sorted.length - 1) / 2)], rounds: runs.map((r) => r.sentencesPerSecond) };
+}
 
 export async function benchServer(opts: ServerBenchOptions = {}): Promise<ServerBenchResult> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const model = path.resolve(opts.model ?? DEFAULT_MODEL_DIR);
   const dataDir = path.resolve(opts.data ?? path.join('..', 'shared', 'data', 'gettext-mt', 'dev'));
   if (!fs.existsSync(dataDir)) throw new Error(`bench server: no corpus at ${dataDir}; give one with --data DIR (en-XX.tsv files)`);
-  const seconds = opts.seconds ?? 20;
-  const warmupSeconds = opts.warmupSeconds ?? 5;
+  const seconds = opts.seconds ?? 10;
+  const warmupSeconds = opts.warmupSeconds ?? 3;
+  const rounds = opts.rounds ?? 3;
   const concurrency = opts.concurrency ?? 64;
   const reader = await CheckpointReader.open(model);
   const cfg = reader.config;
@@ -86,35 +102,42 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
   for (let i = 0; i < Math.max(...perPair.map((j) => j.length)); i++) for (const j of perPair) if (i < j.length) spreadJobs.push(j[i]);
 
   const backend = await ensureBackend(() => {});
-  log(`bench server: ${model}, ${cfg.pairs.length} pairs, ${concurrency} requests in flight, ${warmupSeconds} s warm-up + ${seconds} s per run, backend ${backend.description}`);
+  log(`bench server: ${model}, ${cfg.pairs.length} pairs, ${concurrency} requests in flight, ${warmupSeconds} s warm-up + ${seconds} s per run, ${rounds} rounds, backend ${backend.description}`);
   const run = (label: string, jobs: Job[], args: string[]) => loadServer({ label, model, jobs, args, seconds, warmupSeconds, concurrency, pair: jobs === oneJobs ? onePair : undefined });
-
-  const on = await run('batching on (max 32)', oneJobs, ['--max-batch-sentences', '32']);
-  log(formatRow(on));
-  const off = await run('max batch 1', oneJobs, ['--max-batch-sentences', '1']);
-  log(formatRow(off));
 
   // Per worker: the shared parts plus about one and a half task sub-networks, below what its pairs need.
   const sizes = await subnetworkBytes(reader, onePair);
   const cacheMiB = Math.ceil((sizes.shared + 1.5 * sizes.task) / MiB);
   const subnetworksMiB = (sizes.shared + sizes.tasks * sizes.task) / MiB;
   const cacheArgs = ['--cache-mb', String(cacheMiB)];
-  const one = await run(`one pair, cache ${cacheMiB} MiB/worker`, oneJobs, cacheArgs);
-  log(formatRow(one));
-  const spread = await run(`${perPair.length} pairs, cache ${cacheMiB} MiB/worker`, spreadJobs, cacheArgs);
-  log(formatRow(spread));
 
-  const engineBatch = Math.max(1, Math.round(on.meanBatchSentences));
-  const engineSentencesPerSecond = await engineThroughput(model, onePair, oneJobs, engineBatch, seconds);
-  log(`engine alone, ${onePair}, batches of ${engineBatch}: ${engineSentencesPerSecond.toFixed(1)} sentences/s`);
+  // Rounds interleave the cases, so that a slow spell of the machine does not land on one case alone;
+  // each case reports its median round.
+  const runs = { on: [] as LoadResult[], off: [] as LoadResult[], one: [] as LoadResult[], spread: [] as LoadResult[], engine: [] as number[] };
+  for (let round = 1; round <= rounds; round++) {
+    log(`round ${round}/${rounds}`);
+    const record = (list: LoadResult[], r: LoadResult) => {
+      list.push(r);
+      log(formatRow(r));
+    };
+    record(runs.on, await run(`batching on (max ${MAX_BATCH})`, oneJobs, ['--max-batch-sentences', String(MAX_BATCH)]));
+    record(runs.off, await run('max batch 1', oneJobs, ['--max-batch-sentences', '1']));
+    record(runs.one, await run(`one pair, cache ${cacheMiB} MiB/worker`, oneJobs, cacheArgs));
+    record(runs.spread, await run(`${perPair.length} pairs, cache ${cacheMiB} MiB/worker`, spreadJobs, cacheArgs));
+    runs.engine.push(await engineThroughput(model, onePair, oneJobs, MAX_BATCH, seconds));
+    log(`engine alone, ${onePair}, batches of ${MAX_BATCH}: ${runs.engine.at(-1)!.toFixed(1)} sentences/s`);
+  }
+  const [on, off, one, spread] = [runs.on, runs.off, runs.one, runs.spread].map(medianRun);
+  const engineSentencesPerSecond = median(runs.engine);
 
   const result: ServerBenchResult = {
     model,
     concurrency,
     seconds,
+    rounds,
     batching: { on, off, speedup: on.sentencesPerSecond / off.sentencesPerSecond },
     pairs: { one, spread, cacheMiB, subnetworksMiB, ratio: spread.sentencesPerSecond / one.sentencesPerSecond },
-    overhead: { server: on, engineSentencesPerSecond, engineBatch, overhead: 1 - on.sentencesPerSecond / engineSentencesPerSecond },
+    overhead: { server: on, engineSentencesPerSecond, engineRounds: runs.engine, engineBatch: MAX_BATCH, overhead: 1 - on.sentencesPerSecond / engineSentencesPerSecond },
   };
   log('');
   log(formatSummary(result));
@@ -266,30 +289,20 @@ function sumMetric(text: string, prefix: string): number {
   return total;
 }
 
-/**
- * Sentences/s of the engine alone on consecutive batches of the same texts, in this process: what
- * an engine worker does with a batch (decode and detokenize; the server tokenizes on its HTTP
- * thread before batching, so the texts are tokenized here before the clock starts).
- */
+/** Sentences/s of the engine alone on consecutive batches of the same texts, in a fresh worker thread (engine-alone-worker.ts). */
 async function engineThroughput(model: string, pair: string, jobs: Job[], batch: number, seconds: number): Promise<number> {
-  const dir = parsePair(pair);
-  const translator = await Translator.load(model, dir);
+  const job: EngineAloneJob = { model, pair, texts: jobs.map((j) => j.text), batch, seconds };
+  const worker = startWorker(import.meta.url, 'engine-alone-worker', job);
   try {
-    const sources = translator.encode(jobs.map((j) => j.text), dir);
-    translator.translateIds(sources.slice(0, batch), dir, { batchSize: batch });
-    let sentences = 0;
-    let elapsed = 0;
-    for (let start = 0; elapsed < seconds * 1000; start = (start + batch) % jobs.length) {
-      const ids = Array.from({ length: batch }, (_, i) => sources[(start + i) % jobs.length]);
-      const t0 = performance.now();
-      translator.translateIds(ids, dir, { batchSize: batch });
-      const ms = performance.now() - t0;
-      elapsed += ms;
-      sentences += batch;
-    }
-    return (sentences / elapsed) * 1000;
+    const result = await new Promise<EngineAloneResult>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`bench server: the engine-alone worker exited (${code}) without a result`)));
+    });
+    if ('error' in result) throw new Error(`bench server: engine alone failed: ${result.error}`);
+    return result.sentencesPerSecond;
   } finally {
-    translator.dispose();
+    await worker.terminate();
   }
 }
 
@@ -300,16 +313,17 @@ function formatRow(r: LoadResult): string {
 }
 
 export function formatSummary(r: ServerBenchResult): string {
+  const rounds = (xs: number[] | undefined) => (xs ?? []).map((x) => x.toFixed(1)).join(', ');
   const row = (name: string, x: LoadResult) =>
-    `| ${name} | ${x.sentencesPerSecond.toFixed(1)} | ${x.p50Ms.toFixed(0)} | ${x.p99Ms.toFixed(0)} | ${x.meanBatchSentences.toFixed(1)} | ${x.cache === undefined ? '' : `${(100 * x.cache.hitRatio).toFixed(1)}% / ${x.cache.evictions}`} |`;
+    `| ${name} | ${x.sentencesPerSecond.toFixed(1)} | ${rounds(x.rounds)} | ${x.p50Ms.toFixed(0)} | ${x.p99Ms.toFixed(0)} | ${x.meanBatchSentences.toFixed(1)} | ${x.cache === undefined ? '' : `${(100 * x.cache.hitRatio).toFixed(1)}% / ${x.cache.evictions}`} |`;
   return [
-    `| case | sentences/s | p50 ms | p99 ms | mean batch | cache hits / evictions |`,
-    `|---|---|---|---|---|---|`,
-    row(`batching on (max 32)`, r.batching.on),
+    `| case | sentences/s (median) | every round | p50 ms | p99 ms | mean batch | cache hits / evictions |`,
+    `|---|---|---|---|---|---|---|`,
+    row(`batching on (max ${r.overhead.engineBatch})`, r.batching.on),
     row(`max batch 1`, r.batching.off),
     row(`one pair, cache ${r.pairs.cacheMiB} MiB/worker`, r.pairs.one),
     row(`all pairs, cache ${r.pairs.cacheMiB} MiB/worker`, r.pairs.spread),
-    `| engine alone, batches of ${r.overhead.engineBatch} | ${r.overhead.engineSentencesPerSecond.toFixed(1)} | | | | |`,
+    `| engine alone, batches of ${r.overhead.engineBatch} | ${r.overhead.engineSentencesPerSecond.toFixed(1)} | ${rounds(r.overhead.engineRounds)} | | | | |`,
     '',
     `batching speedup ${r.batching.speedup.toFixed(2)}x (target >= 5x)`,
     `all pairs / one pair throughput ${r.pairs.ratio.toFixed(2)} (sub-networks ${r.pairs.subnetworksMiB.toFixed(1)} MiB in all, budget ${r.pairs.cacheMiB} MiB per worker)`,

@@ -37,7 +37,7 @@ Usage:
       Parameter counts and bytes per component, and the size of every task's sub-network.
   taskmoe bench engine [--json FILE] [--quick]
       Decoding throughput of dense, token, task and task-extracted models (random weights).
-  taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--concurrency N] [--json FILE]
+  taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--json FILE]
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
   taskmoe bench train [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N]
       Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling; with --workers N, 1 vs N workers.
@@ -232,13 +232,14 @@ async function cmdTranslate(args: string[]): Promise<number> {
 async function cmdBench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what === 'server') {
-    const { flags } = parse(rest, { model: { type: 'string' }, data: { type: 'string' }, seconds: { type: 'string' }, concurrency: { type: 'string' }, json: { type: 'string' } });
+    const { flags } = parse(rest, { model: { type: 'string' }, data: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, json: { type: 'string' } });
     await initBackend({ log });
     const { benchServer } = await import('../bench/server.ts');
     await benchServer({
       model: flags.model as string | undefined,
       data: flags.data as string | undefined,
       seconds: positiveInt(flags, 'seconds'),
+      rounds: positiveInt(flags, 'rounds'),
       concurrency: positiveInt(flags, 'concurrency'),
       json: flags.json as string | undefined,
     });
