@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Rebuilds the demo model in models/demo: vocabulary, training (resumable: run it again to
-# continue), float16 conversion and dev evaluation. Needs spm_train (Debian's sentencepiece) and
-# ../shared/data/gettext-mt. STEPS sets where training stops (default: the shipped model's 2077); WORKERS the
-# trainer's threads.
+# continue), checkpoint averaging, float16 conversion and dev evaluation. Needs spm_train (Debian's
+# sentencepiece) and ../shared/data/gettext-mt. STEPS sets where training stops (default: the
+# shipped model's); AVERAGE how many of the last snapshots (train.snapshotEvery) are averaged
+# into the shipped model (1: the final weights alone); WORKERS the trainer's threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/gettext-mt}
 STEPS=${STEPS:-2077}
 WORKERS=${WORKERS:-2}
+AVERAGE=${AVERAGE:-1}
 RUN=runs/demo
 taskmoe() { node bin/taskmoe.js "$@"; }
 mkdir -p "$RUN"
@@ -16,6 +18,13 @@ if [ ! -f "$RUN/spm8k.model" ]; then
     --sentences-per-language 20000 --seed 1 --out "$RUN/spm8k.model"
 fi
 taskmoe train --config models/demo-train.json --data "$DATA/train" --out "$RUN/d192" --steps "$STEPS" --workers "$WORKERS" --resume 2>&1 | tee -a "$RUN/d192.log"
+SNAPSHOTS=$(ls -d "$RUN"/d192/snapshots/step-* 2>/dev/null | sort -t- -k2 -n | awk -F- -v s="$STEPS" '$NF <= s' | tail -n "$AVERAGE")
 rm -rf models/demo
-taskmoe convert --model "$RUN/d192/latest/model" --out models/demo --dtype float16
+if [ "$AVERAGE" -gt 1 ]; then
+  [ "$(echo "$SNAPSHOTS" | wc -w)" -eq "$AVERAGE" ] || { echo "build-demo: fewer than $AVERAGE snapshots up to step $STEPS" >&2; exit 1; }
+  # shellcheck disable=SC2086
+  taskmoe average --out models/demo --dtype float16 $SNAPSHOTS
+else
+  taskmoe convert --model "$RUN/d192/latest/model" --out models/demo --dtype float16
+fi
 taskmoe eval --model models/demo --data "$DATA/dev" --batch-size 64 --json "$RUN/eval.json"
