@@ -30,7 +30,7 @@ const gatherRowsWithGrad = tf.customGrad(((table: tf.Tensor2D, ids: tf.Tensor1D,
   save([ids]);
   const shape = table.shape;
   return {
-    value: takeRows(table, Array.from(ids.dataSync())),
+    value: rowsCopyOnHost() ? takeRows(table, Array.from(ids.dataSync())) : tf.gather(table, ids),
     gradFunc: (dy: tf.Tensor2D, [sids]: tf.Tensor[]) => [
       tf.scatterND(sids.expandDims(1), dy, shape),
       tf.zerosLike(sids),
@@ -43,10 +43,10 @@ export function gatherRows(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
   return gatherRowsWithGrad(table, ids) as tf.Tensor2D;
 }
 
-// Row selection outside any gradient (decoder state bookkeeping, inference embedding lookups).
-// The wasm Gather kernel costs ~70-100 ns per output element (a [32,4,20,48] cache: ~4.4 ms for
-// 24 rows) against ~0.1 ms for copying the rows through host memory; the cpu backend keeps its
-// data on the host anyway. On other backends (tfjs-node, GPU) the data stays on the device and
+// Row selection: decoder state bookkeeping, embedding lookups, MoE dispatch. The wasm Gather
+// kernel costs ~70-100 ns per output element (a [32,4,20,48] cache: ~4.4 ms for 24 rows) against
+// ~0.1 ms for copying the rows through host memory; the cpu backend keeps its data on the host
+// anyway. On other backends (tfjs-node, GPU) the data stays on the device and
 // tf.gather is the fast path.
 export function rowsCopyOnHost(): boolean {
   const backend = tf.getBackend();
