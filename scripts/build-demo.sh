@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/gettext-mt}
-STEPS=${STEPS:-2077}
+STEPS=${STEPS:-4000}
 WORKERS=${WORKERS:-2}
-AVERAGE=${AVERAGE:-1}
+AVERAGE=${AVERAGE:-3}
 RUN=runs/demo
 taskmoe() { node bin/taskmoe.js "$@"; }
 mkdir -p "$RUN"
