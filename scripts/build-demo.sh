@@ -19,6 +19,9 @@ if [ ! -f "$RUN/spm8k.model" ]; then
 fi
 taskmoe train --config models/demo-train.json --data "$DATA/train" --out "$RUN/d192" --steps "$STEPS" --workers "$WORKERS" --resume 2>&1 | tee -a "$RUN/d192.log"
 SNAPSHOTS=$(ls -d "$RUN"/d192/snapshots/step-* 2>/dev/null | sort -t- -k2 -n | awk -F- -v s="$STEPS" '$NF <= s' | tail -n "$AVERAGE")
+# The model card is written by hand; the checkpoint writers replace the whole directory.
+CARD=$(mktemp)
+cp models/demo/README.md "$CARD" 2>/dev/null || true
 rm -rf models/demo
 if [ "$AVERAGE" -gt 1 ]; then
   [ "$(echo "$SNAPSHOTS" | wc -w)" -eq "$AVERAGE" ] || { echo "build-demo: fewer than $AVERAGE snapshots up to step $STEPS" >&2; exit 1; }
@@ -27,4 +30,6 @@ if [ "$AVERAGE" -gt 1 ]; then
 else
   taskmoe convert --model "$RUN/d192/latest/model" --out models/demo --dtype float16
 fi
+[ -s "$CARD" ] && cp "$CARD" models/demo/README.md
+rm -f "$CARD"
 taskmoe eval --model models/demo --data "$DATA/dev" --batch-size 64 --json "$RUN/eval.json"
