@@ -229,13 +229,20 @@ interface LoadSpec {
   pair?: string;
 }
 
-/** Closed loop: `concurrency` clients each send one text, wait for the answer, and send the next. */
+/**
+ * Closed loop: `concurrency` clients each send one text, wait for the answer, and send the next.
+ * The window opens once the warm-up time has passed and the first `concurrency` answers are in
+ * (the start-up burst is through, whatever the latency), and it counts the answers that arrive
+ * inside it. Counting only requests both sent and answered inside the window would undercount
+ * whenever the latency is a sizeable part of the window.
+ */
 async function loadServer(spec: LoadSpec): Promise<LoadResult> {
   const server = await startServer(spec.model, spec.args);
   try {
-    const start = performance.now();
-    const measureFrom = start + spec.warmupSeconds * 1000;
-    const end = measureFrom + spec.seconds * 1000;
+    const warmupUntil = performance.now() + spec.warmupSeconds * 1000;
+    let measureFrom = Infinity;
+    let end = Infinity;
+    let answered = 0;
     const latencies: number[] = [];
     const errors: Record<string, number> = {};
     let next = 0;
@@ -250,7 +257,13 @@ async function loadServer(spec: LoadSpec): Promise<LoadResult> {
         });
         await res.arrayBuffer();
         const done = performance.now();
-        if (sent < measureFrom || done > end) continue;
+        answered++;
+        if (measureFrom === Infinity && answered >= spec.concurrency && done >= warmupUntil) {
+          measureFrom = done;
+          end = measureFrom + spec.seconds * 1000;
+          continue;
+        }
+        if (done <= measureFrom || done > end) continue;
         if (res.status === 200) latencies.push(done - sent);
         else errors[res.status] = (errors[res.status] ?? 0) + 1;
       }
