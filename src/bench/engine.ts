@@ -419,7 +419,7 @@ function kernelGroup(cfg: ModelConfig, name: string, inputShapes: (number[] | nu
     if ((k === d && n % dFF === 0) || (n === d && k % dFF === 0)) return 'FFN/experts';
     return 'attention projections';
   }
-  if (a.length === 2 && a[1] === cfg.vocabSize) return 'log-softmax/argmax over the vocabulary';
+  if (a.length === 2 && a[1] === cfg.vocabSize) return 'softmax/argmax over the vocabulary';
   if (name === 'Concat') return a.length === 4 ? 'KV-cache concat' : 'MoE combine (concat)';
   if (name === 'GatherV2') return 'gather';
   if (['Transpose', 'Softmax', 'TopK', 'Tile', 'SplitV', 'Slice'].includes(name)) return name;
