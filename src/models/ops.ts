@@ -65,7 +65,7 @@ export function hostRows(data: Float32Array | Int32Array, shape: readonly number
   const rowSize = rest.reduce((a, b) => a * b, 1);
   const out = data instanceof Int32Array ? new Int32Array(rows.length * rowSize) : new Float32Array(rows.length * rowSize);
   rows.forEach((row, i) => {
-    if (!(row >= 0 && row < n)) throw new RangeError(`takeRows: row ${row} is outside [0, ${n})`);
+    if (!(row >= 0 && row < n)) throw new RangeError(`row ${row} is outside [0, ${n})`);
     out.set(data.subarray(row * rowSize, (row + 1) * rowSize), i * rowSize);
   });
   return tf.tensor(out, [rows.length, ...rest], dtype);

@@ -74,7 +74,7 @@ export class Embeddings {
 
   // ids: [N] -> rows of the table [N, d]
   protected tokenRows(ids: number[]): tf.Tensor2D {
-    if (!rowsCopyOnHost()) return tf.tidy(() => tf.gather(this.table, tf.tensor1d(ids, 'int32')));
+    if (!rowsCopyOnHost()) return takeRows(this.table, ids);
     // A host copy of the table (the weights never change at inference), so a lookup copies N rows, not the table.
     this.hostTable ??= this.table.dataSync() as Float32Array;
     return hostRows(this.hostTable, this.table.shape, 'float32', ids) as tf.Tensor2D;
