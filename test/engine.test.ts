@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointReader } from '../src/models/checkpoint.ts';
 import type { ModelConfig, Routing } from '../src/models/config.ts';
-import { decode, type DecodeOptions, lengthGroups } from '../src/models/decoding.ts';
+import { decode, type DecodeOptions, GreedyBatch, type Hypothesis, lengthGroups } from '../src/models/decoding.ts';
 import { Seq2Seq } from '../src/models/model.ts';
 import type { Direction } from '../src/models/transformer.ts';
 import { useTestBackend } from './helpers/backend.ts';
@@ -128,6 +128,28 @@ for (const [encoder, decoder] of COMBINATIONS) {
       const alone = sources.map((src, b) => decode(full, [src], [dirs[b]], SPECIAL)[0]);
       assert.deepEqual(tokensOf(batched), tokensOf(alone));
       batched.forEach(([h], b) => assert.ok(Math.abs(h.logProb - alone[b][0].logProb) <= 1e-3 * Math.max(1, Math.abs(h.logProb))));
+      assert.equal(tf.memory().numTensors, baseline);
+    });
+
+    test('sentences that join a running greedy batch (continuous batching) decode as each alone', () => {
+      const baseline = tf.memory().numTensors;
+      // At step 0 sentence 0 (7 tokens) starts; at step 2 sentence 2 joins, longer (11 tokens: the
+      // running rows' sources are padded) and limited to 6 output tokens, so it leaves first and the
+      // source positions shrink back; at step 9 sentences 1 and 3 join with shorter sources.
+      const joins = new Map([[0, [{ i: 0 }]], [2, [{ i: 2, maxLength: 6 }]], [9, [{ i: 1 }, { i: 3 }]]]);
+      const batch = new GreedyBatch<number>(full, SPECIAL);
+      const joined: Hypothesis[] = [];
+      let maxRows = 0;
+      for (let step = 0; step === 0 || batch.size > 0 || step <= 9; step++) {
+        for (const { i, maxLength } of joins.get(step) ?? []) batch.add([sources[i]], [dirs[i]], [i], maxLength);
+        maxRows = Math.max(maxRows, batch.size);
+        for (const { tag, hypothesis } of batch.step()) joined[tag] = hypothesis;
+      }
+      batch.dispose();
+      assert.equal(maxRows, 3, 'sentence 2 left before 1 and 3 joined');
+      const alone = sources.map((src, i) => decode(full, [src], [dirs[i]], { ...SPECIAL, maxLength: i === 2 ? 6 : undefined })[0][0]);
+      assert.deepEqual(joined.map((h) => h.tokens), alone.map((h) => h.tokens));
+      joined.forEach((h, i) => assert.ok(Math.abs(h.logProb - alone[i].logProb) <= 1e-3 * Math.max(1, Math.abs(h.logProb)), `sentence ${i}: ${h.logProb} vs ${alone[i].logProb}`));
       assert.equal(tf.memory().numTensors, baseline);
     });
 

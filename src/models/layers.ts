@@ -66,6 +66,13 @@ export function paddingBias(lengths: number[], maxLen: number): tf.Tensor4D {
   return tf.tensor4d(bias, [lengths.length, 1, 1, maxLen]);
 }
 
+/** Additive bias masking each row's leading columns. starts: [B] -> [B, 1, 1, S], -1e9 before starts[b], 0 from there. */
+export function startBias(starts: number[], len: number): tf.Tensor4D {
+  const bias = new Float32Array(starts.length * len);
+  starts.forEach((start, b) => bias.fill(-1e9, b * len, b * len + start));
+  return tf.tensor4d(bias, [starts.length, 1, 1, len]);
+}
+
 /** Causal bias: [1, 1, T, T], -1e9 above the diagonal. */
 export function causalBias(t: number): tf.Tensor4D {
   return tf.tidy(() => tf.linalg.bandPart(tf.ones([t, t]), -1, 0).sub(1).mul(1e9).reshape([1, 1, t, t]));

@@ -53,6 +53,14 @@ export function selectRoutes(r: Routes, rows: readonly number[]): Routes {
   return { k: r.k, experts, gates: takeRows(r.gates, rows) };
 }
 
+/** The routes of a's rows then b's; the caller still owns a and b. */
+export function concatRoutes(a: Routes, b: Routes): Routes {
+  const experts = new Int32Array(a.experts.length + b.experts.length);
+  experts.set(a.experts);
+  experts.set(b.experts, a.experts.length);
+  return { k: a.k, experts, gates: tf.concat([a.gates, b.gates]) };
+}
+
 /** Marks padding rows so that no expert computes them. rowValid: one flag per row. */
 export function dropRows(r: Routes, rowValid: boolean[]): Routes {
   const experts = Int32Array.from(r.experts);

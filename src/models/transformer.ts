@@ -5,9 +5,9 @@ import * as tf from '@tensorflow/tfjs';
 import { type Component, type ModelConfig, hasExperts, isMoeLayer, numLayers, taskKey, taskList } from './config.ts';
 import {
   type Weights, attention, causalBias, layerNorm, linear, mergeHeads, ffn,
-  paddingBias, sinusoidalPositions, splitHeads, weight,
+  paddingBias, sinusoidalPositions, splitHeads, startBias, weight,
 } from './layers.ts';
-import { type ExpertWeights, type Routes, disposeRoutes, dropRows, moeFFN, repeatRoutes, selectRoutes, topKGating } from './moe.ts';
+import { type ExpertWeights, type Routes, concatRoutes, disposeRoutes, dropRows, moeFFN, repeatRoutes, selectRoutes, topKGating } from './moe.ts';
 import { gatherRows, hostRows, rowsCopyOnHost, takeRows } from './ops.ts';
 
 /** Bytes held by a set of tensors. */
@@ -63,11 +63,16 @@ export class Embeddings {
     this.scale = Math.sqrt(cfg.dModel);
   }
 
-  // ids: [B, T] from position `start` -> [B*T, d]
-  embed(ids: number[][], start = 0): tf.Tensor2D {
+  // ids: [B, T] from position `start`, or with T = 1 each row at its own position -> [B*T, d]
+  embed(ids: number[][], start: number | readonly number[] = 0): tf.Tensor2D {
     const [b, t, d] = [ids.length, ids[0].length, this.cfg.dModel];
-    if (start + t > this.cfg.maxLength) throw new Error(`sequence of ${start + t} tokens exceeds maxLength ${this.cfg.maxLength}`);
+    const end = (typeof start === 'number' ? start : Math.max(...start)) + t;
+    if (end > this.cfg.maxLength) throw new Error(`sequence of ${end} tokens exceeds maxLength ${this.cfg.maxLength}`);
     const tokens = this.tokenRows(ids.flat()).mul(this.scale);
+    if (typeof start !== 'number') {
+      if (t !== 1) throw new Error(`per-row positions need one token per row, got ${t}`);
+      return tokens.add(takeRows(this.positions, start));
+    }
     const pos = this.positions.slice([start, 0], [t, d]);
     return tokens.reshape([b, t, d]).add(pos).reshape([b * t, d]);
   }
@@ -246,10 +251,17 @@ function maskedMean(h: tf.Tensor2D, mask: tf.Tensor2D, batch: number, srcLen: nu
   return sum.div(mask.reshape([batch, srcLen]).sum(1, true)) as tf.Tensor2D;
 }
 
-/** What a decoder keeps across steps for a batch: cross-attention keys/values, routes and the self-attention cache. */
+/**
+ * What a decoder keeps across steps for a batch: cross-attention keys/values, routes and the
+ * self-attention cache. Rows need not have started together (merge): a row's own cache columns
+ * begin at selfStart[row], and the columns before are masked, so it decodes as it would alone.
+ */
 export interface DecoderState {
   rows: number;
-  step: number;
+  /** Per row, its first self-attention cache column; its position is (cache columns - selfStart). */
+  selfStart: number[];
+  /** Per row, its source length (cross-attention covers the longest). */
+  srcLengths: number[];
   srcBias: tf.Tensor4D; // [B, 1, 1, S]
   crossK: tf.Tensor4D[]; // per layer [B, H, S, dh]
   crossV: tf.Tensor4D[]; // per layer [B, H, S, dh]
@@ -294,14 +306,14 @@ export class Decoder extends Stack {
     const routes = layers.map((i) => this.sentenceRoute(i, rowDirs, sourceMean, collect));
     const { numHeads: h, dModel } = this.cfg;
     return {
-      rows, step: 0, srcBias, crossK, crossV, routes,
+      rows, selfStart: new Array<number>(rows).fill(0), srcLengths: rowLengths, srcBias, crossK, crossV, routes,
       selfK: layers.map(() => tf.zeros([rows, h, 0, dModel / h]) as tf.Tensor4D),
       selfV: layers.map(() => tf.zeros([rows, h, 0, dModel / h]) as tf.Tensor4D),
     };
   }
 
   /**
-   * Runs the decoder over `tokens` ([rows, T], at positions state.step ...), appending to the
+   * Runs the decoder over `tokens` ([rows, T], each row from its next position), appending to the
    * self-attention cache, and returns the logits of every position: [rows*T, V].
    * T = 1 is incremental decoding; T > 1 from a fresh state is full recomputation (causal).
    */
@@ -309,9 +321,11 @@ export class Decoder extends Stack {
     const rows = state.rows;
     const t = tokens[0].length;
     const heads = this.cfg.numHeads;
+    const columns = state.selfK[0].shape[2];
+    const staggered = state.selfStart.some((s) => s > 0);
     const next = tf.tidy(() => {
-      const selfBias = t === 1 ? null : causalBias(t);
-      let x = emb.embed(tokens, state.step);
+      const selfBias = t > 1 ? causalBias(t) : staggered ? startBias(state.selfStart, columns + 1) : null;
+      let x = emb.embed(tokens, staggered ? state.selfStart.map((s) => columns - s) : columns);
       const selfK: tf.Tensor4D[] = [];
       const selfV: tf.Tensor4D[] = [];
       for (let i = 0; i < numLayers(this.cfg, 'decoder'); i++) {
@@ -339,8 +353,49 @@ export class Decoder extends Stack {
     for (const c of [...state.selfK, ...state.selfV]) c.dispose();
     state.selfK = next.selfK;
     state.selfV = next.selfV;
-    state.step += t;
     return next.logits;
+  }
+
+  /**
+   * Joins two batches' states into one, the rows of `a` then those of `b` (continuous batching:
+   * sentences join a running batch). Both are consumed. The shorter cache gets zero columns in
+   * front and the shorter sources padding behind, all masked, so every row's outputs stay exact.
+   */
+  merge(a: DecoderState, b: DecoderState): DecoderState {
+    const columns = Math.max(a.selfK[0].shape[2], b.selfK[0].shape[2]);
+    const srcLen = Math.max(a.srcBias.shape[3], b.srcBias.shape[3]);
+    const widened = [a, b].map((s) => {
+      const front = columns - s.selfK[0].shape[2];
+      const behind = srcLen - s.srcBias.shape[3];
+      const cache = (c: tf.Tensor4D): tf.Tensor4D => (front === 0 ? c.clone() : c.pad([[0, 0], [0, 0], [front, 0], [0, 0]]) as tf.Tensor4D);
+      const cross = (c: tf.Tensor4D): tf.Tensor4D => (behind === 0 ? c.clone() : c.pad([[0, 0], [0, 0], [0, behind], [0, 0]]) as tf.Tensor4D);
+      return {
+        selfStart: s.selfStart.map((start) => start + front),
+        srcBias: behind === 0 ? s.srcBias.clone() : s.srcBias.pad([[0, 0], [0, 0], [0, 0], [0, behind]], -1e9) as tf.Tensor4D,
+        crossK: s.crossK.map(cross), crossV: s.crossV.map(cross), selfK: s.selfK.map(cache), selfV: s.selfV.map(cache),
+      };
+    });
+    const [wa, wb] = widened;
+    const join = <T extends tf.Tensor>(x: T, y: T): T => {
+      const joined = tf.concat([x, y]) as T;
+      x.dispose();
+      y.dispose();
+      return joined;
+    };
+    const merged: DecoderState = {
+      rows: a.rows + b.rows,
+      selfStart: [...wa.selfStart, ...wb.selfStart],
+      srcLengths: [...a.srcLengths, ...b.srcLengths],
+      srcBias: join(wa.srcBias, wb.srcBias),
+      crossK: wa.crossK.map((k, i) => join(k, wb.crossK[i])),
+      crossV: wa.crossV.map((v, i) => join(v, wb.crossV[i])),
+      selfK: wa.selfK.map((k, i) => join(k, wb.selfK[i])),
+      selfV: wa.selfV.map((v, i) => join(v, wb.selfV[i])),
+      routes: a.routes.map((r, i) => (r === undefined ? undefined : concatRoutes(r, b.routes[i]!))),
+    };
+    this.disposeState(a);
+    this.disposeState(b);
+    return merged;
   }
 
   /** Keeps the given rows of the self-attention cache, in that order (beam search reordering within sentences). */
@@ -350,18 +405,33 @@ export class Decoder extends Stack {
     state.selfV = pick(state.selfV);
   }
 
-  /** Keeps only the given rows of the state, in that order: finished sentences leave the batch. */
+  /**
+   * Keeps only the given rows of the state, in that order: finished sentences leave the batch.
+   * Cache columns and source positions that no kept row uses are dropped with them.
+   */
   keepRows(state: DecoderState, rows: number[]): void {
-    const pick = <T extends tf.Tensor>(t: T): T => {
-      const kept = takeRows(t, rows);
+    const selfStart = rows.map((r) => state.selfStart[r]);
+    const srcLengths = rows.map((r) => state.srcLengths[r]);
+    const firstColumn = Math.min(...selfStart);
+    const srcLen = Math.max(...srcLengths);
+    // t: [B, ...] -> the kept rows, and along `axis` only [from, from + length)
+    const pick = <T extends tf.Tensor>(t: T, axis: number, from: number, length: number): T => {
+      const kept = tf.tidy(() => {
+        const taken = takeRows(t, rows);
+        if (length === t.shape[axis]) return taken;
+        return taken.slice(t.shape.map((_, i) => (i === axis ? from : 0)), t.shape.map((n, i) => (i === axis ? length : i === 0 ? rows.length : n))) as T;
+      });
       t.dispose();
       return kept;
     };
-    state.srcBias = pick(state.srcBias);
-    state.crossK = state.crossK.map(pick);
-    state.crossV = state.crossV.map(pick);
-    state.selfK = state.selfK.map(pick);
-    state.selfV = state.selfV.map(pick);
+    const columns = state.selfK[0].shape[2] - firstColumn;
+    state.srcBias = pick(state.srcBias, 3, 0, srcLen);
+    state.crossK = state.crossK.map((c) => pick(c, 2, 0, srcLen));
+    state.crossV = state.crossV.map((c) => pick(c, 2, 0, srcLen));
+    state.selfK = state.selfK.map((c) => pick(c, 2, firstColumn, columns));
+    state.selfV = state.selfV.map((c) => pick(c, 2, firstColumn, columns));
+    state.selfStart = selfStart.map((s) => s - firstColumn);
+    state.srcLengths = srcLengths;
     state.routes = state.routes.map((r) => {
       if (r === undefined) return undefined;
       const kept = selectRoutes(r, rows);
