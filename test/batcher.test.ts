@@ -250,6 +250,23 @@ test('each lane runs one batch at a time, and lanes run in parallel', async () =
   assert.equal(runner.calls[2]?.pair, 'en-fr');
 });
 
+test('with batchesPerLane 2 a lane takes a second batch while one runs, and a third waits for a free slot', async () => {
+  const { runner, batcher } = setup({ maxBatchSentences: 2, batchesPerLane: 2 });
+  const first = track(batcher.submit('en-de', items('a1', 'a2')));
+  void batcher.submit('en-de', items('b1', 'b2'));
+  void batcher.submit('en-fr', items('c1', 'c2'));
+  await flush();
+  assert.deepEqual(runner.calls.map(payloadsOf), [['a1', 'a2'], ['b1', 'b2']]);
+  assert.deepEqual(batcher.stats(), { queuedSentences: { 'en-fr': 2 }, runningBatches: 2 });
+
+  runner.calls[0]!.succeed();
+  await flush();
+  assert.deepEqual(first.value, ['en-de:a1', 'en-de:a2']);
+  assert.deepEqual(payloadsOf(runner.calls[2]), ['c1', 'c2']);
+  assert.equal(batcher.stats().runningBatches, 2);
+  assert.throws(() => setup({ batchesPerLane: 0 }), /batchesPerLane must be at least 1/);
+});
+
 test('a batch is sorted by length for the runner and results are mapped back', async () => {
   const { clock, runner, batcher } = setup();
   const request = track(

@@ -136,7 +136,7 @@ for (const [encoder, decoder] of COMBINATIONS) {
       // At step 0 sentence 0 (7 tokens) starts; at step 2 sentence 2 joins, longer (11 tokens: the
       // running rows' sources are padded) and limited to 6 output tokens, so it leaves first and the
       // source positions shrink back; at step 9 sentences 1 and 3 join with shorter sources.
-      const joins = new Map([[0, [{ i: 0 }]], [2, [{ i: 2, maxLength: 6 }]], [9, [{ i: 1 }, { i: 3 }]]]);
+      const joins = new Map<number, { i: number; maxLength?: number }[]>([[0, [{ i: 0 }]], [2, [{ i: 2, maxLength: 6 }]], [9, [{ i: 1 }, { i: 3 }]]]);
       const batch = new GreedyBatch<number>(full, SPECIAL);
       const joined: Hypothesis[] = [];
       let maxRows = 0;

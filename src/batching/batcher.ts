@@ -2,7 +2,7 @@
 // hands them to an injected runner (the engine worker). It knows nothing of tensors or HTTP.
 //
 // Scheduling model: one FIFO queue per pair; pairs are mapped to lanes (executors), and a
-// lane runs at most one batch at a time. Whenever anything changes (submit, batch done,
+// lane runs at most batchesPerLane batches at a time. Whenever anything changes (submit, batch done,
 // request dropped, close), `schedule()` dispatches ready queues on free lanes, oldest head
 // first, and arms a single timer for the next maxDelay expiry; when nothing waits, no timer
 // exists, so an idle batcher never keeps the process alive.
@@ -45,6 +45,11 @@ export interface BatcherOptions<R> {
   run: (pair: string, batch: BatchItem[]) => Promise<R[]>;
   /** Pairs on the same lane share one executor. Default: a single lane for all pairs. */
   laneOf?: (pair: string) => string;
+  /**
+   * Batches a lane runs at once (default 1). An executor that batches continuously takes more than
+   * one: the next batch joins the running one as its sentences finish, instead of queueing here.
+   */
+  batchesPerLane?: number;
   observer?: BatcherObserver;
   clock?: Clock;
 }
@@ -86,12 +91,14 @@ export class Batcher<R> {
   private readonly maxQueuedSentences: number;
   private readonly run: BatcherOptions<R>['run'];
   private readonly laneOf: (pair: string) => string;
+  private readonly batchesPerLane: number;
   private readonly observer: BatcherObserver;
   private readonly clock: Clock;
 
   /** Only pairs with queued items have an entry. */
   private readonly queues = new Map<string, PairQueue<PendingRequest<R>>>();
-  private readonly busyLanes = new Set<string>();
+  /** Running batches of each lane that has any. */
+  private readonly laneLoad = new Map<string, number>();
   private readonly durations = new RecentBatchDurations();
   private delayTimer: { dueAt: number; cancel: () => void } | undefined;
   private nextSeq = 0;
@@ -105,6 +112,7 @@ export class Batcher<R> {
     this.maxQueuedSentences = positiveLimit('maxQueuedSentences', options.maxQueuedSentences, 1024);
     this.run = options.run;
     this.laneOf = options.laneOf ?? (() => SINGLE_LANE);
+    this.batchesPerLane = positiveLimit('batchesPerLane', options.batchesPerLane, 1);
     this.observer = options.observer ?? {};
     this.clock = options.clock ?? systemClock;
   }
@@ -167,7 +175,7 @@ export class Batcher<R> {
   stats(): BatcherStats {
     const queuedSentences: Record<string, number> = {};
     for (const [pair, queue] of this.queues) queuedSentences[pair] = queue.sentences;
-    return { queuedSentences, runningBatches: this.busyLanes.size };
+    return { queuedSentences, runningBatches: [...this.laneLoad.values()].reduce((a, b) => a + b, 0) };
   }
 
   private refuse(reason: RejectionReason, error: Error): Promise<never> {
@@ -241,7 +249,7 @@ export class Batcher<R> {
   private nextReadyQueue(now: number): PairQueue<PendingRequest<R>> | undefined {
     let oldest: PairQueue<PendingRequest<R>> | undefined;
     for (const queue of this.queues.values()) {
-      if (this.busyLanes.has(queue.lane) || !this.isReady(queue, now)) continue;
+      if (this.laneFull(queue.lane) || !this.isReady(queue, now)) continue;
       if (!oldest || queue.head!.seq < oldest.head!.seq) oldest = queue;
     }
     return oldest;
@@ -256,14 +264,18 @@ export class Batcher<R> {
     );
   }
 
+  private laneFull(lane: string): boolean {
+    return (this.laneLoad.get(lane) ?? 0) >= this.batchesPerLane;
+  }
+
   /**
    * Keeps one timer, for the earliest maxDelay expiry among queues on free lanes. Queues on
-   * busy lanes need none: the end of the running batch triggers `schedule()` anyway.
+   * full lanes need none: the end of a running batch triggers `schedule()` anyway.
    */
   private armDelayTimer(): void {
     let dueAt = Infinity;
     for (const queue of this.queues.values()) {
-      if (this.busyLanes.has(queue.lane)) continue;
+      if (this.laneFull(queue.lane)) continue;
       dueAt = Math.min(dueAt, queue.head!.enqueuedAt + this.maxDelayMs);
     }
     if (this.delayTimer?.dueAt === dueAt) return;
@@ -284,7 +296,7 @@ export class Batcher<R> {
     // Similar lengths side by side keep padding low for the runner; results are mapped back
     // through each entry's owner and index, so the order change is invisible to callers.
     batch.sort((a, b) => a.item.tokens - b.item.tokens);
-    this.busyLanes.add(queue.lane);
+    this.laneLoad.set(queue.lane, (this.laneLoad.get(queue.lane) ?? 0) + 1);
     this.observer.onQueueDepth?.(queue.pair, queue.sentences);
     this.observer.onBatch?.(queue.pair, {
       sentences: batch.length,
@@ -303,7 +315,9 @@ export class Batcher<R> {
       outcome = { error };
     }
     const durationMs = this.clock.now() - startedAt;
-    this.busyLanes.delete(lane);
+    const load = this.laneLoad.get(lane)! - 1;
+    if (load === 0) this.laneLoad.delete(lane);
+    else this.laneLoad.set(lane, load);
     this.durations.record(durationMs);
     if ('results' in outcome) {
       this.observer.onBatchDone?.(pair, { sentences: batch.length, durationMs });
@@ -359,7 +373,7 @@ export class Batcher<R> {
   }
 
   private isIdle(): boolean {
-    return this.queues.size === 0 && this.busyLanes.size === 0;
+    return this.queues.size === 0 && this.laneLoad.size === 0;
   }
 }
 

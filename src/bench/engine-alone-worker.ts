@@ -5,6 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from '../backend/index.ts';
 import { parsePair } from '../models/config.ts';
 import { Translator } from '../translator/index.ts';
+import { TranslationScheduler } from '../translator/scheduler.ts';
 
 export interface EngineAloneJob {
   model: string;
@@ -16,24 +17,37 @@ export interface EngineAloneJob {
 
 export type EngineAloneResult = { sentencesPerSecond: number } | { error: string };
 
-/** Sentences/s of decoding and detokenizing consecutive batches of the texts (tokenized before the clock starts). */
+/**
+ * Sentences/s of decoding and detokenizing consecutive batches of the texts (tokenized before the
+ * clock starts), two batches in flight as in a server's lane, so that the next batch joins the
+ * running one as its sentences finish (TranslationScheduler, the engine worker's own).
+ */
 async function measure({ model, pair, texts, batch, seconds }: EngineAloneJob): Promise<number> {
   await initBackend({ log: () => {} });
   const dir = parsePair(pair);
   const translator = await Translator.load(model, dir);
   try {
     const sources = translator.encode(texts, dir);
-    translator.translateIds(sources.slice(0, batch), dir, { batchSize: batch });
+    const scheduler = new TranslationScheduler(batch);
+    await scheduler.translate(translator, sources.slice(0, batch), dir);
     let sentences = 0;
-    let elapsed = 0;
-    for (let start = 0; elapsed < seconds * 1000; start = (start + batch) % sources.length) {
-      const ids = Array.from({ length: batch }, (_, i) => sources[(start + i) % sources.length]);
-      const t0 = performance.now();
-      translator.translateIds(ids, dir, { batchSize: batch });
-      elapsed += performance.now() - t0;
-      sentences += batch;
+    let start = 0;
+    const inFlight = new Set<Promise<void>>();
+    const t0 = performance.now();
+    while (performance.now() - t0 < seconds * 1000) {
+      while (inFlight.size < 2) {
+        const ids = Array.from({ length: batch }, (_, i) => sources[(start + i) % sources.length]);
+        start = (start + batch) % sources.length;
+        const done: Promise<void> = scheduler.translate(translator, ids, dir).then(() => {
+          sentences += batch;
+          inFlight.delete(done);
+        });
+        inFlight.add(done);
+      }
+      await Promise.race(inFlight);
     }
-    return (sentences / elapsed) * 1000;
+    await Promise.all(inFlight);
+    return (sentences / (performance.now() - t0)) * 1000;
   } finally {
     translator.dispose();
   }

@@ -2,8 +2,8 @@
 // closed-loop HTTP client and compares, side by side in one run:
 //   1. batching on against a maximum batch of 1, one pair, at saturation;
 //   2. one pair against requests spread over every pair with a cache budget below their total;
-//   3. the server at saturation against the engine alone (in this process) on batches of the size
-//      the server formed, on the same sentences.
+//   3. the server at saturation against the engine alone (in a fresh worker thread, batches of the
+//      server's maximum size joining the running one as in a server's lane), on the same sentences.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';

@@ -96,6 +96,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     modelDir: settings.modelDir,
     workers: settings.workers,
     cacheBytes: settings.cacheBytes,
+    maxRows: settings.maxBatchSentences,
     pairs: cfg.pairs,
     subnetworkOf: (pair) => subnetworkKey(cfg, pair),
     warmPairs: warmPairs(settings.warm, cfg),
@@ -122,6 +123,8 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     maxDelayMs: settings.maxDelayMs,
     maxQueuedSentences: settings.maxQueuedSentences,
     laneOf: (queue) => pool.laneOf(pairOfQueue(queue)),
+    // A worker takes a lane's next batch while one decodes, and merges it in as rows finish.
+    batchesPerLane: 2,
     run: async (queue, batch) => {
       const work = batch.map((b) => b.payload as SentenceWork);
       const pair = pairOfQueue(queue);

@@ -19,6 +19,8 @@ export interface EnginePoolOptions {
   modelDir: string;
   workers: number;
   cacheBytes: number;
+  /** Sentences a worker's running batch of one pair may hold before further batches wait to join. */
+  maxRows: number;
   /** Every pair the model serves; each is assigned to one worker. */
   pairs: string[];
   /** The sub-network a pair needs: pairs with the same key share a worker (with Token/Target: the target language). */
@@ -142,12 +144,13 @@ export class EnginePool {
     this.workers = Array.from({ length: opts.workers }, (_, i) => new EngineWorker(i, {
       modelDir: opts.modelDir,
       cacheBytes: opts.cacheBytes,
+      maxRows: opts.maxRows,
       warmPairs: opts.warmPairs.filter((p) => this.workerOfPair.get(p) === i),
     }, opts));
     this.ready = Promise.all(this.workers.map((w) => w.whenReady())).then(() => {});
   }
 
-  /** The worker a pair is served by: the batcher runs one batch at a time per lane. */
+  /** The worker a pair is served by: the batcher's lane. */
   laneOf(pair: string): string {
     return String(this.workerOfPair.get(pair) ?? 0);
   }

@@ -4,6 +4,8 @@ import type { TranslateOptions, Translation } from '../translator/index.ts';
 export interface EngineWorkerData {
   modelDir: string;
   cacheBytes: number;
+  /** Sentences a running batch may hold before further batches of its pair wait to join. */
+  maxRows: number;
   /** Pairs to load before the worker reports ready. */
   warmPairs: string[];
 }

@@ -1,5 +1,5 @@
 // An engine worker thread: its own tfjs backend, tokenizer and sub-network cache. It translates
-// one batch at a time, off the HTTP thread, so /healthz and /metrics answer while it decodes.
+// off the HTTP thread, so /healthz and /metrics answer while it decodes.
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.ts';
@@ -8,6 +8,7 @@ import { CheckpointReader } from '../models/checkpoint.ts';
 import { SubnetworkCache } from '../models/subnetwork-cache.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, Translator } from '../translator/index.ts';
+import { TranslationScheduler } from '../translator/scheduler.ts';
 import type { CacheSnapshot, EngineWorkerData, FromWorker, ToWorker } from './engine-protocol.ts';
 
 const port = parentPort!;
@@ -29,23 +30,22 @@ async function main(): Promise<void> {
   await cache.warm(data.warmPairs.map(parsePair));
   send({ type: 'ready', cache: snapshot(), tensors: tf.memory().numTensors });
 
-  // One batch at a time: a second message waits for the first, since decoding is synchronous anyway.
-  let queue = Promise.resolve();
-  port.on('message', (msg: ToWorker) => {
-    queue = queue.then(async () => {
-      const started = performance.now();
-      const dir = parsePair(msg.pair);
-      let lease;
-      try {
-        lease = await cache.acquire(dir);
-        const translations = new Translator(lease.model, tokenizer).translateIds(msg.sources, dir, msg.options);
-        send({ type: 'result', id: msg.id, translations, durationMs: performance.now() - started, cache: snapshot(), tensors: tf.memory().numTensors });
-      } catch (err) {
-        send({ type: 'error', id: msg.id, message: (err as Error).message, input: err instanceof InputError });
-      } finally {
-        lease?.release();
-      }
-    });
+  // Batches of one pair decode together, joining while earlier ones run (continuous batching);
+  // messages are taken between decoder steps, so a new batch never waits for a running one to end.
+  const scheduler = new TranslationScheduler(data.maxRows);
+  port.on('message', async (msg: ToWorker) => {
+    const started = performance.now();
+    const dir = parsePair(msg.pair);
+    let lease;
+    try {
+      lease = await cache.acquire(dir);
+      const translations = await scheduler.translate(new Translator(lease.model, tokenizer), msg.sources, dir, msg.options);
+      send({ type: 'result', id: msg.id, translations, durationMs: performance.now() - started, cache: snapshot(), tensors: tf.memory().numTensors });
+    } catch (err) {
+      send({ type: 'error', id: msg.id, message: (err as Error).message, input: err instanceof InputError });
+    } finally {
+      lease?.release();
+    }
   });
 }
 

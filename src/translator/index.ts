@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CheckpointReader } from '../models/checkpoint.ts';
 import { pairKey } from '../models/config.ts';
-import { decode, type DecodeOptions } from '../models/decoding.ts';
+import { decode, type DecodeOptions, type Hypothesis } from '../models/decoding.ts';
 import { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
@@ -99,12 +99,15 @@ export class Translator {
     for (let start = 0; start < order.length; start += batchSize) {
       const batch = order.slice(start, start + batchSize);
       const hyps = decode(this.model, batch.map((i) => sources[i]), batch.map(() => dir), decodeOpts);
-      batch.forEach((i, j) => {
-        const [best, ...rest] = hyps[j].map((h) => this.tokenizer.decode(h.tokens));
-        results[i] = { text: best, alternatives: rest, generatedTokens: hyps[j][0].tokens.length };
-      });
+      batch.forEach((i, j) => (results[i] = this.translation(hyps[j])));
     }
     return results;
+  }
+
+  /** A source's translation from its hypotheses, best first. */
+  translation(hyps: Hypothesis[]): Translation {
+    const [best, ...rest] = hyps.map((h) => this.tokenizer.decode(h.tokens));
+    return { text: best, alternatives: rest, generatedTokens: hyps[0].tokens.length };
   }
 
   dispose(): void {
