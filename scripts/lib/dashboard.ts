@@ -116,7 +116,7 @@ export const ROWS: RowSpec[] = [
       },
       {
         title: 'Batch duration p50 / p95 by pair',
-        description: 'Engine time per batch (encode and decode). Growth at a constant batch size points at the engine: a slower backend, a cold sub-network, or a throttled CPU.',
+        description: 'Time from a batch reaching its engine worker to its last sentence finishing: encode, decode, and any wait to join the running batch. Growth at a constant batch size points at the engine: a slower backend, a cold sub-network, or a throttled CPU.',
         unit: 's',
         targets: quantiles('taskmoe_batch_duration_seconds', ['pair'], PAIR, [0.5, 0.95]),
         mustHaveData: true,

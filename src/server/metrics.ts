@@ -18,7 +18,7 @@ export class ServerMetrics {
   readonly queueDepth = new Gauge({ name: 'taskmoe_queue_depth', help: 'Sentences queued per pair', labelNames: ['pair'], registers: [this.registry] });
   readonly batchSentences = new Histogram({ name: 'taskmoe_batch_sentences', help: 'Sentences per dispatched batch', labelNames: ['pair'], buckets: SENTENCE_BUCKETS, registers: [this.registry] });
   readonly batchTokens = new Histogram({ name: 'taskmoe_batch_tokens', help: 'Source tokens per dispatched batch', labelNames: ['pair'], buckets: TOKEN_BUCKETS, registers: [this.registry] });
-  readonly batchDuration = new Histogram({ name: 'taskmoe_batch_duration_seconds', help: 'Engine time per batch (encode + decode)', labelNames: ['pair'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  readonly batchDuration = new Histogram({ name: 'taskmoe_batch_duration_seconds', help: 'Engine time per batch, from reaching its worker to its last sentence done (encode, decode, waiting to join the running batch)', labelNames: ['pair'], buckets: LATENCY_BUCKETS, registers: [this.registry] });
   readonly generatedTokens = new Counter({ name: 'taskmoe_generated_tokens_total', help: 'Target tokens generated', labelNames: ['pair'], registers: [this.registry] });
   readonly sourceTokens = new Counter({ name: 'taskmoe_source_tokens_total', help: 'Source tokens translated', labelNames: ['pair'], registers: [this.registry] });
   readonly cacheHits = new Counter({ name: 'taskmoe_cache_hits_total', help: 'Sub-network cache hits', registers: [this.registry] });
