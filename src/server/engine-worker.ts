@@ -35,9 +35,9 @@ async function main(): Promise<void> {
   const scheduler = new TranslationScheduler(data.maxRows);
   port.on('message', async (msg: ToWorker) => {
     const started = performance.now();
-    const dir = parsePair(msg.pair);
     let lease;
     try {
+      const dir = parsePair(msg.pair);
       lease = await cache.acquire(dir);
       const translations = await scheduler.translate(new Translator(lease.model, tokenizer), msg.sources, dir, msg.options);
       send({ type: 'result', id: msg.id, translations, durationMs: performance.now() - started, cache: snapshot(), tensors: tf.memory().numTensors });
