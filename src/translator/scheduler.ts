@@ -1,8 +1,9 @@
-// Continuous (iteration-level) batching of one engine's translation jobs. Greedy jobs of a pair
-// join that pair's running GreedyBatch between decoder steps while it has room (maxRows), and
-// each job is answered as soon as its own sentences finish; the batches of different pairs take
-// steps in turn. Between steps the event loop runs, so jobs that arrive meanwhile can join.
-// Beam-search jobs decode on their own, whole, when their turn comes.
+// Continuous (iteration-level) batching of one engine's translation jobs. A greedy job joins the
+// running GreedyBatch of its sub-network between decoder steps while that has room (maxRows), and
+// is answered as soon as its own sentences finish; batches of different sub-networks take steps in
+// turn. Jobs of different pairs share a batch when they run on the same weights (with Token/Target,
+// every pair into one target language). Between steps the event loop runs, so jobs that arrive
+// meanwhile can join. Beam-search jobs decode on their own, whole, when their turn comes.
 import { GreedyBatch } from '../models/decoding.ts';
 import type { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
@@ -29,8 +30,8 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class TranslationScheduler {
   private waiting: Job[] = [];
-  /** The running greedy batch of each pair. */
-  private readonly running = new Map<string, Running>();
+  /** The running greedy batches, one per sub-network. */
+  private running: Running[] = [];
   private looping = false;
 
   /** maxRows: sentences a running batch may hold before later jobs wait (a job alone may exceed it). */
@@ -48,9 +49,9 @@ export class TranslationScheduler {
   private async loop(): Promise<void> {
     this.looping = true;
     try {
-      while (this.waiting.length > 0 || this.running.size > 0) {
+      while (this.waiting.length > 0 || this.running.length > 0) {
         this.admit();
-        for (const [pair, running] of this.running) this.step(pair, running);
+        for (const running of [...this.running]) this.step(running);
         await nextTurn();
       }
     } finally {
@@ -58,37 +59,35 @@ export class TranslationScheduler {
     }
   }
 
-  /** Starts the waiting jobs that can start, in arrival order; a pair's later jobs never overtake its earlier ones. */
+  /** Starts the waiting jobs that can start, in arrival order; a batch's later jobs never overtake its earlier ones. */
   private admit(): void {
-    const blocked = new Set<string>();
+    const full = new Set<Running>();
     this.waiting = this.waiting.filter((job) => {
-      const pair = `${job.dir.source}-${job.dir.target}`;
-      if (blocked.has(pair)) return true;
       if ((job.options.beamSize ?? 1) > 1) {
         settle(job, () => job.translator.translateIds(job.sources, job.dir, job.options));
         return false;
       }
-      let running = this.running.get(pair);
-      const fits = running !== undefined && running.model === job.translator.model && running.batch.size + job.sources.length <= this.maxRows;
-      if (running !== undefined && !fits) {
-        blocked.add(pair);
+      const model = job.translator.model;
+      let running = this.running.find((r) => sameWeights(r.model, model));
+      if (running !== undefined && (full.has(running) || running.batch.size + job.sources.length > this.maxRows)) {
+        full.add(running);
         return true;
       }
       if (running === undefined) {
         const { bosId, eosId } = job.translator.tokenizer;
-        running = { model: job.translator.model, batch: new GreedyBatch(job.translator.model, { bosId, eosId }), jobs: new Set() };
-        this.running.set(pair, running);
+        running = { model, batch: new GreedyBatch(model, { bosId, eosId }), jobs: new Set() };
+        this.running.push(running);
       }
       const { batch, jobs } = running;
       const failed = settleOnError(job, () => batch.add(job.sources, job.sources.map(() => job.dir), job.sources.map((_, index) => ({ job, index })), job.options.maxLength));
       if (!failed) jobs.add(job);
-      if (batch.size === 0) this.stop(pair, running);
+      if (batch.size === 0) this.stop(running);
       return false;
     });
   }
 
   /** One decoder step of a pair's batch; answers the jobs whose last sentence finished. A failed step fails every job in the batch. */
-  private step(pair: string, running: Running): void {
+  private step(running: Running): void {
     try {
       for (const { tag: { job, index }, hypothesis } of running.batch.step()) {
         job.results[index] = job.translator.translation([hypothesis]);
@@ -101,13 +100,18 @@ export class TranslationScheduler {
       for (const job of running.jobs) job.reject(error);
       running.jobs.clear();
     }
-    if (running.jobs.size === 0) this.stop(pair, running);
+    if (running.jobs.size === 0) this.stop(running);
   }
 
-  private stop(pair: string, running: Running): void {
+  private stop(running: Running): void {
     running.batch.dispose();
-    this.running.delete(pair);
+    this.running = this.running.filter((r) => r !== running);
   }
+}
+
+/** Whether two models compute with the same tensors (sub-networks from one cache share their parts). */
+function sameWeights(a: Seq2Seq, b: Seq2Seq): boolean {
+  return a.embeddings === b.embeddings && a.encoder === b.encoder && a.decoder === b.decoder;
 }
 
 function settle(job: Job, run: () => Translation[]): void {
