@@ -62,6 +62,12 @@ test('mistakes are reported clearly with a non-zero exit status', async () => {
   r = await runCli(['extract', '--model', path.join(work, 'nope'), '--source', 'en', '--target', 'de', '--out', path.join(work, 'x')]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /nope: not a directory/);
+  r = await runCli(['train', '--config', 'c.json', '--data', 'd', '--out', 'o', '--init-step', '3']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--init-step needs --init MODEL_DIR/);
+  r = await runCli(['train', '--config', 'c.json', '--data', 'd', '--out', 'o', '--init', 'm', '--init-step', '1.5']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--init-step must be a non-negative integer, got "1.5"/);
   r = await runCli(['frobnicate']);
   assert.equal(r.code, 2);
   r = await runCli(['--help']);

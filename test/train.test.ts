@@ -10,7 +10,8 @@ import { CheckpointReader } from '../src/models/checkpoint.ts';
 import { Tokenizer } from '../src/tokenizer/index.ts';
 import { parseTrainConfig } from '../src/train/config.ts';
 import { tokenizeCorpus } from '../src/train/data.ts';
-import { latestCheckpoint, snapshotCheckpoint, train, Trainer } from '../src/train/index.ts';
+import { latestCheckpoint, readTrainConfig, snapshotCheckpoint, train, Trainer } from '../src/train/index.ts';
+import { learningRate } from '../src/train/optimizer.ts';
 import { averageCheckpoints } from '../src/models/average.ts';
 import { loadBalancingLoss } from '../src/train/loss.ts';
 import { Translator } from '../src/translator/index.ts';
@@ -56,6 +57,22 @@ test('training lowers the loss over 30 steps and writes a checkpoint a Translato
   // Copying English into German shares almost nothing; the scores are sacreBLEU's on the copied text.
   assert.equal(scores.directions[0].copyBleu, corpusBleu(ENGLISH, GERMAN).score);
   assert.deepEqual(JSON.parse(fs.readFileSync(json, 'utf8')), scores);
+});
+
+test('a run started from a model checkpoint (--init) continues from its weights and learning-rate schedule', async () => {
+  const first = setUpTraining();
+  const trained = await train({ ...first, steps: 20, log: () => {} });
+  const model = path.join(latestCheckpoint(first.out), 'model');
+  const scratch = await train({ ...setUpTraining(), steps: 1, log: () => {} });
+  const continued = await train({ ...setUpTraining(), steps: 22, init: { model, step: 20 }, log: () => {} });
+  assert.deepEqual(continued.steps.map((s) => s.step), [21, 22]);
+  const lastTrained = trained.steps.slice(-5).map((s) => s.crossEntropy);
+  assert.ok(continued.steps[0].crossEntropy < scratch.steps[0].crossEntropy - 1, `${continued.steps[0].crossEntropy} from the trained weights, ${scratch.steps[0].crossEntropy} from scratch`);
+  assert.ok(continued.steps[0].crossEntropy <= Math.max(...lastTrained) + 0.5, `${continued.steps[0].crossEntropy} against the trained run's last ${lastTrained.join(', ')}`);
+  const { peakLr, warmupSteps } = readTrainConfig(first.config).train;
+  assert.equal(continued.steps[0].lr, learningRate(21, peakLr, warmupSteps));
+  const other = setUpTraining({}, { maxLength: 32 });
+  await assert.rejects(train({ ...other, steps: 22, init: { model, step: 20 }, log: () => {} }), /out\/latest\/model has a different model config than .*train\.json/);
 });
 
 test('a run resumed from a checkpoint takes exactly the step an uninterrupted run takes', async () => {

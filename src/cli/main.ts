@@ -41,10 +41,11 @@ Usage:
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
   taskmoe bench train [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N]
       Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling; with --workers N, 1 vs N workers.
-  taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume] [--workers N]
+  taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
       Trains a model (config.json fields plus a "train" section); checkpoints go to DIR/latest/model.
       --workers N splits each batch over N worker threads (default: train.workers, 1).
       Ctrl-C saves a checkpoint before exiting; --resume continues exactly where it stopped.
+      --init starts from a model checkpoint's weights (fresh optimizer) at step --init-step (default 0).
   taskmoe eval [--model DIR] --data DIR [--json FILE] [--beam N] [--batch-size N] [--languages de,fr]
       BLEU and chrF per direction on a corpus of en-XX.tsv files, next to the copy-the-source baseline.
   taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model [--languages en,de,...] [--sentences-per-language N]
@@ -78,10 +79,18 @@ function required(flags: Flags, name: string): string {
 }
 
 function positiveInt(flags: Flags, name: string): number | undefined {
+  return intAtLeast(flags, name, 1, 'a positive integer');
+}
+
+function nonNegativeInt(flags: Flags, name: string): number | undefined {
+  return intAtLeast(flags, name, 0, 'a non-negative integer');
+}
+
+function intAtLeast(flags: Flags, name: string, min: number, what: string): number | undefined {
   const v = flags[name];
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got "${v}"`);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be ${what}, got "${v}"`);
   return n;
 }
 
@@ -301,7 +310,11 @@ async function cmdServe(args: string[]): Promise<number> {
 }
 
 async function cmdTrain(args: string[]): Promise<number> {
-  const { flags } = parse(args, { config: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' }, workers: { type: 'string' } });
+  const { flags } = parse(args, {
+    config: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' },
+    workers: { type: 'string' }, init: { type: 'string' }, 'init-step': { type: 'string' },
+  });
+  if (flags['init-step'] !== undefined && flags.init === undefined) throw new UsageError('--init-step needs --init MODEL_DIR');
   await initBackend({ log });
   const result = await train({
     config: required(flags, 'config'),
@@ -310,6 +323,7 @@ async function cmdTrain(args: string[]): Promise<number> {
     steps: positiveInt(flags, 'steps'),
     resume: flags.resume === true,
     workers: positiveInt(flags, 'workers'),
+    init: flags.init === undefined ? undefined : { model: String(flags.init), step: nonNegativeInt(flags, 'init-step') ?? 0 },
   });
   log(`${result.interrupted ? 'interrupted' : 'finished'} at step ${result.step}; checkpoint in ${flags.out}/latest/model`);
   return result.interrupted ? 130 : 0;

@@ -8,7 +8,7 @@ import { Tokenizer } from '../tokenizer/index.ts';
 import { type TrainConfig, readTrainConfig } from './config.ts';
 import { type Example, tokenizeCorpus } from './data.ts';
 import { ParallelTrainer } from './parallel.ts';
-import { loadTrainingState } from './state.ts';
+import { loadTrainingState, stateFromModel } from './state.ts';
 import { type DevScores, type DevTranslations, type StepStats, Trainer } from './trainer.ts';
 
 export type { TrainSettings } from './config.ts';
@@ -27,6 +27,12 @@ export interface TrainOptions {
   steps?: number;
   /** Continue from OUT/latest, with the same weights, optimizer and sampler state. */
   resume?: boolean;
+  /**
+   * Without a checkpoint to resume, start from this model checkpoint's weights at this step (the
+   * learning-rate schedule continues from it), with fresh Adam moments and the batch sampler seeded
+   * with train.seed + step.
+   */
+  init?: { model: string; step: number };
   /** Worker threads sharing each batch (default: train.workers of the config). */
   workers?: number;
   /** Where progress lines go (default: stderr). */
@@ -62,10 +68,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const examples = tokenizeCorpus(corpus, tokenizer, cfg.pairs, cfg.maxLength);
   log(`taskmoe train: ${[...examples].map(([d, e]) => `${d} ${e.length}`).join(', ')}`);
   const latest = latestCheckpoint(opts.out);
-  const resume = opts.resume && fs.existsSync(latest) ? await loadTrainingState(latest) : undefined;
-  if (opts.resume && resume === undefined) log(`taskmoe train: nothing to resume in ${latest}, starting afresh`);
+  const resuming = opts.resume === true && fs.existsSync(latest);
+  if (opts.resume && !resuming) log(`taskmoe train: nothing to resume in ${latest}, starting ${opts.init ? `from ${opts.init.model}` : 'afresh'}`);
+  const from = resuming ? latest : opts.init?.model;
+  const resume = resuming ? await loadTrainingState(latest)
+    : opts.init !== undefined ? await stateFromModel(opts.init.model, opts.init.step, settings.seed + opts.init.step) : undefined;
   if (resume !== undefined && JSON.stringify(resume.config) !== JSON.stringify({ ...cfg, tokenizer: resume.config.tokenizer })) {
-    throw new Error(`${latest} was trained with a different model config than ${opts.config}`);
+    throw new Error(`${from} has a different model config than ${opts.config}`);
   }
   const dev = settings.devDir !== undefined ? await readDev(settings.devDir, cfg.languages, cfg.pairs, cfg.maxLength, tokenizer, settings.devSentences, settings.devDecodeSentences) : undefined;
   const workers = opts.workers ?? settings.workers;

@@ -81,3 +81,18 @@ export async function loadTrainingState(dir: string): Promise<TrainingState & { 
   const weights = await reader.read(shapes.keys());
   return { ...progress, config: reader.config, weights, m, v };
 }
+
+/**
+ * A training state that starts from the weights of a model checkpoint (any storage dtype) at
+ * `step`, with zero Adam moments: continuing from a shipped or averaged model whose optimizer state
+ * is gone. With beta2 0.98 the moments settle within about 50 steps.
+ */
+export async function stateFromModel(dir: string, step: number, rngState: number): Promise<TrainingState & { config: ModelConfig }> {
+  const reader = await CheckpointReader.open(dir);
+  const shapes = tensorShapes(reader.config);
+  const stored = await reader.read(shapes.keys());
+  const weights = new Map([...stored].map(([name, t]) => [name, tf.tidy(() => t.toFloat())]));
+  tf.dispose([...stored.values()]);
+  const zeros = () => new Map([...shapes].map(([name, shape]) => [name, tf.zeros(shape)]));
+  return { config: reader.config, step, rngState, names: [...shapes.keys()], weights, m: zeros(), v: zeros() };
+}
