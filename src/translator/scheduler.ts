@@ -64,7 +64,7 @@ export class TranslationScheduler {
     const full = new Set<Running>();
     this.waiting = this.waiting.filter((job) => {
       if ((job.options.beamSize ?? 1) > 1) {
-        settle(job, () => job.translator.translateIds(job.sources, job.dir, job.options));
+        attempt(job, () => job.resolve(job.translator.translateIds(job.sources, job.dir, job.options)));
         return false;
       }
       const model = job.translator.model;
@@ -79,14 +79,13 @@ export class TranslationScheduler {
         this.running.push(running);
       }
       const { batch, jobs } = running;
-      const failed = settleOnError(job, () => batch.add(job.sources, job.sources.map(() => job.dir), job.sources.map((_, index) => ({ job, index })), job.options.maxLength));
-      if (!failed) jobs.add(job);
+      if (attempt(job, () => batch.add(job.sources, job.sources.map(() => job.dir), job.sources.map((_, index) => ({ job, index })), job.options.maxLength))) jobs.add(job);
       if (batch.size === 0) this.stop(running);
       return false;
     });
   }
 
-  /** One decoder step of a pair's batch; answers the jobs whose last sentence finished. A failed step fails every job in the batch. */
+  /** One decoder step of a running batch; answers the jobs whose last sentence finished. A failed step fails every job in the batch. */
   private step(running: Running): void {
     try {
       for (const { tag: { job, index }, hypothesis } of running.batch.step()) {
@@ -114,21 +113,13 @@ function sameWeights(a: Seq2Seq, b: Seq2Seq): boolean {
   return a.embeddings === b.embeddings && a.encoder === b.encoder && a.decoder === b.decoder;
 }
 
-function settle(job: Job, run: () => Translation[]): void {
+/** Runs `work`; an error rejects the job. Returns whether it succeeded. */
+function attempt(job: Job, work: () => void): boolean {
   try {
-    job.resolve(run());
-  } catch (error) {
-    job.reject(error);
-  }
-}
-
-/** Runs `add`; on an error rejects the job and returns true. */
-function settleOnError(job: Job, add: () => void): boolean {
-  try {
-    add();
-    return false;
-  } catch (error) {
-    job.reject(error);
+    work();
     return true;
+  } catch (error) {
+    job.reject(error);
+    return false;
   }
 }
