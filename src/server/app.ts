@@ -6,7 +6,7 @@ import { CheckpointReader } from '../models/checkpoint.ts';
 import { type ModelConfig, pairKey, parsePair } from '../models/config.ts';
 import { subnetworkTasks } from '../models/extract.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { InputError, type TranslateOptions, type Translation, checkDirection } from '../translator/index.ts';
+import { InputError, type TranslateOptions, type Translation, checkDirection, checkSourceLength } from '../translator/index.ts';
 import { type BatchResult, EngineError, EngineInputError, EnginePool } from './engine-pool.ts';
 import type { CacheSnapshot } from './engine-protocol.ts';
 import { LANGUAGE_NAMES } from './languages.ts';
@@ -200,8 +200,10 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     };
     const work = texts.map((text, i) => {
       const ids = tokenizer.encodeSource(text, dir.target);
-      if (ids.length > cfg.maxLength) {
-        throw new HttpError(400, `q[${i}] is ${ids.length} tokens long; the model accepts at most ${cfg.maxLength}`, 'invalid');
+      try {
+        checkSourceLength(ids, cfg.maxLength, `q[${i}]`);
+      } catch (err) {
+        throw toHttpError(err);
       }
       return { tokens: ids.length, payload: { ids, options } satisfies SentenceWork };
     });

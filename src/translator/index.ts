@@ -70,9 +70,7 @@ export class Translator {
     this.checkDirection(dir);
     return texts.map((text, i) => {
       const ids = this.tokenizer.encodeSource(text, dir.target);
-      if (ids.length > this.model.config.maxLength) {
-        throw new InputError(`text ${i} is ${ids.length} tokens long; the model accepts at most ${this.model.config.maxLength} (including the language tag and end marker)`);
-      }
+      checkSourceLength(ids, this.model.config.maxLength, `text ${i}`);
       return ids;
     });
   }
@@ -112,6 +110,13 @@ export class Translator {
 
   dispose(): void {
     this.model.dispose();
+  }
+}
+
+/** Throws an InputError when a tokenized source is longer than the model accepts; `name` says which text it is. */
+export function checkSourceLength(ids: number[], maxLength: number, name: string): void {
+  if (ids.length > maxLength) {
+    throw new InputError(`${name} is ${ids.length} tokens long; the model accepts at most ${maxLength} (including the language tag and end marker)`);
   }
 }
 
