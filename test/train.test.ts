@@ -75,6 +75,14 @@ test('a run started from a model checkpoint (--init) continues from its weights 
   await assert.rejects(train({ ...other, steps: 22, init: { model, step: 20 }, log: () => {} }), /out\/latest\/model has a different model config than .*train\.json/);
 });
 
+test('with cooldownSteps the learning rate falls linearly towards zero over the run\'s last steps', async () => {
+  const setup = setUpTraining({ cooldownSteps: 4 });
+  const run = await train({ ...setup, steps: 8, log: () => {} });
+  const { peakLr, warmupSteps } = readTrainConfig(setup.config).train;
+  const ratios = run.steps.map((s) => s.lr / learningRate(s.step, peakLr, warmupSteps));
+  ratios.forEach((r, i) => assert.ok(Math.abs(r - [1, 1, 1, 1, 1, 0.75, 0.5, 0.25][i]) < 1e-9, `step ${i + 1}: ${r} of the schedule`));
+});
+
 test('a run resumed from a checkpoint takes exactly the step an uninterrupted run takes', async () => {
   const uninterrupted = setUpTraining();
   const full = await train({ ...uninterrupted, steps: 6, log: () => {} });

@@ -18,6 +18,8 @@ export interface TrainSettings {
   peakLr: number;
   /** Linear warm-up steps of the inverse-square-root schedule. Default 4000. */
   warmupSteps: number;
+  /** The learning rate falls linearly to zero over the run's last cooldownSteps steps (up to --steps or steps). Default 0: none. */
+  cooldownSteps: number;
   /** Adam's beta1, beta2 and epsilon. Defaults 0.9, 0.98, 1e-9. */
   beta1: number;
   beta2: number;
@@ -56,6 +58,7 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   batchTokens: 4096,
   peakLr: 5e-4,
   warmupSteps: 4000,
+  cooldownSteps: 0,
   beta1: 0.9,
   beta2: 0.98,
   epsilon: 1e-9,

@@ -79,7 +79,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const dev = settings.devDir !== undefined ? await readDev(settings.devDir, cfg.languages, cfg.pairs, cfg.maxLength, tokenizer, settings.devSentences, settings.devDecodeSentences) : undefined;
   const workers = opts.workers ?? settings.workers;
   if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
-  const trainer = Trainer.create(cfg, settings, tokenizer, examples, resume);
+  const lastStep = opts.steps ?? settings.steps;
+  // The run's own last step, which the learning-rate cooldown counts back from.
+  const trainer = Trainer.create(cfg, { ...settings, steps: lastStep }, tokenizer, examples, resume);
   let parallel: ParallelTrainer | undefined;
   try {
     if (workers > 1) parallel = await ParallelTrainer.start(trainer, workers);
@@ -88,7 +90,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     throw err;
   }
   log(`taskmoe train: ${workers > 1 ? `${workers} worker threads, data parallel` : '1 worker (this thread)'}`);
-  const lastStep = opts.steps ?? settings.steps;
   const result: TrainResult = { step: trainer.step, steps: [], dev: [], interrupted: false };
   let interrupted = false;
   const onSigint = () => {

@@ -5,6 +5,9 @@ import * as tf from '@tensorflow/tfjs';
 export interface AdamSettings {
   peakLr: number;
   warmupSteps: number;
+  /** The run's last step, and the steps before it over which the learning rate falls to zero (0: none). */
+  steps: number;
+  cooldownSteps: number;
   beta1: number;
   beta2: number;
   epsilon: number;
@@ -15,6 +18,12 @@ export interface AdamSettings {
 export function learningRate(step: number, peakLr: number, warmupSteps: number): number {
   if (warmupSteps === 0) return peakLr / Math.sqrt(step);
   return peakLr * Math.min(step / warmupSteps, Math.sqrt(warmupSteps / step));
+}
+
+/** What multiplies the learning rate during the cooldown: (lastStep - step + 1) / cooldownSteps, at most 1. */
+export function cooldownFactor(step: number, lastStep: number, cooldownSteps: number): number {
+  if (cooldownSteps === 0) return 1;
+  return Math.max(0, Math.min(1, (lastStep - step + 1) / cooldownSteps));
 }
 
 export interface UpdateStats {
@@ -40,7 +49,8 @@ export class Adam {
   apply(grads: Map<string, tf.Tensor>): UpdateStats {
     const { beta1, beta2, epsilon, clipNorm } = this.settings;
     this.step++;
-    const lr = learningRate(this.step, this.settings.peakLr, this.settings.warmupSteps);
+    const { peakLr, warmupSteps, steps, cooldownSteps } = this.settings;
+    const lr = learningRate(this.step, peakLr, warmupSteps) * cooldownFactor(this.step, steps, cooldownSteps);
     const gradNorm = tf.tidy(() => tf.addN([...grads.values()].map((g) => g.square().sum())).sqrt().dataSync()[0]);
     const scale = gradNorm > clipNorm ? clipNorm / gradNorm : 1;
     const correction1 = 1 - beta1 ** this.step;
