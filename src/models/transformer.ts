@@ -364,33 +364,26 @@ export class Decoder extends Stack {
   merge(a: DecoderState, b: DecoderState): DecoderState {
     const columns = Math.max(a.selfK[0].shape[2], b.selfK[0].shape[2]);
     const srcLen = Math.max(a.srcBias.shape[3], b.srcBias.shape[3]);
-    const widened = [a, b].map((s) => {
-      const front = columns - s.selfK[0].shape[2];
-      const behind = srcLen - s.srcBias.shape[3];
-      const cache = (c: tf.Tensor4D): tf.Tensor4D => (front === 0 ? c.clone() : c.pad([[0, 0], [0, 0], [front, 0], [0, 0]]) as tf.Tensor4D);
-      const cross = (c: tf.Tensor4D): tf.Tensor4D => (behind === 0 ? c.clone() : c.pad([[0, 0], [0, 0], [0, behind], [0, 0]]) as tf.Tensor4D);
+    const front = (s: DecoderState) => columns - s.selfK[0].shape[2];
+    const behind = (s: DecoderState) => srcLen - s.srcBias.shape[3];
+    const joined = tf.tidy(() => {
+      // [B, H, t, dh] caches get zero columns in front, [B, H, S, dh] cross keys/values zero positions behind
+      const cache = (s: DecoderState, c: tf.Tensor4D) => c.pad([[0, 0], [0, 0], [front(s), 0], [0, 0]]);
+      const cross = (s: DecoderState, c: tf.Tensor4D) => c.pad([[0, 0], [0, 0], [0, behind(s)], [0, 0]]);
+      const rows = (x: tf.Tensor, y: tf.Tensor) => tf.concat([x, y]) as tf.Tensor4D;
       return {
-        selfStart: s.selfStart.map((start) => start + front),
-        srcBias: behind === 0 ? s.srcBias.clone() : s.srcBias.pad([[0, 0], [0, 0], [0, 0], [0, behind]], -1e9) as tf.Tensor4D,
-        crossK: s.crossK.map(cross), crossV: s.crossV.map(cross), selfK: s.selfK.map(cache), selfV: s.selfV.map(cache),
+        srcBias: rows(a.srcBias.pad([[0, 0], [0, 0], [0, 0], [0, behind(a)]], -1e9), b.srcBias.pad([[0, 0], [0, 0], [0, 0], [0, behind(b)]], -1e9)),
+        crossK: a.crossK.map((k, i) => rows(cross(a, k), cross(b, b.crossK[i]))),
+        crossV: a.crossV.map((v, i) => rows(cross(a, v), cross(b, b.crossV[i]))),
+        selfK: a.selfK.map((k, i) => rows(cache(a, k), cache(b, b.selfK[i]))),
+        selfV: a.selfV.map((v, i) => rows(cache(a, v), cache(b, b.selfV[i]))),
       };
     });
-    const [wa, wb] = widened;
-    const join = <T extends tf.Tensor>(x: T, y: T): T => {
-      const joined = tf.concat([x, y]) as T;
-      x.dispose();
-      y.dispose();
-      return joined;
-    };
     const merged: DecoderState = {
+      ...joined,
       rows: a.rows + b.rows,
-      selfStart: [...wa.selfStart, ...wb.selfStart],
+      selfStart: [...a.selfStart.map((s) => s + front(a)), ...b.selfStart.map((s) => s + front(b))],
       srcLengths: [...a.srcLengths, ...b.srcLengths],
-      srcBias: join(wa.srcBias, wb.srcBias),
-      crossK: wa.crossK.map((k, i) => join(k, wb.crossK[i])),
-      crossV: wa.crossV.map((v, i) => join(v, wb.crossV[i])),
-      selfK: wa.selfK.map((k, i) => join(k, wb.selfK[i])),
-      selfV: wa.selfV.map((v, i) => join(v, wb.selfV[i])),
       routes: a.routes.map((r, i) => (r === undefined ? undefined : concatRoutes(r, b.routes[i]!))),
     };
     this.disposeState(a);
