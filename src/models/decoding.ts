@@ -182,7 +182,12 @@ export class GreedyBatch<Tag> {
       enc.out.dispose();
     }
     this.compact();
-    this.state = this.state === undefined ? fresh : this.model.decoder.merge(this.state, fresh);
+    try {
+      this.state = this.state === undefined ? fresh : this.model.decoder.merge(this.state, fresh);
+    } catch (err) {
+      this.model.decoder.disposeState(fresh); // the running rows are left as they were
+      throw err;
+    }
     for (const [i, tag] of tags.entries()) {
       this.rows.push({ tag, tokens: [], logProb: 0, limit: limits[i], fed: 0, next: this.opts.bosId, done: false });
     }
