@@ -54,7 +54,7 @@ export class Embeddings {
   readonly tableT: tf.Tensor2D; // [d, V]
   readonly positions: tf.Tensor2D; // [maxLength, d]
   readonly scale: number;
-  private hostTable: Float32Array | undefined;
+  private readonly hostCopies = new Map<tf.Tensor2D, Float32Array>();
 
   constructor(readonly cfg: ModelConfig, weights: Weights) {
     this.table = weight<tf.Rank.R2>(weights, 'embed');
@@ -71,7 +71,7 @@ export class Embeddings {
     const tokens = this.tokenRows(ids.flat()).mul(this.scale);
     if (typeof start !== 'number') {
       if (t !== 1) throw new Error(`per-row positions need one token per row, got ${t}`);
-      return tokens.add(takeRows(this.positions, start));
+      return tokens.add(this.rowsOf(this.positions, start));
     }
     const pos = this.positions.slice([start, 0], [t, d]);
     return tokens.reshape([b, t, d]).add(pos).reshape([b * t, d]);
@@ -79,10 +79,16 @@ export class Embeddings {
 
   // ids: [N] -> rows of the table [N, d]
   protected tokenRows(ids: number[]): tf.Tensor2D {
-    if (!rowsCopyOnHost()) return takeRows(this.table, ids);
-    // A host copy of the table (the weights never change at inference), so a lookup copies N rows, not the table.
-    this.hostTable ??= this.table.dataSync() as Float32Array;
-    return hostRows(this.hostTable, this.table.shape, 'float32', ids) as tf.Tensor2D;
+    return this.rowsOf(this.table, ids);
+  }
+
+  // table: [R, d], rows: [N] -> [N, d]
+  private rowsOf(table: tf.Tensor2D, rows: readonly number[]): tf.Tensor2D {
+    if (!rowsCopyOnHost()) return takeRows(table, rows);
+    // A host copy of the table (it never changes at inference), so a lookup copies N rows, not the table.
+    let host = this.hostCopies.get(table);
+    if (host === undefined) this.hostCopies.set(table, (host = table.dataSync() as Float32Array));
+    return hostRows(host, table.shape, 'float32', rows) as tf.Tensor2D;
   }
 
   // x: [N, d] -> logits [N, V]
@@ -412,7 +418,7 @@ export class Decoder extends Stack {
       const kept = tf.tidy(() => {
         const taken = takeRows(t, rows);
         if (length === t.shape[axis]) return taken;
-        return taken.slice(t.shape.map((_, i) => (i === axis ? from : 0)), t.shape.map((n, i) => (i === axis ? length : i === 0 ? rows.length : n))) as T;
+        return taken.slice(t.shape.map((_, i) => (i === axis ? from : 0)), t.shape.map((_, i) => (i === axis ? length : -1))) as T;
       });
       t.dispose();
       return kept;
