@@ -59,17 +59,14 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: 
   return tf.matMul(probs.reshape([b * h, t, s]), v.reshape([b * h, s, dh])).reshape([b, h, t, dh]);
 }
 
-/** Additive attention bias from sequence lengths. lengths: [B] -> [B, 1, 1, S], 0 where valid and -1e9 on padding. */
-export function paddingBias(lengths: number[], maxLen: number): tf.Tensor4D {
-  const bias = new Float32Array(lengths.length * maxLen);
-  lengths.forEach((len, b) => bias.fill(-1e9, b * maxLen + len, (b + 1) * maxLen));
-  return tf.tensor4d(bias, [lengths.length, 1, 1, maxLen]);
-}
-
-/** Additive bias masking each row's leading columns. starts: [B] -> [B, 1, 1, S], -1e9 before starts[b], 0 from there. */
-export function startBias(starts: number[], len: number): tf.Tensor4D {
-  const bias = new Float32Array(starts.length * len);
-  starts.forEach((start, b) => bias.fill(-1e9, b * len, b * len + start));
+/**
+ * Additive attention bias letting each row see only the key columns [starts[b], ends[b]):
+ * [B] -> [B, 1, 1, S], 0 inside the window and -1e9 outside (source padding, cache columns from
+ * before a row joined the batch).
+ */
+export function windowBias(starts: readonly number[], ends: readonly number[], len: number): tf.Tensor4D {
+  const bias = new Float32Array(starts.length * len).fill(-1e9);
+  starts.forEach((start, b) => bias.fill(0, b * len + start, b * len + ends[b]));
   return tf.tensor4d(bias, [starts.length, 1, 1, len]);
 }
 

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type Component, type ModelConfig, hasExperts, isMoeLayer, numLayers, taskKey, taskList } from './config.ts';
 import {
   type Weights, attention, causalBias, layerNorm, linear, mergeHeads, ffn,
-  paddingBias, sinusoidalPositions, splitHeads, startBias, weight,
+  sinusoidalPositions, splitHeads, weight, windowBias,
 } from './layers.ts';
 import { type ExpertWeights, type Routes, concatRoutes, disposeRoutes, dropRows, moeFFN, repeatRoutes, selectRoutes, topKGating } from './moe.ts';
 import { gatherRows, hostRows, rowsCopyOnHost, takeRows } from './ops.ts';
@@ -226,7 +226,7 @@ export class Encoder extends Stack {
     const rowValid = ids.flatMap((s) => Array.from({ length: srcLen }, (_, t) => t < s.length));
     const out = tf.tidy(() => {
       const padded = ids.map((s) => [...s, ...new Array<number>(srcLen - s.length).fill(0)]);
-      const bias = paddingBias(lengths, srcLen);
+      const bias = windowBias(lengths.map(() => 0), lengths, srcLen);
       const validMask = tf.tensor2d(rowValid.map(Number), [batch * srcLen, 1]);
       let x = emb.embed(padded);
       for (let i = 0; i < numLayers(this.cfg, 'encoder'); i++) {
@@ -301,7 +301,7 @@ export class Decoder extends Stack {
         crossK.push(splitHeads(k, rows, this.cfg.numHeads));
         crossV.push(splitHeads(v, rows, this.cfg.numHeads));
       }
-      return { crossK, crossV, srcBias: paddingBias(rowLengths, srcLen) };
+      return { crossK, crossV, srcBias: windowBias(rowLengths.map(() => 0), rowLengths, srcLen) };
     });
     // Sentence routing in the decoder gates on the source's mean encoder output, so it never sees future target tokens.
     const sourceMean = () => {
@@ -330,7 +330,7 @@ export class Decoder extends Stack {
     const columns = state.selfK[0].shape[2];
     const staggered = state.selfStart.some((s) => s > 0);
     const next = tf.tidy(() => {
-      const selfBias = t > 1 ? causalBias(t) : staggered ? startBias(state.selfStart, columns + 1) : null;
+      const selfBias = t > 1 ? causalBias(t) : staggered ? windowBias(state.selfStart, state.selfStart.map(() => columns + 1), columns + 1) : null;
       let x = emb.embed(tokens, staggered ? state.selfStart.map((s) => columns - s) : columns);
       const selfK: tf.Tensor4D[] = [];
       const selfV: tf.Tensor4D[] = [];
