@@ -62,6 +62,7 @@ class FakeClock implements Clock {
 interface RunCall {
   pair: string;
   items: BatchItem[];
+  signal: AbortSignal;
   /** Resolves with `pair:payload` for each item, so mapping mistakes show in the results. */
   succeed(): void;
   fail(error: Error): void;
@@ -69,11 +70,12 @@ interface RunCall {
 
 function fakeRunner(): { calls: RunCall[]; run: BatcherOptions<string>['run'] } {
   const calls: RunCall[] = [];
-  const run = (pair: string, items: BatchItem[]): Promise<string[]> =>
+  const run = (pair: string, items: BatchItem[], signal: AbortSignal): Promise<string[]> =>
     new Promise((resolve, reject) => {
       calls.push({
         pair,
         items,
+        signal,
         succeed: () => resolve(items.map((item) => `${pair}:${String(item.payload)}`)),
         fail: reject,
       });
@@ -386,6 +388,40 @@ test('a deadline that passes while items run rejects at once and drops their res
   await flush();
   assert.deepEqual(patient.value, ['en-de:b']);
   assert.equal(late.value, undefined);
+});
+
+test('a running batch is aborted once every request in it has given up, and only then', async () => {
+  const { clock, runner, batcher } = setup({ maxBatchSentences: 2, batchesPerLane: 2 });
+  const abort = new AbortController();
+  const late = track(batcher.submit('en-de', items('a'), { deadline: clock.now() + 30 }));
+  const gone = track(batcher.submit('en-de', items('b'), { signal: abort.signal }));
+  const split = track(batcher.submit('en-fr', items('x', 'y', 'z'), { deadline: clock.now() + 30 }));
+  const patient = track(batcher.submit('en-fr', items('w')));
+  await clock.advance(10);
+  const [deBatch, frFirst] = runner.calls;
+  assert.deepEqual(payloadsOf(deBatch), ['a', 'b']);
+  assert.deepEqual(payloadsOf(frFirst), ['x', 'y']);
+
+  await clock.advance(20); // the deadlines pass: 'b' still waits for the en-de batch
+  assert.ok(late.error instanceof DeadlineError);
+  assert.ok(split.error instanceof DeadlineError);
+  assert.equal(deBatch!.signal.aborted, false);
+  assert.equal(frFirst!.signal.aborted, true, 'the batch holding only the expired request');
+
+  abort.abort();
+  await flush();
+  assert.ok(gone.error instanceof CancelledError);
+  assert.equal(deBatch!.signal.aborted, true);
+
+  frFirst!.fail(new Error('aborted by the runner'));
+  await clock.advance(10);
+  const frNext = runner.calls[2]; // the expired request's queued 'z' was dropped with it
+  assert.deepEqual(payloadsOf(frNext), ['w']);
+  frNext!.succeed();
+  deBatch!.succeed();
+  await flush();
+  assert.deepEqual(patient.value, ['en-fr:w']);
+  assert.equal(frNext!.signal.aborted, false);
 });
 
 test('a deadline already past at submit is refused at once', async () => {

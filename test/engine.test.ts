@@ -153,6 +153,24 @@ for (const [encoder, decoder] of COMBINATIONS) {
       assert.equal(tf.memory().numTensors, baseline);
     });
 
+    test('cancelled sentences leave a running greedy batch unreported; the others decode as each alone', () => {
+      const baseline = tf.memory().numTensors;
+      const batch = new GreedyBatch<number>(full, SPECIAL);
+      batch.add(sources, dirs, sources.map((_, i) => i));
+      const finished: Hypothesis[] = [];
+      const collect = () => { for (const { tag, hypothesis } of batch.step()) finished[tag] = hypothesis; };
+      collect();
+      collect();
+      batch.cancel((tag) => tag === 1 || tag === 3);
+      assert.equal(batch.size, sources.length - 2 - finished.filter(Boolean).length);
+      while (batch.size > 0) collect();
+      batch.dispose();
+      assert.equal(finished[1], undefined);
+      assert.equal(finished[3], undefined);
+      for (const i of [0, 2]) assert.deepEqual(finished[i].tokens, decode(full, [sources[i]], [dirs[i]], SPECIAL)[0][0].tokens, `sentence ${i}`);
+      assert.equal(tf.memory().numTensors, baseline);
+    });
+
     test('a batch encoded in length groups, out of length order, decodes as each sentence alone', () => {
       const mixed = randomSources([36, 3, 7, 5], 1000, 5);
       assert.ok(lengthGroups(mixed.map((s) => s.length).sort((a, b) => a - b)).length > 1, 'these lengths are encoded in more than one group');

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Translator } from '../src/translator/index.ts';
-import { TranslationScheduler } from '../src/translator/scheduler.ts';
+import { JobCancelledError, TranslationScheduler } from '../src/translator/scheduler.ts';
 import { useTestBackend } from './helpers/backend.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from './helpers/engine.ts';
 
@@ -49,5 +49,33 @@ test('a job that cannot join is rejected alone, and the running batch goes on', 
   await assert.rejects(scheduler.translate(translator, tooLong, toDe), /exceeds maxLength/);
   assert.deepEqual(await running, translator.translateIds(sources, toDe));
   assert.deepEqual(await scheduler.translate(translator, [], toDe), []);
+  assert.equal(tf.memory().numTensors, baseline);
+});
+
+test('a cancelled job leaves its running batch or the waiting list; the others get what each gets alone', async () => {
+  const kept = { sources: randomSources([9, 4], 1000, 7), dir: toDe };
+  const running = { sources: randomSources([11, 6, 8], 1000, 8), dir: toDe };
+  const waiting = { sources: randomSources([7, 5], 1000, 9), dir: toDe }; // 2 + 5 rows exceed maxRows 6
+  const alone = translator.translateIds(kept.sources, kept.dir);
+  const baseline = tf.memory().numTensors;
+  const scheduler = new TranslationScheduler(6);
+  const cancelRunning = new AbortController();
+  const cancelWaiting = new AbortController();
+  const keptDone = scheduler.translate(translator, kept.sources, kept.dir);
+  const runningDone = scheduler.translate(translator, running.sources, running.dir, {}, cancelRunning.signal);
+  const waitingDone = scheduler.translate(translator, waiting.sources, waiting.dir, {}, cancelWaiting.signal);
+  for (let i = 0; i < 3; i++) await nextTurn();
+  cancelRunning.abort();
+  cancelWaiting.abort();
+  await assert.rejects(runningDone, JobCancelledError);
+  await assert.rejects(waitingDone, JobCancelledError);
+  assert.deepEqual(await keptDone, alone);
+  await assert.rejects(scheduler.translate(translator, kept.sources, kept.dir, {}, cancelRunning.signal), JobCancelledError);
+
+  const last = new AbortController(); // the only job of its batch: the batch stops and frees its state
+  const lastDone = scheduler.translate(translator, running.sources, running.dir, {}, last.signal);
+  await nextTurn();
+  last.abort();
+  await assert.rejects(lastDone, JobCancelledError);
   assert.equal(tf.memory().numTensors, baseline);
 });

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createServer, type TaskmoeServer } from '../src/server/app.ts';
 import { resolveSettings, type ServerSettings } from '../src/server/settings.ts';
-import { randomCheckpoint, tinyConfig } from './helpers/engine.ts';
+import { randomCheckpoint, randomSources, tinyConfig } from './helpers/engine.ts';
 
 const cfg = tinyConfig('token', 'target');
 let modelDir: string;
@@ -168,6 +168,24 @@ describe('batching, cache budget and limits', () => {
       assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'queue_full' }), 1);
       assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'deadline' }), 1);
       assert.equal((await server.app.inject('/healthz')).statusCode, 200, 'the server keeps serving');
+    } finally {
+      await server.shutdown();
+    }
+  });
+
+  test('work of a request that missed its deadline is dropped from its engine worker, which goes on serving', async () => {
+    // Batches of 8, so the 64 sentences take several rounds of decoding and the deadline passes mid-way.
+    const server = await start({ timeoutMs: 50, maxDelayMs: 0, maxBatchSentences: 8 });
+    try {
+      const probe = randomSources([6, 9], cfg.vocabSize, 3);
+      const expected = (await server.pool.run('en-de', probe, {})).translations;
+      const tensors = await metric(server, 'taskmoe_engine_tensors');
+      const late = await translate(server, { q: Array(64).fill('Print the document'), source: 'en', target: 'de', max_length: 40 });
+      assert.equal(late.statusCode, 504, late.body);
+      const dropped = await metric(server, 'taskmoe_cancelled_sentences_total', { pair: 'en-de' });
+      assert.ok(dropped >= 8 && dropped < 64, `${dropped} sentences dropped in the worker`);
+      assert.deepEqual((await server.pool.run('en-de', probe, {})).translations, expected);
+      assert.equal(await metric(server, 'taskmoe_engine_tensors'), tensors);
     } finally {
       await server.shutdown();
     }

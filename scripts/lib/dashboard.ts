@@ -182,6 +182,13 @@ export const ROWS: RowSpec[] = [
         mustHaveData: false,
       },
       {
+        title: 'Sentences dropped in the engine',
+        description: 'Sentences per second of batches dropped in an engine worker before they finished, every request waiting for them having given up (deadline or disconnect). Sustained drops mean requests time out while decoding: the pod is overloaded, or --timeout-ms is too short for the load.',
+        unit: 'short',
+        targets: [{ expr: `sum by (pair) (rate(taskmoe_cancelled_sentences_total{${SEL}}${R}))`, legend: '{{pair}}' }],
+        mustHaveData: false,
+      },
+      {
         title: 'Engine tensors',
         description: 'Live tensors in the engine workers, per pod, reported after each batch. It moves with cache loads and evictions; growth without them is a leak (alert TaskmoeTensorLeak).',
         unit: 'short',

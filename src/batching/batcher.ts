@@ -5,7 +5,8 @@
 // lane runs at most batchesPerLane batches at a time. Whenever anything changes (submit, batch done,
 // request dropped, close), `schedule()` dispatches ready queues on free lanes, oldest head
 // first, and arms a single timer for the next maxDelay expiry; when nothing waits, no timer
-// exists, so an idle batcher never keeps the process alive.
+// exists, so an idle batcher never keeps the process alive. A running batch whose every request has
+// given up (deadline, cancellation, a failed sibling batch) is aborted, so the runner can drop it.
 
 import { systemClock, type Clock } from './clock.ts';
 import { CancelledError, DeadlineError, DrainingError, QueueFullError } from './errors.ts';
@@ -41,8 +42,11 @@ export interface BatcherOptions<R> {
   maxDelayMs?: number;
   /** Bound on the queued sentences of each pair. */
   maxQueuedSentences?: number;
-  /** Returns one result per item, in the order of `batch`; a rejection fails the whole batch. */
-  run: (pair: string, batch: BatchItem[]) => Promise<R[]>;
+  /**
+   * Returns one result per item, in the order of `batch`; a rejection fails the whole batch.
+   * `signal` aborts once no request in the batch wants its results any more.
+   */
+  run: (pair: string, batch: BatchItem[], signal: AbortSignal) => Promise<R[]>;
   /** Pairs on the same lane share one executor. Default: a single lane for all pairs. */
   laneOf?: (pair: string) => string;
   /**
@@ -82,6 +86,11 @@ interface PendingRequest<R> {
 
 type QueuedEntry<R> = QueuedItem<PendingRequest<R>>;
 
+interface RunningBatch<R> {
+  readonly entries: QueuedEntry<R>[];
+  readonly abort: AbortController;
+}
+
 const SINGLE_LANE = 'default';
 
 export class Batcher<R> {
@@ -99,6 +108,7 @@ export class Batcher<R> {
   private readonly queues = new Map<string, PairQueue<PendingRequest<R>>>();
   /** Running batches of each lane that has any. */
   private readonly laneLoad = new Map<string, number>();
+  private readonly running = new Set<RunningBatch<R>>();
   private readonly durations = new RecentBatchDurations();
   private delayTimer: { dueAt: number; cancel: () => void } | undefined;
   private nextSeq = 0;
@@ -308,12 +318,15 @@ export class Batcher<R> {
 
   private async execute(pair: string, lane: string, batch: QueuedEntry<R>[]): Promise<void> {
     const startedAt = this.clock.now();
+    const running: RunningBatch<R> = { entries: batch, abort: new AbortController() };
+    this.running.add(running);
     let outcome: { results: R[] } | { error: unknown };
     try {
-      outcome = { results: await this.runChecked(pair, batch) };
+      outcome = { results: await this.runChecked(pair, batch, running.abort.signal) };
     } catch (error) {
       outcome = { error };
     }
+    this.running.delete(running);
     const durationMs = this.clock.now() - startedAt;
     const load = this.laneLoad.get(lane)! - 1;
     if (load === 0) this.laneLoad.delete(lane);
@@ -330,8 +343,8 @@ export class Batcher<R> {
   }
 
   /** A runner that returns the wrong number of results fails its batch rather than hanging it. */
-  private async runChecked(pair: string, batch: QueuedEntry<R>[]): Promise<R[]> {
-    const results = await this.run(pair, batch.map((entry) => entry.item));
+  private async runChecked(pair: string, batch: QueuedEntry<R>[], signal: AbortSignal): Promise<R[]> {
+    const results = await this.run(pair, batch.map((entry) => entry.item), signal);
     if (results.length !== batch.length) {
       throw new Error(`run for ${pair} returned ${results.length} results for ${batch.length} items`);
     }
@@ -352,11 +365,14 @@ export class Batcher<R> {
     });
   }
 
-  /** Rejects the request and drops whatever of it is still queued; no-op once settled. */
+  /** Rejects the request, drops whatever of it is still queued and aborts batches left with no one waiting; no-op once settled. */
   private fail(request: PendingRequest<R>, error: unknown): void {
     if (request.settled) return;
     this.settle(request);
     if (request.queued > 0) this.dropQueued(request);
+    for (const running of this.running) {
+      if (running.entries.every((entry) => entry.owner.settled)) running.abort.abort();
+    }
     request.reject(error);
   }
 

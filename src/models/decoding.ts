@@ -239,6 +239,11 @@ export class GreedyBatch<Tag> {
     this.rows = keep.map((row) => this.rows[row]);
   }
 
+  /** Abandons the unfinished sentences whose tag matches: they stop counting and leave the state at the next compaction. */
+  cancel(matches: (tag: Tag) => boolean): void {
+    for (const r of this.rows) if (!r.done && matches(r.tag)) r.done = true;
+  }
+
   /** Frees the decoder state; unfinished sentences are abandoned. */
   dispose(): void {
     if (this.state !== undefined) this.model.decoder.disposeState(this.state);

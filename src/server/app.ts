@@ -7,7 +7,7 @@ import { type ModelConfig, pairKey, parsePair } from '../models/config.ts';
 import { subnetworkTasks } from '../models/extract.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, type TranslateOptions, type Translation, checkDirection, checkSourceLength } from '../translator/index.ts';
-import { type BatchResult, EngineError, EngineInputError, EnginePool } from './engine-pool.ts';
+import { type BatchResult, BatchCancelledError, EngineError, EngineInputError, EnginePool } from './engine-pool.ts';
 import type { CacheSnapshot } from './engine-protocol.ts';
 import { LANGUAGE_NAMES } from './languages.ts';
 import { type RejectReason, ServerMetrics } from './metrics.ts';
@@ -125,10 +125,16 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     laneOf: (queue) => pool.laneOf(pairOfQueue(queue)),
     // A worker takes a lane's next batch while one decodes, and merges it in as rows finish.
     batchesPerLane: 2,
-    run: async (queue, batch) => {
+    run: async (queue, batch, signal) => {
       const work = batch.map((b) => b.payload as SentenceWork);
       const pair = pairOfQueue(queue);
-      const result: BatchResult = await pool.run(pair, work.map((w) => w.ids), work[0].options);
+      let result: BatchResult;
+      try {
+        result = await pool.run(pair, work.map((w) => w.ids), work[0].options, signal);
+      } catch (err) {
+        if (err instanceof BatchCancelledError) metrics.cancelledSentences.labels(pair).inc(work.length);
+        throw err;
+      }
       metrics.batchDuration.labels(pair).observe(result.durationMs / 1000);
       metrics.generatedTokens.labels(pair).inc(sum(result.translations.map((t) => t.generatedTokens)));
       metrics.sourceTokens.labels(pair).inc(sum(work.map((w) => w.ids.length)));

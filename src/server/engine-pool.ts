@@ -10,6 +10,9 @@ export class EngineError extends Error {}
 /** A caller's mistake found by the engine (e.g. an unsupported pair in a checkpoint it loaded). */
 export class EngineInputError extends Error {}
 
+/** The batch was cancelled before it finished: the worker drops its unfinished sentences. */
+export class BatchCancelledError extends Error {}
+
 export interface BatchResult {
   translations: Translation[];
   durationMs: number;
@@ -108,14 +111,29 @@ class EngineWorker {
     this.start();
   }
 
-  async run(pair: string, sources: number[][], options: TranslateOptions): Promise<BatchResult> {
+  async run(pair: string, sources: number[][], options: TranslateOptions, signal?: AbortSignal): Promise<BatchResult> {
     await this.ready;
+    const cancelled = () => new BatchCancelledError(`the ${pair} batch of ${sources.length} sentences was cancelled`);
+    if (signal?.aborted) throw cancelled();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const msg: ToWorker = { type: 'translate', id, pair, sources, options };
-      this.worker.postMessage(msg);
+      const onAbort = () => {
+        if (!this.pending.delete(id)) return;
+        this.post({ type: 'cancel', id });
+        reject(cancelled());
+      };
+      const settled = () => signal?.removeEventListener('abort', onAbort);
+      this.pending.set(id, {
+        resolve: (result) => { settled(); resolve(result); },
+        reject: (error) => { settled(); reject(error); },
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.post({ type: 'translate', id, pair, sources, options });
     });
+  }
+
+  private post(msg: ToWorker): void {
+    this.worker.postMessage(msg);
   }
 
   /** For tests and operators: kill the worker as a crash would. */
@@ -155,8 +173,9 @@ export class EnginePool {
     return String(this.workerOfPair.get(pair) ?? 0);
   }
 
-  run(pair: string, sources: number[][], options: TranslateOptions): Promise<BatchResult> {
-    return this.workers[Number(this.laneOf(pair))].run(pair, sources, options);
+  /** Translates a batch on the pair's worker; aborting `signal` drops it there and rejects with BatchCancelledError. */
+  run(pair: string, sources: number[][], options: TranslateOptions, signal?: AbortSignal): Promise<BatchResult> {
+    return this.workers[Number(this.laneOf(pair))].run(pair, sources, options, signal);
   }
 
   get size(): number {

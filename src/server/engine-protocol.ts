@@ -10,8 +10,10 @@ export interface EngineWorkerData {
   warmPairs: string[];
 }
 
-/** The pool stops a worker by terminating its thread, so translating is the only request. */
-export type ToWorker = { type: 'translate'; id: number; pair: string; sources: number[][]; options: TranslateOptions };
+/** The pool stops a worker by terminating its thread. A cancelled batch's sentences are dropped unanswered. */
+export type ToWorker =
+  | { type: 'translate'; id: number; pair: string; sources: number[][]; options: TranslateOptions }
+  | { type: 'cancel'; id: number };
 
 export interface CacheSnapshot {
   entries: number;

@@ -33,17 +33,26 @@ async function main(): Promise<void> {
   // Batches of one pair decode together, joining while earlier ones run (continuous batching);
   // messages are taken between decoder steps, so a new batch never waits for a running one to end.
   const scheduler = new TranslationScheduler(data.maxRows);
+  const cancels = new Map<number, AbortController>();
   port.on('message', async (msg: ToWorker) => {
+    if (msg.type === 'cancel') {
+      cancels.get(msg.id)?.abort();
+      return;
+    }
     const started = performance.now();
+    const cancel = new AbortController();
+    cancels.set(msg.id, cancel);
     let lease;
     try {
       const dir = parsePair(msg.pair);
       lease = await cache.acquire(dir);
-      const translations = await scheduler.translate(new Translator(lease.model, tokenizer), msg.sources, dir, msg.options);
+      const translations = await scheduler.translate(new Translator(lease.model, tokenizer), msg.sources, dir, msg.options, cancel.signal);
       send({ type: 'result', id: msg.id, translations, durationMs: performance.now() - started, cache: snapshot(), tensors: tf.memory().numTensors });
     } catch (err) {
-      send({ type: 'error', id: msg.id, message: (err as Error).message, input: err instanceof InputError });
+      // The pool answered a cancelled batch itself.
+      if (!cancel.signal.aborted) send({ type: 'error', id: msg.id, message: (err as Error).message, input: err instanceof InputError });
     } finally {
+      cancels.delete(msg.id);
       lease?.release();
     }
   });

@@ -28,6 +28,7 @@ export class ServerMetrics {
   readonly cacheEntries = new Gauge({ name: 'taskmoe_cache_entries', help: 'Cached sub-network components', registers: [this.registry] });
   readonly subnetworkLoad = new Histogram({ name: 'taskmoe_subnetwork_load_seconds', help: 'Time to read and extract one sub-network component', buckets: LOAD_BUCKETS, registers: [this.registry] });
   readonly engineTensors = new Gauge({ name: 'taskmoe_engine_tensors', help: 'Live tensors in the engine workers (tf.memory().numTensors)', registers: [this.registry] });
+  readonly cancelledSentences = new Counter({ name: 'taskmoe_cancelled_sentences_total', help: 'Sentences of batches dropped in the engine before they finished, because every request waiting for them gave up (deadline, disconnect)', labelNames: ['pair'], registers: [this.registry] });
   readonly rejected = new Counter({ name: 'taskmoe_rejected_total', help: 'Requests refused, by reason', labelNames: ['reason'], registers: [this.registry] });
 
   constructor() {

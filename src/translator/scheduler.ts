@@ -3,7 +3,8 @@
 // is answered as soon as its own sentences finish; batches of different sub-networks take steps in
 // turn. Jobs of different pairs share a batch when they run on the same weights (with Token/Target,
 // every pair into one target language). Between steps the event loop runs, so jobs that arrive
-// meanwhile can join. Beam-search jobs decode on their own, whole, when their turn comes.
+// meanwhile can join. Beam-search jobs decode on their own, whole, when their turn comes. A job
+// whose caller gives up (its signal aborts) leaves at the next step, so no step is spent on it.
 import { GreedyBatch } from '../models/decoding.ts';
 import type { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
@@ -28,6 +29,13 @@ interface Running {
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** The caller aborted the job: its sentences were dropped unfinished. */
+export class JobCancelledError extends Error {
+  constructor() {
+    super('the translation was cancelled');
+  }
+}
+
 export class TranslationScheduler {
   private waiting: Job[] = [];
   /** The running greedy batches, one per sub-network. */
@@ -37,13 +45,37 @@ export class TranslationScheduler {
   /** maxRows: sentences a running batch may hold before later jobs wait (a job alone may exceed it). */
   constructor(private readonly maxRows: number) {}
 
-  /** Translates sources already encoded by translator.encode(); resolves once all of them are done. */
-  translate(translator: Translator, sources: number[][], dir: Direction, options: TranslateOptions = {}): Promise<Translation[]> {
+  /**
+   * Translates sources already encoded by translator.encode(); resolves once all of them are done.
+   * Aborting `signal` drops the job's unfinished sentences and rejects with JobCancelledError.
+   */
+  translate(translator: Translator, sources: number[][], dir: Direction, options: TranslateOptions = {}, signal?: AbortSignal): Promise<Translation[]> {
+    if (signal?.aborted) return Promise.reject(new JobCancelledError());
     if (sources.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ translator, sources, dir, options, results: new Array(sources.length), unfinished: sources.length, resolve, reject });
+      const onAbort = () => this.cancel(job);
+      const settled = () => signal?.removeEventListener('abort', onAbort);
+      const job: Job = {
+        translator, sources, dir, options, results: new Array(sources.length), unfinished: sources.length,
+        resolve: (translations) => { settled(); resolve(translations); },
+        reject: (error) => { settled(); reject(error); },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(job);
       if (!this.looping) void this.loop();
     });
+  }
+
+  /** Drops a job whose caller gave up: from the waiting list, or its rows from its running batch. */
+  private cancel(job: Job): void {
+    this.waiting = this.waiting.filter((waiting) => waiting !== job);
+    const running = this.running.find((r) => r.jobs.has(job));
+    if (running !== undefined) {
+      running.batch.cancel((tag) => tag.job === job);
+      running.jobs.delete(job);
+      if (running.jobs.size === 0) this.stop(running);
+    }
+    job.reject(new JobCancelledError());
   }
 
   private async loop(): Promise<void> {
