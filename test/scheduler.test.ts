@@ -79,3 +79,23 @@ test('a cancelled job leaves its running batch or the waiting list; the others g
   await assert.rejects(lastDone, JobCancelledError);
   assert.equal(tf.memory().numTensors, baseline);
 });
+
+test('a beam search takes a step per turn: a greedy job that arrives later is not held back, and a cancelled search is freed', async () => {
+  const scheduler = new TranslationScheduler(8);
+  const baseline = tf.memory().numTensors;
+  const long = { sources: randomSources([12, 9], 1000, 10), options: { beamSize: 4, maxLength: 30 } };
+  const short = { sources: randomSources([5], 1000, 11), options: { maxLength: 2 } };
+  const order: string[] = [];
+  const beamDone = scheduler.translate(translator, long.sources, toDe, long.options).then((r) => (order.push('beam'), r));
+  await nextTurn();
+  const greedyDone = scheduler.translate(translator, short.sources, toFr, short.options).then((r) => (order.push('greedy'), r));
+  assert.deepEqual(await Promise.all([beamDone, greedyDone]), [translator.translateIds(long.sources, toDe, long.options), translator.translateIds(short.sources, toFr, short.options)]);
+  assert.deepEqual(order, ['greedy', 'beam']);
+
+  const cancel = new AbortController();
+  const cancelled = scheduler.translate(translator, long.sources, toDe, long.options, cancel.signal);
+  for (let i = 0; i < 3; i++) await nextTurn();
+  cancel.abort();
+  await assert.rejects(cancelled, JobCancelledError);
+  assert.equal(tf.memory().numTensors, baseline);
+});

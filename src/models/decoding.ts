@@ -55,11 +55,12 @@ export function decode(model: Seq2Seq, sources: number[][], dirs: Direction[], o
     }
     return results;
   }
-  const enc = encodeByLength(model, sources, dirs);
+  const search = new BeamSearch(model, sources, dirs, opts);
   try {
-    return beamSearch(model, enc, dirs, outputLimits(model, sources, opts.maxLength), beam, opts);
+    while (!search.done) search.step();
+    return search.results();
   } finally {
-    enc.out.dispose();
+    search.dispose();
   }
 }
 
@@ -252,77 +253,116 @@ export class GreedyBatch<Tag> {
   }
 }
 
-function withState<T>(model: Seq2Seq, state: DecoderState, run: (s: DecoderState) => T): T {
-  try {
-    return run(state);
-  } finally {
-    model.decoder.disposeState(state);
-  }
-}
-
 interface Live {
   tokens: number[];
   logProb: number;
 }
 
-function beamSearch(model: Seq2Seq, enc: Encoded, dirs: Direction[], limits: number[], beam: number, opts: DecodeOptions): Hypothesis[][] {
-  const batch = dirs.length;
-  const alpha = opts.lengthPenalty ?? 0.6;
-  const vocab = model.config.vocabSize;
-  const finished: Hypothesis[][] = dirs.map(() => []);
-  const done = new Array<boolean>(batch).fill(false);
-  const finish = (b: number, tokens: number[], logProb: number, length: number) =>
-    finished[b].push({ tokens, logProb, score: logProb / lengthPenalty(length, alpha) });
-  // Row b*beam + j holds sentence b's j-th live hypothesis; at the start only j = 0 is real.
-  let live: Live[] = Array.from({ length: batch * beam }, () => ({ tokens: [], logProb: 0 }));
-  return withState(model, model.decoder.start(enc, dirs, beam), (state) => {
-    let inputs = new Array<number>(batch * beam).fill(opts.bosId);
-    for (let step = 0; step < Math.max(...limits) && !done.every(Boolean); step++) {
-      const logits = model.decoder.forward(model.embeddings, state, inputs.map((t) => [t]));
-      const liveLogProb = live.map((h, row) => (step === 0 && row % beam !== 0 ? -Infinity : h.logProb));
-      const [values, indices] = tf.tidy(() => {
-        const total = tf.logSoftmax(logits).add(tf.tensor2d(liveLogProb, [batch * beam, 1]));
-        const { values, indices } = tf.topk(total.reshape([batch, beam * vocab]), 2 * beam);
-        return [values, indices];
-      });
-      const candScore = values.dataSync();
-      const candIndex = indices.dataSync();
-      tf.dispose([logits, values, indices]);
-      const parents: number[] = [];
-      const nextLive: Live[] = [];
-      for (let b = 0; b < batch; b++) {
-        const chosen: { parent: number; token: number; logProb: number }[] = [];
-        if (!done[b]) {
-          for (let r = 0; r < 2 * beam && chosen.length < beam; r++) {
-            const c = candIndex[b * 2 * beam + r];
-            const parent = b * beam + Math.floor(c / vocab);
-            const token = c % vocab;
-            const logProb = candScore[b * 2 * beam + r];
-            if (token === opts.eosId && !opts.ignoreEos) {
-              // An EOS ranked among the best `beam` ends a hypothesis; one ranked lower is ignored.
-              if (r < beam) finish(b, live[parent].tokens, logProb, live[parent].tokens.length + 1);
-            } else {
-              chosen.push({ parent, token, logProb });
-            }
-          }
-          const length = step + 1;
-          if (length >= limits[b]) {
-            for (const c of chosen) finish(b, [...live[c.parent].tokens, c.token], c.logProb, length);
-          }
-          if (finished[b].length >= beam || length >= limits[b]) done[b] = true;
-        }
-        // Finished sentences keep placeholder rows so the batch keeps its shape.
-        while (chosen.length < beam) chosen.push({ parent: b * beam, token: opts.eosId, logProb: -Infinity });
-        for (const c of chosen) {
-          parents.push(c.parent);
-          nextLive.push({ tokens: [...live[c.parent].tokens, c.token], logProb: c.logProb });
-        }
-      }
-      model.decoder.reorder(state, parents);
-      live = nextLive;
-      inputs = nextLive.map((h) => h.tokens[h.tokens.length - 1]);
+/**
+ * Beam search over one batch, a decoder step at a time (step() until done), so that a scheduler can
+ * interleave it with other batches. Row b*beam + j of the state holds sentence b's j-th live
+ * hypothesis; at the start only j = 0 is real.
+ */
+export class BeamSearch {
+  private readonly dirs: Direction[];
+  private readonly beam: number;
+  private readonly limits: number[];
+  private readonly finished: Hypothesis[][];
+  private readonly sentenceDone: boolean[];
+  private state: DecoderState | undefined;
+  private live: Live[];
+  private inputs: number[];
+  private steps = 0;
+
+  constructor(private readonly model: Seq2Seq, sources: number[][], dirs: Direction[], private readonly opts: DecodeOptions) {
+    if (sources.length !== dirs.length) throw new Error(`${sources.length} sources but ${dirs.length} directions`);
+    this.dirs = dirs;
+    this.beam = opts.beamSize ?? 1;
+    this.limits = outputLimits(model, sources, opts.maxLength);
+    this.finished = dirs.map(() => []);
+    this.sentenceDone = dirs.map(() => false);
+    this.live = Array.from({ length: dirs.length * this.beam }, () => ({ tokens: [], logProb: 0 }));
+    this.inputs = this.live.map(() => opts.bosId);
+    const enc = encodeByLength(model, sources, dirs);
+    try {
+      this.state = model.decoder.start(enc, dirs, this.beam);
+    } finally {
+      enc.out.dispose();
     }
-    const nBest = Math.min(opts.nBest ?? 1, beam);
-    return finished.map((hyps) => [...hyps].sort((a, b) => b.score - a.score).slice(0, nBest));
-  });
+  }
+
+  /** Whether every sentence has its hypotheses: results() is final, and the decoder state is freed. */
+  get done(): boolean {
+    return this.state === undefined;
+  }
+
+  /** One decoder step for every live hypothesis. */
+  step(): void {
+    if (this.state === undefined) return;
+    const { model, opts, beam, live, finished } = this;
+    const batch = this.dirs.length;
+    const vocab = model.config.vocabSize;
+    const step = this.steps++;
+    const logits = model.decoder.forward(model.embeddings, this.state, this.inputs.map((t) => [t]));
+    const liveLogProb = live.map((h, row) => (step === 0 && row % beam !== 0 ? -Infinity : h.logProb));
+    const [values, indices] = tf.tidy(() => {
+      const total = tf.logSoftmax(logits).add(tf.tensor2d(liveLogProb, [batch * beam, 1]));
+      const { values, indices } = tf.topk(total.reshape([batch, beam * vocab]), 2 * beam);
+      return [values, indices];
+    });
+    const candScore = values.dataSync();
+    const candIndex = indices.dataSync();
+    tf.dispose([logits, values, indices]);
+    const finish = (b: number, tokens: number[], logProb: number, length: number) =>
+      finished[b].push({ tokens, logProb, score: logProb / lengthPenalty(length, opts.lengthPenalty ?? 0.6) });
+    const parents: number[] = [];
+    const nextLive: Live[] = [];
+    for (let b = 0; b < batch; b++) {
+      const chosen: { parent: number; token: number; logProb: number }[] = [];
+      if (!this.sentenceDone[b]) {
+        for (let r = 0; r < 2 * beam && chosen.length < beam; r++) {
+          const c = candIndex[b * 2 * beam + r];
+          const parent = b * beam + Math.floor(c / vocab);
+          const token = c % vocab;
+          const logProb = candScore[b * 2 * beam + r];
+          if (token === opts.eosId && !opts.ignoreEos) {
+            // An EOS ranked among the best `beam` ends a hypothesis; one ranked lower is ignored.
+            if (r < beam) finish(b, live[parent].tokens, logProb, live[parent].tokens.length + 1);
+          } else {
+            chosen.push({ parent, token, logProb });
+          }
+        }
+        const length = step + 1;
+        if (length >= this.limits[b]) {
+          for (const c of chosen) finish(b, [...live[c.parent].tokens, c.token], c.logProb, length);
+        }
+        if (finished[b].length >= beam || length >= this.limits[b]) this.sentenceDone[b] = true;
+      }
+      // Finished sentences keep placeholder rows so the batch keeps its shape.
+      while (chosen.length < beam) chosen.push({ parent: b * beam, token: opts.eosId, logProb: -Infinity });
+      for (const c of chosen) {
+        parents.push(c.parent);
+        nextLive.push({ tokens: [...live[c.parent].tokens, c.token], logProb: c.logProb });
+      }
+    }
+    if (this.sentenceDone.every(Boolean)) {
+      this.dispose();
+      return;
+    }
+    model.decoder.reorder(this.state, parents);
+    this.live = nextLive;
+    this.inputs = nextLive.map((h) => h.tokens[h.tokens.length - 1]);
+  }
+
+  /** The n best hypotheses of each sentence, best first (complete once done). */
+  results(): Hypothesis[][] {
+    const nBest = Math.min(this.opts.nBest ?? 1, this.beam);
+    return this.finished.map((hyps) => [...hyps].sort((a, b) => b.score - a.score).slice(0, nBest));
+  }
+
+  /** Frees the decoder state; a search not yet done is abandoned. */
+  dispose(): void {
+    if (this.state !== undefined) this.model.decoder.disposeState(this.state);
+    this.state = undefined;
+  }
 }

@@ -82,14 +82,7 @@ export class Translator {
 
   /** Translates sources already encoded by encode() (the server tokenizes before batching). */
   translateIds(sources: number[][], dir: Direction, opts: TranslateOptions = {}): Translation[] {
-    const decodeOpts: DecodeOptions = {
-      bosId: this.tokenizer.bosId,
-      eosId: this.tokenizer.eosId,
-      beamSize: opts.beamSize,
-      nBest: opts.nBest,
-      lengthPenalty: opts.lengthPenalty,
-      maxLength: opts.maxLength,
-    };
+    const decodeOpts = this.decodeOptions(opts);
     // Sorting by length keeps padding low inside each batch.
     const order = sources.map((_, i) => i).sort((a, b) => sources[a].length - sources[b].length);
     const results = new Array<Translation>(sources.length);
@@ -100,6 +93,12 @@ export class Translator {
       batch.forEach((i, j) => (results[i] = this.translation(hyps[j])));
     }
     return results;
+  }
+
+  /** What the decoder needs of a caller's options and this model's tokenizer. */
+  decodeOptions(opts: TranslateOptions): DecodeOptions {
+    const { bosId, eosId } = this.tokenizer;
+    return { bosId, eosId, beamSize: opts.beamSize, nBest: opts.nBest, lengthPenalty: opts.lengthPenalty, maxLength: opts.maxLength };
   }
 
   /** A source's translation from its hypotheses, best first. */

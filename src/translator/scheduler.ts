@@ -3,9 +3,10 @@
 // is answered as soon as its own sentences finish; batches of different sub-networks take steps in
 // turn. Jobs of different pairs share a batch when they run on the same weights (with Token/Target,
 // every pair into one target language). Between steps the event loop runs, so jobs that arrive
-// meanwhile can join. Beam-search jobs decode on their own, whole, when their turn comes. A job
-// whose caller gives up (its signal aborts) leaves at the next step, so no step is spent on it.
-import { GreedyBatch } from '../models/decoding.ts';
+// meanwhile can join. A beam-search job decodes as a batch of its own, a step per turn like the
+// others, so a long beam search holds no greedy job back. A job whose caller gives up (its signal
+// aborts) leaves at the next step, so no step is spent on it.
+import { BeamSearch, GreedyBatch } from '../models/decoding.ts';
 import type { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
 import type { TranslateOptions, Translation, Translator } from './index.ts';
@@ -27,6 +28,11 @@ interface Running {
   jobs: Set<Job>;
 }
 
+interface RunningBeam {
+  job: Job;
+  search: BeamSearch;
+}
+
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The caller aborted the job: its sentences were dropped unfinished. */
@@ -40,6 +46,7 @@ export class TranslationScheduler {
   private waiting: Job[] = [];
   /** The running greedy batches, one per sub-network. */
   private running: Running[] = [];
+  private beams: RunningBeam[] = [];
   private looping = false;
 
   /** maxRows: sentences a running batch may hold before later jobs wait (a job alone may exceed it). */
@@ -75,15 +82,18 @@ export class TranslationScheduler {
       running.jobs.delete(job);
       if (running.jobs.size === 0) this.stop(running);
     }
+    const beam = this.beams.find((b) => b.job === job);
+    if (beam !== undefined) this.stopBeam(beam);
     job.reject(new JobCancelledError());
   }
 
   private async loop(): Promise<void> {
     this.looping = true;
     try {
-      while (this.waiting.length > 0 || this.running.length > 0) {
+      while (this.waiting.length > 0 || this.running.length > 0 || this.beams.length > 0) {
         this.admit();
         for (const running of [...this.running]) this.step(running);
+        for (const beam of [...this.beams]) this.stepBeam(beam);
         await nextTurn();
       }
     } finally {
@@ -96,7 +106,8 @@ export class TranslationScheduler {
     const full = new Set<Running>();
     this.waiting = this.waiting.filter((job) => {
       if ((job.options.beamSize ?? 1) > 1) {
-        attempt(job, () => job.resolve(job.translator.translateIds(job.sources, job.dir, job.options)));
+        const { translator, sources, dir, options } = job;
+        attempt(job, () => this.beams.push({ job, search: new BeamSearch(translator.model, sources, sources.map(() => dir), translator.decodeOptions(options)) }));
         return false;
       }
       const model = job.translator.model;
@@ -132,6 +143,20 @@ export class TranslationScheduler {
       running.jobs.clear();
     }
     if (running.jobs.size === 0) this.stop(running);
+  }
+
+  /** One decoder step of a beam search; answers its job when it is done. */
+  private stepBeam(beam: RunningBeam): void {
+    const { job, search } = beam;
+    const stepped = attempt(job, () => search.step());
+    if (stepped && !search.done) return;
+    if (stepped) job.resolve(search.results().map((hyps) => job.translator.translation(hyps)));
+    this.stopBeam(beam);
+  }
+
+  private stopBeam(beam: RunningBeam): void {
+    beam.search.dispose();
+    this.beams = this.beams.filter((b) => b !== beam);
   }
 
   private stop(running: Running): void {
