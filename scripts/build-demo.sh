@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/gettext-mt}
-STEPS=${STEPS:-8400}
+STEPS=${STEPS:-12600}
 WORKERS=${WORKERS:-2}
 AVERAGE=${AVERAGE:-3}
 RUN=runs/demo
