@@ -87,6 +87,7 @@ interface PendingRequest<R> {
 type QueuedEntry<R> = QueuedItem<PendingRequest<R>>;
 
 interface RunningBatch<R> {
+  readonly lane: string;
   readonly entries: QueuedEntry<R>[];
   readonly abort: AbortController;
 }
@@ -106,8 +107,7 @@ export class Batcher<R> {
 
   /** Only pairs with queued items have an entry. */
   private readonly queues = new Map<string, PairQueue<PendingRequest<R>>>();
-  /** Running batches of each lane that has any. */
-  private readonly laneLoad = new Map<string, number>();
+  /** Dispatched batches not yet finished: what each lane runs. */
   private readonly running = new Set<RunningBatch<R>>();
   private readonly durations = new RecentBatchDurations();
   private delayTimer: { dueAt: number; cancel: () => void } | undefined;
@@ -185,7 +185,7 @@ export class Batcher<R> {
   stats(): BatcherStats {
     const queuedSentences: Record<string, number> = {};
     for (const [pair, queue] of this.queues) queuedSentences[pair] = queue.sentences;
-    return { queuedSentences, runningBatches: [...this.laneLoad.values()].reduce((a, b) => a + b, 0) };
+    return { queuedSentences, runningBatches: this.running.size };
   }
 
   private refuse(reason: RejectionReason, error: Error): Promise<never> {
@@ -275,7 +275,9 @@ export class Batcher<R> {
   }
 
   private laneFull(lane: string): boolean {
-    return (this.laneLoad.get(lane) ?? 0) >= this.batchesPerLane;
+    let load = 0;
+    for (const running of this.running) if (running.lane === lane) load++;
+    return load >= this.batchesPerLane;
   }
 
   /**
@@ -306,20 +308,20 @@ export class Batcher<R> {
     // Similar lengths side by side keep padding low for the runner; results are mapped back
     // through each entry's owner and index, so the order change is invisible to callers.
     batch.sort((a, b) => a.item.tokens - b.item.tokens);
-    this.laneLoad.set(queue.lane, (this.laneLoad.get(queue.lane) ?? 0) + 1);
+    const running: RunningBatch<R> = { lane: queue.lane, entries: batch, abort: new AbortController() };
+    this.running.add(running);
     this.observer.onQueueDepth?.(queue.pair, queue.sentences);
     this.observer.onBatch?.(queue.pair, {
       sentences: batch.length,
       tokens: batch.reduce((sum, entry) => sum + entry.item.tokens, 0),
       waitsMs: batch.map((entry) => now - entry.enqueuedAt),
     });
-    void this.execute(queue.pair, queue.lane, batch);
+    void this.execute(queue.pair, running);
   }
 
-  private async execute(pair: string, lane: string, batch: QueuedEntry<R>[]): Promise<void> {
+  private async execute(pair: string, running: RunningBatch<R>): Promise<void> {
+    const batch = running.entries;
     const startedAt = this.clock.now();
-    const running: RunningBatch<R> = { entries: batch, abort: new AbortController() };
-    this.running.add(running);
     let outcome: { results: R[] } | { error: unknown };
     try {
       outcome = { results: await this.runChecked(pair, batch, running.abort.signal) };
@@ -328,9 +330,6 @@ export class Batcher<R> {
     }
     this.running.delete(running);
     const durationMs = this.clock.now() - startedAt;
-    const load = this.laneLoad.get(lane)! - 1;
-    if (load === 0) this.laneLoad.delete(lane);
-    else this.laneLoad.set(lane, load);
     this.durations.record(durationMs);
     if ('results' in outcome) {
       this.observer.onBatchDone?.(pair, { sentences: batch.length, durationMs });
@@ -389,7 +388,7 @@ export class Batcher<R> {
   }
 
   private isIdle(): boolean {
-    return this.queues.size === 0 && this.laneLoad.size === 0;
+    return this.queues.size === 0 && this.running.size === 0;
   }
 }
 

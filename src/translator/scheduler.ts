@@ -117,8 +117,7 @@ export class TranslationScheduler {
         return true;
       }
       if (running === undefined) {
-        const { bosId, eosId } = job.translator.tokenizer;
-        running = { model, batch: new GreedyBatch(model, { bosId, eosId }), jobs: new Set() };
+        running = { model, batch: new GreedyBatch(model, job.translator.decodeOptions({})), jobs: new Set() };
         this.running.push(running);
       }
       const { batch, jobs } = running;
