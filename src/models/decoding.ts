@@ -1,10 +1,14 @@
 // Batched greedy and beam search over the incremental decoder. Bookkeeping (which hypotheses
 // live, finish, or reach their length limit) happens on the CPU; the device computes logits and
 // the top candidates.
-import * as tf from '@tensorflow/tfjs';
+import { type DecoderEngine, engineOf } from './engine.ts';
 import type { Seq2Seq } from './model.ts';
-import { takeRows } from './ops.ts';
-import type { DecoderState, Direction } from './transformer.ts';
+import type { Direction } from './transformer.ts';
+
+export { lengthGroups } from './engine.ts';
+
+/** A model to decode with: a Seq2Seq (run on TensorFlow.js) or any engine. */
+export type Decodable = Seq2Seq | DecoderEngine;
 
 export interface DecodeOptions {
   bosId: number;
@@ -40,7 +44,7 @@ function lengthPenalty(length: number, alpha: number): number {
 }
 
 /** Translates a batch of tokenized sources; returns the n best hypotheses of each, best first. */
-export function decode(model: Seq2Seq, sources: number[][], dirs: Direction[], opts: DecodeOptions): Hypothesis[][] {
+export function decode(model: Decodable, sources: number[][], dirs: Direction[], opts: DecodeOptions): Hypothesis[][] {
   if (sources.length === 0) return [];
   if (sources.length !== dirs.length) throw new Error(`${sources.length} sources but ${dirs.length} directions`);
   const beam = opts.beamSize ?? 1;
@@ -64,80 +68,9 @@ export function decode(model: Seq2Seq, sources: number[][], dirs: Direction[], o
   }
 }
 
-function outputLimits(model: Seq2Seq, sources: number[][], maxLength: number | undefined): number[] {
-  const modelMax = model.config.maxLength;
+function outputLimits(engine: DecoderEngine, sources: number[][], maxLength: number | undefined): number[] {
+  const modelMax = engine.config.maxLength;
   return sources.map((s) => Math.min(modelMax, maxLength ?? defaultMaxLength(s.length, modelMax)));
-}
-
-type Encoded = ReturnType<Seq2Seq['encoder']['encode']>;
-
-// Encoder cost of a group of n sources padded to length S, in units of one source position's
-// linear work: a fixed overhead per group plus n·S·(1 + S/150), attention adding the part
-// quadratic in S. Fitted on wasm to the demo model's encoder (n=1..32, S=4..82, within 10%).
-const GROUP_OVERHEAD_POSITIONS = 32;
-const ATTENTION_LENGTH_SCALE = 150;
-
-function groupCost(n: number, longest: number): number {
-  return GROUP_OVERHEAD_POSITIONS + n * longest * (1 + longest / ATTENTION_LENGTH_SCALE);
-}
-
-/**
- * Splits ascending source lengths into contiguous groups, [start, end) ranges, that minimise the
- * summed groupCost: one group when the lengths are close, several when padding every source to
- * the longest would cost more than the extra encoder calls.
- */
-export function lengthGroups(sortedLengths: readonly number[]): [number, number][] {
-  const n = sortedLengths.length;
-  const best = new Array<number>(n + 1).fill(Infinity);
-  const cut = new Array<number>(n + 1).fill(0);
-  best[0] = 0;
-  for (let end = 1; end <= n; end++) {
-    for (let start = 0; start < end; start++) {
-      const cost = best[start] + groupCost(end - start, sortedLengths[end - 1]);
-      if (cost < best[end]) {
-        best[end] = cost;
-        cut[end] = start;
-      }
-    }
-  }
-  const groups: [number, number][] = [];
-  for (let end = n; end > 0; end = cut[end]) groups.unshift([cut[end], end]);
-  return groups;
-}
-
-/**
- * Encodes the sources in groups of similar length (lengthGroups), then pads the outputs into one
- * batch, in the order of `sources`, for the decoder. Padding every source to the batch's longest
- * wastes encoder work: in batches of 32 consecutive dev sentences, 62% of the source positions
- * were padding and the encoder took 43% of the decoding time.
- */
-function encodeByLength(model: Seq2Seq, sources: number[][], dirs: Direction[]): Encoded {
-  const order = sources.map((_, i) => i).sort((a, b) => sources[a].length - sources[b].length);
-  const groups = lengthGroups(order.map((i) => sources[i].length));
-  if (groups.length === 1) return model.encoder.encode(model.embeddings, sources, dirs);
-  const lengths = sources.map((s) => s.length);
-  const srcLen = Math.max(...lengths);
-  const d = model.config.dModel;
-  const parts: tf.Tensor3D[] = [];
-  try {
-    for (const [start, end] of groups) {
-      const rows = order.slice(start, end);
-      const enc = model.encoder.encode(model.embeddings, rows.map((i) => sources[i]), rows.map((i) => dirs[i]));
-      // [n*S_g, d] -> [n, srcLen, d]; the decoder masks the padded positions by `lengths`.
-      parts.push(tf.tidy(() => enc.out.reshape([rows.length, enc.srcLen, d]).pad([[0, 0], [0, srcLen - enc.srcLen], [0, 0]])));
-      enc.out.dispose();
-    }
-    const positionInOrder = new Array<number>(sources.length);
-    order.forEach((source, k) => (positionInOrder[source] = k));
-    const byLength = tf.concat(parts);
-    const out = takeRows(byLength, positionInOrder);
-    byLength.dispose();
-    const flat = out.reshape([sources.length * srcLen, d]) as tf.Tensor2D;
-    out.dispose();
-    return { out: flat, batch: sources.length, srcLen, lengths };
-  } finally {
-    tf.dispose(parts);
-  }
 }
 
 interface GreedyRow<Tag> {
@@ -160,10 +93,18 @@ interface GreedyRow<Tag> {
  * `Tag` is the caller's handle on a sentence; greedy is the only search that batches this way.
  */
 export class GreedyBatch<Tag> {
-  private state: DecoderState | undefined;
+  private readonly engine: DecoderEngine;
+  private state: unknown;
   private rows: GreedyRow<Tag>[] = [];
 
-  constructor(private readonly model: Seq2Seq, private readonly opts: Omit<DecodeOptions, 'beamSize' | 'nBest' | 'maxLength'>) {}
+  constructor(model: Decodable, private readonly opts: Omit<DecodeOptions, 'beamSize' | 'nBest' | 'maxLength'>) {
+    this.engine = engineOf(model);
+  }
+
+  /** The engine the batch decodes with (sentences join a batch on the same weights). */
+  get decoder(): DecoderEngine {
+    return this.engine;
+  }
 
   /** Unfinished sentences. */
   get size(): number {
@@ -174,19 +115,13 @@ export class GreedyBatch<Tag> {
   add(sources: number[][], dirs: Direction[], tags: Tag[], maxLength?: number): void {
     if (sources.length === 0) return;
     if (sources.length !== dirs.length || sources.length !== tags.length) throw new Error(`${sources.length} sources, ${dirs.length} directions and ${tags.length} tags`);
-    const limits = outputLimits(this.model, sources, maxLength);
-    const enc = encodeByLength(this.model, sources, dirs);
-    let fresh: DecoderState;
-    try {
-      fresh = this.model.decoder.start(enc, dirs);
-    } finally {
-      enc.out.dispose();
-    }
+    const limits = outputLimits(this.engine, sources, maxLength);
+    const fresh = this.engine.start(sources, dirs);
     this.compact();
     try {
-      this.state = this.state === undefined ? fresh : this.model.decoder.merge(this.state, fresh);
+      this.state = this.state === undefined ? fresh : this.engine.merge(this.state, fresh);
     } catch (err) {
-      this.model.decoder.disposeState(fresh); // the running rows are left as they were
+      this.engine.disposeState(fresh); // the running rows are left as they were
       throw err;
     }
     for (const [i, tag] of tags.entries()) {
@@ -198,13 +133,7 @@ export class GreedyBatch<Tag> {
   step(): { tag: Tag; hypothesis: Hypothesis }[] {
     if (this.state === undefined) return [];
     const { eosId, ignoreEos } = this.opts;
-    const logits = this.model.decoder.forward(this.model.embeddings, this.state, this.rows.map((r) => [r.next]));
-    // log p(argmax) as the log of the largest softmax probability: wasm's fused Softmax kernel takes
-    // ~0.6 ms on [32, 8000] logits where max - logSumExp takes ~3.8 ms (its Exp kernel alone ~3.5 ms).
-    const [best, bestLogProb] = tf.tidy((): tf.Tensor[] => [logits.argMax(1), tf.log(tf.softmax(logits).max(1))]);
-    const next = best.dataSync();
-    const lp = bestLogProb.dataSync();
-    tf.dispose([logits, best, bestLogProb]);
+    const { best: next, bestLogProb: lp } = this.engine.greedy(this.state, this.rows.map((r) => r.next));
     const finished: { tag: Tag; hypothesis: Hypothesis }[] = [];
     this.rows.forEach((r, row) => {
       r.fed++;
@@ -223,7 +152,7 @@ export class GreedyBatch<Tag> {
     // Compacting copies the whole state, so it waits for an eighth of the rows to be done (on batches of
     // 32 consecutive dev sentences that beat compacting at every finish, 1/100, and at a quarter), or
     // until a finished row would run past the position table.
-    if (doneRows >= this.rows.length / 8 || this.rows.some((r) => r.done && r.fed >= this.model.config.maxLength)) this.compact();
+    if (doneRows >= this.rows.length / 8 || this.rows.some((r) => r.done && r.fed >= this.engine.config.maxLength)) this.compact();
     return finished;
   }
 
@@ -236,7 +165,7 @@ export class GreedyBatch<Tag> {
       this.dispose();
       return;
     }
-    this.model.decoder.keepRows(this.state, keep);
+    this.engine.keepRows(this.state, keep);
     this.rows = keep.map((row) => this.rows[row]);
   }
 
@@ -247,7 +176,7 @@ export class GreedyBatch<Tag> {
 
   /** Frees the decoder state; unfinished sentences are abandoned. */
   dispose(): void {
-    if (this.state !== undefined) this.model.decoder.disposeState(this.state);
+    if (this.state !== undefined) this.engine.disposeState(this.state);
     this.state = undefined;
     this.rows = [];
   }
@@ -269,26 +198,23 @@ export class BeamSearch {
   private readonly limits: number[];
   private readonly finished: Hypothesis[][];
   private readonly sentenceDone: boolean[];
-  private state: DecoderState | undefined;
+  private readonly engine: DecoderEngine;
+  private state: unknown;
   private live: Live[];
   private inputs: number[];
   private steps = 0;
 
-  constructor(private readonly model: Seq2Seq, sources: number[][], dirs: Direction[], private readonly opts: DecodeOptions) {
+  constructor(model: Decodable, sources: number[][], dirs: Direction[], private readonly opts: DecodeOptions) {
     if (sources.length !== dirs.length) throw new Error(`${sources.length} sources but ${dirs.length} directions`);
+    this.engine = engineOf(model);
     this.dirs = dirs;
     this.beam = opts.beamSize ?? 1;
-    this.limits = outputLimits(model, sources, opts.maxLength);
+    this.limits = outputLimits(this.engine, sources, opts.maxLength);
     this.finished = dirs.map(() => []);
     this.sentenceDone = dirs.map(() => false);
     this.live = Array.from({ length: dirs.length * this.beam }, () => ({ tokens: [], logProb: 0 }));
     this.inputs = this.live.map(() => opts.bosId);
-    const enc = encodeByLength(model, sources, dirs);
-    try {
-      this.state = model.decoder.start(enc, dirs, this.beam);
-    } finally {
-      enc.out.dispose();
-    }
+    this.state = this.engine.start(sources, dirs, this.beam);
   }
 
   /** Whether every sentence has its hypotheses: results() is final, and the decoder state is freed. */
@@ -299,20 +225,12 @@ export class BeamSearch {
   /** One decoder step for every live hypothesis. */
   step(): void {
     if (this.state === undefined) return;
-    const { model, opts, beam, live, finished } = this;
+    const { engine, opts, beam, live, finished } = this;
     const batch = this.dirs.length;
-    const vocab = model.config.vocabSize;
+    const vocab = engine.config.vocabSize;
     const step = this.steps++;
-    const logits = model.decoder.forward(model.embeddings, this.state, this.inputs.map((t) => [t]));
     const liveLogProb = live.map((h, row) => (step === 0 && row % beam !== 0 ? -Infinity : h.logProb));
-    const [values, indices] = tf.tidy(() => {
-      const total = tf.logSoftmax(logits).add(tf.tensor2d(liveLogProb, [batch * beam, 1]));
-      const { values, indices } = tf.topk(total.reshape([batch, beam * vocab]), 2 * beam);
-      return [values, indices];
-    });
-    const candScore = values.dataSync();
-    const candIndex = indices.dataSync();
-    tf.dispose([logits, values, indices]);
+    const { scores: candScore, indices: candIndex } = engine.beam(this.state, this.inputs, liveLogProb, beam);
     const finish = (b: number, tokens: number[], logProb: number, length: number) =>
       finished[b].push({ tokens, logProb, score: logProb / lengthPenalty(length, opts.lengthPenalty ?? 0.6) });
     const parents: number[] = [];
@@ -349,7 +267,7 @@ export class BeamSearch {
       this.dispose();
       return;
     }
-    model.decoder.reorder(this.state, parents);
+    engine.reorder(this.state, parents);
     this.live = nextLive;
     this.inputs = nextLive.map((h) => h.tokens[h.tokens.length - 1]);
   }
@@ -362,7 +280,7 @@ export class BeamSearch {
 
   /** Frees the decoder state; a search not yet done is abandoned. */
   dispose(): void {
-    if (this.state !== undefined) this.model.decoder.disposeState(this.state);
+    if (this.state !== undefined) this.engine.disposeState(this.state);
     this.state = undefined;
   }
 }

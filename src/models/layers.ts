@@ -77,6 +77,11 @@ export function causalBias(t: number): tf.Tensor4D {
 
 /** Sinusoidal position encodings, [maxLen, d]. */
 export function sinusoidalPositions(maxLen: number, d: number): tf.Tensor2D {
+  return tf.tensor2d(positionTable(maxLen, d), [maxLen, d]);
+}
+
+/** The sinusoidal position table on the host, [maxLen, d] row-major (the ONNX graphs embed it too). */
+export function positionTable(maxLen: number, d: number): Float32Array {
   const table = new Float32Array(maxLen * d);
   for (let pos = 0; pos < maxLen; pos++) {
     for (let i = 0; i < d / 2; i++) {
@@ -85,5 +90,5 @@ export function sinusoidalPositions(maxLen: number, d: number): tf.Tensor2D {
       table[pos * d + d / 2 + i] = Math.cos(angle);
     }
   }
-  return tf.tensor2d(table, [maxLen, d]);
+  return table;
 }

@@ -1,0 +1,177 @@
+// A model's two ONNX graphs, built from its weights: the encoder (which also computes what the
+// decoder needs once per source: cross-attention keys/values and per-sentence routes) and one
+// decoder step (self-attention over its KV cache, cross-attention, FFN or MoE, output projection,
+// greedy and beam scores). They mirror src/models/transformer.ts; docs/onnx.md lists the names.
+import { type Component, type ModelConfig, hasExperts, isMoeLayer } from '../models/config.ts';
+import { positionTable } from '../models/layers.ts';
+import {
+  GraphContext, type GraphRoutes, attention, ffn, layerNorm, maskedMean, mergeHeads, moeFFN,
+  repeatRoutes, splitHeads, splitKV, topKGating,
+} from './layers.ts';
+import { FLOAT, GraphBuilder, INT64 } from './proto.ts';
+
+export type HostWeights = ReadonlyMap<string, { data: Float32Array; shape: number[] }>;
+
+/** How MoE layer i of a component is routed in the graphs: by rows, once per sentence, or not at all. */
+export function layerRouting(cfg: ModelConfig, c: Component, i: number): 'none' | 'token' | 'sentence' {
+  if (!isMoeLayer(cfg, c, i) || !hasExperts(cfg, c)) return 'none';
+  return cfg.routing[c] === 'token' ? 'token' : 'sentence';
+}
+
+/** Decoder layers whose routes are decided once per sentence (in the encoder graph) and fed to each step. */
+export function sentenceRoutedDecoderLayers(cfg: ModelConfig): number[] {
+  return Array.from({ length: cfg.decoderLayers }, (_, i) => i).filter((i) => layerRouting(cfg, 'decoder', i) === 'sentence');
+}
+
+/** Whether a component's gates read a task embedding, so its graph takes task ids. */
+export function takesTask(cfg: ModelConfig, c: Component): boolean {
+  return hasExperts(cfg, c) && (cfg.routing[c] === 'target' || cfg.routing[c] === 'pair');
+}
+
+// ids: int64 [...] -> embeddings scaled by sqrt(d) plus the positions' rows: [..., d]
+function embed(c: GraphContext, ids: string, positions: string): string {
+  const { g } = c;
+  const tokens = g.op('Mul', [g.op('Gather', [c.w('embed'), ids], { axis: 0 }), g.scalar(Math.sqrt(c.cfg.dModel))]);
+  return g.op('Add', [tokens, g.op('Gather', [c.w('positionTable'), positions], { axis: 0 })]);
+}
+
+// The per-sentence routes of a gate: the task embedding's row (target, pair) or a summary (sentence).
+function sentenceRoutes(c: GraphContext, comp: Component, layer: string, task: string | null, summary: () => string): GraphRoutes {
+  const input = task !== null ? c.g.op('Gather', [c.w(`${comp}.taskEmbed`), task], { axis: 0 }) : summary();
+  return topKGating(c, input, c.w(`${layer}.ffn.gate`));
+}
+
+function withPositions(cfg: ModelConfig, weights: HostWeights): HostWeights {
+  const all = new Map(weights);
+  all.set('positionTable', { data: positionTable(cfg.maxLength, cfg.dModel), shape: [cfg.maxLength, cfg.dModel] });
+  return all;
+}
+
+/**
+ * Encoder graph. Inputs: ids int64 [B, S] (padded), srcBias [B, 1, 1, S] (0 / -1e9), valid [B, S]
+ * (1 for a real token), encTask / decTask int64 [B] when that component's gates read tasks.
+ * Outputs: memory [B, S, d]; per decoder layer i crossK.i, crossV.i [B, H, S, dh]; per
+ * sentence-routed decoder layer i routeExperts.i int64 [B, k], routeGates.i [B, k].
+ */
+export function encoderGraph(cfg: ModelConfig, weights: HostWeights): Uint8Array {
+  const g = new GraphBuilder('encoder');
+  const c = new GraphContext(g, cfg, withPositions(cfg, weights));
+  const { dModel: d, numHeads: h, moe } = cfg;
+  const dh = d / h;
+  const ids = g.input('ids', INT64, ['batch', 'srcLen']);
+  const srcBias = g.input('srcBias', FLOAT, ['batch', 1, 1, 'srcLen']);
+  const valid = g.input('valid', FLOAT, ['batch', 'srcLen']);
+  const encTask = takesTask(cfg, 'encoder') ? g.input('encTask', INT64, ['batch']) : null;
+  const decTask = takesTask(cfg, 'decoder') ? g.input('decTask', INT64, ['batch']) : null;
+  const mask = g.op('Unsqueeze', [valid, g.ints([2])]); // [B, S, 1]
+  const validRows = g.op('Reshape', [valid, g.ints([-1])]); // [B*S]
+  const srcLen = g.op('Gather', [g.op('Shape', [ids]), g.ints([1])], { axis: 0 });
+  const positions = g.op('Range', [zeroScalar(g), g.op('Squeeze', [srcLen]), oneScalar(g)]);
+  let x = embed(c, ids, positions); // [B, S, d]
+  for (let i = 0; i < cfg.encoderLayers; i++) {
+    const l = `encoder.layers.${i}`;
+    let hh = layerNorm(c, x, `${l}.selfAttn.ln`);
+    const q = splitHeads(c, g.op('MatMul', [hh, c.w(`${l}.selfAttn.wq`)]));
+    const [k, v] = splitKV(c, g.op('MatMul', [hh, c.w(`${l}.selfAttn.wkv`)]));
+    const a = attention(c, q, splitHeads(c, k), splitHeads(c, v), srcBias);
+    x = g.op('Add', [x, g.op('MatMul', [mergeHeads(c, a), c.w(`${l}.selfAttn.wo`)])]);
+    hh = layerNorm(c, x, `${l}.ffn.ln`);
+    x = g.op('Add', [x, encoderFFN(c, i, hh, encTask, mask, validRows)]);
+  }
+  const memory = layerNorm(c, x, 'encoder.lnF');
+  g.output(memory, 'memory', FLOAT, ['batch', 'srcLen', d]);
+  for (let i = 0; i < cfg.decoderLayers; i++) {
+    const [k, v] = splitKV(c, g.op('MatMul', [memory, c.w(`decoder.layers.${i}.crossAttn.wkv`)]));
+    g.output(splitHeads(c, k), `crossK.${i}`, FLOAT, ['batch', h, 'srcLen', dh]);
+    g.output(splitHeads(c, v), `crossV.${i}`, FLOAT, ['batch', h, 'srcLen', dh]);
+  }
+  // Sentence routing in the decoder gates on the source's mean encoder output (transformer.ts's start()).
+  for (const i of sentenceRoutedDecoderLayers(cfg)) {
+    const r = sentenceRoutes(c, 'decoder', `decoder.layers.${i}`, decTask, () => maskedMean(c, memory, mask));
+    g.output(r.experts, `routeExperts.${i}`, INT64, ['batch', moe.topK]);
+    g.output(r.gates, `routeGates.${i}`, FLOAT, ['batch', moe.topK]);
+  }
+  return g.toBytes(`taskmoe encoder: ${JSON.stringify(cfg)}`);
+}
+
+function zeroScalar(g: GraphBuilder): string {
+  return g.op('Squeeze', [g.ints([0])]);
+}
+
+function oneScalar(g: GraphBuilder): string {
+  return g.op('Squeeze', [g.ints([1])]);
+}
+
+// The FFN block of encoder layer i: dense, or MoE routed per token or per sentence. hh: [B, S, d] -> [B, S, d]
+function encoderFFN(c: GraphContext, i: number, hh: string, task: string | null, mask: string, validRows: string): string {
+  const { g } = c;
+  const l = `encoder.layers.${i}`;
+  const routing = layerRouting(c.cfg, 'encoder', i);
+  if (routing === 'none') return ffn(c, hh, c.w(`${l}.ffn.wi`), c.w(`${l}.ffn.wo`));
+  const rows = g.op('Reshape', [hh, g.ints([-1, c.cfg.dModel])]); // [B*S, d]
+  const routes = routing === 'token'
+    ? topKGating(c, rows, c.w(`${l}.ffn.gate`))
+    : repeatRoutes(c, sentenceRoutes(c, 'encoder', l, task, () => maskedMean(c, hh, mask)), mask);
+  return g.op('Reshape', [moeFFN(c, rows, routes, l, validRows), g.op('Shape', [hh])]);
+}
+
+/**
+ * Decoder-step graph: one new token per row. Inputs: tokens, positions int64 [B]; selfBias
+ * [B, 1, 1, C+1]; srcBias [B, 1, 1, S]; per layer i pastK.i, pastV.i [B, H, C, dh] and crossK.i,
+ * crossV.i [B, H, S, dh]; per sentence-routed layer i routeExperts.i int64 [B, k], routeGates.i
+ * [B, k]. Outputs: logits, logProbs [B, V]; best int64 [B] (argmax), bestLogProb [B];
+ * per layer presentK.i, presentV.i [B, H, C+1, dh] (the cache for the next step).
+ */
+export function decoderStepGraph(cfg: ModelConfig, weights: HostWeights): Uint8Array {
+  const g = new GraphBuilder('decoder_step');
+  const c = new GraphContext(g, cfg, withPositions(cfg, weights));
+  const { dModel: d, numHeads: h, vocabSize, moe } = cfg;
+  const dh = d / h;
+  const tokens = g.input('tokens', INT64, ['batch']);
+  const positions = g.input('positions', INT64, ['batch']);
+  const selfBias = g.input('selfBias', FLOAT, ['batch', 1, 1, 'cacheLen+1']);
+  const srcBias = g.input('srcBias', FLOAT, ['batch', 1, 1, 'srcLen']);
+  const perToken = g.ints([-1, h, 1, dh]);
+  const rowsOf = (t: string) => g.op('Reshape', [t, g.ints([-1, d])]); // [B, H, 1, dh] -> [B, d]
+  let x = embed(c, tokens, positions); // [B, d]
+  for (let i = 0; i < cfg.decoderLayers; i++) {
+    const l = `decoder.layers.${i}`;
+    const pastK = g.input(`pastK.${i}`, FLOAT, ['batch', h, 'cacheLen', dh]);
+    const pastV = g.input(`pastV.${i}`, FLOAT, ['batch', h, 'cacheLen', dh]);
+    const crossK = g.input(`crossK.${i}`, FLOAT, ['batch', h, 'srcLen', dh]);
+    const crossV = g.input(`crossV.${i}`, FLOAT, ['batch', h, 'srcLen', dh]);
+    // self-attention over the cache plus the new position
+    let hh = layerNorm(c, x, `${l}.selfAttn.ln`);
+    const q = g.op('Reshape', [g.op('MatMul', [hh, c.w(`${l}.selfAttn.wq`)]), perToken]);
+    const [k, v] = splitKV(c, g.op('MatMul', [hh, c.w(`${l}.selfAttn.wkv`)]));
+    const kAll = g.op('Concat', [pastK, g.op('Reshape', [k, perToken])], { axis: 2 });
+    const vAll = g.op('Concat', [pastV, g.op('Reshape', [v, perToken])], { axis: 2 });
+    g.output(kAll, `presentK.${i}`, FLOAT, ['batch', h, 'cacheLen+1', dh]);
+    g.output(vAll, `presentV.${i}`, FLOAT, ['batch', h, 'cacheLen+1', dh]);
+    x = g.op('Add', [x, g.op('MatMul', [rowsOf(attention(c, q, kAll, vAll, selfBias)), c.w(`${l}.selfAttn.wo`)])]);
+    // cross-attention over the encoder output
+    hh = layerNorm(c, x, `${l}.crossAttn.ln`);
+    const qc = g.op('Reshape', [g.op('MatMul', [hh, c.w(`${l}.crossAttn.wq`)]), perToken]);
+    x = g.op('Add', [x, g.op('MatMul', [rowsOf(attention(c, qc, crossK, crossV, srcBias)), c.w(`${l}.crossAttn.wo`)])]);
+    // feed-forward
+    hh = layerNorm(c, x, `${l}.ffn.ln`);
+    const routing = layerRouting(cfg, 'decoder', i);
+    let y: string;
+    if (routing === 'none') {
+      y = ffn(c, hh, c.w(`${l}.ffn.wi`), c.w(`${l}.ffn.wo`));
+    } else {
+      const routes = routing === 'token'
+        ? topKGating(c, hh, c.w(`${l}.ffn.gate`))
+        : { experts: g.input(`routeExperts.${i}`, INT64, ['batch', moe.topK]), gates: g.input(`routeGates.${i}`, FLOAT, ['batch', moe.topK]) };
+      y = moeFFN(c, hh, routes, l, null);
+    }
+    x = g.op('Add', [x, y]);
+  }
+  const logits = g.op('Gemm', [layerNorm(c, x, 'decoder.lnF'), c.w('embed')], { transB: 1 }); // [B, V]
+  const logProbs = g.op('LogSoftmax', [logits], { axis: -1 });
+  g.output(logits, 'logits', FLOAT, ['batch', vocabSize]);
+  g.output(logProbs, 'logProbs', FLOAT, ['batch', vocabSize]);
+  g.output(g.op('ArgMax', [logits], { axis: 1, keepdims: 0 }), 'best', INT64, ['batch']);
+  g.output(g.op('ReduceMax', [logProbs], { axes: [1], keepdims: 0 }), 'bestLogProb', FLOAT, ['batch']);
+  return g.toBytes(`taskmoe decoder step: ${JSON.stringify(cfg)}`);
+}

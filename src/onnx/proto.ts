@@ -1,0 +1,144 @@
+// A small builder for ONNX graphs, encoded with protobufjs from ONNX's published onnx.proto
+// (vendored next to this file), so a model can be turned into an ONNX graph in memory, no Python.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+
+/** The opset the graphs are written against (LayerNormalization needs 17). */
+export const OPSET = 17;
+const IR_VERSION = 8;
+
+// TensorProto.DataType
+export const FLOAT = 1;
+export const INT64 = 7;
+type DataType = typeof FLOAT | typeof INT64;
+
+let modelType: protobuf.Type | undefined;
+
+/** onnx.proto sits beside this module in src/; a build in dist/ reads the one in src/. */
+function protoPath(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const beside = path.join(here, 'onnx.proto');
+  if (fs.existsSync(beside)) return beside;
+  return path.resolve(here, '..', '..', '..', 'src', 'onnx', 'onnx.proto');
+}
+
+function onnxModelType(): protobuf.Type {
+  modelType ??= protobuf.loadSync(protoPath()).lookupType('onnx.ModelProto');
+  return modelType;
+}
+
+type AttrValue = number | number[] | string;
+type Attrs = Record<string, AttrValue | { float: number }>;
+
+interface TensorProto {
+  name: string;
+  dims: number[];
+  dataType: number;
+  rawData: Uint8Array;
+}
+
+/** A dimension of a graph input or output: a fixed size or a named, dynamic one. */
+export type Dim = number | string;
+
+/**
+ * Nodes, initializers, inputs and outputs of one graph. Each node gets fresh output names, so a
+ * graph reads as a chain of calls: `const y = g.op('Relu', [x])`.
+ */
+export class GraphBuilder {
+  private readonly nodes: object[] = [];
+  private readonly initializers: TensorProto[] = [];
+  private readonly inputs: object[] = [];
+  private readonly outputs: object[] = [];
+  private readonly constants = new Map<string, string>();
+  private counter = 0;
+
+  constructor(readonly name: string) {}
+
+  /** Adds a node; returns its output names (`outputs` of them). */
+  ops(opType: string, inputs: string[], outputs: number, attrs: Attrs = {}): string[] {
+    const names = Array.from({ length: outputs }, () => `${opType}_${this.counter++}`);
+    const attribute = Object.entries(attrs).map(([name, v]) => attribute_(name, v));
+    this.nodes.push({ opType, input: inputs, output: names, attribute, name: names[0] });
+    return names;
+  }
+
+  /** Adds a node with one output. */
+  op(opType: string, inputs: string[], attrs: Attrs = {}): string {
+    return this.ops(opType, inputs, 1, attrs)[0];
+  }
+
+  /** Renames a value to a graph output name (Identity), declaring it as an output. */
+  output(value: string, name: string, dataType: DataType, dims: Dim[]): void {
+    this.nodes.push({ opType: 'Identity', input: [value], output: [name], name: `out_${name}` });
+    this.outputs.push(valueInfo(name, dataType, dims));
+  }
+
+  input(name: string, dataType: DataType, dims: Dim[]): string {
+    this.inputs.push(valueInfo(name, dataType, dims));
+    return name;
+  }
+
+  /** A float32 weight, stored in the graph. */
+  weight(name: string, data: Float32Array, dims: number[]): string {
+    this.initializers.push({ name, dims, dataType: FLOAT, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    return name;
+  }
+
+  /** A small int64 constant (shapes, axes), shared between nodes. */
+  ints(values: number[]): string {
+    const key = `i64:${values.join(',')}`;
+    let name = this.constants.get(key);
+    if (name === undefined) {
+      name = `const_${this.constants.size}`;
+      const data = BigInt64Array.from(values.map(BigInt));
+      this.initializers.push({ name, dims: [values.length], dataType: INT64, rawData: new Uint8Array(data.buffer) });
+      this.constants.set(key, name);
+    }
+    return name;
+  }
+
+  /** A float32 scalar constant. */
+  scalar(value: number): string {
+    const key = `f32:${value}`;
+    let name = this.constants.get(key);
+    if (name === undefined) {
+      name = `const_${this.constants.size}`;
+      this.initializers.push({ name, dims: [], dataType: FLOAT, rawData: new Uint8Array(Float32Array.of(value).buffer) });
+      this.constants.set(key, name);
+    }
+    return name;
+  }
+
+  /** The serialized ModelProto. */
+  toBytes(docString = ''): Uint8Array {
+    const type = onnxModelType();
+    const model = {
+      irVersion: IR_VERSION,
+      producerName: 'taskmoe',
+      opsetImport: [{ domain: '', version: OPSET }],
+      docString,
+      graph: { name: this.name, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
+    };
+    return type.encode(type.fromObject(model)).finish();
+  }
+}
+
+// AttributeProto.AttributeType
+const ATTR_FLOAT = 1;
+const ATTR_INT = 2;
+const ATTR_STRING = 3;
+const ATTR_INTS = 7;
+
+function attribute_(name: string, v: AttrValue | { float: number }): object {
+  if (typeof v === 'string') return { name, type: ATTR_STRING, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: ATTR_INTS, ints: v };
+  if (typeof v === 'object') return { name, type: ATTR_FLOAT, f: v.float };
+  return { name, type: ATTR_INT, i: v };
+}
+
+function valueInfo(name: string, elemType: DataType, dims: Dim[]): object {
+  const dim = dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d }));
+  return { name, type: { tensorType: { elemType, shape: { dim } } } };
+}
