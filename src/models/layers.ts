@@ -65,9 +65,14 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: 
  * before a row joined the batch).
  */
 export function windowBias(starts: readonly number[], ends: readonly number[], len: number): tf.Tensor4D {
+  return tf.tensor4d(windowBiasData(starts, ends, len), [starts.length, 1, 1, len]);
+}
+
+/** windowBias's values on the host, [B * len]. */
+export function windowBiasData(starts: readonly number[], ends: readonly number[], len: number): Float32Array {
   const bias = new Float32Array(starts.length * len).fill(-1e9);
   starts.forEach((start, b) => bias.fill(0, b * len + start, b * len + ends[b]));
-  return tf.tensor4d(bias, [starts.length, 1, 1, len]);
+  return bias;
 }
 
 /** Causal bias: [1, 1, T, T], -1e9 above the diagonal. */

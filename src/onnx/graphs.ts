@@ -119,8 +119,9 @@ function encoderFFN(c: GraphContext, i: number, hh: string, task: string | null,
  * Decoder-step graph: one new token per row. Inputs: tokens, positions int64 [B]; selfBias
  * [B, 1, 1, C+1]; srcBias [B, 1, 1, S]; per layer i pastK.i, pastV.i [B, H, C, dh] and crossK.i,
  * crossV.i [B, H, S, dh]; per sentence-routed layer i routeExperts.i int64 [B, k], routeGates.i
- * [B, k]. Outputs: logits, logProbs [B, V]; best int64 [B] (argmax), bestLogProb [B];
- * per layer presentK.i, presentV.i [B, H, C+1, dh] (the cache for the next step).
+ * [B, k]; topK int64 [1]. Outputs: logits, logProbs [B, V]; best int64 [B] (argmax), bestLogProb
+ * [B]; topLogProbs [B, topK], topTokens int64 [B, topK] (each row's best); per layer presentK.i,
+ * presentV.i [B, H, C+1, dh] (the cache for the next step).
  */
 export function decoderStepGraph(cfg: ModelConfig, weights: HostWeights): Uint8Array {
   const g = new GraphBuilder('decoder_step');
@@ -173,5 +174,9 @@ export function decoderStepGraph(cfg: ModelConfig, weights: HostWeights): Uint8A
   g.output(logProbs, 'logProbs', FLOAT, ['batch', vocabSize]);
   g.output(g.op('ArgMax', [logits], { axis: 1, keepdims: 0 }), 'best', INT64, ['batch']);
   g.output(g.op('ReduceMax', [logProbs], { axes: [1], keepdims: 0 }), 'bestLogProb', FLOAT, ['batch']);
+  // Beam search's candidates: a sentence's best 2*beam continuations are among its rows' best 2*beam.
+  const [topValues, topIndices] = g.ops('TopK', [logProbs, g.input('topK', INT64, [1])], 2, { axis: -1, largest: 1, sorted: 1 });
+  g.output(topValues, 'topLogProbs', FLOAT, ['batch', 'topK']);
+  g.output(topIndices, 'topTokens', INT64, ['batch', 'topK']);
   return g.toBytes(`taskmoe decoder step: ${JSON.stringify(cfg)}`);
 }

@@ -1,0 +1,270 @@
+// A model on ONNX Runtime: its encoder and decoder-step graphs in two sessions, driven by the
+// same greedy and beam search as TensorFlow.js (src/models/decoding.ts) through DecoderEngine.
+// The KV cache and the cross-attention keys/values stay ORT tensors: each step's present cache
+// is fed back as the next step's past, never converted to JavaScript numbers.
+import { type ModelConfig, taskKey, taskList } from '../models/config.ts';
+import { type BeamCandidates, type DecoderEngine, type GreedyScores, groupsByLength } from '../models/engine.ts';
+import type { Seq2Seq } from '../models/model.ts';
+import type { Direction } from '../models/transformer.ts';
+import { type HostWeights, decoderStepGraph, encoderGraph, sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
+import { type HostRoutes, concatRoutes, emptyCache, gatherRows, int64, pickRoutes, windowBias } from './rows.ts';
+import { OrtSession, type SessionOptions, Tensor } from './session.ts';
+
+/** What the decoder keeps across steps for a batch; rows as in transformer.ts's DecoderState. */
+export interface OrtDecoderState {
+  rows: number;
+  /** Per row, its first self-attention cache column. */
+  selfStart: number[];
+  /** Per row, its source length; cross-attention covers srcLen, the longest. */
+  srcLengths: number[];
+  crossK: Tensor[]; // per layer [B, H, S, dh]
+  crossV: Tensor[];
+  selfK: Tensor[]; // per layer [B, H, C, dh]
+  selfV: Tensor[];
+  /** Per sentence-routed decoder layer, its routes [B, k]. */
+  routes: Map<number, HostRoutes>;
+}
+
+const columnsOf = (s: OrtDecoderState) => s.selfK[0].dims[2];
+const srcLenOf = (s: OrtDecoderState) => s.crossK[0].dims[2];
+
+/** The two graphs of a model, ready to load into sessions or to write out (export). */
+export interface OnnxGraphs {
+  config: ModelConfig;
+  encoder: Uint8Array;
+  decoderStep: Uint8Array;
+}
+
+/** Builds the graphs from a model's float32 weights (tfjs tensors are read once, on the host). */
+export function graphsOf(model: Seq2Seq): OnnxGraphs {
+  const weights: HostWeights = new Map([...model.weights].map(([name, t]) => [name, { data: t.dataSync() as Float32Array, shape: t.shape }]));
+  return { config: model.config, encoder: encoderGraph(model.config, weights), decoderStep: decoderStepGraph(model.config, weights) };
+}
+
+export class OrtEngine implements DecoderEngine<OrtDecoderState> {
+  private static readonly engines = new WeakMap<object, WeakMap<object, OrtEngine>>();
+  readonly config: ModelConfig;
+  private readonly encoder: OrtSession;
+  private readonly step: OrtSession;
+  private readonly routedLayers: number[];
+  private readonly layers: number[];
+
+  constructor(graphs: OnnxGraphs, opts: SessionOptions = {}) {
+    this.config = graphs.config;
+    this.encoder = new OrtSession(graphs.encoder, opts);
+    this.step = new OrtSession(graphs.decoderStep, opts);
+    this.routedLayers = sentenceRoutedDecoderLayers(this.config);
+    this.layers = Array.from({ length: this.config.decoderLayers }, (_, i) => i);
+  }
+
+  /**
+   * The one engine of a model's parts (sub-networks from one cache that share an encoder and a
+   * decoder share it), built on first use.
+   */
+  static of(model: Seq2Seq, opts: SessionOptions = {}): OrtEngine {
+    let byDecoder = OrtEngine.engines.get(model.encoder);
+    if (byDecoder === undefined) OrtEngine.engines.set(model.encoder, (byDecoder = new WeakMap()));
+    let engine = byDecoder.get(model.decoder);
+    if (engine === undefined) byDecoder.set(model.decoder, (engine = new OrtEngine(graphsOf(model), opts)));
+    return engine;
+  }
+
+  // Task-embedding rows of a component's gates, one per sentence.
+  private taskIds(component: 'encoder' | 'decoder', dirs: Direction[]): Tensor {
+    const tasks = taskList(this.config, component);
+    return int64(dirs.map((d) => {
+      const t = tasks.indexOf(taskKey(this.config.routing[component], d.source, d.target)!);
+      if (t < 0) throw new Error(`${component} has no task for ${d.source}-${d.target}`);
+      return t;
+    }));
+  }
+
+  // One length group through the encoder graph: cross keys/values and decoder routes of its sentences.
+  private encode(sources: number[][], dirs: Direction[]): Record<string, Tensor> {
+    const n = sources.length;
+    const lengths = sources.map((s) => s.length);
+    const srcLen = Math.max(...lengths);
+    const feeds: Record<string, Tensor> = {
+      ids: int64(sources.flatMap((s) => [...s, ...new Array<number>(srcLen - s.length).fill(0)]), [n, srcLen]),
+      srcBias: windowBias(lengths.map(() => 0), lengths, srcLen),
+      valid: new Tensor('float32', Float32Array.from(sources.flatMap((s) => Array.from({ length: srcLen }, (_, t) => (t < s.length ? 1 : 0)))), [n, srcLen]),
+    };
+    if (takesTask(this.config, 'encoder')) feeds.encTask = this.taskIds('encoder', dirs);
+    if (takesTask(this.config, 'decoder')) feeds.decTask = this.taskIds('decoder', dirs);
+    const fetch = [
+      ...this.layers.flatMap((i) => [`crossK.${i}`, `crossV.${i}`]),
+      ...this.routedLayers.flatMap((i) => [`routeExperts.${i}`, `routeGates.${i}`]),
+    ];
+    return this.encoder.run(feeds, fetch);
+  }
+
+  /** Encodes in groups of similar length (as the tfjs engine), then lays the rows out in source order. */
+  start(sources: number[][], dirs: Direction[], rowsPerSentence = 1): OrtDecoderState {
+    if (sources.length !== dirs.length) throw new Error(`${sources.length} sources but ${dirs.length} directions`);
+    const groups = groupsByLength(sources);
+    const outputs = groups.map((g) => this.encode(g.map((i) => sources[i]), g.map((i) => dirs[i])));
+    const where = new Array<[number, number]>(sources.length); // source -> [group, row in group]
+    groups.forEach((g, gi) => g.forEach((source, row) => (where[source] = [gi, row])));
+    const srcLen = Math.max(...sources.map((s) => s.length));
+    const repeated = (f: (s: number) => number) => sources.flatMap((_, s) => new Array<number>(rowsPerSentence).fill(f(s)));
+    // Sources are laid out row by row in order; each source's rows come from its group's output.
+    const layout = (name: string): Tensor => gatherRows(
+      sources.flatMap((_, s) => new Array(rowsPerSentence).fill({ src: outputs[where[s][0]][name], rows: [where[s][1]], from: 0 })),
+      srcLen,
+    );
+    const k = this.config.moe.topK;
+    const routes = new Map<number, HostRoutes>();
+    for (const i of this.routedLayers) {
+      const parts = repeated((s) => s).map((s) => pickRoutes({
+        experts: outputs[where[s][0]][`routeExperts.${i}`].data as BigInt64Array,
+        gates: outputs[where[s][0]][`routeGates.${i}`].data as Float32Array,
+      }, [where[s][1]], k));
+      routes.set(i, parts.reduce(concatRoutes));
+    }
+    const rows = sources.length * rowsPerSentence;
+    const { numHeads: h, dModel: d } = this.config;
+    return {
+      rows,
+      selfStart: new Array<number>(rows).fill(0),
+      srcLengths: repeated((s) => sources[s].length),
+      crossK: this.layers.map((i) => layout(`crossK.${i}`)),
+      crossV: this.layers.map((i) => layout(`crossV.${i}`)),
+      selfK: this.layers.map(() => emptyCache(rows, h, d / h)),
+      selfV: this.layers.map(() => emptyCache(rows, h, d / h)),
+      routes,
+    };
+  }
+
+  // One decoder step for every row; the present cache becomes the state's.
+  private run(state: OrtDecoderState, tokens: number[], fetch: string[], topK = 1): Record<string, Tensor> {
+    if (tokens.length !== state.rows) throw new Error(`${tokens.length} tokens for ${state.rows} rows`);
+    const columns = columnsOf(state);
+    const positions = state.selfStart.map((s) => columns - s);
+    if (Math.max(...positions) >= this.config.maxLength) throw new Error(`sequence of ${Math.max(...positions) + 1} tokens exceeds maxLength ${this.config.maxLength}`);
+    const feeds: Record<string, Tensor> = {
+      tokens: int64(tokens),
+      positions: int64(positions),
+      selfBias: windowBias(state.selfStart, state.selfStart.map(() => columns + 1), columns + 1),
+      srcBias: windowBias(state.srcLengths.map(() => 0), state.srcLengths, srcLenOf(state)),
+      topK: int64([topK]),
+    };
+    for (const i of this.layers) {
+      feeds[`pastK.${i}`] = state.selfK[i];
+      feeds[`pastV.${i}`] = state.selfV[i];
+      feeds[`crossK.${i}`] = state.crossK[i];
+      feeds[`crossV.${i}`] = state.crossV[i];
+    }
+    const k = this.config.moe.topK;
+    for (const [i, r] of state.routes) {
+      feeds[`routeExperts.${i}`] = new Tensor('int64', r.experts, [state.rows, k]);
+      feeds[`routeGates.${i}`] = new Tensor('float32', r.gates, [state.rows, k]);
+    }
+    const out = this.step.run(feeds, [...fetch, ...this.layers.flatMap((i) => [`presentK.${i}`, `presentV.${i}`])]);
+    state.selfK = this.layers.map((i) => out[`presentK.${i}`]);
+    state.selfV = this.layers.map((i) => out[`presentV.${i}`]);
+    return out;
+  }
+
+  logits(state: OrtDecoderState, tokens: number[]): Float32Array {
+    return this.run(state, tokens, ['logits']).logits.data as Float32Array;
+  }
+
+  greedy(state: OrtDecoderState, tokens: number[]): GreedyScores {
+    const out = this.run(state, tokens, ['best', 'bestLogProb']);
+    return { best: Array.from(out.best.data as BigInt64Array, Number), bestLogProb: out.bestLogProb.data as Float32Array };
+  }
+
+  /**
+   * Each row's best 2*beam log-probabilities come from the graph; here each gets its row's running
+   * log-probability added (in float32, as tfjs adds) and a sentence's rows are merged, ties going to
+   * the lower index into [beam, V] as tf.topk orders them.
+   */
+  beam(state: OrtDecoderState, tokens: number[], liveLogProb: number[], beam: number): BeamCandidates {
+    const want = 2 * beam;
+    const out = this.run(state, tokens, ['topLogProbs', 'topTokens'], want);
+    const values = out.topLogProbs.data as Float32Array;
+    const tokenIds = out.topTokens.data as BigInt64Array;
+    const vocab = this.config.vocabSize;
+    const sentences = state.rows / beam;
+    const scores = new Float32Array(sentences * want);
+    const indices = new Int32Array(sentences * want);
+    for (let b = 0; b < sentences; b++) {
+      const cands: { score: number; index: number }[] = [];
+      for (let j = 0; j < beam; j++) {
+        const row = b * beam + j;
+        for (let r = 0; r < want; r++) {
+          cands.push({ score: Math.fround(values[row * want + r] + liveLogProb[row]), index: j * vocab + Number(tokenIds[row * want + r]) });
+        }
+      }
+      cands.sort((x, y) => (y.score - x.score) || (x.index - y.index) || 0);
+      cands.slice(0, want).forEach((c, r) => {
+        scores[b * want + r] = c.score;
+        indices[b * want + r] = c.index;
+      });
+    }
+    return { scores, indices };
+  }
+
+  /** a's rows then b's; the shorter cache gets zero columns in front, the shorter sources zeros behind. */
+  merge(a: OrtDecoderState, b: OrtDecoderState): OrtDecoderState {
+    const columns = Math.max(columnsOf(a), columnsOf(b));
+    const srcLen = Math.max(srcLenOf(a), srcLenOf(b));
+    const front = (s: OrtDecoderState) => columns - columnsOf(s);
+    const all = (s: OrtDecoderState) => Array.from({ length: s.rows }, (_, r) => r);
+    const join = (x: Tensor, y: Tensor, length: number, fromA: number, fromB: number) =>
+      gatherRows([{ src: x, rows: all(a), from: fromA }, { src: y, rows: all(b), from: fromB }], length);
+    const routes = new Map<number, HostRoutes>();
+    for (const [i, r] of a.routes) routes.set(i, concatRoutes(r, b.routes.get(i)!));
+    return {
+      rows: a.rows + b.rows,
+      selfStart: [...a.selfStart.map((s) => s + front(a)), ...b.selfStart.map((s) => s + front(b))],
+      srcLengths: [...a.srcLengths, ...b.srcLengths],
+      crossK: a.crossK.map((k, i) => join(k, b.crossK[i], srcLen, 0, 0)),
+      crossV: a.crossV.map((v, i) => join(v, b.crossV[i], srcLen, 0, 0)),
+      selfK: a.selfK.map((k, i) => join(k, b.selfK[i], columns, -front(a), -front(b))),
+      selfV: a.selfV.map((v, i) => join(v, b.selfV[i], columns, -front(a), -front(b))),
+      routes,
+    };
+  }
+
+  reorder(state: OrtDecoderState, rows: number[]): void {
+    const columns = columnsOf(state);
+    state.selfK = state.selfK.map((src) => gatherRows([{ src, rows, from: 0 }], columns));
+    state.selfV = state.selfV.map((src) => gatherRows([{ src, rows, from: 0 }], columns));
+  }
+
+  /** Keeps the given rows; cache columns and source positions no kept row uses leave with the others. */
+  keepRows(state: OrtDecoderState, rows: number[]): void {
+    const selfStart = rows.map((r) => state.selfStart[r]);
+    const srcLengths = rows.map((r) => state.srcLengths[r]);
+    const first = Math.min(...selfStart);
+    const columns = columnsOf(state) - first;
+    const srcLen = Math.max(...srcLengths);
+    const pick = (src: Tensor, from: number, length: number) => gatherRows([{ src, rows, from }], length);
+    state.crossK = state.crossK.map((t) => pick(t, 0, srcLen));
+    state.crossV = state.crossV.map((t) => pick(t, 0, srcLen));
+    state.selfK = state.selfK.map((t) => pick(t, first, columns));
+    state.selfV = state.selfV.map((t) => pick(t, first, columns));
+    state.selfStart = selfStart.map((s) => s - first);
+    state.srcLengths = srcLengths;
+    state.routes = new Map([...state.routes].map(([i, r]) => [i, pickRoutes(r, rows, this.config.moe.topK)]));
+    state.rows = rows.length;
+  }
+
+  /** The state holds only host memory, which the garbage collector frees. */
+  disposeState(state: OrtDecoderState): void {
+    state.selfK = [];
+    state.selfV = [];
+    state.crossK = [];
+    state.crossV = [];
+  }
+
+  sharesWeightsWith(other: DecoderEngine): boolean {
+    return other === this;
+  }
+
+  dispose(): void {
+    this.encoder.dispose();
+    this.step.dispose();
+  }
+}
