@@ -94,12 +94,12 @@ export interface EngineBenchOptions {
   variants?: Variant[];
 }
 
-const SRC_LEN = 32;
-const OUT_LEN = 32;
+export const SRC_LEN = 32;
+export const OUT_LEN = 32;
 const BOS = 2;
 const EOS = 3;
 const LANGUAGES = ['en', 'de', 'fr', 'es', 'it', 'pt', 'nl', 'cs', 'ru', 'zh', 'ja', 'hi', 'fi', 'tr', 'ro', 'lv'];
-const DIRECTION: Direction = { source: 'en', target: 'de' };
+export const DIRECTION: Direction = { source: 'en', target: 'de' };
 /** Decoder steps of each variant's warm-up at every batch size. */
 const WARMUP_STEPS = 2;
 /** Decoder steps profiled after the warm-up (kernel times: median per group). */
@@ -360,7 +360,7 @@ class SharedSource implements TensorSource {
  * Seq2Seq.loadSubnetwork's, over a SharedSource of the same weights. Each model's `.bytes` still
  * counts everything it uses, as if it stood alone; XNNPACK packs each shared weight once.
  */
-async function buildGroup(cfg: ModelConfig, variants: readonly Variant[], host: HostWeights): Promise<Map<Variant, Seq2Seq>> {
+export async function buildGroup(cfg: ModelConfig, variants: readonly Variant[], host: HostWeights): Promise<Map<Variant, Seq2Seq>> {
   const models = new Map<Variant, Seq2Seq>();
   if (variants.includes('dense')) {
     const dc = variantConfig(cfg, 'dense');
