@@ -99,8 +99,8 @@ export async function benchEngineOnnx(opts: OnnxBenchOptions = {}): Promise<Onnx
       const t0 = performance.now();
       const graphs = graphsOf(model);
       const engines: [string, DecoderEngine][] = [['wasm', TfjsEngine.of(model)]];
-      for (const t of threads) engines.push([`onnx-${t}t`, new OrtEngine(graphs, { threads: t })]);
-      log(`${name} ${variant}: graphs built and sessions loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s (${((graphs.encoder.byteLength + graphs.decoderStep.byteLength) / 2 ** 20).toFixed(0)} MiB of ONNX)`);
+      for (const t of threads) engines.push([`onnx-${t}t`, OrtEngine.fromGraphs(graphs, { threads: t })]);
+      log(`${name} ${variant}: graphs built and sessions loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s (${((graphs.encoder.byteLength + graphs.decoderStart.byteLength + graphs.decoderStep.byteLength) / 2 ** 20).toFixed(0)} MiB of ONNX)`);
       for (const batch of batches) {
         const src = sources(batch, cfg.vocabSize, 1000 + batch);
         const runs = new Map<string, number[]>(engines.map(([e]) => [e, []]));

@@ -6,7 +6,7 @@ import { type ModelConfig, taskKey, taskList } from '../models/config.ts';
 import { type BeamCandidates, type DecoderEngine, type GreedyScores, groupsByLength } from '../models/engine.ts';
 import type { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
-import { type HostWeights, decoderStepGraph, encoderGraph, sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
+import { type HostWeights, decoderStartGraph, decoderStepGraph, encoderGraph, sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
 import { type HostRoutes, concatRoutes, emptyCache, gatherRows, int64, pickRoutes, windowBias } from './rows.ts';
 import { OrtSession, type SessionOptions, Tensor } from './session.ts';
 
@@ -28,44 +28,67 @@ export interface OrtDecoderState {
 const columnsOf = (s: OrtDecoderState) => s.selfK[0].dims[2];
 const srcLenOf = (s: OrtDecoderState) => s.crossK[0].dims[2];
 
-/** The two graphs of a model, ready to load into sessions or to write out (export). */
+/** The three graphs of a model, ready to load into sessions or to write out (export). */
 export interface OnnxGraphs {
   config: ModelConfig;
   encoder: Uint8Array;
+  decoderStart: Uint8Array;
   decoderStep: Uint8Array;
 }
 
-/** Builds the graphs from a model's float32 weights (tfjs tensors are read once, on the host). */
+// A model's float32 weights on the host (tfjs tensors are read once).
+function hostWeightsOf(model: Seq2Seq): HostWeights {
+  return new Map([...model.weights].map(([name, t]) => [name, { data: t.dataSync() as Float32Array, shape: t.shape }]));
+}
+
 export function graphsOf(model: Seq2Seq): OnnxGraphs {
-  const weights: HostWeights = new Map([...model.weights].map(([name, t]) => [name, { data: t.dataSync() as Float32Array, shape: t.shape }]));
-  return { config: model.config, encoder: encoderGraph(model.config, weights), decoderStep: decoderStepGraph(model.config, weights) };
+  const w = hostWeightsOf(model);
+  const cfg = model.config;
+  return { config: cfg, encoder: encoderGraph(cfg, w), decoderStart: decoderStartGraph(cfg, w), decoderStep: decoderStepGraph(cfg, w) };
+}
+
+interface DecoderSessions {
+  start: OrtSession;
+  step: OrtSession;
 }
 
 export class OrtEngine implements DecoderEngine<OrtDecoderState> {
+  // Sessions per model part: sub-networks of one cache that share an encoder share its session.
+  private static readonly encoders = new WeakMap<object, OrtSession>();
+  private static readonly decoders = new WeakMap<object, DecoderSessions>();
   private static readonly engines = new WeakMap<object, WeakMap<object, OrtEngine>>();
-  readonly config: ModelConfig;
-  private readonly encoder: OrtSession;
-  private readonly step: OrtSession;
   private readonly routedLayers: number[];
   private readonly layers: number[];
 
-  constructor(graphs: OnnxGraphs, opts: SessionOptions = {}) {
-    this.config = graphs.config;
-    this.encoder = new OrtSession(graphs.encoder, opts);
-    this.step = new OrtSession(graphs.decoderStep, opts);
-    this.routedLayers = sentenceRoutedDecoderLayers(this.config);
-    this.layers = Array.from({ length: this.config.decoderLayers }, (_, i) => i);
+  constructor(readonly config: ModelConfig, private readonly encoder: OrtSession, private readonly decoder: DecoderSessions) {
+    this.routedLayers = sentenceRoutedDecoderLayers(config);
+    this.layers = Array.from({ length: config.decoderLayers }, (_, i) => i);
   }
 
-  /**
-   * The one engine of a model's parts (sub-networks from one cache that share an encoder and a
-   * decoder share it), built on first use.
-   */
+  static fromGraphs(graphs: OnnxGraphs, opts: SessionOptions = {}): OrtEngine {
+    return new OrtEngine(graphs.config, new OrtSession(graphs.encoder, opts), {
+      start: new OrtSession(graphs.decoderStart, opts),
+      step: new OrtSession(graphs.decoderStep, opts),
+    });
+  }
+
+  /** The engine of a model, its sessions built on first use of each part (encoder, decoder). */
   static of(model: Seq2Seq, opts: SessionOptions = {}): OrtEngine {
     let byDecoder = OrtEngine.engines.get(model.encoder);
     if (byDecoder === undefined) OrtEngine.engines.set(model.encoder, (byDecoder = new WeakMap()));
     let engine = byDecoder.get(model.decoder);
-    if (engine === undefined) byDecoder.set(model.decoder, (engine = new OrtEngine(graphsOf(model), opts)));
+    if (engine !== undefined) return engine;
+    const cfg = model.config;
+    let weights: HostWeights | undefined;
+    const w = () => (weights ??= hostWeightsOf(model));
+    let encoder = OrtEngine.encoders.get(model.encoder);
+    if (encoder === undefined) OrtEngine.encoders.set(model.encoder, (encoder = new OrtSession(encoderGraph(cfg, w()), opts)));
+    let decoder = OrtEngine.decoders.get(model.decoder);
+    if (decoder === undefined) {
+      decoder = { start: new OrtSession(decoderStartGraph(cfg, w()), opts), step: new OrtSession(decoderStepGraph(cfg, w()), opts) };
+      OrtEngine.decoders.set(model.decoder, decoder);
+    }
+    byDecoder.set(model.decoder, (engine = new OrtEngine(cfg, encoder, decoder)));
     return engine;
   }
 
@@ -79,23 +102,27 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     }));
   }
 
-  // One length group through the encoder graph: cross keys/values and decoder routes of its sentences.
+  // One length group through the encoder and decoder-start graphs: cross keys/values and decoder routes of its sentences.
   private encode(sources: number[][], dirs: Direction[]): Record<string, Tensor> {
     const n = sources.length;
     const lengths = sources.map((s) => s.length);
     const srcLen = Math.max(...lengths);
+    const valid = new Tensor('float32', Float32Array.from(sources.flatMap((s) => Array.from({ length: srcLen }, (_, t) => (t < s.length ? 1 : 0)))), [n, srcLen]);
     const feeds: Record<string, Tensor> = {
       ids: int64(sources.flatMap((s) => [...s, ...new Array<number>(srcLen - s.length).fill(0)]), [n, srcLen]),
       srcBias: windowBias(lengths.map(() => 0), lengths, srcLen),
-      valid: new Tensor('float32', Float32Array.from(sources.flatMap((s) => Array.from({ length: srcLen }, (_, t) => (t < s.length ? 1 : 0)))), [n, srcLen]),
+      valid,
     };
     if (takesTask(this.config, 'encoder')) feeds.encTask = this.taskIds('encoder', dirs);
-    if (takesTask(this.config, 'decoder')) feeds.decTask = this.taskIds('decoder', dirs);
+    const { memory } = this.encoder.run(feeds, ['memory']);
+    const start: Record<string, Tensor> = { memory };
+    if (this.decoder.start.inputNames.includes('valid')) start.valid = valid;
+    if (takesTask(this.config, 'decoder')) start.decTask = this.taskIds('decoder', dirs);
     const fetch = [
       ...this.layers.flatMap((i) => [`crossK.${i}`, `crossV.${i}`]),
       ...this.routedLayers.flatMap((i) => [`routeExperts.${i}`, `routeGates.${i}`]),
     ];
-    return this.encoder.run(feeds, fetch);
+    return this.decoder.start.run(start, fetch);
   }
 
   /** Encodes in groups of similar length (as the tfjs engine), then lays the rows out in source order. */
@@ -159,7 +186,7 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
       feeds[`routeExperts.${i}`] = new Tensor('int64', r.experts, [state.rows, k]);
       feeds[`routeGates.${i}`] = new Tensor('float32', r.gates, [state.rows, k]);
     }
-    const out = this.step.run(feeds, [...fetch, ...this.layers.flatMap((i) => [`presentK.${i}`, `presentV.${i}`])]);
+    const out = this.decoder.step.run(feeds, [...fetch, ...this.layers.flatMap((i) => [`presentK.${i}`, `presentV.${i}`])]);
     state.selfK = this.layers.map((i) => out[`presentK.${i}`]);
     state.selfV = this.layers.map((i) => out[`presentV.${i}`]);
     return out;
@@ -263,8 +290,10 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     return other === this;
   }
 
+  /** Frees the sessions (an engine from of() shares them with its model parts' other engines). */
   dispose(): void {
     this.encoder.dispose();
-    this.step.dispose();
+    this.decoder.start.dispose();
+    this.decoder.step.dispose();
   }
 }

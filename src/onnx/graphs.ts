@@ -49,20 +49,16 @@ function withPositions(cfg: ModelConfig, weights: HostWeights): HostWeights {
 
 /**
  * Encoder graph. Inputs: ids int64 [B, S] (padded), srcBias [B, 1, 1, S] (0 / -1e9), valid [B, S]
- * (1 for a real token), encTask / decTask int64 [B] when that component's gates read tasks.
- * Outputs: memory [B, S, d]; per decoder layer i crossK.i, crossV.i [B, H, S, dh]; per
- * sentence-routed decoder layer i routeExperts.i int64 [B, k], routeGates.i [B, k].
+ * (1 for a real token), encTask int64 [B] when the encoder's gates read tasks.
+ * Output: memory [B, S, d].
  */
 export function encoderGraph(cfg: ModelConfig, weights: HostWeights): Uint8Array {
   const g = new GraphBuilder('encoder');
   const c = new GraphContext(g, cfg, withPositions(cfg, weights));
-  const { dModel: d, numHeads: h, moe } = cfg;
-  const dh = d / h;
   const ids = g.input('ids', INT64, ['batch', 'srcLen']);
   const srcBias = g.input('srcBias', FLOAT, ['batch', 1, 1, 'srcLen']);
   const valid = g.input('valid', FLOAT, ['batch', 'srcLen']);
   const encTask = takesTask(cfg, 'encoder') ? g.input('encTask', INT64, ['batch']) : null;
-  const decTask = takesTask(cfg, 'decoder') ? g.input('decTask', INT64, ['batch']) : null;
   const mask = g.op('Unsqueeze', [valid, g.ints([2])]); // [B, S, 1]
   const validRows = g.op('Reshape', [valid, g.ints([-1])]); // [B*S]
   const srcLen = g.op('Gather', [g.op('Shape', [ids]), g.ints([1])], { axis: 0 });
@@ -78,20 +74,39 @@ export function encoderGraph(cfg: ModelConfig, weights: HostWeights): Uint8Array
     hh = layerNorm(c, x, `${l}.ffn.ln`);
     x = g.op('Add', [x, encoderFFN(c, i, hh, encTask, mask, validRows)]);
   }
-  const memory = layerNorm(c, x, 'encoder.lnF');
-  g.output(memory, 'memory', FLOAT, ['batch', 'srcLen', d]);
+  g.output(layerNorm(c, x, 'encoder.lnF'), 'memory', FLOAT, ['batch', 'srcLen', cfg.dModel]);
+  return g.toBytes(`taskmoe encoder: ${JSON.stringify(cfg)}`);
+}
+
+/**
+ * Decoder-start graph: what the decoder computes once per source. Inputs: memory [B, S, d] (the
+ * encoder's output); valid [B, S] under sentence routing; decTask int64 [B] when the decoder's
+ * gates read tasks.
+ * Outputs: per decoder layer i crossK.i, crossV.i [B, H, S, dh]; per sentence-routed decoder
+ * layer i routeExperts.i int64 [B, k], routeGates.i [B, k].
+ */
+export function decoderStartGraph(cfg: ModelConfig, weights: HostWeights): Uint8Array {
+  const g = new GraphBuilder('decoder_start');
+  const c = new GraphContext(g, cfg, weights);
+  const { dModel: d, numHeads: h, moe } = cfg;
+  const memory = g.input('memory', FLOAT, ['batch', 'srcLen', d]);
+  const routed = sentenceRoutedDecoderLayers(cfg);
+  // valid [B, S] is an input only where sentence routing averages the source over it.
+  const valid = cfg.routing.decoder === 'sentence' && routed.length > 0 ? g.input('valid', FLOAT, ['batch', 'srcLen']) : '';
+  const decTask = takesTask(cfg, 'decoder') ? g.input('decTask', INT64, ['batch']) : null;
   for (let i = 0; i < cfg.decoderLayers; i++) {
     const [k, v] = splitKV(c, g.op('MatMul', [memory, c.w(`decoder.layers.${i}.crossAttn.wkv`)]));
-    g.output(splitHeads(c, k), `crossK.${i}`, FLOAT, ['batch', h, 'srcLen', dh]);
-    g.output(splitHeads(c, v), `crossV.${i}`, FLOAT, ['batch', h, 'srcLen', dh]);
+    g.output(splitHeads(c, k), `crossK.${i}`, FLOAT, ['batch', h, 'srcLen', d / h]);
+    g.output(splitHeads(c, v), `crossV.${i}`, FLOAT, ['batch', h, 'srcLen', d / h]);
   }
   // Sentence routing in the decoder gates on the source's mean encoder output (transformer.ts's start()).
-  for (const i of sentenceRoutedDecoderLayers(cfg)) {
-    const r = sentenceRoutes(c, 'decoder', `decoder.layers.${i}`, decTask, () => maskedMean(c, memory, mask));
+  for (const i of routed) {
+    const mask = () => g.op('Unsqueeze', [valid, g.ints([2])]);
+    const r = sentenceRoutes(c, 'decoder', `decoder.layers.${i}`, decTask, () => maskedMean(c, memory, mask()));
     g.output(r.experts, `routeExperts.${i}`, INT64, ['batch', moe.topK]);
     g.output(r.gates, `routeGates.${i}`, FLOAT, ['batch', moe.topK]);
   }
-  return g.toBytes(`taskmoe encoder: ${JSON.stringify(cfg)}`);
+  return g.toBytes(`taskmoe decoder start: ${JSON.stringify(cfg)}`);
 }
 
 function zeroScalar(g: GraphBuilder): string {
