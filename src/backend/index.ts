@@ -7,7 +7,10 @@ export interface BackendInfo {
 }
 
 export interface InitBackendOptions {
-  /** One of gpu|node|wasm|cpu; defaults to env TASKMOE_BACKEND, else the best one that loads. */
+  /**
+   * One of gpu|node|wasm|cpu, or onnx (serve on ONNX Runtime; tfjs, for loading and training, takes
+   * the best backend that loads); defaults to env TASKMOE_BACKEND, else the best one that loads.
+   */
   force?: string;
   log?: (msg: string) => void;
 }
@@ -30,21 +33,33 @@ const CANDIDATES: readonly Candidate[] = [
   { choice: 'cpu', name: 'cpu', package: '@tensorflow/tfjs-backend-cpu', needsImport: false },
 ];
 const CHOICES = CANDIDATES.map((candidate) => candidate.choice);
+const ONNX = 'onnx';
+
+/** The library that decodes for serving and translation: TensorFlow.js or ONNX Runtime (CPU). */
+export type ServingEngine = 'tfjs' | 'onnx';
 
 // Per thread: each worker has its own module instance and its own tfjs engine.
 let initialising: Promise<BackendInfo> | undefined;
 let initialised: BackendInfo | undefined;
+let serving: ServingEngine | undefined;
 
 /**
  * Selects and activates the tfjs backend once per thread. Later calls share the first call's
  * result; one that forces a different backend than the one in use is an error.
  */
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
-  const forced = parseChoice(opts.force ?? process.env.TASKMOE_BACKEND);
+  const requested = opts.force ?? process.env.TASKMOE_BACKEND;
+  const onnx = requested === ONNX;
+  const forced = onnx ? undefined : parseChoice(requested);
   if (initialising === undefined) {
     const log = opts.log ?? ((msg: string) => console.error(msg));
     initialising = selectBackend(forced, log).then(
-      (info) => (initialised = info),
+      (info) => {
+        // A forced tfjs backend serves too; otherwise ONNX Runtime unless tfjs has a GPU.
+        serving = onnx || (forced === undefined && !info.gpu) ? 'onnx' : 'tfjs';
+        if (serving === 'onnx') log(`taskmoe: serving on ONNX Runtime (onnxruntime-node, CPU)${onnx ? ' (forced)' : ''}; tfjs loads and trains`);
+        return (initialised = info);
+      },
       (err: unknown) => {
         initialising = undefined; // a failed attempt must not block a retry with another choice
         throw err;
@@ -58,6 +73,14 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   return info;
 }
 
+/**
+ * Which library serves in this thread: ONNX Runtime when forced (TASKMOE_BACKEND=onnx) or when no
+ * tfjs backend was forced and tfjs has no GPU; TensorFlow.js otherwise, and before initBackend.
+ */
+export function servingEngine(): ServingEngine {
+  return serving ?? 'tfjs';
+}
+
 /** The backend chosen by initBackend in this thread, if it has finished. */
 export function backendInfo(): BackendInfo | undefined {
   return initialised;
@@ -67,7 +90,7 @@ function parseChoice(value: string | undefined): BackendChoice | undefined {
   if (value === undefined || value === '') return undefined;
   const choice = CHOICES.find((allowed) => allowed === value);
   if (choice === undefined) {
-    throw new Error(`invalid backend '${value}' (TASKMOE_BACKEND / force): allowed values are ${CHOICES.join(', ')}`);
+    throw new Error(`invalid backend '${value}' (TASKMOE_BACKEND / force): allowed values are ${[...CHOICES, ONNX].join(', ')}`);
   }
   return choice;
 }

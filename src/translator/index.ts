@@ -4,9 +4,12 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CheckpointReader } from '../models/checkpoint.ts';
 import { pairKey } from '../models/config.ts';
+import { servingEngine } from '../backend/index.ts';
 import { decode, type DecodeOptions, type Hypothesis } from '../models/decoding.ts';
+import { type DecoderEngine, TfjsEngine } from '../models/engine.ts';
 import { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
+import { OrtEngine } from '../onnx/engine.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 
 /** The demo model shipped in the repository, used when no model is given. */
@@ -34,11 +37,15 @@ export interface Translation {
 }
 
 export class Translator {
+  /** What decodes: the model on ONNX Runtime or on TensorFlow.js, as initBackend chose for serving. */
+  readonly engine: DecoderEngine;
+
   constructor(readonly model: Seq2Seq, readonly tokenizer: Tokenizer) {
     if (tokenizer.vocabSize !== model.config.vocabSize) {
       throw new Error(`the model's vocabSize ${model.config.vocabSize} does not match its tokenizer's ${tokenizer.vocabSize} pieces`);
     }
     for (const lang of model.config.languages) tokenizer.languageTagId(lang);
+    this.engine = servingEngine() === 'onnx' ? OrtEngine.of(model) : TfjsEngine.of(model);
   }
 
   /**
@@ -89,7 +96,7 @@ export class Translator {
     const batchSize = opts.batchSize ?? 32;
     for (let start = 0; start < order.length; start += batchSize) {
       const batch = order.slice(start, start + batchSize);
-      const hyps = decode(this.model, batch.map((i) => sources[i]), batch.map(() => dir), decodeOpts);
+      const hyps = decode(this.engine, batch.map((i) => sources[i]), batch.map(() => dir), decodeOpts);
       batch.forEach((i, j) => (results[i] = this.translation(hyps[j])));
     }
     return results;

@@ -7,7 +7,7 @@
 // others, so a long beam search holds no greedy job back. A job whose caller gives up (its signal
 // aborts) leaves at the next step, so no step is spent on it.
 import { BeamSearch, GreedyBatch } from '../models/decoding.ts';
-import type { Seq2Seq } from '../models/model.ts';
+import type { DecoderEngine } from '../models/engine.ts';
 import type { Direction } from '../models/transformer.ts';
 import type { TranslateOptions, Translation, Translator } from './index.ts';
 
@@ -23,7 +23,7 @@ interface Job {
 }
 
 interface Running {
-  model: Seq2Seq;
+  engine: DecoderEngine;
   batch: GreedyBatch<{ job: Job; index: number }>;
   jobs: Set<Job>;
 }
@@ -107,17 +107,17 @@ export class TranslationScheduler {
     this.waiting = this.waiting.filter((job) => {
       if ((job.options.beamSize ?? 1) > 1) {
         const { translator, sources, dir, options } = job;
-        attempt(job, () => this.beams.push({ job, search: new BeamSearch(translator.model, sources, sources.map(() => dir), translator.decodeOptions(options)) }));
+        attempt(job, () => this.beams.push({ job, search: new BeamSearch(translator.engine, sources, sources.map(() => dir), translator.decodeOptions(options)) }));
         return false;
       }
-      const model = job.translator.model;
-      let running = this.running.find((r) => sameWeights(r.model, model));
+      const engine = job.translator.engine;
+      let running = this.running.find((r) => r.engine.sharesWeightsWith(engine));
       if (running !== undefined && (full.has(running) || running.batch.size + job.sources.length > this.maxRows)) {
         full.add(running);
         return true;
       }
       if (running === undefined) {
-        running = { model, batch: new GreedyBatch(model, job.translator.decodeOptions({})), jobs: new Set() };
+        running = { engine, batch: new GreedyBatch(engine, job.translator.decodeOptions({})), jobs: new Set() };
         this.running.push(running);
       }
       const { batch, jobs } = running;
@@ -162,11 +162,6 @@ export class TranslationScheduler {
     running.batch.dispose();
     this.running = this.running.filter((r) => r !== running);
   }
-}
-
-/** Whether two models compute with the same tensors (sub-networks from one cache share their parts). */
-function sameWeights(a: Seq2Seq, b: Seq2Seq): boolean {
-  return a.embeddings === b.embeddings && a.encoder === b.encoder && a.decoder === b.decoder;
 }
 
 /** Runs `work`; an error rejects the job. Returns whether it succeeded. */
