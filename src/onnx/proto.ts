@@ -16,12 +16,11 @@ type DataType = typeof FLOAT | typeof INT64;
 
 let modelType: protobuf.Type | undefined;
 
-/** onnx.proto sits beside this module in src/; a build in dist/ reads the one in src/. */
+/** onnx.proto sits beside this module in src/onnx/; a build in dist/onnx/ reads the one in src/onnx/. */
 function protoPath(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const beside = path.join(here, 'onnx.proto');
-  if (fs.existsSync(beside)) return beside;
-  return path.resolve(here, '..', '..', '..', 'src', 'onnx', 'onnx.proto');
+  return fs.existsSync(beside) ? beside : path.resolve(here, '..', '..', 'src', 'onnx', 'onnx.proto');
 }
 
 function onnxModelType(): protobuf.Type {
