@@ -14,7 +14,7 @@ export const FLOAT = 1;
 export const INT64 = 7;
 type DataType = typeof FLOAT | typeof INT64;
 
-let modelType: protobuf.Type | undefined;
+let types: { model: protobuf.Type; graph: protobuf.Type; tensor: protobuf.Type } | undefined;
 
 /** onnx.proto sits beside this module in src/onnx/; a build in dist/onnx/ reads the one in src/onnx/. */
 function protoPath(): string {
@@ -23,9 +23,12 @@ function protoPath(): string {
   return fs.existsSync(beside) ? beside : path.resolve(here, '..', '..', 'src', 'onnx', 'onnx.proto');
 }
 
-function onnxModelType(): protobuf.Type {
-  modelType ??= protobuf.loadSync(protoPath()).lookupType('onnx.ModelProto');
-  return modelType;
+function onnxTypes(): NonNullable<typeof types> {
+  if (types === undefined) {
+    const root = protobuf.loadSync(protoPath());
+    types = { model: root.lookupType('onnx.ModelProto'), graph: root.lookupType('onnx.GraphProto'), tensor: root.lookupType('onnx.TensorProto') };
+  }
+  return types;
 }
 
 type AttrValue = number | number[] | string;
@@ -110,18 +113,49 @@ export class GraphBuilder {
     return name;
   }
 
-  /** The serialized ModelProto. */
+  /**
+   * The serialized ModelProto. protobufjs writes large byte fields at ~50 MB/s, so the weights'
+   * raw bytes are appended as fields by hand: a message is the concatenation of its fields, so
+   * GraphProto = (its small fields) + one `initializer` field per tensor, and TensorProto =
+   * (name, dims, type) + its `raw_data` field.
+   */
   toBytes(docString = ''): Uint8Array {
-    const type = onnxModelType();
-    const model = {
-      irVersion: IR_VERSION,
-      producerName: 'taskmoe',
-      opsetImport: [{ domain: '', version: OPSET }],
-      docString,
-      graph: { name: this.name, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
-    };
-    return type.encode(type.fromObject(model)).finish();
+    const types = onnxTypes();
+    const tensors = this.initializers.map(({ rawData, ...header }) =>
+      concat([types.tensor.encode(header).finish(), fieldHeader(TENSOR_RAW_DATA, rawData.byteLength), rawData]));
+    const graphFields = types.graph.encode({ name: this.name, node: this.nodes, input: this.inputs, output: this.outputs }).finish();
+    const graph = concat([graphFields, ...tensors.flatMap((t) => [fieldHeader(GRAPH_INITIALIZER, t.byteLength), t])]);
+    const model = types.model.encode({ irVersion: IR_VERSION, producerName: 'taskmoe', opsetImport: [{ domain: '', version: OPSET }], docString }).finish();
+    return concat([model, fieldHeader(MODEL_GRAPH, graph.byteLength), graph]);
   }
+}
+
+// Field numbers in onnx.proto.
+const TENSOR_RAW_DATA = 9;
+const GRAPH_INITIALIZER = 5;
+const MODEL_GRAPH = 7;
+
+// The key (field number, wire type 2: length-delimited) and length of a field, as protobuf varints.
+function fieldHeader(field: number, length: number): Uint8Array {
+  const bytes = [(field << 3) | 2];
+  for (let n = length; ; n = Math.floor(n / 128)) {
+    if (n < 128) {
+      bytes.push(n);
+      break;
+    }
+    bytes.push((n % 128) | 128);
+  }
+  return Uint8Array.from(bytes);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }
 
 // AttributeProto.AttributeType
