@@ -23,7 +23,16 @@ export interface OrtDecoderState {
   selfV: Tensor[];
   /** Per sentence-routed decoder layer, its routes [B, k]. */
   routes: Map<number, HostRoutes>;
+  /** Per present-cache output, the buffer the next step writes into (see presentBuffers). */
+  spare?: Map<string, Float32Array>;
 }
+
+/**
+ * Whether steps write their present cache into preallocated buffers (TASKMOE_ONNX_CACHE=preallocated)
+ * instead of taking the outputs the binding returns and feeding them back. Measured slower here
+ * (docs/onnx.md, src/bench/onnx-kv-cache.ts), so off by default.
+ */
+const preallocate = () => process.env.TASKMOE_ONNX_CACHE === 'preallocated';
 
 const columnsOf = (s: OrtDecoderState) => s.selfK[0].dims[2];
 const srcLenOf = (s: OrtDecoderState) => s.crossK[0].dims[2];
@@ -186,10 +195,36 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
       feeds[`routeExperts.${i}`] = new Tensor('int64', r.experts, [state.rows, k]);
       feeds[`routeGates.${i}`] = new Tensor('float32', r.gates, [state.rows, k]);
     }
-    const out = this.decoder.step.run(feeds, [...fetch, ...this.layers.flatMap((i) => [`presentK.${i}`, `presentV.${i}`])]);
-    state.selfK = this.layers.map((i) => out[`presentK.${i}`]);
-    state.selfV = this.layers.map((i) => out[`presentV.${i}`]);
+    const present = this.layers.flatMap((i) => [`presentK.${i}`, `presentV.${i}`]);
+    const into = preallocate() ? this.presentBuffers(state, columns + 1) : {};
+    const out = this.decoder.step.run(feeds, [...fetch, ...present], into);
+    state.selfK = this.layers.map((i) => into[`presentK.${i}`] ?? out[`presentK.${i}`]);
+    state.selfV = this.layers.map((i) => into[`presentV.${i}`] ?? out[`presentV.${i}`]);
     return out;
+  }
+
+  /**
+   * Where the step writes its present cache: the spare buffer of each layer's ping-pong pair, grown
+   * when too small, so the binding neither allocates nor copies the cache out of ORT each step.
+   * The past cache's buffer becomes the spare for the next step.
+   */
+  private presentBuffers(state: OrtDecoderState, columns: number): Record<string, Tensor> {
+    const [rows, h, , dh] = state.selfK[0].dims;
+    const need = rows * h * columns * dh;
+    const capacity = rows * h * Math.min(this.config.maxLength, Math.max(columns, 2 * columns, 16)) * dh;
+    const into: Record<string, Tensor> = {};
+    state.spare ??= new Map();
+    for (const i of this.layers) {
+      for (const [kind, past] of [['K', state.selfK[i]], ['V', state.selfV[i]]] as const) {
+        const name = `present${kind}.${i}`;
+        let spare = state.spare.get(name);
+        if (spare === undefined || spare.length < need) spare = new Float32Array(capacity);
+        into[name] = new Tensor('float32', spare.subarray(0, need), [rows, h, columns, dh]);
+        const pastData = past.data as Float32Array;
+        state.spare.set(name, new Float32Array(pastData.buffer, 0, pastData.buffer.byteLength / 4));
+      }
+    }
+    return into;
   }
 
   logits(state: OrtDecoderState, tokens: number[]): Float32Array {
