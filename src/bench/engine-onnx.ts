@@ -6,10 +6,11 @@
 //   taskmoe bench engine --onnx [--quick] [--configs wmt32] [--variants dense,task-extracted]
 //                               [--batch 1,8,32] [--threads 1,2] [--reps N] [--json FILE]
 import * as fs from 'node:fs';
+import { parseArgs } from 'node:util';
 import { decode } from '../models/decoding.ts';
 import { type DecoderEngine, TfjsEngine } from '../models/engine.ts';
 import { OrtEngine, graphsOf } from '../onnx/engine.ts';
-import { DIRECTION, OUT_LEN, SRC_LEN, type Variant, benchConfigs, buildGroup, ensureBackend, hostWeights, variantConfig } from './engine.ts';
+import { DIRECTION, OUT_LEN, SRC_LEN, VARIANTS, type Variant, benchConfigs, buildGroup, ensureBackend, hostWeights, variantConfig } from './engine.ts';
 import { median } from './stats.ts';
 
 export interface OnnxBenchOptions {
@@ -84,6 +85,7 @@ export async function benchEngineOnnx(opts: OnnxBenchOptions = {}): Promise<Onnx
   const all = benchConfigs(quick);
   const configs = opts.configs ?? ['wmt32'];
   const variants = opts.variants ?? ['dense', 'task-extracted'];
+  for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant "${v}"; known: ${VARIANTS.join(', ')}`);
   const batches = opts.batchSizes ?? [1, 8, 32];
   const threads = opts.threads ?? [1, 2];
   const reps = opts.reps ?? (quick ? 2 : 3);
@@ -142,4 +144,27 @@ export function formatOnnxRows(rows: OnnxBenchRow[]): string {
     lines.push(`| ${config} | ${variant} | ${batch} | ${values.join(' | ')} | ${ratios.join(' | ')} |`);
   }
   return lines.join('\n');
+}
+
+/** `taskmoe bench engine --onnx ...` (the --onnx already taken off); returns the exit status. */
+export async function benchEngineOnnxCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      quick: { type: 'boolean' }, json: { type: 'string' }, configs: { type: 'string' }, variants: { type: 'string' },
+      batch: { type: 'string' }, threads: { type: 'string' }, reps: { type: 'string' },
+    },
+  });
+  const ints = (v: string | undefined, name: string) => v?.split(',').map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} takes positive integers separated by commas, got "${v}"`);
+    return n;
+  });
+  await benchEngineOnnx({
+    quick: values.quick, json: values.json, configs: values.configs?.split(','),
+    variants: values.variants?.split(',') as Variant[] | undefined,
+    batchSizes: ints(values.batch, 'batch'), threads: ints(values.threads, 'threads'), reps: ints(values.reps, 'reps')?.[0],
+  });
+  return 0;
 }

@@ -29,14 +29,16 @@ Usage:
       Writes a randomly initialised checkpoint (for tests and benchmarks).
   taskmoe extract --model DIR --source xx --target yy --out DIR2 [--dtype float32|float16]
       Writes the sub-network serving xx->yy as a checkpoint of its own.
+  taskmoe export --onnx --model DIR --out DIR2 [--source xx --target yy]
+      Writes the model (or the sub-network serving xx->yy) as ONNX graphs with a README of their inputs and outputs.
   taskmoe convert --model DIR --out DIR2 --dtype float32|float16
       Rewrites a checkpoint with its weights stored as float32 or float16.
   taskmoe average --out DIR [--dtype float32|float16] MODEL_DIR...
       Writes the element-wise mean of checkpoints of one model config (checkpoint averaging).
   taskmoe inspect DIR [--json]
       Parameter counts and bytes per component, and the size of every task's sub-network.
-  taskmoe bench engine [--json FILE] [--quick]
-      Decoding throughput of dense, token, task and task-extracted models (random weights).
+  taskmoe bench engine [--json FILE] [--quick] [--onnx [--threads 1,2] [--batch 1,8,32] [--variants dense,task-extracted]]
+      Decoding throughput of dense, token, task and task-extracted models (random weights); --onnx: ONNX Runtime beside wasm.
   taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--json FILE]
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
   taskmoe bench train [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N]
@@ -52,7 +54,8 @@ Usage:
       Trains a shared SentencePiece vocabulary with spm_train (Debian package "sentencepiece").
 
 Environment:
-  TASKMOE_BACKEND   force the TensorFlow.js backend: gpu | node | wasm | cpu (default: the first that loads)
+  TASKMOE_BACKEND   gpu | node | wasm | cpu: the TensorFlow.js backend (default: the first that loads); onnx: serve on ONNX Runtime (the default without a GPU)
+  TASKMOE_ONNX_THREADS  intra-op threads of each ONNX Runtime session (default 1)
 
 Server settings (flag / environment variable, default):
 ${SETTINGS.map((s) => `  --${s.flag} / ${s.env}: ${s.help}`).join('\n')}
@@ -141,6 +144,15 @@ async function cmdExtract(args: string[]): Promise<number> {
   const before = inspectModel(reader).params;
   const after = inspectModel(await CheckpointReader.open(out)).params;
   log(`wrote ${out}: decoder ${before.decoder} -> ${after.decoder} parameters, encoder ${before.encoder} -> ${after.encoder}, serving ${sub.config.pairs.join(', ')}`);
+  return 0;
+}
+
+async function cmdExport(args: string[]): Promise<number> {
+  const { flags } = parse(args, { onnx: { type: 'boolean' }, model: { type: 'string' }, out: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' } });
+  if (flags.onnx !== true || (flags.source === undefined) !== (flags.target === undefined)) throw new UsageError('usage: taskmoe export --onnx --model DIR --out DIR [--source xx --target yy]');
+  await initBackend({ log });
+  const dir = flags.source === undefined ? undefined : { source: flags.source as string, target: flags.target as string };
+  log(`wrote ${flags.out}: ${(await (await import('../onnx/export.ts')).exportOnnx(required(flags, 'model'), required(flags, 'out'), dir)).files.join(', ')}`);
   return 0;
 }
 
@@ -268,6 +280,7 @@ async function cmdBench(args: string[]): Promise<number> {
     return 0;
   }
   if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine|server|train ... (see taskmoe --help)');
+  if (rest.includes('--onnx')) return (await import('../bench/engine-onnx.ts')).benchEngineOnnxCommand(rest.filter((a) => a !== '--onnx'));
   const { flags } = parse(rest, { json: { type: 'string' }, quick: { type: 'boolean' } });
   await initBackend({ log });
   const { benchEngine } = await import('../bench/engine.ts');
@@ -350,6 +363,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   eval: cmdEval,
   init: cmdInit,
   extract: cmdExtract,
+  export: cmdExport,
   convert: cmdConvert,
   average: cmdAverage,
   inspect: cmdInspect,

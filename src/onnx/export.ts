@@ -1,0 +1,105 @@
+// `taskmoe export --onnx`: a model (or the sub-network of one direction) as standard ONNX files
+// that any ONNX runtime (Triton's onnxruntime backend, Python onnxruntime) can load, with its
+// config, tokenizer and a README of the graphs' inputs and outputs.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CheckpointReader } from '../models/checkpoint.ts';
+import { type ModelConfig, pairKey } from '../models/config.ts';
+import { Seq2Seq } from '../models/model.ts';
+import type { Direction } from '../models/transformer.ts';
+import { checkDirection } from '../translator/index.ts';
+import { type OnnxGraphs, graphsOf } from './engine.ts';
+import { sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
+
+export const ONNX_FILES = { encoder: 'encoder.onnx', decoderStart: 'decoder-start.onnx', decoderStep: 'decoder-step.onnx' } as const;
+
+/** Protobuf's limit on one message: a larger graph would need ONNX external data, which this export does not write. */
+const PROTOBUF_LIMIT = 2 ** 31 - 1;
+
+export interface ExportResult {
+  files: string[];
+  config: ModelConfig;
+}
+
+/** Writes the graphs of the model in `modelDir` (the sub-network serving `dir` when given) to `outDir`. */
+export async function exportOnnx(modelDir: string, outDir: string, dir?: Direction): Promise<ExportResult> {
+  const reader = await CheckpointReader.open(modelDir);
+  if (dir !== undefined) checkDirection(reader.config.languages, reader.config.pairs, dir);
+  const model = dir === undefined ? await Seq2Seq.load(reader) : await Seq2Seq.loadSubnetwork(reader, dir);
+  let graphs: OnnxGraphs;
+  try {
+    graphs = graphsOf(model);
+  } finally {
+    model.dispose();
+  }
+  fs.mkdirSync(outDir, { recursive: true });
+  const files: string[] = [];
+  for (const [part, file] of Object.entries(ONNX_FILES) as [keyof typeof ONNX_FILES, string][]) {
+    const bytes = graphs[part];
+    if (bytes.byteLength > PROTOBUF_LIMIT) throw new Error(`${file} would be ${bytes.byteLength} bytes, over protobuf's 2 GiB limit; export a sub-network (--source, --target) instead`);
+    fs.writeFileSync(path.join(outDir, file), bytes);
+    files.push(file);
+  }
+  fs.writeFileSync(path.join(outDir, 'config.json'), JSON.stringify(graphs.config, null, 2) + '\n');
+  fs.copyFileSync(reader.tokenizerPath, path.join(outDir, 'tokenizer.model'));
+  fs.writeFileSync(path.join(outDir, 'README.md'), readme(graphs.config, dir));
+  files.push('config.json', 'tokenizer.model', 'README.md');
+  return { files, config: graphs.config };
+}
+
+function readme(cfg: ModelConfig, dir: Direction | undefined): string {
+  const { dModel: d, numHeads: h, vocabSize: v, moe } = cfg;
+  const dh = d / h;
+  const routed = sentenceRoutedDecoderLayers(cfg);
+  const layers = `i = 0..${cfg.decoderLayers - 1}`;
+  const what = dir === undefined ? 'the full model' : `the sub-network serving ${pairKey(dir.source, dir.target)}`;
+  return `# taskmoe model as ONNX (${what})
+
+Three graphs (ONNX opset 17, float32, weights inside each file), exported by \`taskmoe export --onnx\`.
+Shapes: B sentences (rows), S source tokens, C cached target positions; d = ${d}, H = ${h}, dh = ${dh},
+V = ${v}, k = ${moe.topK}. int64 inputs are token ids, positions or task indices. Bias inputs are
+additive attention masks: 0 where a row may attend, -1e9 elsewhere.
+
+Source ids are the tokenizer's pieces of the text, with the target language tag first and EOS last
+(\`Tokenizer.encodeSource\`); decoding starts from BOS. Config: config.json; tokenizer: tokenizer.model
+(SentencePiece).
+
+## ${ONNX_FILES.encoder}
+| input | type | shape | meaning |
+|---|---|---|---|
+| ids | int64 | [B, S] | source ids, padded with 0 |
+| srcBias | float | [B, 1, 1, S] | 0 for a real source position, -1e9 for padding |
+| valid | float | [B, S] | 1 for a real source position, 0 for padding |
+${takesTask(cfg, 'encoder') ? `| encTask | int64 | [B] | index of the sentence's task (${cfg.routing.encoder}) in config.json's ${cfg.routing.encoder === 'target' ? '"languages"' : '"pairs"'} |\n` : ''}
+Output: memory, float [B, S, d].
+
+## ${ONNX_FILES.decoderStart}
+| input | type | shape | meaning |
+|---|---|---|---|
+| memory | float | [B, S, d] | the encoder's output |
+${cfg.routing.decoder === 'sentence' && routed.length > 0 ? '| valid | float | [B, S] | as for the encoder |\n' : ''}${takesTask(cfg, 'decoder') ? `| decTask | int64 | [B] | index of the sentence's task (${cfg.routing.decoder}) in config.json's ${cfg.routing.decoder === 'target' ? '"languages"' : '"pairs"'} |\n` : ''}
+Outputs, for ${layers}: crossK.i, crossV.i, float [B, H, S, dh] (cross-attention keys and values)${routed.length > 0 ? `; for the sentence-routed layers i in {${routed.join(', ')}}: routeExperts.i int64 [B, k], routeGates.i float [B, k]` : ''}.
+
+## ${ONNX_FILES.decoderStep}
+One target token per row. Feed each step's present caches back as the next step's past caches (they
+start as [B, H, 0, dh]).
+
+| input | type | shape | meaning |
+|---|---|---|---|
+| tokens | int64 | [B] | each row's previous token (BOS first) |
+| positions | int64 | [B] | each row's position (0 first) |
+| selfBias | float | [B, 1, 1, C+1] | 0 for the row's own cache columns and the new one |
+| srcBias | float | [B, 1, 1, S] | as for the encoder |
+| topK | int64 | [1] | how many of each row's best tokens topLogProbs/topTokens return (1 for greedy, 2*beam for beam search) |
+| pastK.i, pastV.i | float | [B, H, C, dh] | the self-attention cache, ${layers} |
+| crossK.i, crossV.i | float | [B, H, S, dh] | from ${ONNX_FILES.decoderStart} |
+${routed.map((i) => `| routeExperts.${i}, routeGates.${i} | int64, float | [B, k] | from ${ONNX_FILES.decoderStart} |\n`).join('')}
+| output | type | shape | meaning |
+|---|---|---|---|
+| logits | float | [B, V] | next-token logits |
+| logProbs | float | [B, V] | their log-softmax |
+| best, bestLogProb | int64, float | [B] | greedy: the argmax token and its log-probability |
+| topLogProbs, topTokens | float, int64 | [B, topK] | each row's topK best tokens, best first |
+| presentK.i, presentV.i | float | [B, H, C+1, dh] | the cache for the next step |
+`;
+}
