@@ -1,6 +1,5 @@
 // A small builder for ONNX graphs, encoded with protobufjs from ONNX's published onnx.proto
 // (vendored next to this file), so a model can be turned into an ONNX graph in memory, no Python.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
@@ -16,11 +15,9 @@ type DataType = typeof FLOAT | typeof INT64;
 
 let types: { model: protobuf.Type; graph: protobuf.Type; tensor: protobuf.Type } | undefined;
 
-/** onnx.proto sits beside this module in src/onnx/; a build in dist/onnx/ reads the one in src/onnx/. */
+/** onnx.proto sits beside this module (the build copies it into dist/onnx/). */
 function protoPath(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const beside = path.join(here, 'onnx.proto');
-  return fs.existsSync(beside) ? beside : path.resolve(here, '..', '..', 'src', 'onnx', 'onnx.proto');
+  return path.join(path.dirname(fileURLToPath(import.meta.url)), 'onnx.proto');
 }
 
 function onnxTypes(): NonNullable<typeof types> {
