@@ -54,10 +54,13 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   if (initialising === undefined) {
     const log = opts.log ?? ((msg: string) => console.error(msg));
     initialising = selectBackend(forced, log).then(
-      (info) => {
+      async (info) => {
         // A forced tfjs backend serves too; otherwise ONNX Runtime unless tfjs has a GPU.
         serving = onnx || (forced === undefined && !info.gpu) ? 'onnx' : 'tfjs';
-        if (serving === 'onnx') log(`taskmoe: serving on ONNX Runtime (onnxruntime-node, CPU)${onnx ? ' (forced)' : ''}; tfjs loads and trains`);
+        if (serving === 'onnx') {
+          await (await import('../models/engine.ts')).loadOnnxEngine();
+          log(`taskmoe: serving on ONNX Runtime (onnxruntime-node, CPU)${onnx ? ' (forced)' : ''}; tfjs loads and trains`);
+        }
         return (initialised = info);
       },
       (err: unknown) => {

@@ -196,6 +196,18 @@ export class TfjsEngine implements DecoderEngine<DecoderState> {
   }
 }
 
+let onnxEngineOf: ((model: Seq2Seq) => DecoderEngine) | undefined;
+
+/** Loads the ONNX Runtime engine (src/onnx/engine.ts): only where it serves, as its native library takes ~0.3 s to load. */
+export async function loadOnnxEngine(): Promise<void> {
+  onnxEngineOf ??= (await import('../onnx/engine.ts')).OrtEngine.of;
+}
+
+/** The engine that serves `model`: on ONNX Runtime once loadOnnxEngine ran (initBackend chose it), else TensorFlow.js. */
+export function servingEngineOf(model: Seq2Seq): DecoderEngine {
+  return onnxEngineOf !== undefined ? onnxEngineOf(model) : TfjsEngine.of(model);
+}
+
 /** The engine that runs `model`: a Seq2Seq runs on TensorFlow.js; an engine is itself. */
 export function engineOf(model: Seq2Seq | DecoderEngine): DecoderEngine {
   return model instanceof Seq2Seq ? TfjsEngine.of(model) : model;

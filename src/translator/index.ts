@@ -4,12 +4,10 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CheckpointReader } from '../models/checkpoint.ts';
 import { pairKey } from '../models/config.ts';
-import { servingEngine } from '../backend/index.ts';
 import { decode, type DecodeOptions, type Hypothesis } from '../models/decoding.ts';
-import { type DecoderEngine, TfjsEngine } from '../models/engine.ts';
+import { type DecoderEngine, servingEngineOf } from '../models/engine.ts';
 import { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
-import { OrtEngine } from '../onnx/engine.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 
 /** The demo model shipped in the repository, used when no model is given. */
@@ -45,7 +43,7 @@ export class Translator {
       throw new Error(`the model's vocabSize ${model.config.vocabSize} does not match its tokenizer's ${tokenizer.vocabSize} pieces`);
     }
     for (const lang of model.config.languages) tokenizer.languageTagId(lang);
-    this.engine = servingEngine() === 'onnx' ? OrtEngine.of(model) : TfjsEngine.of(model);
+    this.engine = servingEngineOf(model);
   }
 
   /**
