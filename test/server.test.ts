@@ -55,7 +55,7 @@ describe('a server with default batching', () => {
     assert.equal((await server.app.inject('/healthz')).statusCode, 200);
     assert.deepEqual((await server.app.inject('/readyz')).json(), { status: 'ready' });
     const languages = (await server.app.inject('/languages')).json();
-    assert.deepEqual(languages.find((l: any) => l.code === 'en'), { code: 'en', name: 'English', targets: ['de', 'fr', 'ja'] });
+    assert.deepEqual(languages.find((l: { code: string }) => l.code === 'en'), { code: 'en', name: 'English', targets: ['de', 'fr', 'ja'] });
     const info = (await server.app.inject('/info')).json();
     assert.deepEqual(info.routing, { encoder: 'token', decoder: 'target' });
     assert.deepEqual(info.pairs, cfg.pairs);
