@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { mulberry32 } from '../../src/util/random.ts';
 import { type Proc, httpOk, start, waitFor } from './proc.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -89,14 +90,6 @@ export interface LoadResult {
 
 export { percentile } from '../../src/bench/stats.ts';
 
-/** A deterministic pseudo-random sequence (so every run of a benchmark sends the same requests). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /**
  * Sends `total` requests (or until `maxSeconds`), `concurrency` at a time, each for a pair drawn by
@@ -114,7 +107,7 @@ export async function runLoad(opts: {
   textsPerRequest?: number;
   seed?: number;
 }): Promise<LoadResult> {
-  const rand = rng(opts.seed ?? 1);
+  const rand = mulberry32(opts.seed ?? 1); // every run of a benchmark sends the same requests
   const result: LoadResult = { requests: 0, ok: 0, errors: {}, seconds: 0, latenciesMs: [] };
   const started = performance.now();
   const deadline = Date.now() + opts.maxSeconds * 1000;

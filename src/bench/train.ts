@@ -10,6 +10,7 @@ import { TRAIN_DEFAULTS } from '../train/config.ts';
 import type { Example } from '../train/data.ts';
 import { ParallelTrainer } from '../train/parallel.ts';
 import { type StepStats, Trainer } from '../train/trainer.ts';
+import { mulberry32 } from '../util/random.ts';
 import { median } from './stats.ts';
 
 // The test fixture's vocabulary; the benchmark's own vocabulary size is simulated on top of it.
@@ -64,8 +65,7 @@ function matMulCeiling(rows: number, k: number, m: number, reps: number): number
 
 // n, rng -> random examples of realistic lengths (8-30 pieces) over all directions
 function randomExamples(cfg: ModelConfig, n: number, tagOf: (lang: string) => number): Map<string, Example[]> {
-  let seed = 12345;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rand = mulberry32(12345);
   const ids = (len: number) => Array.from({ length: len }, () => 4 + Math.floor(rand() * (cfg.vocabSize - 4)));
   return new Map(cfg.pairs.map((p) => {
     const [source, target] = p.split('-');

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { mulberry32 } from '../util/random.ts';
 
 export interface TrainTokenizerOptions {
   /** Directory of `en-XX.tsv` files: `English<TAB>XX` per line, UTF-8, no header. */
@@ -155,18 +156,6 @@ function sampleWithoutReplacement<T>(items: T[], count: number, random: () => nu
     [pool[i], pool[j]] = [pool[j]!, pool[i]!];
   }
   return pool.slice(0, take);
-}
-
-/** Small seedable PRNG; Math.random cannot be seeded and the sample must be reproducible. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function runSpmTrain(cwd: string, args: string[]): Promise<void> {

@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../util/worker-thread.ts';
 import * as tf from '@tensorflow/tfjs';
-import { backendInfo } from '../backend/index.ts';
+import { backendChoice } from '../backend/index.ts';
 import type { ModelConfig } from '../models/config.ts';
 import type { TrainSettings } from './config.ts';
 import type { Example } from './data.ts';
@@ -57,13 +57,6 @@ export function splitBatch(batch: Example[], n: number): Example[][] {
     tokens[lightest] += e.source.length + e.target.length;
   }
   return shards;
-}
-
-// The backend of this thread, as initBackend's `force` names it, for the workers to use the same.
-function backendChoice(): string {
-  const info = backendInfo();
-  if (info === undefined) return tf.getBackend() === 'tensorflow' ? 'node' : tf.getBackend();
-  return info.name === 'tensorflow' ? (info.gpu ? 'gpu' : 'node') : info.name;
 }
 
 class TrainWorker {
