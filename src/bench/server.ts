@@ -16,7 +16,7 @@ import { SubnetworkCache } from '../models/subnetwork-cache.ts';
 import { DEFAULT_MODEL_DIR } from '../translator/index.ts';
 import { startWorker } from '../util/worker-thread.ts';
 import type { EngineAloneJob, EngineAloneResult } from './engine-alone-worker.ts';
-import { ensureBackend } from './engine.ts';
+import { ensureBackend } from './backend.ts';
 import { median, percentile } from './stats.ts';
 
 export interface ServerBenchOptions {

@@ -35,7 +35,7 @@ Usage:
       Writes the element-wise mean of checkpoints of one model config (checkpoint averaging).
   taskmoe inspect DIR [--json]
       Parameter counts and bytes per component, and the size of every task's sub-network.
-  taskmoe bench engine [--json FILE] [--quick]
+  taskmoe bench engine [--json FILE] [--quick] [--configs wmt32,e128] [--batch 1,8] [--variants token,task-extracted] [--reps N]
       Decoding throughput of dense, token, task and task-extracted models (random weights).
   taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--json FILE]
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
@@ -92,6 +92,12 @@ function intAtLeast(flags: Flags, name: string, min: number, what: string): numb
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be ${what}, got "${v}"`);
   return n;
+}
+
+/** A comma-separated list flag: --languages de,fr -> ['de', 'fr']. */
+function listFlag(flags: Flags, name: string): string[] | undefined {
+  const v = flags[name];
+  return typeof v === 'string' ? v.split(',').filter((x) => x !== '') : undefined;
 }
 
 function dtypeFlag(flags: Flags): 'float32' | 'float16' | undefined {
@@ -268,10 +274,23 @@ async function cmdBench(args: string[]): Promise<number> {
     return 0;
   }
   if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine|server|train ... (see taskmoe --help)');
-  const { flags } = parse(rest, { json: { type: 'string' }, quick: { type: 'boolean' } });
+  const { flags } = parse(rest, {
+    json: { type: 'string' }, quick: { type: 'boolean' }, configs: { type: 'string' }, batch: { type: 'string' }, variants: { type: 'string' }, reps: { type: 'string' },
+  });
   await initBackend({ log });
-  const { benchEngine } = await import('../bench/engine.ts');
-  await benchEngine({ json: flags.json as string | undefined, quick: flags.quick === true, log: (s) => console.log(s) });
+  const { VARIANTS, benchEngine } = await import('../bench/engine/index.ts');
+  const variants = listFlag(flags, 'variants');
+  const unknown = variants?.filter((v) => !(VARIANTS as readonly string[]).includes(v));
+  if (unknown?.length) throw new UsageError(`--variants: unknown ${unknown.join(', ')} (have ${VARIANTS.join(', ')})`);
+  await benchEngine({
+    json: flags.json as string | undefined,
+    quick: flags.quick === true,
+    configs: listFlag(flags, 'configs'),
+    batchSizes: listFlag(flags, 'batch')?.map((b) => positiveInt({ batch: b }, 'batch')!),
+    variants: variants as (typeof VARIANTS)[number][] | undefined,
+    reps: positiveInt(flags, 'reps'),
+    log: (s) => console.log(s),
+  });
   return 0;
 }
 
@@ -285,7 +304,7 @@ async function cmdTokenizer(args: string[]): Promise<number> {
     dataDir: required(flags, 'data'),
     vocabSize,
     out: required(flags, 'out'),
-    languages: typeof flags.languages === 'string' ? flags.languages.split(',') : undefined,
+    languages: listFlag(flags, 'languages'),
     sentencesPerLanguage: positiveInt(flags, 'sentences-per-language'),
     seed: positiveInt(flags, 'seed'),
   });
@@ -338,7 +357,7 @@ async function cmdEval(args: string[]): Promise<number> {
     json: flags.json as string | undefined,
     beam: positiveInt(flags, 'beam'),
     batchSize: positiveInt(flags, 'batch-size'),
-    languages: typeof flags.languages === 'string' ? flags.languages.split(',') : undefined,
+    languages: listFlag(flags, 'languages'),
   });
   console.log(formatEvaluation(result));
   return 0;
