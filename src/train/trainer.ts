@@ -1,7 +1,7 @@
 // One training run in memory: the model over tf.Variables, the optimizer, the sampler, and the
 // forward pass that turns a batch into the loss (cross-entropy plus load balancing).
 import * as tf from '@tensorflow/tfjs';
-import { corpusBleu, corpusChrf } from '../eval/metrics.ts';
+import { corpusBleu, corpusChrf } from '../eval/bleu-chrf.ts';
 import type { ModelConfig } from '../models/config.ts';
 import { decode } from '../models/decoding.ts';
 import { initWeights } from '../models/init.ts';
