@@ -121,8 +121,7 @@ async function cmdInit(args: string[]): Promise<number> {
   const cfg = parseConfig(raw, configPath);
   const tokenizerPath = required(flags, 'tokenizer');
   const tokenizer = await Tokenizer.load(tokenizerPath);
-  if (tokenizer.vocabSize !== cfg.vocabSize) throw new Error(`${configPath}: vocabSize ${cfg.vocabSize} does not match ${tokenizerPath} (${tokenizer.vocabSize} pieces)`);
-  for (const lang of cfg.languages) tokenizer.languageTagId(lang);
+  tokenizer.checkServes(cfg, configPath);
   await initBackend({ log });
   const weights = initWeights(cfg, positiveInt(flags, 'seed') ?? 1);
   const out = required(flags, 'out');

@@ -63,7 +63,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const { model: cfg, train: settings }: TrainConfig = readTrainConfig(opts.config);
   const tokenizer = await Tokenizer.load(settings.tokenizer);
-  if (tokenizer.vocabSize !== cfg.vocabSize) throw new Error(`vocabSize ${cfg.vocabSize} does not match ${settings.tokenizer} (${tokenizer.vocabSize} pieces)`);
+  tokenizer.checkServes(cfg, opts.config);
   const corpus = await readCorpus(opts.data, { languages: cfg.languages });
   const examples = tokenizeCorpus(corpus, tokenizer, cfg.pairs, cfg.maxLength);
   log(`taskmoe train: ${[...examples].map(([d, e]) => `${d} ${e.length}`).join(', ')}`);

@@ -35,10 +35,7 @@ export interface Translation {
 
 export class Translator {
   constructor(readonly model: Seq2Seq, readonly tokenizer: Tokenizer) {
-    if (tokenizer.vocabSize !== model.config.vocabSize) {
-      throw new Error(`the model's vocabSize ${model.config.vocabSize} does not match its tokenizer's ${tokenizer.vocabSize} pieces`);
-    }
-    for (const lang of model.config.languages) tokenizer.languageTagId(lang);
+    tokenizer.checkServes(model.config, "the model's config");
   }
 
   /**
@@ -48,9 +45,7 @@ export class Translator {
   static async load(modelDir: string, dir?: Direction): Promise<Translator> {
     const reader = await CheckpointReader.open(modelDir);
     const tokenizer = await Tokenizer.load(reader.tokenizerPath);
-    if (tokenizer.vocabSize !== reader.config.vocabSize) {
-      throw new Error(`${path.join(modelDir, 'config.json')}: vocabSize ${reader.config.vocabSize} does not match ${reader.tokenizerPath} (${tokenizer.vocabSize} pieces)`);
-    }
+    tokenizer.checkServes(reader.config, path.join(modelDir, 'config.json'));
     if (dir !== undefined) checkDirection(reader.config.languages, reader.config.pairs, dir);
     const model = dir === undefined ? await Seq2Seq.load(reader) : await Seq2Seq.loadSubnetwork(reader, dir);
     return new Translator(model, tokenizer);
