@@ -126,7 +126,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     };
     reply.raw.on('close', onClose);
     try {
-      const request: TranslationRequest = validateRequest(body, { cfg, tokenizer }, { deadline: Date.now() + settings.timeoutMs, signal: disconnected.signal });
+      const request: TranslationRequest = validateRequest(body, { cfg, tokenizer }, { timeoutMs: settings.timeoutMs, signal: disconnected.signal });
       return responseOf(request, await batcher.submit(request.key, request.texts, request));
     } finally {
       reply.raw.off('close', onClose);

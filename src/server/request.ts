@@ -46,7 +46,7 @@ export interface TranslationRequest {
   readonly alternatives: number;
   /** `q` was one string, so the response holds strings rather than arrays. */
   readonly single: boolean;
-  /** Milliseconds since the epoch. */
+  /** Milliseconds since the epoch: validation's end plus the server's timeout (tokenizing is not queue time). */
   readonly deadline: number;
   /** Aborts when the client goes away. */
   readonly signal: AbortSignal;
@@ -96,7 +96,7 @@ export function translateSchema(s: ServerSettings, maxLength: number) {
 export function validateRequest(
   body: TranslateBody,
   model: { cfg: ModelConfig; tokenizer: Tokenizer },
-  { deadline, signal }: { deadline: number; signal: AbortSignal },
+  { timeoutMs, signal }: { timeoutMs: number; signal: AbortSignal },
 ): TranslationRequest {
   const { cfg, tokenizer } = model;
   const direction = { source: body.source, target: body.target };
@@ -113,7 +113,7 @@ export function validateRequest(
     checkSourceLength(ids, cfg.maxLength, `q[${i}]`);
     return { ids, tokens: ids.length };
   });
-  return { key: batchKeyOf(direction, options), texts, alternatives, single: !Array.isArray(body.q), deadline, signal };
+  return { key: batchKeyOf(direction, options), texts, alternatives, single: !Array.isArray(body.q), deadline: Date.now() + timeoutMs, signal };
 }
 
 /** The response to a request, from its texts' translations in order. */
