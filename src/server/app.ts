@@ -1,5 +1,6 @@
 // The HTTP layer. A request's path: schema validation and tokenization here, then the batcher's
 // queue for its pair, a batch, an engine worker, and back. Nothing here touches tensors.
+import * as path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { Batcher } from '../batching/index.ts';
 import { CheckpointReader } from '../models/checkpoint.ts';
@@ -31,7 +32,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   const reader = await CheckpointReader.open(settings.modelDir);
   const cfg = reader.config;
   const tokenizer = await Tokenizer.load(reader.tokenizerPath);
-  if (tokenizer.vocabSize !== cfg.vocabSize) throw new Error(`${settings.modelDir}: vocabSize ${cfg.vocabSize} does not match its tokenizer (${tokenizer.vocabSize} pieces)`);
+  tokenizer.checkServes(cfg, path.join(settings.modelDir, 'config.json'));
   const metrics = new ServerMetrics();
   const app = Fastify({
     bodyLimit: settings.bodyLimitBytes,

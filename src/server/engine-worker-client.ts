@@ -2,8 +2,9 @@
 // as results; a worker that dies fails its batches with a clear error (none hangs) and is restarted.
 import type { Worker } from 'node:worker_threads';
 import type { Translation } from '../translator/index.ts';
+import { RpcClient } from '../util/rpc.ts';
 import { startWorker } from '../util/worker-thread.ts';
-import type { CacheSnapshot, EngineWorkerData, FromWorker, ToWorker } from './engine-protocol.ts';
+import type { CacheSnapshot, EngineWorkerData, FromWorker, ToWorker, TranslateBatch } from './engine-protocol.ts';
 import { BatchCancelledError, EngineError, EngineInputError } from './errors.ts';
 import type { BatchKey } from './request.ts';
 
@@ -21,16 +22,11 @@ export interface EngineWorkerOptions {
   log?: (msg: string) => void;
 }
 
-interface Pending {
-  resolve: (r: BatchResult) => void;
-  reject: (e: Error) => void;
-}
-
 /** The server thread's side of one engine worker thread: sends it batches, restarts it when it dies. */
 export class EngineWorker {
   private worker!: Worker;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  /** Batches sent to the current worker (its replacement after a crash takes later ones). */
+  private readonly rpc = new RpcClient<TranslateBatch, BatchResult>((msg) => this.worker.postMessage(msg));
   private ready!: Promise<void>;
   private closing = false;
   /** Whether the current worker got through start-up; one that fails there is not restarted (it would fail again). */
@@ -75,23 +71,17 @@ export class EngineWorker {
       this.opts.onCacheEvent?.(msg);
       return;
     }
-    if (msg.type !== 'result' && msg.type !== 'error') return;
-    const p = this.pending.get(msg.id);
-    if (p === undefined) return;
-    this.pending.delete(msg.id);
     if (msg.type === 'result') {
       this.opts.onStats?.(this.index, msg.cache, msg.tensors);
-      p.resolve({ translations: msg.translations, durationMs: msg.durationMs });
-    } else {
-      p.reject(msg.input ? new EngineInputError(msg.message) : new EngineError(msg.message));
+      this.rpc.resolve(msg.id, { translations: msg.translations, durationMs: msg.durationMs });
+    } else if (msg.type === 'error') {
+      this.rpc.reject(msg.id, msg.input ? new EngineInputError(msg.message) : new EngineError(msg.message));
     }
   }
 
   private onExit(worker: Worker, code: number): void {
     if (worker !== this.worker) return;
-    const failed = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of failed) p.reject(new EngineError(`engine worker ${this.index} exited (code ${code}) while translating; please retry`));
+    this.rpc.fail(new EngineError(`engine worker ${this.index} exited (code ${code}) while translating; please retry`));
     if (this.closing || !this.started) return;
     this.restarts++;
     this.opts.log?.(`engine worker ${this.index} exited with code ${code}; restarting`);
@@ -102,25 +92,27 @@ export class EngineWorker {
     await this.ready;
     const cancelled = () => new BatchCancelledError(`the ${key.pair} batch of ${sources.length} sentences was cancelled`);
     if (signal?.aborted) throw cancelled();
-    const id = this.nextId++;
+    const { id, reply } = this.rpc.send({ type: 'translate', key, sources });
+    if (signal === undefined) return reply;
     return new Promise((resolve, reject) => {
+      // Aborting drops the batch in the worker (its sentences are left unanswered) and rejects at once.
       const onAbort = () => {
-        if (!this.pending.delete(id)) return;
-        this.post({ type: 'cancel', id });
+        if (!this.rpc.forget(id)) return;
+        this.worker.postMessage({ type: 'cancel', id } satisfies ToWorker);
         reject(cancelled());
       };
-      const settled = () => signal?.removeEventListener('abort', onAbort);
-      this.pending.set(id, {
-        resolve: (result) => { settled(); resolve(result); },
-        reject: (error) => { settled(); reject(error); },
-      });
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.post({ type: 'translate', id, key, sources });
+      signal.addEventListener('abort', onAbort, { once: true });
+      reply.then(
+        (result) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(result);
+        },
+        (error: Error) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      );
     });
-  }
-
-  private post(msg: ToWorker): void {
-    this.worker.postMessage(msg);
   }
 
   /** For tests and operators: kill the worker as a crash would. */
