@@ -8,6 +8,7 @@ import { CheckpointReader, writeCheckpoint } from '../models/checkpoint.ts';
 import { parseConfig } from '../models/config.ts';
 import { initWeights } from '../models/init.ts';
 import { inspectModel } from '../models/inspect.ts';
+import { verifyCheckpoint } from '../models/verify.ts';
 import { Seq2Seq } from '../models/model.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { trainTokenizer } from '../tokenizer/train.ts';
@@ -129,6 +130,7 @@ async function cmdInit(args: string[]): Promise<number> {
 async function cmdExtract(args: string[]): Promise<number> {
   const { flags } = parse(args, { model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' } });
   const reader = await CheckpointReader.open(required(flags, 'model'));
+  await verifyCheckpoint(reader, log);
   const dir = { source: required(flags, 'source'), target: required(flags, 'target') };
   const out = required(flags, 'out');
   await initBackend({ log });
@@ -147,6 +149,7 @@ async function cmdExtract(args: string[]): Promise<number> {
 async function cmdConvert(args: string[]): Promise<number> {
   const { flags } = parse(args, { model: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' } });
   const reader = await CheckpointReader.open(required(flags, 'model'));
+  await verifyCheckpoint(reader, log);
   const out = required(flags, 'out');
   const dtype = dtypeFlag(flags);
   if (dtype === undefined) throw new UsageError('--dtype is required (float32 or float16)');
@@ -166,7 +169,7 @@ async function cmdAverage(args: string[]): Promise<number> {
   const out = required(flags, 'out');
   if (positionals.length === 0) throw new UsageError('average takes the checkpoint directories to average');
   await initBackend({ log });
-  await averageCheckpoints(positionals, out, dtypeFlag(flags));
+  await averageCheckpoints(positionals, out, dtypeFlag(flags), log);
   log(`wrote ${out}: the mean of ${positionals.length} checkpoints`);
   return 0;
 }

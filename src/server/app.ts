@@ -5,6 +5,7 @@ import { Batcher, CancelledError, DeadlineError, DrainingError, QueueFullError }
 import { CheckpointReader } from '../models/checkpoint.ts';
 import { type ModelConfig, pairKey, parsePair } from '../models/config.ts';
 import { subnetworkTasks } from '../models/extract.ts';
+import { checkLanguageTags, verifyCheckpoint } from '../models/verify.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, type TranslateOptions, type Translation, checkDirection, checkSourceLength } from '../translator/index.ts';
 import { type BatchResult, BatchCancelledError, EngineError, EngineInputError, EnginePool } from './engine-pool.ts';
@@ -83,6 +84,9 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   const cfg = reader.config;
   const tokenizer = await Tokenizer.load(reader.tokenizerPath);
   if (tokenizer.vocabSize !== cfg.vocabSize) throw new Error(`${settings.modelDir}: vocabSize ${cfg.vocabSize} does not match its tokenizer (${tokenizer.vocabSize} pieces)`);
+  // A corrupt or mismatched checkpoint stops the server here, before it listens: never ready, never serving empty text.
+  checkLanguageTags(reader, tokenizer);
+  await verifyCheckpoint(reader, log);
   const metrics = new ServerMetrics();
   const app = Fastify({
     bodyLimit: settings.bodyLimitBytes,
