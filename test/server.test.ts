@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createServer, type TaskmoeServer } from '../src/server/app.ts';
 import { resolveSettings, type ServerSettings } from '../src/server/settings.ts';
+import { TEST_BACKEND } from './helpers/backend.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from './helpers/engine.ts';
 
 const cfg = tinyConfig('token', 'target');
@@ -224,7 +225,7 @@ describe('batching, cache budget and limits', () => {
 test('a real listening server: SIGTERM drains in-flight requests and exits 0', async () => {
   const port = 18000 + Math.floor(Math.random() * 1000);
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'helpers', 'cli-entry.ts'), 'serve', '--model', modelDir, '--port', String(port), '--host', '127.0.0.1', '--workers', '1'], {
-    env: { ...process.env, TASKMOE_BACKEND: 'wasm' },
+    env: { ...process.env, TASKMOE_BACKEND: TEST_BACKEND },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
