@@ -10,11 +10,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `taskmoe args...` in a child process on the test run's backend, feeding `stdin`. */
-export function runCli(args: string[], stdin = ''): Promise<CliResult> {
+/** Runs `taskmoe args...` in a child process on the test run's backend (or `backend`), feeding `stdin`. */
+export function runCli(args: string[], stdin = '', backend: string = TEST_BACKEND): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], {
-      env: { ...process.env, TASKMOE_BACKEND: TEST_BACKEND },
+      env: { ...process.env, TASKMOE_BACKEND: backend },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
