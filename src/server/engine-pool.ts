@@ -1,5 +1,6 @@
 // The engine workers seen from the server thread: which worker serves which pair, sending
-// batches, and restarting a worker that dies (its batches fail with a clear error; none hangs).
+// batches, and restarting a worker that dies or fails to start, with backoff, at any moment (its
+// batches fail at once with a clear error; none hangs). Each worker's health feeds /readyz.
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../util/worker-thread.ts';
 import type { CacheSnapshot, EngineWorkerData, FromWorker, ToWorker } from './engine-protocol.ts';
@@ -12,6 +13,26 @@ export class EngineInputError extends Error {}
 
 /** The batch was cancelled before it finished: the worker drops its unfinished sentences. */
 export class BatchCancelledError extends Error {}
+
+/** The pair's worker is down (crashed, or failed to start) and waits to be restarted: retry after the given seconds. */
+export class EngineUnavailableError extends EngineError {
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super(message);
+  }
+}
+
+/** One worker's state, for /readyz and /info. */
+export interface LaneHealth {
+  worker: number;
+  status: 'starting' | 'ready' | 'down';
+  /** Why it is not ready (its last failure), when it is not. */
+  reason?: string;
+  restarts: number;
+}
+
+/** Wait before the second retry of a failing worker, doubling per consecutive failure up to the cap (the first retry is immediate). */
+const RESTART_BACKOFF_MS = 250;
+const RESTART_BACKOFF_CAP_MS = 10_000;
 
 export interface BatchResult {
   translations: Translation[];
@@ -44,43 +65,89 @@ class EngineWorker {
   private worker!: Worker;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** The current start attempt: resolves when it is ready, rejects the moment it fails. */
   private ready!: Promise<void>;
+  private failStart: (e: Error) => void = () => {};
   private closing = false;
-  /** Whether the current worker got through start-up; one that fails there is not restarted (it would fail again). */
-  private started = false;
+  private status: LaneHealth['status'] = 'starting';
+  private reason: string | undefined;
+  /** Failures since the worker was last ready: the backoff doubles with each. */
+  private failures = 0;
+  private retryAt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Resolves the first time the worker is ready. */
+  readonly firstReady: Promise<void>;
+  private markFirstReady!: () => void;
   restarts = 0;
 
   constructor(readonly index: number, private readonly data: EngineWorkerData, private readonly opts: EnginePoolOptions) {
+    this.firstReady = new Promise((resolve) => (this.markFirstReady = resolve));
     this.start();
   }
 
-  whenReady(): Promise<void> {
-    return this.ready;
+  health(): LaneHealth {
+    return { worker: this.index, status: this.status, ...(this.reason !== undefined && this.status !== 'ready' ? { reason: this.reason } : {}), restarts: this.restarts };
   }
 
   private start(): void {
     const worker = startWorker(import.meta.url, 'engine-worker', this.data);
     this.worker = worker;
-    this.started = false;
+    this.status = 'starting';
     this.ready = new Promise((resolve, reject) => {
+      this.failStart = reject;
       worker.on('message', (msg: FromWorker) => {
+        if (worker !== this.worker) return;
         if (msg.type === 'ready') {
-          this.started = true;
+          this.status = 'ready';
+          this.failures = 0;
+          this.reason = undefined;
           this.opts.onStats?.(this.index, msg.cache, msg.tensors);
           resolve();
+          this.markFirstReady();
         } else if (msg.type === 'fatal') {
-          reject(new EngineError(`engine worker ${this.index} failed to start: ${msg.message}`));
+          this.fail(worker, `failed to start: ${msg.message}`);
         } else {
           this.onMessage(msg);
         }
       });
-      worker.on('error', (err) => {
-        reject(err);
-        this.opts.log?.(`engine worker ${this.index} error: ${err.message}`);
-      });
-      worker.on('exit', (code) => this.onExit(worker, code));
+      worker.on('error', (err) => this.fail(worker, `error: ${err.message}`));
+      worker.on('exit', (code) => this.fail(worker, `exited with code ${code}`));
     });
-    this.ready.catch(() => {}); // observed by whenReady() callers; a restart must not raise an unhandled rejection
+    this.ready.catch(() => {}); // observed by run() callers; a failed start must not raise an unhandled rejection
+  }
+
+  /**
+   * The worker died or could not start, at any moment: its batches and whoever waits for it fail
+   * now (503 with Retry-After), and a new one starts after a backoff.
+   */
+  private fail(worker: Worker, what: string): void {
+    if (worker !== this.worker || this.closing || this.status === 'down') return;
+    const wasReady = this.status === 'ready';
+    this.status = 'down';
+    this.reason = `engine worker ${this.index} ${what}`;
+    // A worker that was serving restarts at once; one that keeps failing waits longer each time.
+    const delay = this.failures === 0 ? 0 : Math.min(RESTART_BACKOFF_CAP_MS, RESTART_BACKOFF_MS * 2 ** (this.failures - 1));
+    this.failures++;
+    this.retryAt = Date.now() + delay;
+    const failed = [...this.pending.values()];
+    this.pending.clear();
+    const error = this.unavailable(wasReady ? ' while translating' : '');
+    for (const p of failed) p.reject(error);
+    this.failStart(error);
+    void worker.terminate();
+    this.opts.log?.(`${this.reason}; restarting in ${delay} ms`);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.closing) return;
+      this.restarts++;
+      this.start();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  private unavailable(when = ''): EngineUnavailableError {
+    const seconds = Math.max(1, Math.ceil((this.retryAt - Date.now()) / 1000));
+    return new EngineUnavailableError(`${this.reason}${when}; it restarts, please retry`, seconds);
   }
 
   private onMessage(msg: FromWorker): void {
@@ -100,20 +167,17 @@ class EngineWorker {
     }
   }
 
-  private onExit(worker: Worker, code: number): void {
-    if (worker !== this.worker) return;
-    const failed = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of failed) p.reject(new EngineError(`engine worker ${this.index} exited (code ${code}) while translating; please retry`));
-    if (this.closing || !this.started) return;
-    this.restarts++;
-    this.opts.log?.(`engine worker ${this.index} exited with code ${code}; restarting`);
-    this.start();
-  }
-
   async run(pair: string, sources: number[][], options: TranslateOptions, signal?: AbortSignal): Promise<BatchResult> {
-    await this.ready;
     const cancelled = () => new BatchCancelledError(`the ${pair} batch of ${sources.length} sentences was cancelled`);
+    // Down: fail now. Starting: wait, but only while this start attempt lives and the batch is wanted.
+    if (this.status === 'down') throw this.unavailable();
+    if (this.status === 'starting') {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => reject(cancelled());
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.ready.then(resolve, reject).finally(() => signal?.removeEventListener('abort', onAbort));
+      });
+    }
     if (signal?.aborted) throw cancelled();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -143,6 +207,8 @@ class EngineWorker {
 
   async close(): Promise<void> {
     this.closing = true;
+    clearTimeout(this.retryTimer);
+    this.failStart(new EngineError(`engine worker ${this.index} is shutting down`));
     await this.worker.terminate();
   }
 }
@@ -151,7 +217,7 @@ export class EnginePool {
   private readonly workers: EngineWorker[];
   private readonly workerOfPair = new Map<string, number>();
 
-  /** Resolves once every worker has loaded its warm-up pairs; rejects if one fails to start. */
+  /** Resolves once every worker has loaded its warm-up pairs (a worker that fails to start is retried meanwhile). */
   readonly ready: Promise<void>;
 
   /** Starts the workers; they warm up in the background (see `ready`). */
@@ -165,7 +231,7 @@ export class EnginePool {
       maxRows: opts.maxRows,
       warmPairs: opts.warmPairs.filter((p) => this.workerOfPair.get(p) === i),
     }, opts));
-    this.ready = Promise.all(this.workers.map((w) => w.whenReady())).then(() => {});
+    this.ready = Promise.all(this.workers.map((w) => w.firstReady)).then(() => {});
   }
 
   /** The worker a pair is served by: the batcher's lane. */
@@ -180,6 +246,16 @@ export class EnginePool {
 
   get size(): number {
     return this.workers.length;
+  }
+
+  /** Every worker's state; the server is ready only while all are. */
+  health(): LaneHealth[] {
+    return this.workers.map((w) => w.health());
+  }
+
+  /** The pairs a worker serves. */
+  pairsOf(worker: number): string[] {
+    return [...this.workerOfPair].filter(([, w]) => w === worker).map(([p]) => p);
   }
 
   get restarts(): number {
