@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { EngineUnavailableError, EnginePool } from '../src/server/engine-pool.ts';
+import { EnginePool } from '../src/server/engine-pool.ts';
+import { EngineUnavailableError } from '../src/server/errors.ts';
+import { batchKeyOf } from '../src/server/request.ts';
 import { TEST_BACKEND } from './helpers/backend.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from './helpers/engine.ts';
 
@@ -32,15 +34,16 @@ async function until(what: string, cond: () => boolean, ms = 60_000): Promise<vo
 }
 
 const sources = randomSources([5, 7], 1000, 3);
+const enDe = batchKeyOf({ source: 'en', target: 'de' }, {});
 
 test(`a worker that dies during its restart's warm-up fails the batch waiting for it at once, then comes back (${TEST_BACKEND})`, async () => {
   const p = pool();
   await p.ready;
-  const alone = await p.run('en-de', sources, {});
+  const alone = await p.run(enDe, sources);
   await p.crashWorker(0);
   await until('the restart begins', () => p.health()[0].status === 'starting');
   // A batch that arrives while the new worker warms up waits for it; the worker dies before it is ready.
-  const waiting = p.run('en-de', sources, {});
+  const waiting = p.run(enDe, sources);
   await p.crashWorker(0);
   const started = Date.now();
   await assert.rejects(waiting, (e: unknown) => e instanceof EngineUnavailableError && e.retryAfterSeconds >= 1 && /engine worker 0 exited/.test(e.message));
@@ -50,7 +53,7 @@ test(`a worker that dies during its restart's warm-up fails the batch waiting fo
   assert.match(down.reason ?? '', /engine worker 0 exited with code/);
   // Retried after a backoff, and serving again.
   await until('the worker is ready again', () => p.health()[0].status === 'ready');
-  assert.deepEqual((await p.run('en-de', sources, {})).translations, alone.translations);
+  assert.deepEqual((await p.run(enDe, sources)).translations, alone.translations);
   assert.equal(p.health()[0].restarts, 2);
 });
 
@@ -64,8 +67,8 @@ test('a restart that cannot load its model is retried with backoff, and serves o
   await p.crashWorker(0);
   await until('a restart has failed twice', () => p.health()[0].restarts >= 2 && p.health()[0].status === 'down');
   assert.match(p.health()[0].reason ?? '', /failed to start: .*missing shard file group1-shard1of1\.bin/);
-  await assert.rejects(p.run('en-de', sources, {}), (e: unknown) => e instanceof EngineUnavailableError && /please retry/.test(e.message));
+  await assert.rejects(p.run(enDe, sources), (e: unknown) => e instanceof EngineUnavailableError && /please retry/.test(e.message));
   fs.renameSync(`${shard}.away`, shard);
   await until('the worker is ready again', () => p.health()[0].status === 'ready', 30_000);
-  assert.equal((await p.run('en-de', sources, {})).translations.length, 2);
+  assert.equal((await p.run(enDe, sources)).translations.length, 2);
 });

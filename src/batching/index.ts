@@ -8,6 +8,6 @@ export {
   type RejectionReason,
   type SubmitOptions,
 } from './batcher.ts';
-export type { BatchItem } from './pair-queue.ts';
+export type { BatchItem, Lane, QueueKey } from './batch-queue.ts';
 export { systemClock, type Clock } from './clock.ts';
 export { CancelledError, DeadlineError, DrainingError, QueueFullError } from './errors.ts';

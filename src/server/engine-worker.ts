@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     return { entries, bytes, hits, misses, evictions };
   };
   await cache.warm(data.warmPairs.map(parsePair));
-  send({ type: 'ready', cache: snapshot(), tensors: tf.memory().numTensors });
+  send({ type: 'ready', cache: snapshot(), tensors: tf.memory().numTensors, backend: tf.getBackend() });
 
   // Batches of one pair decode together, joining while earlier ones run (continuous batching);
   // messages are taken between decoder steps, so a new batch never waits for a running one to end.
@@ -44,9 +44,9 @@ async function main(): Promise<void> {
     cancels.set(msg.id, cancel);
     let lease;
     try {
-      const dir = parsePair(msg.pair);
-      lease = await cache.acquire(dir);
-      const translations = await scheduler.translate(new Translator(lease.model, tokenizer), msg.sources, dir, msg.options, cancel.signal);
+      const { direction, options } = msg.key;
+      lease = await cache.acquire(direction);
+      const translations = await scheduler.translate(new Translator(lease.model, tokenizer), msg.sources, direction, options, cancel.signal);
       send({ type: 'result', id: msg.id, translations, durationMs: performance.now() - started, cache: snapshot(), tensors: tf.memory().numTensors });
     } catch (err) {
       // The pool answered a cancelled batch itself.
