@@ -56,6 +56,8 @@ export interface BatcherOptions<K extends QueueKey, I extends BatchItem, R> {
    * one: the next batch joins the running one as its sentences finish, instead of queueing here.
    */
   batchesPerLane?: number;
+  /** Of those, batches one pair may run at once (default: all of them), so one pair's backlog leaves the others room on a shared lane. */
+  batchesPerPair?: number;
   observer?: BatcherObserver<K>;
   clock?: Clock;
 }
@@ -90,6 +92,7 @@ type QueuedEntry<K, I, R> = QueuedItem<I, PendingRequest<K, R>>;
 
 interface RunningBatch<K, I, R> {
   readonly lane: Lane;
+  readonly pair: string;
   readonly entries: QueuedEntry<K, I, R>[];
   readonly abort: AbortController;
 }
@@ -104,6 +107,9 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private readonly run: BatcherOptions<K, I, R>['run'];
   private readonly laneOf: (pair: string) => Lane;
   private readonly batchesPerLane: number;
+  private readonly batchesPerPair: number;
+  /** Every request not yet settled, for abort(). */
+  private readonly pending = new Set<PendingRequest<K, R>>();
   private readonly observer: BatcherObserver<K>;
   private readonly clock: Clock;
 
@@ -125,6 +131,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     this.run = options.run;
     this.laneOf = options.laneOf ?? (() => SINGLE_LANE);
     this.batchesPerLane = positiveLimit('batchesPerLane', options.batchesPerLane, 1);
+    this.batchesPerPair = positiveLimit('batchesPerPair', options.batchesPerPair, this.batchesPerLane);
     this.observer = options.observer ?? {};
     this.clock = options.clock ?? systemClock;
   }
@@ -156,6 +163,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
         reject,
         cleanups: [],
       };
+      this.pending.add(request);
       if (deadline !== undefined) this.watchDeadline(request, deadline);
       if (signal) this.watchSignal(request, signal);
       this.enqueue(request, items);
@@ -167,6 +175,13 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.schedule();
+  }
+
+  /** Closes the batcher and fails every queued and running request with `error` (a drain out of time). */
+  abort(error: Error): void {
+    this.close();
+    for (const request of [...this.pending]) this.fail(request, error);
     this.schedule();
   }
 
@@ -261,7 +276,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private nextReadyQueue(now: number): BatchQueue<K, I, PendingRequest<K, R>> | undefined {
     let oldest: BatchQueue<K, I, PendingRequest<K, R>> | undefined;
     for (const queue of this.queues.values()) {
-      if (this.laneFull(queue.lane) || !this.isReady(queue, now)) continue;
+      if (this.laneFull(queue.lane, queue.key.pair) || !this.isReady(queue, now)) continue;
       if (!oldest || queue.head!.seq < oldest.head!.seq) oldest = queue;
     }
     return oldest;
@@ -276,10 +291,15 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     );
   }
 
-  private laneFull(lane: Lane): boolean {
+  private laneFull(lane: Lane, pair: string): boolean {
     let load = 0;
-    for (const running of this.running) if (running.lane === lane) load++;
-    return load >= this.batchesPerLane;
+    let pairLoad = 0;
+    for (const running of this.running) {
+      if (running.lane !== lane) continue;
+      load++;
+      if (running.pair === pair) pairLoad++;
+    }
+    return load >= this.batchesPerLane || pairLoad >= this.batchesPerPair;
   }
 
   /**
@@ -289,7 +309,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private armDelayTimer(): void {
     let dueAt = Infinity;
     for (const queue of this.queues.values()) {
-      if (this.laneFull(queue.lane)) continue;
+      if (this.laneFull(queue.lane, queue.key.pair)) continue;
       dueAt = Math.min(dueAt, queue.head!.enqueuedAt + this.maxDelayMs);
     }
     if (this.delayTimer?.dueAt === dueAt) return;
@@ -310,7 +330,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     // Similar lengths side by side keep padding low for the runner; results are mapped back
     // through each entry's owner and index, so the order change is invisible to callers.
     batch.sort((a, b) => a.item.tokens - b.item.tokens);
-    const running: RunningBatch<K, I, R> = { lane: queue.lane, entries: batch, abort: new AbortController() };
+    const running: RunningBatch<K, I, R> = { lane: queue.lane, pair: queue.key.pair, entries: batch, abort: new AbortController() };
     this.running.add(running);
     this.observer.onQueueDepth?.(queue.key.pair, this.depth(queue.key.pair));
     this.observer.onBatch?.(queue.key, {
@@ -379,6 +399,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
 
   private settle(request: PendingRequest<K, R>): void {
     request.settled = true;
+    this.pending.delete(request);
     for (const cleanup of request.cleanups) cleanup();
   }
 

@@ -22,6 +22,7 @@ export interface EnginePoolOptions extends EngineWorkerOptions {
 export interface LanePolicy {
   laneOf: (pair: string) => Lane;
   batchesPerLane: number;
+  batchesPerPair: number;
 }
 
 export class EnginePool {
@@ -46,13 +47,20 @@ export class EnginePool {
   }
 
   /**
-   * The batcher's lanes are the workers. A worker takes a lane's next batch while one decodes, and
-   * merges it in as rows finish (continuous batching), so a lane runs two batches at once.
+   * The batcher's lanes are the workers. A worker takes a pair's next batch while one decodes, and
+   * merges it in as rows finish (continuous batching), so a pair runs two batches at once. Pairs
+   * do not wait for each other's slots: the worker's scheduler shares its time between them
+   * (translator/scheduler.ts), so a pair's backlog never holds another pair's request in the queue.
    */
-  readonly lanes: LanePolicy = {
-    laneOf: (pair) => this.workerOf(pair),
-    batchesPerLane: 2,
-  };
+  get lanes(): LanePolicy {
+    const pairsPerWorker = Math.max(...this.workers.map((w) => this.pairsOf(w.index).length), 1);
+    return { laneOf: (pair) => this.workerOf(pair), batchesPerLane: 2 * pairsPerWorker, batchesPerPair: 2 };
+  }
+
+  /** The pairs a worker serves. */
+  pairsOf(worker: WorkerIndex): string[] {
+    return [...this.workerOfPair].filter(([, w]) => w === worker).map(([p]) => p);
+  }
 
   /** The worker a pair is served by. */
   workerOf(pair: string): WorkerIndex {
