@@ -40,6 +40,8 @@ Usage:
       Decoding throughput of dense, token, task and task-extracted models (random weights).
   taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--json FILE]
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
+  taskmoe bench faults [--model DIR] [--workers N]
+      Fault probe on loopback (issue 12's Measures): statuses per class, wrong answers, probe latency under a heavy request, RSS, SIGTERM and crash recovery times.
   taskmoe bench train [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N]
       Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling; with --workers N, 1 vs N workers.
   taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
@@ -270,7 +272,12 @@ async function cmdBench(args: string[]): Promise<number> {
     });
     return 0;
   }
-  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine|server|train ... (see taskmoe --help)');
+  if (what === 'faults') {
+    const { flags } = parse(rest, { model: { type: 'string' }, workers: { type: 'string' } });
+    await (await import('../bench/faults.ts')).benchFaults({ model: flags.model as string | undefined, workers: positiveInt(flags, 'workers') });
+    return 0;
+  }
+  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine|server|train|faults ... (see taskmoe --help)');
   const { flags } = parse(rest, { json: { type: 'string' }, quick: { type: 'boolean' } });
   await initBackend({ log });
   const { benchEngine } = await import('../bench/engine.ts');
