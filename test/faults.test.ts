@@ -269,3 +269,54 @@ test('SIGTERM with beam work in flight ends within --drain-grace-ms plus a margi
     assert.equal(a.headers.connection, 'close');
   }
 });
+
+describe('hostile and heavy traffic', () => {
+  let server: TaskmoeServer;
+  before(async () => {
+    server = await start({ workers: 2, maxQueuedSentences: 8, maxDelayMs: 20 });
+  });
+  after(() => server.shutdown());
+
+  test('fuzzed bodies: every one is a 4xx naming the problem, never a 500, and the server keeps serving', async () => {
+    let seed = 12;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const values: unknown[] = [null, true, 0, -1, 1.5, 1e308, '', 'x', 'en', [], [null], {}, { q: 1 }, 'é\u0000\ud800', Array(200).fill('x')];
+    const pick = () => values[Math.floor(rnd() * values.length)];
+    const bodies: { payload: string; type: string }[] = [];
+    for (let i = 0; i < 150; i++) {
+      const body: Record<string, unknown> = {};
+      for (const field of ['q', 'source', 'target', 'alternatives', 'beam_size', 'max_length', 'format', 'api_key', 'extra']) if (rnd() < 0.5) body[field] = pick();
+      bodies.push({ payload: JSON.stringify(body), type: 'application/json' });
+    }
+    for (let i = 0; i < 30; i++) {
+      const bytes = Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256)));
+      bodies.push({ payload: bytes.toString('latin1'), type: i % 2 ? 'application/json' : 'text/plain' });
+    }
+    bodies.push({ payload: '['.repeat(5000), type: 'application/json' }, { payload: JSON.stringify({ q: 'x'.repeat(2_000_000) }), type: 'application/json' });
+    const statuses = new Map<number, number>();
+    for (const b of bodies) {
+      const r = await server.app.inject({ method: 'POST', url: '/translate', headers: { 'content-type': b.type }, payload: b.payload });
+      statuses.set(r.statusCode, (statuses.get(r.statusCode) ?? 0) + 1);
+      assert.ok(r.statusCode >= 400 && r.statusCode < 500, `${b.payload.slice(0, 60)} -> ${r.statusCode} ${r.body.slice(0, 200)}`);
+      assert.ok(typeof r.json().error === 'string' && r.json().error.length > 0);
+    }
+    assert.ok(statuses.size >= 2, `statuses ${JSON.stringify([...statuses])}`);
+    assert.equal((await translate(server, { q: 'Save as', source: 'en', target: 'de' })).statusCode, 200);
+  });
+
+  test('overload with a small queue: 200 or 429 with Retry-After, and every answer is its own text\'s translation (none wrong or swapped)', async () => {
+    const sentences = texts(10, 'Open the file');
+    const alone = new Map<string, string>();
+    for (const s of sentences) alone.set(s, (await translate(server, { q: s, source: 'en', target: 'de' })).json().translatedText);
+    const answers = await Promise.all(Array.from({ length: 80 }, (_, i) => {
+      const q = sentences[i % 10];
+      return translate(server, { q, source: 'en', target: 'de' }, `10.1.0.${i % 7}`).then((r) => ({ q, r }));
+    }));
+    const ok = answers.filter((a) => a.r.statusCode === 200);
+    const limited = answers.filter((a) => a.r.statusCode === 429);
+    assert.equal(ok.length + limited.length, answers.length, JSON.stringify(answers.map((a) => a.r.statusCode)));
+    assert.ok(ok.length > 0 && limited.length > 0, `${ok.length} answered, ${limited.length} refused`);
+    for (const a of limited) assert.ok(Number(a.r.headers['retry-after']) >= 1);
+    for (const a of ok) assert.equal(a.r.json().translatedText, alone.get(a.q), `the answer to "${a.q}"`);
+  });
+});
