@@ -86,7 +86,7 @@ export async function benchFaults(opts: FaultBenchOptions = {}): Promise<void> {
   const classes: [string, number, Counts][] = [];
   let wrong = 0;
 
-  const settings = { ...resolveSettings({}, {}), modelDir: model, workers: opts.workers ?? 2, maxQueuedSentences: 16, port: 0, host: '127.0.0.1' };
+  const settings = { ...resolveSettings({}, {}), modelDir: model, workers: opts.workers ?? 2, maxQueuedSentences: 64, port: 0, host: '127.0.0.1' };
   const server: TaskmoeServer = await createServer(settings, () => {});
   await server.app.listen({ port: 0, host: '127.0.0.1' });
   const port = (server.app.server.address() as net.AddressInfo).port;
@@ -97,7 +97,7 @@ export async function benchFaults(opts: FaultBenchOptions = {}): Promise<void> {
     for (const body of fuzzBodies(200)) count(fuzz, (await post(port, body)).status);
     classes.push(['fuzzed bodies', 200, fuzz]);
 
-    // Overload with a small queue (--max-queue 16), answers checked against each text alone.
+    // Overload with a small queue (--max-queue 64), answers checked against each text alone.
     const sentences = Array.from({ length: 20 }, (_, i) => `Could not open the file number ${i}`);
     const alone = new Map<string, string>();
     for (const s of sentences) alone.set(s, (await post(port, { q: s, source: 'en', target: 'de' })).json.translatedText);
@@ -107,7 +107,7 @@ export async function benchFaults(opts: FaultBenchOptions = {}): Promise<void> {
       count(overload, r.status);
       if (r.status === 200 && r.json.translatedText !== alone.get(q)) wrong++;
     }
-    classes.push(['overload, concurrency 256, --max-queue 16', 256, overload]);
+    classes.push(['overload, concurrency 256, --max-queue 64', 256, overload]);
 
     // The issue's heavy request: over the cost limit now.
     const heavyBody = { q: Array.from({ length: 128 }, (_, i) => longText(i)), source: 'en', target: 'de', beam_size: 8, alternatives: 4, max_length: 96 };
