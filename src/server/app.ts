@@ -27,7 +27,7 @@ export interface TaskmoeServer {
   metricsApp?: FastifyInstance;
   metrics: ServerMetrics;
   pool: EnginePool;
-  /** Resolves when the engine workers have warmed up and /readyz turns 200; rejects if they cannot start. */
+  /** Resolves when the engine workers have warmed up and /readyz turns 200 (a worker that cannot start is retried meanwhile; /readyz says why). */
   ready: Promise<void>;
   /**
    * Stops readiness, finishes queued and running work within the grace period, answers what is
