@@ -1,6 +1,7 @@
 // The server through inject() and over real sockets, on a tiny random Token/Target checkpoint.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createServer, type TaskmoeServer } from '../src/server/app.ts';
@@ -222,6 +223,25 @@ describe('batching, cache budget and limits', () => {
     assert.equal((await queued).statusCode, 200);
     assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'draining' }), 1, 'the refused request is counted once');
     await stopping;
+  });
+
+  test('a client that goes away while queued is counted once as cancelled, and its sentences leave the queue', async () => {
+    const server = await start({ maxDelayMs: 5000 });
+    try {
+      const address = await server.app.listen({ port: 0, host: '127.0.0.1' });
+      const body = JSON.stringify({ q: ['Quit', 'Save as'], source: 'en', target: 'de' });
+      const req = http.request(`${address}/translate`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+      req.on('error', () => {});
+      req.end(body);
+      for (let i = 0; i < 100 && (await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' })) < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 2);
+      req.destroy();
+      for (let i = 0; i < 100 && (await metric(server, 'taskmoe_rejected_total', { reason: 'cancelled' })) < 1; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'cancelled' }), 1);
+      assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 0);
+    } finally {
+      await server.shutdown();
+    }
   });
 
   test('--max-queue bounds the queued sentences of a pair whatever their decoding options, and queue_depth reports their sum', async () => {
