@@ -630,3 +630,14 @@ test('abort fails every queued and running request with the given error, and the
   runner.calls[0]!.fail(new Error('cancelled by its worker'));
   await batcher.drain();
 });
+
+test('a batch holds maxBatchSentences rows: a beam key\'s batches hold fewer sentences', async () => {
+  const beamKey = { pair: 'en-de', id: 'en-de beam 4', beam: 4 };
+  const { clock, runner, batcher } = setup({ maxBatchSentences: 8, batchesPerLane: 4, rowsPerSentence: (k) => (k as typeof beamKey).beam ?? 1 });
+  void batcher.submit(beamKey, items('b1', 'b2', 'b3', 'b4', 'b5'));
+  void batcher.submit(key('en-fr'), items('g1', 'g2', 'g3', 'g4', 'g5'));
+  await flush();
+  assert.deepEqual(runner.calls.map(payloadsOf), [['b1', 'b2'], ['b3', 'b4']], 'full beam batches of 2 sentences x 4 rows dispatch at once');
+  await clock.advance(10);
+  assert.deepEqual(runner.calls.map(payloadsOf).slice(2), [['b5'], ['g1', 'g2', 'g3', 'g4', 'g5']], 'greedy batches keep up to 8 sentences');
+});

@@ -42,6 +42,7 @@ const SINGLE_LANE: Lane = 0;
 
 export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private readonly maxBatchSentences: number;
+  private readonly rowsPerSentence: (key: K) => number;
   private readonly maxBatchTokens: number;
   private readonly maxDelayMs: number;
   private readonly maxQueuedSentences: number;
@@ -66,6 +67,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
 
   constructor(options: BatcherOptions<K, I, R>) {
     this.maxBatchSentences = positiveLimit('maxBatchSentences', options.maxBatchSentences, 32);
+    this.rowsPerSentence = options.rowsPerSentence ?? (() => 1);
     this.maxBatchTokens = positiveLimit('maxBatchTokens', options.maxBatchTokens, 4096);
     this.maxDelayMs = nonNegativeLimit('maxDelayMs', options.maxDelayMs, 10);
     this.maxQueuedSentences = positiveLimit('maxQueuedSentences', options.maxQueuedSentences, 1024);
@@ -226,10 +228,15 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private isReady(queue: BatchQueue<K, I, PendingRequest<K, R>>, now: number): boolean {
     return (
       this.closed ||
-      queue.sentences >= this.maxBatchSentences ||
+      queue.sentences >= this.batchSentences(queue.key) ||
       queue.tokens >= this.maxBatchTokens ||
       now - queue.head!.enqueuedAt >= this.maxDelayMs
     );
+  }
+
+  /** Sentences a batch of this key holds: maxBatchSentences rows' worth. */
+  private batchSentences(key: K): number {
+    return Math.max(1, Math.floor(this.maxBatchSentences / Math.max(1, this.rowsPerSentence(key))));
   }
 
   private laneFull(lane: Lane, pair: string): boolean {
@@ -265,7 +272,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   }
 
   private dispatch(queue: BatchQueue<K, I, PendingRequest<K, R>>, now: number): void {
-    const batch = queue.takeBatch(this.maxBatchSentences, this.maxBatchTokens);
+    const batch = queue.takeBatch(this.batchSentences(queue.key), this.maxBatchTokens);
     if (queue.sentences === 0) this.queues.delete(queue.key.id);
     for (const entry of batch) entry.owner.queued -= 1;
     // Similar lengths side by side keep padding low for the runner; results are mapped back

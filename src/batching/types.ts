@@ -28,6 +28,11 @@ export interface BatcherObserver<K extends QueueKey> {
 
 export interface BatcherOptions<K extends QueueKey, I extends BatchItem, R> {
   maxBatchSentences?: number;
+  /**
+   * Rows one sentence of a key decodes (its beam; default 1). A batch holds at most
+   * maxBatchSentences rows, so a beam batch's decoder step costs what a full greedy batch's does.
+   */
+  rowsPerSentence?: (key: K) => number;
   maxBatchTokens?: number;
   maxDelayMs?: number;
   /** Bound on the queued sentences of each pair, whatever their keys. */

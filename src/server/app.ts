@@ -90,6 +90,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     maxDelayMs: settings.maxDelayMs,
     maxQueuedSentences: settings.maxQueuedSentences,
     ...pool.lanes,
+    rowsPerSentence: (key) => key.options.beamSize ?? 1,
     run: async (key, texts, signal) => {
       let result: BatchResult;
       try {
