@@ -8,6 +8,7 @@ import { CheckpointReader, writeCheckpoint } from '../models/checkpoint.ts';
 import { parseConfig } from '../models/config.ts';
 import { initWeights } from '../models/init.ts';
 import { inspectModel } from '../models/inspect.ts';
+import { verifyCheckpoint } from '../models/verify.ts';
 import { Seq2Seq } from '../models/model.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { trainTokenizer } from '../tokenizer/train.ts';
@@ -39,6 +40,8 @@ Usage:
       Decoding throughput of dense, token, task and task-extracted models (random weights).
   taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--json FILE]
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
+  taskmoe bench faults [--model DIR] [--workers N]
+      Fault probe on loopback (issue 12's Measures): statuses per class, wrong answers, probe latency under a heavy request, RSS, SIGTERM and crash recovery times.
   taskmoe bench train [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N]
       Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling; with --workers N, 1 vs N workers.
   taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
@@ -134,6 +137,7 @@ async function cmdInit(args: string[]): Promise<number> {
 async function cmdExtract(args: string[]): Promise<number> {
   const { flags } = parse(args, { model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' } });
   const reader = await CheckpointReader.open(required(flags, 'model'));
+  await verifyCheckpoint(reader, log);
   const dir = { source: required(flags, 'source'), target: required(flags, 'target') };
   const out = required(flags, 'out');
   await initBackend({ log });
@@ -152,6 +156,7 @@ async function cmdExtract(args: string[]): Promise<number> {
 async function cmdConvert(args: string[]): Promise<number> {
   const { flags } = parse(args, { model: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' } });
   const reader = await CheckpointReader.open(required(flags, 'model'));
+  await verifyCheckpoint(reader, log);
   const out = required(flags, 'out');
   const dtype = dtypeFlag(flags);
   if (dtype === undefined) throw new UsageError('--dtype is required (float32 or float16)');
@@ -171,7 +176,7 @@ async function cmdAverage(args: string[]): Promise<number> {
   const out = required(flags, 'out');
   if (positionals.length === 0) throw new UsageError('average takes the checkpoint directories to average');
   await initBackend({ log });
-  await averageCheckpoints(positionals, out, dtypeFlag(flags));
+  await averageCheckpoints(positionals, out, dtypeFlag(flags), log);
   log(`wrote ${out}: the mean of ${positionals.length} checkpoints`);
   return 0;
 }
@@ -272,7 +277,12 @@ async function cmdBench(args: string[]): Promise<number> {
     });
     return 0;
   }
-  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine|server|train ... (see taskmoe --help)');
+  if (what === 'faults') {
+    const { flags } = parse(rest, { model: { type: 'string' }, workers: { type: 'string' } });
+    await (await import('../bench/faults.ts')).benchFaults({ model: flags.model as string | undefined, workers: positiveInt(flags, 'workers') });
+    return 0;
+  }
+  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine|server|train|faults ... (see taskmoe --help)');
   const { flags } = parse(rest, {
     json: { type: 'string' }, quick: { type: 'boolean' }, configs: { type: 'string' }, batch: { type: 'string' }, variants: { type: 'string' }, reps: { type: 'string' },
   });

@@ -2,16 +2,20 @@
 // queue for its pair, a batch, an engine worker, and back. Nothing here touches tensors.
 import * as path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { Batcher } from '../batching/index.ts';
+import { Batcher, DrainingError } from '../batching/index.ts';
 import { CheckpointReader } from '../models/checkpoint.ts';
 import { type ModelConfig, parsePair } from '../models/config.ts';
 import { subnetworkOf } from '../models/subnetwork.ts';
+import { verifyCheckpoint } from '../models/verify.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, type Translation } from '../translator/index.ts';
 import { EnginePool } from './engine-pool.ts';
 import type { BatchResult } from './engine-worker-client.ts';
 import type { CacheSnapshot } from './engine-protocol.ts';
+import { ClientShares, CostLimitError, requestCost } from './cost.ts';
 import { BatchCancelledError, NotReadyError, ShuttingDownError, answerFor } from './errors.ts';
+import { capConnections, httpLimitOptions } from './http-limits.ts';
+import { addMetricsRoute, createMetricsApp } from './metrics-access.ts';
 import { LANGUAGE_NAMES } from './languages.ts';
 import { ServerMetrics } from './metrics.ts';
 import { type BatchKey, type SourceText, type TranslateBody, type TranslationRequest, responseOf, translateSchema, validateRequest } from './request.ts';
@@ -19,26 +23,39 @@ import type { ServerSettings } from './settings.ts';
 
 export interface TaskmoeServer {
   app: FastifyInstance;
+  /** /metrics alone, with --metrics-port (the caller listens on it). */
+  metricsApp?: FastifyInstance;
   metrics: ServerMetrics;
   pool: EnginePool;
-  /** Resolves when the engine workers have warmed up and /readyz turns 200; rejects if they cannot start. */
+  /** Resolves when the engine workers have warmed up and /readyz turns 200 (a worker that cannot start is retried meanwhile; /readyz says why). */
   ready: Promise<void>;
-  /** Stops readiness, finishes queued and running work within the grace period, closes everything. */
+  /**
+   * Stops readiness, finishes queued and running work within the grace period, answers what is
+   * left 503 (Retry-After, Connection: close), closes everything.
+   */
   shutdown(): Promise<void>;
 }
+
+/** After the grace period, the time given to 503 answers to reach their clients before connections close. */
+const DRAIN_ANSWER_MS = 250;
 
 /** Builds the app and starts its engine workers, which warm up in the background (see `ready`). */
 export async function createServer(settings: ServerSettings, log: (msg: string) => void = () => {}): Promise<TaskmoeServer> {
   const reader = await CheckpointReader.open(settings.modelDir);
   const cfg = reader.config;
   const tokenizer = await Tokenizer.load(reader.tokenizerPath);
+  // A corrupt or mismatched checkpoint stops the server here, before it listens: never ready, never serving empty text.
   tokenizer.checkServes(cfg, path.join(settings.modelDir, 'config.json'));
+  await verifyCheckpoint(reader, log);
   const metrics = new ServerMetrics();
   const app = Fastify({
     bodyLimit: settings.bodyLimitBytes,
     // Strict validation: unknown fields and wrong types are 400s, not silently dropped or coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    ...httpLimitOptions(settings),
   });
+  capConnections(app.server, settings.maxConnections);
+  const shares = new ClientShares(settings.maxClientCost);
   const state = { ready: false, draining: false };
   const workerCache = new Map<number, CacheSnapshot>();
   const workerTensors = new Map<number, number>();
@@ -72,6 +89,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     maxDelayMs: settings.maxDelayMs,
     maxQueuedSentences: settings.maxQueuedSentences,
     ...pool.lanes,
+    rowsPerSentence: (key) => key.options.beamSize ?? 1,
     run: async (key, texts, signal) => {
       let result: BatchResult;
       try {
@@ -126,10 +144,16 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
       if (!reply.raw.writableFinished) disconnected.abort();
     };
     reply.raw.on('close', onClose);
+    let release = () => {};
     try {
       const request: TranslationRequest = validateRequest(body, { cfg, tokenizer }, { timeoutMs: settings.timeoutMs, signal: disconnected.signal });
+      const { beamSize = 1, maxLength } = request.key.options;
+      const cost = requestCost(request.texts.map((t) => t.ids.length), beamSize, maxLength, cfg.maxLength);
+      if (cost > settings.maxRequestCost) throw new CostLimitError(cost, settings.maxRequestCost);
+      release = shares.reserve(reply.request.ip, String(pool.workerOf(request.key.pair)), cost);
       return responseOf(request, await batcher.submit(request.key, request.texts, request));
     } finally {
+      release();
       reply.raw.off('close', onClose);
     }
   };
@@ -150,17 +174,21 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   );
   app.get('/languages', async () => languages);
   app.get('/healthz', async () => ({ status: 'ok' }));
+  // Ready only while every engine worker can serve; otherwise 503 with the reason.
   app.get('/readyz', async (_req, reply) => {
-    if (state.draining) return reply.code(503).send({ status: 'draining' });
-    if (!state.ready) return reply.code(503).send({ status: 'warming up' });
+    const unready = (status: string, reason?: string) => reply.code(503).header('retry-after', '1').send({ status, ...(reason ? { reason } : {}), workers: pool.health() });
+    if (state.draining) return unready('draining');
+    if (!state.ready) return unready('warming up');
+    const down = pool.health().filter((w) => w.status !== 'ready');
+    if (down.length > 0) return unready('degraded', down.map((w) => w.reason ?? `engine worker ${w.worker} is ${w.status}`).join('; '));
     return { status: 'ready' };
   });
-  app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  const metricsApp = settings.metricsPort === '' ? undefined : createMetricsApp(metrics, settings.metricsToken);
+  if (metricsApp === undefined) addMetricsRoute(app, metrics, settings.metricsToken);
   app.get('/info', async () => ({
-    model: settings.modelDir,
+    // The model's name, never its filesystem path.
+    model: path.basename(path.resolve(settings.modelDir)),
+    engine: { backend: pool.health().find((w) => w.backend !== undefined)?.backend },
     routing: cfg.routing,
     moe: cfg.moe,
     ...(cfg.extracted ? { extracted: cfg.extracted } : {}),
@@ -180,6 +208,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   }));
 
   await app.ready();
+  await metricsApp?.ready();
   const ready = pool.ready.then(() => {
     state.ready = true;
   });
@@ -188,12 +217,19 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   const shutdown = () => (shuttingDown ??= (async () => {
     state.draining = true;
     batcher.close();
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, settings.drainGraceMs).unref());
-    await Promise.race([batcher.drain(), grace]);
-    await app.close();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'grace'>((resolve) => (timer = setTimeout(() => resolve('grace'), settings.drainGraceMs)));
+    const outcome = await Promise.race([batcher.drain().then(() => 'drained' as const), grace]);
+    clearTimeout(timer);
+    if (outcome === 'grace') {
+      // Out of time: what is queued or running is answered 503 now, and gets a moment to reach its client.
+      batcher.abort(new DrainingError('all'));
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_ANSWER_MS));
+    }
+    await Promise.all([app.close(), metricsApp?.close()]);
     await pool.close();
   })());
-  return { app, metrics, pool, ready, shutdown };
+  return { app, metricsApp, metrics, pool, ready, shutdown };
 }
 
 function sum(xs: number[]): number {

@@ -27,7 +27,7 @@ export interface CacheSnapshot {
 }
 
 export type FromWorker =
-  | { type: 'ready'; cache: CacheSnapshot; tensors: number }
+  | { type: 'ready'; cache: CacheSnapshot; tensors: number; backend: string }
   | { type: 'fatal'; message: string }
   | { type: 'result'; id: number; translations: Translation[]; durationMs: number; cache: CacheSnapshot; tensors: number }
   | { type: 'error'; id: number; message: string; input: boolean }

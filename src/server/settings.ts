@@ -27,6 +27,21 @@ export interface ServerSettings {
   drainGraceMs: number;
   /** Pairs loaded before /readyz turns 200: "all", "none" or a comma-separated list. */
   warm: string;
+  /** Longest a client may take to send a request's headers, and its whole request (headers and body). */
+  headerTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open. */
+  keepAliveTimeoutMs: number;
+  /** Open connections before further ones are closed as they arrive. */
+  maxConnections: number;
+  /** A request's largest cost in decoder row-steps (texts x beam x longest output); above it, 400. */
+  maxRequestCost: number;
+  /** Cost one client may have queued and running on one engine worker; above it, 429. */
+  maxClientCost: number;
+  /** /metrics on a port of its own ("" = on the API port). */
+  metricsPort: string;
+  /** When set, /metrics wants `Authorization: Bearer <token>`. */
+  metricsToken: string;
 }
 
 interface Spec {
@@ -71,6 +86,14 @@ export const SETTINGS: readonly Spec[] = [
   { key: 'maxAlternatives', flag: 'max-alternatives', env: 'TASKMOE_MAX_ALTERNATIVES', kind: 'int', default: () => 4, help: 'largest alternatives a request may ask for' },
   { key: 'drainGraceMs', flag: 'drain-grace-ms', env: 'TASKMOE_DRAIN_GRACE_MS', kind: 'int', default: () => 20000, help: 'on SIGTERM, time given to queued and running work' },
   { key: 'warm', flag: 'warm', env: 'TASKMOE_WARM', kind: 'string', default: () => 'all', help: 'pairs loaded before ready: all, none, or e.g. en-de,de-en' },
+  { key: 'headerTimeoutMs', flag: 'header-timeout-ms', env: 'TASKMOE_HEADER_TIMEOUT_MS', kind: 'int', default: () => 10000, help: 'longest a client may take to send its request headers (then 408, connection closed)' },
+  { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'TASKMOE_REQUEST_TIMEOUT_MS', kind: 'int', default: () => 20000, help: 'longest a client may take to send a whole request, headers and body (then 408, connection closed)' },
+  { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout-ms', env: 'TASKMOE_KEEP_ALIVE_TIMEOUT_MS', kind: 'int', default: () => 5000, help: 'how long an idle keep-alive connection stays open' },
+  { key: 'maxConnections', flag: 'max-connections', env: 'TASKMOE_MAX_CONNECTIONS', kind: 'int', default: () => 1024, help: 'open connections; further ones are closed as they arrive' },
+  { key: 'maxRequestCost', flag: 'max-request-cost', env: 'TASKMOE_MAX_REQUEST_COST', kind: 'int', default: () => 32768, help: "a request's largest cost, texts x beam x longest output in tokens (400 above it)" },
+  { key: 'maxClientCost', flag: 'max-client-cost', env: 'TASKMOE_MAX_CLIENT_COST', kind: 'int', default: () => 65536, help: 'cost one client may have queued and running on one engine worker (429 above it)' },
+  { key: 'metricsPort', flag: 'metrics-port', env: 'TASKMOE_METRICS_PORT', kind: 'string', default: () => '', help: 'serve /metrics on this port instead of the API port' },
+  { key: 'metricsToken', flag: 'metrics-token', env: 'TASKMOE_METRICS_TOKEN', kind: 'string', default: () => '', help: '/metrics requires "Authorization: Bearer TOKEN"' },
 ];
 
 export class SettingsError extends Error {}
@@ -96,5 +119,11 @@ export function resolveSettings(flags: Record<string, string | undefined>, env: 
   }
   const settings = out as unknown as ServerSettings;
   settings.cacheBytes *= 1024 * 1024;
+  if (settings.metricsPort !== '' && !/^\d+$/.test(settings.metricsPort)) {
+    throw new SettingsError(`--metrics-port / TASKMOE_METRICS_PORT must be a port number, got "${settings.metricsPort}"`);
+  }
+  if (settings.headerTimeoutMs > settings.requestTimeoutMs) {
+    throw new SettingsError(`--header-timeout-ms (${settings.headerTimeoutMs}) must not exceed --request-timeout-ms (${settings.requestTimeoutMs})`);
+  }
   return settings;
 }

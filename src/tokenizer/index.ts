@@ -82,7 +82,13 @@ export class Tokenizer {
    */
   checkServes(cfg: { vocabSize: number; languages: readonly string[] }, configName: string): void {
     if (this.vocabSize !== cfg.vocabSize) throw new Error(`${configName}: vocabSize ${cfg.vocabSize} does not match ${this.path} (${this.vocabSize} pieces)`);
-    for (const lang of cfg.languages) this.languageTagId(lang);
+    for (const lang of cfg.languages) {
+      try {
+        this.languageTagId(lang);
+      } catch (err) {
+        throw new Error(`${configName} lists language "${lang}", but ${this.path}: ${(err as Error).message}`);
+      }
+    }
   }
 
   languageTagId(lang: string): number {
