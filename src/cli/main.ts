@@ -294,10 +294,10 @@ async function cmdTokenizer(args: string[]): Promise<number> {
 }
 
 async function cmdServe(args: string[]): Promise<number> {
-  const { flags } = parse(args, Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: 'string' as const }])));
+  const { flags } = parse(args, Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: s.kind === 'bool' ? 'boolean' as const : 'string' as const }])));
   let settings;
   try {
-    settings = resolveSettings(flags as Record<string, string | undefined>);
+    settings = resolveSettings(flags as Record<string, string | boolean | undefined>);
   } catch (err) {
     if (err instanceof SettingsError) throw new UsageError(err.message);
     throw err;

@@ -12,6 +12,7 @@ import type { CacheSnapshot } from './engine-protocol.ts';
 import { LANGUAGE_NAMES } from './languages.ts';
 import { type RejectReason, ServerMetrics } from './metrics.ts';
 import type { ServerSettings } from './settings.ts';
+import { registerFrontDoor } from './front-door/index.ts';
 
 /** An error answered with its status code and message. */
 class HttpError extends Error {
@@ -89,6 +90,8 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     // Strict validation: unknown fields and wrong types are 400s, not silently dropped or coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
+  // Before any route: the OpenAPI generator and the key/quota guard must see every route.
+  await registerFrontDoor(app, settings, metrics);
   const state = { ready: false, draining: false };
   const workerCache = new Map<number, CacheSnapshot>();
   const workerTensors = new Map<number, number>();

@@ -8,7 +8,9 @@ const SENTENCE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
 const TOKEN_BUCKETS = [16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384];
 const LOAD_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-export type RejectReason = 'queue_full' | 'deadline' | 'cancelled' | 'draining' | 'not_ready' | 'invalid' | 'too_large' | 'engine_error';
+export type RejectReason = 'queue_full' | 'deadline' | 'cancelled' | 'draining' | 'not_ready' | 'invalid' | 'too_large' | 'engine_error'
+  // The front door (API keys and quotas): by reason, never by key or address.
+  | 'key_missing' | 'key_invalid' | 'rate_requests' | 'rate_chars';
 
 export class ServerMetrics {
   readonly registry = new Registry();

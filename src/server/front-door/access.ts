@@ -1,0 +1,70 @@
+// The translation routes' door: the api_key check (--api-keys) and the per-client quotas, as a
+// preHandler that runs after body validation and before any work is queued.
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { RejectReason, ServerMetrics } from '../metrics.ts';
+import type { ServerSettings } from '../settings.ts';
+import { type ApiKey, KEY_PATTERN, type KeyStore } from './key-store.ts';
+import { type Limits, Limiter, type WindowState } from './limiter.ts';
+
+/** Routes that cost translation work; each takes an api_key and counts against its client's quota. */
+export const GUARDED_ROUTES = new Set(['/translate', '/translate/:source/:target', '/detect', '/translate_file']);
+
+/** A field of a JSON, form or multipart body (multipart fields may arrive as `{ value }`). */
+export function bodyField(body: unknown, name: string): unknown {
+  if (body === null || typeof body !== 'object') return undefined;
+  const v = (body as Record<string, unknown>)[name];
+  if (v !== null && typeof v === 'object' && !Array.isArray(v) && 'value' in v) return (v as { value: unknown }).value;
+  return v;
+}
+
+/** Characters a request asks to translate or detect: its q, one text or many. */
+export function requestChars(body: unknown): number {
+  const q = bodyField(body, 'q');
+  if (typeof q === 'string') return q.length;
+  if (Array.isArray(q)) return q.reduce((n: number, t) => n + (typeof t === 'string' ? t.length : 0), 0);
+  return 0;
+}
+
+export interface Door {
+  /** What the preHandler decided for a request, so a route can charge more (a file's characters). */
+  readonly limiter: Limiter;
+  guard: preHandlerAsyncHookHandler;
+}
+
+export function createDoor(store: KeyStore, settings: ServerSettings, metrics: ServerMetrics): Door {
+  const limiter = new Limiter(store.db);
+  const reject = (reply: FastifyReply, status: number, reason: RejectReason, message: string) => {
+    metrics.rejected.labels(reason).inc();
+    return reply.code(status).send({ error: message });
+  };
+  const guard = async function (this: unknown, req: FastifyRequest, reply: FastifyReply) {
+    const given = bodyField(req.body, 'api_key');
+    // LibreTranslate clients send an empty key when they have none.
+    const key = typeof given === 'string' && given !== '' ? given : undefined;
+    let apiKey: ApiKey | undefined;
+    if (key === undefined) {
+      if (settings.apiKeys) return reject(reply, 403, 'key_missing', 'this server requires an api_key: send the field "api_key" with a key from its operator');
+    } else {
+      if (!KEY_PATTERN.test(key)) return reject(reply, 403, 'key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
+      apiKey = store.get(key);
+      if (apiKey === undefined) return reject(reply, 403, 'key_invalid', 'api_key is not a valid key (unknown or removed)');
+    }
+    const limits: Limits = {
+      reqPerMinute: apiKey?.reqPerMinute ?? settings.reqPerMinute,
+      charsPerDay: apiKey?.charsPerDay ?? settings.charsPerDay,
+    };
+    const admission = limiter.admit(apiKey ? `key:${apiKey.key}` : `ip:${req.ip}`, limits, requestChars(req.body));
+    if (admission.window !== undefined) rateHeaders(reply, admission.window);
+    if (!admission.ok) {
+      reply.header('retry-after', String(admission.window.resetSeconds));
+      return reject(reply, 429, admission.reason, `${admission.message}; retry after ${admission.window.resetSeconds} s`);
+    }
+  } as preHandlerAsyncHookHandler;
+  return { limiter, guard };
+}
+
+function rateHeaders(reply: FastifyReply, w: WindowState): void {
+  reply.header('x-ratelimit-limit', String(w.limit));
+  reply.header('x-ratelimit-remaining', String(w.remaining));
+  reply.header('x-ratelimit-reset', String(w.resetSeconds));
+}
