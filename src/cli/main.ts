@@ -48,6 +48,8 @@ Usage:
       --init starts from a model checkpoint's weights (fresh optimizer) at step --init-step (default 0).
   taskmoe eval [--model DIR] --data DIR [--json FILE] [--beam N] [--batch-size N] [--languages de,fr]
       BLEU and chrF per direction on a corpus of en-XX.tsv files, next to the copy-the-source baseline.
+  taskmoe keys add [--req-per-minute N] [--chars-per-day N] [--name TEXT] | keys list | keys remove KEY  [--data-dir DIR]
+      Manages the API keys (and their own limits) of the server using the same --data-dir / TASKMOE_DATA_DIR.
   taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model [--languages en,de,...] [--sentences-per-language N]
       Trains a shared SentencePiece vocabulary with spm_train (Debian package "sentencepiece").
 
@@ -356,6 +358,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   translate: cmdTranslate,
   bench: cmdBench,
   tokenizer: cmdTokenizer,
+  keys: async (args) => (await import('../server/front-door/keys-cli.ts')).runKeys(args),
 };
 
 /** Runs the CLI; returns the exit status. */
