@@ -20,6 +20,20 @@ export interface FrontDoor {
 
 const PRUNE_EVERY_MS = 60_000;
 
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  /** Left out of the OpenAPI document (static files, Swagger UI's own pages). */
+  hidden: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route, as declared: what the OpenAPI document must cover. */
+    registeredRoutes: RegisteredRoute[];
+  }
+}
+
 /** Quotas or keys need the key database; without them nothing is opened or created. */
 export function needsKeyStore(s: ServerSettings): boolean {
   return s.apiKeys || s.reqPerMinute > 0 || s.charsPerDay > 0;
@@ -28,6 +42,11 @@ export function needsKeyStore(s: ServerSettings): boolean {
 export async function registerFrontDoor(app: FastifyInstance, settings: ServerSettings, metrics: ServerMetrics): Promise<FrontDoor> {
   // Opened first: a database that cannot be opened stops the start-up with its path in the message.
   const store = needsKeyStore(settings) ? KeyStore.open(keyDbPath(settings.dataDir)) : undefined;
+  const routes: RegisteredRoute[] = [];
+  app.decorate('registeredRoutes', routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true });
+  });
   await registerOpenApi(app, packageVersion());
   if (store !== undefined) {
     const door = createDoor(store, settings, metrics);
