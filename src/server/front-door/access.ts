@@ -17,8 +17,10 @@ export function bodyField(body: unknown, name: string): unknown {
   return v;
 }
 
-/** Characters a request asks to translate or detect: its q, one text or many. */
+/** Characters a request asks to translate or detect: its q, one text or many, or an uploaded file's text. */
 export function requestChars(body: unknown): number {
+  const file = bodyField(body, 'file') as { data?: unknown } | undefined;
+  if (file !== undefined && file !== null && Buffer.isBuffer(file.data)) return file.data.toString('utf8').length;
   const q = bodyField(body, 'q');
   if (typeof q === 'string') return q.length;
   if (Array.isArray(q)) return q.reduce((n: number, t) => n + (typeof t === 'string' ? t.length : 0), 0);
