@@ -31,12 +31,19 @@ await Promise.all([off.ready, on.ready]);
 const admin = KeyStore.open(keyDbPath(dataDir));
 const key = admin.add({ name: 'bench', reqPerMinute: 1_000_000_000, charsPerDay: 1_000_000_000 }).key;
 
+interface Round {
+  requestsPerSecond: number;
+  /** Process CPU time (all threads: HTTP, batcher, engine worker, this client) per answered request. */
+  cpuMsPerRequest: number;
+}
+
 /** Closed loop over inject(): `concurrency` clients, each one text per request. */
-async function load(server: TaskmoeServer, apiKey?: string): Promise<number> {
+async function load(server: TaskmoeServer, apiKey?: string): Promise<Round> {
   const warmUntil = performance.now() + 2000;
   let from = Infinity;
   let end = Infinity;
   let answered = 0;
+  let cpuFrom = process.cpuUsage();
   let next = 0;
   const client = async () => {
     while (performance.now() < end) {
@@ -47,23 +54,29 @@ async function load(server: TaskmoeServer, apiKey?: string): Promise<number> {
       if (from === Infinity && now >= warmUntil) {
         from = now;
         end = from + seconds * 1000;
+        cpuFrom = process.cpuUsage();
       } else if (now > from && now <= end) answered++;
     }
   };
   await Promise.all(Array.from({ length: concurrency }, client));
-  return answered / seconds;
+  const cpu = process.cpuUsage(cpuFrom);
+  return { requestsPerSecond: answered / seconds, cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / answered };
 }
 
 console.log(`front door bench: ${model}, en-de, ${concurrency} in flight, ${seconds} s x ${rounds} rounds (interleaved), 1 engine worker each`);
-const rates = { off: [] as number[], on: [] as number[] };
+const rounds_ = { off: [] as Round[], on: [] as Round[] };
 for (let r = 1; r <= rounds; r++) {
   // Alternate which goes first, so that neither always follows the other.
   const order = r % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
-  for (const which of order) rates[which].push(which === 'off' ? await load(off) : await load(on, key));
-  console.log(`round ${r}: off ${rates.off.at(-1)!.toFixed(1)}  on ${rates.on.at(-1)!.toFixed(1)} requests/s`);
+  for (const which of order) rounds_[which].push(which === 'off' ? await load(off) : await load(on, key));
+  const f = (x: Round) => `${x.requestsPerSecond.toFixed(1)} req/s, ${x.cpuMsPerRequest.toFixed(2)} CPU ms/req`;
+  console.log(`round ${r}: off ${f(rounds_.off.at(-1)!)}  on ${f(rounds_.on.at(-1)!)}`);
 }
-const [mOff, mOn] = [median(rates.off), median(rates.on)];
-console.log(`throughput, median round: keys+quotas off ${mOff.toFixed(1)} req/s, on ${mOn.toFixed(1)} req/s, ratio on/off ${(mOn / mOff).toFixed(4)} (overhead ${((1 - mOn / mOff) * 100).toFixed(2)}%)`);
+const med = (xs: Round[], k: keyof Round) => median(xs.map((x) => x[k]));
+const [mOff, mOn] = [med(rounds_.off, 'requestsPerSecond'), med(rounds_.on, 'requestsPerSecond')];
+const [cOff, cOn] = [med(rounds_.off, 'cpuMsPerRequest'), med(rounds_.on, 'cpuMsPerRequest')];
+console.log(`throughput, median round: keys+quotas off ${mOff.toFixed(1)} req/s, on ${mOn.toFixed(1)} req/s, ratio on/off ${(mOn / mOff).toFixed(4)}`);
+console.log(`CPU per request, median round: off ${cOff.toFixed(2)} ms, on ${cOn.toFixed(2)} ms, ratio on/off ${(cOn / cOff).toFixed(4)}`);
 await Promise.all([off.shutdown(), on.shutdown()]);
 
 // The guard's work alone: the key lookup and the quota transaction of one request.
@@ -79,5 +92,7 @@ for (let rep = 0; rep < 5; rep++) {
   }
   samples.push(((performance.now() - t0) * 1000) / n);
 }
-console.log(`guard alone (key lookup + quota transaction, WAL, synchronous=NORMAL): median ${median(samples).toFixed(1)} us per request over 5 x ${n}`);
+const guardUs = median(samples);
+console.log(`guard alone (key lookup + quota transaction, WAL, synchronous=NORMAL): median ${guardUs.toFixed(1)} us per request over 5 x ${n}`);
+console.log(`guard / CPU per request with keys off: ${((guardUs / 1000 / cOff) * 100).toFixed(3)}% (the overhead bound: its share of what a request costs)`);
 admin.close();
