@@ -24,18 +24,22 @@ export function needsModel(sentence: string): boolean {
   return /\p{L}/u.test(sentence.replace(/\{\d+\}/g, ''));
 }
 
+/** Puts a prepared text back together from the translations of its sentences, masks still in (each once). */
+export function finishMasked(p: Prepared, translated: string[]): string {
+  const sources = sentencesOf(p.pieces);
+  return assemble(p.pieces, translated.map((t, i) => repairMasks(t, maskIds(sources[i]))));
+}
+
 /** Puts a prepared text back together from the translations of its sentences, spans restored. */
 export function finish(p: Prepared, translated: string[]): string {
-  const sources = sentencesOf(p.pieces);
-  const repaired = translated.map((t, i) => repairMasks(t, maskIds(sources[i])));
-  return unmask(assemble(p.pieces, repaired), p.spans);
+  return unmask(finishMasked(p, translated), p.spans);
 }
 
 /**
  * Translates prepared texts with one call to `translate` for all their sentences. Sentences
  * without words (a lone placeholder, a number) are kept as they are.
  */
-export async function translatePrepared(texts: Prepared[], translate: TranslateSentences): Promise<string[]> {
+export async function translatePrepared(texts: Prepared[], translate: TranslateSentences, done = finish): Promise<string[]> {
   const sentences = texts.map((p) => sentencesOf(p.pieces));
   const flat = sentences.flat();
   const asked = flat.map((s, i) => (needsModel(s) ? i : -1)).filter((i) => i >= 0);
@@ -47,7 +51,7 @@ export async function translatePrepared(texts: Prepared[], translate: TranslateS
   return texts.map((p, t) => {
     const mine = out.slice(at, at + sentences[t].length);
     at += sentences[t].length;
-    return finish(p, mine);
+    return done(p, mine);
   });
 }
 
