@@ -79,7 +79,7 @@ export async function libreTranslate(app: FastifyInstance, opts: LibreTranslateO
       if (!reply.raw.writableFinished) disconnected.abort();
     };
     reply.raw.on('close', onClose);
-    return { ctx: { deadline: Date.now() + settings.timeoutMs, signal: disconnected.signal }, done: () => reply.raw.off('close', onClose) };
+    return { ctx: { timeoutMs: settings.timeoutMs, signal: disconnected.signal }, done: () => reply.raw.off('close', onClose) };
   };
 
   const translate = async (body: TranslateBody, reply: FastifyReply) => {
@@ -154,7 +154,7 @@ export async function libreTranslate(app: FastifyInstance, opts: LibreTranslateO
     const { ctx, done } = contextOf(reply);
     let out: string;
     try {
-      out = await service.translateFile(kind.kind, content, req.body.source ?? 'auto', req.body.target, ctx);
+      out = await service.translateFile(kind.kind, file.filename, content, req.body.source ?? 'auto', req.body.target, ctx);
     } finally {
       done();
     }

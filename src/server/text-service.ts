@@ -6,16 +6,19 @@ import type { Direction } from '../models/transformer.ts';
 import { type Detection, type LangIdProfile, detect } from '../text/detect.ts';
 import { translateHtml } from '../text/html.ts';
 import { type TranslateSentences, translateTexts } from '../text/pipeline.ts';
-import { translateCatalog } from '../text/po.ts';
+import { CatalogError, translateCatalog } from '../text/po.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, type TranslateOptions, type Translation } from '../translator/index.ts';
 
 /** Sends tokenized sentences of one direction through the batcher; resolves in order. */
-export type SubmitSentences = (direction: Direction, ids: number[][], options: TranslateOptions, ctx: RequestContext) => Promise<Translation[]>;
+export type SubmitSentences = (direction: Direction, ids: number[][], options: TranslateOptions, ctx: { deadline: number; signal: AbortSignal }) => Promise<Translation[]>;
 
 export interface RequestContext {
-  /** Milliseconds since the epoch. */
-  deadline: number;
+  /** The request's time in the queue and engine; the clock starts when its first sentences are queued (preparing text is not queue time). */
+  timeoutMs: number;
+  /** Milliseconds since the epoch, set on the first submit. */
+  deadline?: number;
+  /** Aborts when the client goes away. */
   signal: AbortSignal;
 }
 
@@ -28,6 +31,8 @@ export interface TextJob {
   format: TextFormat;
   alternatives: number;
   options: TranslateOptions;
+  /** How errors name each text (default q[i]). */
+  names?: string[];
 }
 
 export interface TextResult {
@@ -102,7 +107,7 @@ export class TextService {
         idx.forEach((i) => (translated[i] = job.texts[i]));
         return;
       }
-      const { best, alts } = await this.translateGroup(texts, source, job, ctx);
+      const { best, alts } = await this.translateGroup(texts, source, job, ctx, idx.map((i) => job.names?.[i] ?? `q[${i}]`));
       idx.forEach((i, k) => {
         translated[i] = best[k];
         alternatives[i] = alts.map((a) => a[k]);
@@ -119,7 +124,9 @@ export class TextService {
     const route = this.route(source, target);
     if (route === undefined) throw new InputError(`unsupported pair ${source}-${target}`);
     const hop = (direction: Direction, opts: TranslateOptions): TranslateSentences => async (sentences) => {
-      const results = await this.submit(direction, sentences.map((s) => this.tokenizer.encodeSource(s, direction.target)), opts, ctx);
+      const ids = sentences.map((s) => this.tokenizer.encodeSource(s, direction.target));
+      ctx.deadline ??= Date.now() + ctx.timeoutMs;
+      const results = await this.submit(direction, ids, opts, { deadline: ctx.deadline, signal: ctx.signal });
       fn.last = results;
       return results.map((r) => r.text);
     };
@@ -132,9 +139,9 @@ export class TextService {
     return fn;
   }
 
-  private async translateGroup(texts: string[], source: string, job: TextJob, ctx: RequestContext): Promise<{ best: string[]; alts: string[][] }> {
+  private async translateGroup(texts: string[], source: string, job: TextJob, ctx: RequestContext, names: string[]): Promise<{ best: string[]; alts: string[][] }> {
     const run = this.sentenceTranslator(source, job.target, job.options, ctx);
-    if (job.format === 'html') return { best: await translateHtml(texts, run, this.tooLong), alts: [] };
+    if (job.format === 'html') return { best: await translateHtml(texts, run, this.tooLong, names), alts: [] };
     const best = await translateTexts(texts, run, this.tooLong);
     if (job.alternatives === 0 || this.route(source, job.target)!.length > 1) return { best, alts: [] };
     // Alternatives: each text again from its sentences' k-th hypotheses (no new decoding).
@@ -147,12 +154,19 @@ export class TextService {
   }
 
   /** Translates a file's content by its kind. */
-  async translateFile(kind: 'txt' | 'html' | 'po', content: string, source: string, target: string, ctx: RequestContext): Promise<string> {
+  async translateFile(kind: 'txt' | 'html' | 'po', name: string, content: string, source: string, target: string, ctx: RequestContext): Promise<string> {
     this.checkLanguages(source, target);
     const src = source === 'auto' ? this.detect(content.slice(0, 2000))[0].language : source;
     if (src === target) return content;
-    if (kind === 'po') return translateCatalog(content, target, this.sentenceTranslator(src, target, {}, ctx), this.tooLong);
-    const result = await this.translate({ texts: [content], source: src, target, format: kind === 'html' ? 'html' : 'text', alternatives: 0, options: {} }, ctx);
+    if (kind === 'po') {
+      try {
+        return await translateCatalog(content, target, this.sentenceTranslator(src, target, {}, ctx), this.tooLong);
+      } catch (err) {
+        if (err instanceof CatalogError) err.message = `${name}: ${err.message}`;
+        throw err;
+      }
+    }
+    const result = await this.translate({ texts: [content], source: src, target, format: kind === 'html' ? 'html' : 'text', alternatives: 0, options: {}, names: [name] }, ctx);
     return result.translated[0];
   }
 }

@@ -3,6 +3,9 @@
 // stored with the model as langid.json. On the dev sets it beats the npm detectors (tinyld,
 // franc-min) restricted to the same languages; docs/libretranslate.md has the table.
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
 export interface LangIdProfile {
   /** Character n-gram orders used. */
   orders: number[];
@@ -72,4 +75,10 @@ export function detect(profile: LangIdProfile, text: string, among?: string[]): 
   return idx
     .map((i, k) => ({ language: profile.languages[i], confidence: Math.round((1000 * weights[k]) / total) / 10 }))
     .sort((a, b) => b.confidence - a.confidence);
+}
+
+/** A model directory's profile (langid.json), or undefined when it has none. */
+export function loadProfile(modelDir: string): LangIdProfile | undefined {
+  const file = path.join(modelDir, 'langid.json');
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as LangIdProfile) : undefined;
 }

@@ -12,6 +12,8 @@ import { unmask } from './mask.ts';
 
 /** A malformed document: `line` is where the problem starts (1-based). */
 export class MarkupError extends Error {
+  /** A caller's mistake: HTTP layers answer it as a 400. */
+  readonly statusCode = 400;
   constructor(readonly line: number, message: string) {
     super(`line ${line}: ${message}`);
   }
@@ -44,8 +46,16 @@ interface Run {
 }
 
 /** Translates html documents or fragments: all their runs in one call, then one more for runs whose markers broke. */
-export async function translateHtml(htmls: string[], translate: TranslateSentences, tooLong?: TooLong): Promise<string[]> {
-  const docs = htmls.map((html) => ({ html, runs: findRuns(html) }));
+export async function translateHtml(htmls: string[], translate: TranslateSentences, tooLong?: TooLong, names?: string[]): Promise<string[]> {
+  const docs = htmls.map((html, i) => {
+    try {
+      return { html, runs: findRuns(html) };
+    } catch (err) {
+      // Which text of several is broken.
+      if (err instanceof MarkupError && names !== undefined) err.message = `${names[i]}: ${err.message}`;
+      throw err;
+    }
+  });
   const runs = docs.flatMap((d) => d.runs);
   const prepared = runs.map((r) => prepare(r.text, tooLong, r.atomic));
   const masked = await translatePrepared(prepared, translate, finishMasked);

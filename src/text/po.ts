@@ -9,6 +9,8 @@ import type { TooLong } from './segment.ts';
 
 /** A malformed catalog: `line` is where the problem is (1-based). */
 export class CatalogError extends Error {
+  /** A caller's mistake: HTTP layers answer it as a 400. */
+  readonly statusCode = 400;
   constructor(readonly line: number, message: string) {
     super(`line ${line}: ${message}`);
   }
