@@ -1,12 +1,15 @@
 // The HTTP layer. A request's path: schema validation and tokenization here, then the batcher's
 // queue for its pair, a batch, an engine worker, and back. Nothing here touches tensors.
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { Batcher, CancelledError, DeadlineError, DrainingError, QueueFullError } from '../batching/index.ts';
 import { CheckpointReader } from '../models/checkpoint.ts';
 import { type ModelConfig, pairKey, parsePair } from '../models/config.ts';
 import { subnetworkTasks } from '../models/extract.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, type TranslateOptions, type Translation, checkDirection, checkSourceLength } from '../translator/index.ts';
+import { loadProfile } from '../text/detect.ts';
+import { libreTranslate } from './libretranslate.ts';
+import { type SubmitSentences, TextService } from './text-service.ts';
 import { type BatchResult, BatchCancelledError, EngineError, EngineInputError, EnginePool } from './engine-pool.ts';
 import type { CacheSnapshot } from './engine-protocol.ts';
 import { LANGUAGE_NAMES } from './languages.ts';
@@ -21,51 +24,10 @@ class HttpError extends Error {
   }
 }
 
-interface TranslateBody {
-  q: string | string[];
-  source: string;
-  target: string;
-  format?: 'text';
-  alternatives?: number;
-  beam_size?: number;
-  max_length?: number;
-  api_key?: string;
-}
-
 /** One sentence of a request, as it travels through the batcher to a worker. */
 interface SentenceWork {
   ids: number[];
   options: TranslateOptions;
-}
-
-function translateSchema(s: ServerSettings, maxLength: number) {
-  return {
-    body: {
-      type: 'object',
-      required: ['q', 'source', 'target'],
-      additionalProperties: false,
-      properties: {
-        q: {
-          anyOf: [
-            { type: 'string', minLength: 1, maxLength: s.maxTextChars },
-            { type: 'array', minItems: 1, maxItems: s.maxTexts, items: { type: 'string', minLength: 1, maxLength: s.maxTextChars } },
-          ],
-        },
-        source: { type: 'string', minLength: 1 },
-        target: { type: 'string', minLength: 1 },
-        format: { type: 'string', enum: ['text'] },
-        alternatives: { type: 'integer', minimum: 0, maximum: s.maxAlternatives },
-        beam_size: { type: 'integer', minimum: 1, maximum: s.maxBeam },
-        max_length: { type: 'integer', minimum: 1, maximum: maxLength },
-        // Accepted so that LibreTranslate clients work unchanged; taskmoe has no API keys.
-        api_key: { type: 'string' },
-      },
-    },
-    params: {
-      type: 'object',
-      properties: { source: { type: 'string' }, target: { type: 'string' } },
-    },
-  };
 }
 
 export interface TaskmoeServer {
@@ -161,7 +123,8 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     metrics.requestDuration.labels(route).observe(reply.elapsedTime / 1000);
   });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
+    const err = toHttpError(error) as typeof error;
     if (err instanceof HttpError) {
       if (err.reason !== undefined && err.reason !== 'queue_full' && err.reason !== 'deadline' && err.reason !== 'cancelled' && err.reason !== 'draining') {
         metrics.rejected.labels(err.reason).inc();
@@ -185,77 +148,34 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
 
-  const languages = cfg.languages.map((code) => ({
-    code,
-    name: LANGUAGE_NAMES[code] ?? code,
-    targets: cfg.pairs.filter((p) => p.startsWith(`${code}-`)).map((p) => parsePair(p).target),
-  }));
-
-  const translate = async (body: TranslateBody, req: FastifyRequest, reply: FastifyReply) => {
-    if (state.draining) throw new HttpError(503, 'the server is shutting down; retry on another instance', 'draining');
-    if (!state.ready) throw new HttpError(503, 'the server is warming up; retry shortly', 'not_ready');
-    const dir = { source: body.source, target: body.target };
+  const submit: SubmitSentences = async (dir, ids, options, ctx) => {
     try {
       checkDirection(cfg.languages, cfg.pairs, dir);
+      ids.forEach((s, i) => checkSourceLength(s, cfg.maxLength, `sentence ${i}`));
     } catch (err) {
       throw toHttpError(err);
     }
-    const texts = Array.isArray(body.q) ? body.q : [body.q];
-    const alternatives = body.alternatives ?? 0;
-    const options: TranslateOptions = {
-      beamSize: Math.max(body.beam_size ?? 1, alternatives + 1),
-      nBest: alternatives + 1,
-      maxLength: body.max_length,
-    };
-    const work = texts.map((text, i) => {
-      const ids = tokenizer.encodeSource(text, dir.target);
-      try {
-        checkSourceLength(ids, cfg.maxLength, `q[${i}]`);
-      } catch (err) {
-        throw toHttpError(err);
-      }
-      return { tokens: ids.length, payload: { ids, options } satisfies SentenceWork };
-    });
     // Requests with the same decoding options share a queue, so a batch has one set of options.
-    const queue = options.beamSize === 1 && options.maxLength === undefined ? pairKey(dir.source, dir.target)
+    const queue = (options.beamSize ?? 1) === 1 && options.maxLength === undefined ? pairKey(dir.source, dir.target)
       : `${pairKey(dir.source, dir.target)}|beam=${options.beamSize}|n=${options.nBest}|max=${options.maxLength ?? ''}`;
-    const disconnected = new AbortController();
-    // The response stream closes before it finished only when the client went away.
-    const onClose = () => {
-      if (!reply.raw.writableFinished) disconnected.abort();
-    };
-    reply.raw.on('close', onClose);
-    let results: Translation[];
+    const work = ids.map((s) => ({ tokens: s.length, payload: { ids: s, options } satisfies SentenceWork }));
     try {
-      results = await batcher.submit(queue, work, { deadline: Date.now() + settings.timeoutMs, signal: disconnected.signal });
+      return await batcher.submit(queue, work, ctx);
     } catch (err) {
       throw toHttpError(err);
-    } finally {
-      reply.raw.off('close', onClose);
     }
-    const translatedText = results.map((r) => r.text);
-    const response: { translatedText: string | string[]; alternatives?: string[] | string[][] } = {
-      translatedText: Array.isArray(body.q) ? translatedText : translatedText[0],
-    };
-    if (alternatives > 0) response.alternatives = Array.isArray(body.q) ? results.map((r) => r.alternatives) : results[0].alternatives;
-    return response;
   };
-
-  const schema = translateSchema(settings, cfg.maxLength);
-  app.post<{ Body: TranslateBody }>('/translate', { schema: { body: schema.body } }, (req, reply) => translate(req.body, req, reply));
-  // The pair in the URL lets a load balancer hash on it, so each pair reaches the replicas that hold it warm.
-  app.post<{ Body: Omit<TranslateBody, 'source' | 'target'> & Partial<TranslateBody>; Params: { source: string; target: string } }>(
-    '/translate/:source/:target',
-    { schema: { body: { ...schema.body, required: ['q'] }, params: schema.params } },
-    (req, reply) => {
-      const { source, target } = req.params;
-      if ((req.body.source ?? source) !== source || (req.body.target ?? target) !== target) {
-        throw new HttpError(400, `the body's source/target (${req.body.source}-${req.body.target}) disagree with the URL (${source}-${target})`, 'invalid');
-      }
-      return translate({ ...req.body, source, target } as TranslateBody, req, reply);
+  const service = new TextService(cfg, tokenizer, loadProfile(settings.modelDir), submit);
+  await app.register(libreTranslate, {
+    settings,
+    maxLength: cfg.maxLength,
+    service,
+    languageNames: LANGUAGE_NAMES,
+    admit: () => {
+      if (state.draining) throw new HttpError(503, 'the server is shutting down; retry on another instance', 'draining');
+      if (!state.ready) throw new HttpError(503, 'the server is warming up; retry shortly', 'not_ready');
     },
-  );
-  app.get('/languages', async () => languages);
+  });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     if (state.draining) return reply.code(503).send({ status: 'draining' });
@@ -273,6 +193,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     ...(cfg.extracted ? { extracted: cfg.extracted } : {}),
     languages: cfg.languages,
     pairs: cfg.pairs,
+    pivot: { via: 'en', pairs: service.pivotPairs() },
     workers: pool.size,
     workerRestarts: pool.restarts,
     batching: { maxBatchSentences: settings.maxBatchSentences, maxBatchTokens: settings.maxBatchTokens, maxDelayMs: settings.maxDelayMs },

@@ -38,6 +38,14 @@ export interface ServerSettings {
   charsPerDay: number;
   /** No playground page at /. */
   disableWebUi: boolean;
+  /** Origins allowed by CORS: "*" or a comma-separated list. */
+  corsOrigins: string;
+  /** Bytes of a file POST /translate_file takes before 413. */
+  maxFileBytes: number;
+  /** How long a translated file stays downloadable. */
+  downloadTtlS: number;
+  /** Bytes of translated files held for download (oldest dropped first). */
+  downloadStoreBytes: number;
 }
 
 interface Spec {
@@ -83,11 +91,15 @@ export const SETTINGS: readonly Spec[] = [
   { key: 'maxQueuedSentences', flag: 'max-queue', env: 'TASKMOE_MAX_QUEUE', kind: 'int', default: () => 1024, help: 'queued sentences per pair before 429' },
   { key: 'timeoutMs', flag: 'timeout-ms', env: 'TASKMOE_TIMEOUT_MS', kind: 'int', default: () => 30000, help: 'request deadline; past it the answer is 504' },
   { key: 'maxTexts', flag: 'max-texts', env: 'TASKMOE_MAX_TEXTS', kind: 'int', default: () => 128, help: 'texts per request' },
-  { key: 'maxTextChars', flag: 'max-chars', env: 'TASKMOE_MAX_CHARS', kind: 'int', default: () => 2000, help: 'characters per text (the model also limits tokens)' },
+  { key: 'maxTextChars', flag: 'max-chars', env: 'TASKMOE_MAX_CHARS', kind: 'int', default: () => 5000, help: 'characters per text (longer texts are cut into sentences the model takes)' },
   { key: 'bodyLimitBytes', flag: 'body-limit', env: 'TASKMOE_BODY_LIMIT', kind: 'int', default: () => 1048576, help: 'request body bytes before 413' },
   { key: 'maxBeam', flag: 'max-beam', env: 'TASKMOE_MAX_BEAM', kind: 'int', default: () => 8, help: 'largest beam_size a request may ask for' },
   { key: 'maxAlternatives', flag: 'max-alternatives', env: 'TASKMOE_MAX_ALTERNATIVES', kind: 'int', default: () => 4, help: 'largest alternatives a request may ask for' },
   { key: 'drainGraceMs', flag: 'drain-grace-ms', env: 'TASKMOE_DRAIN_GRACE_MS', kind: 'int', default: () => 20000, help: 'on SIGTERM, time given to queued and running work' },
+  { key: 'corsOrigins', flag: 'cors-origins', env: 'TASKMOE_CORS_ORIGINS', kind: 'string', default: () => '*', help: 'origins CORS allows: * or e.g. https://a.example,https://b.example' },
+  { key: 'maxFileBytes', flag: 'max-file-bytes', env: 'TASKMOE_MAX_FILE_BYTES', kind: 'int', default: () => 262144, help: 'bytes of a file /translate_file takes before 413' },
+  { key: 'downloadTtlS', flag: 'download-ttl-s', env: 'TASKMOE_DOWNLOAD_TTL_S', kind: 'int', default: () => 600, help: 'seconds a translated file stays downloadable' },
+  { key: 'downloadStoreBytes', flag: 'download-store-mb', env: 'TASKMOE_DOWNLOAD_STORE_MB', kind: 'int', default: () => 64, help: 'MiB of translated files held for download' },
   { key: 'warm', flag: 'warm', env: 'TASKMOE_WARM', kind: 'string', default: () => 'all', help: 'pairs loaded before ready: all, none, or e.g. en-de,de-en' },
   { key: 'dataDir', flag: 'data-dir', env: 'TASKMOE_DATA_DIR', kind: 'string', default: defaultDataDir, help: 'the server\'s own files: keys.sqlite (API keys and usage), created on first use (default $XDG_DATA_HOME/taskmoe)' },
   { key: 'apiKeys', flag: 'api-keys', env: 'TASKMOE_API_KEYS', kind: 'bool', default: () => false, help: 'require a valid api_key on the translation routes (manage keys with taskmoe keys)' },
@@ -126,5 +138,6 @@ export function resolveSettings(flags: Record<string, string | boolean | undefin
   }
   const settings = out as unknown as ServerSettings;
   settings.cacheBytes *= 1024 * 1024;
+  settings.downloadStoreBytes *= 1024 * 1024;
   return settings;
 }

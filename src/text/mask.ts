@@ -1,0 +1,128 @@
+// Spans a translation must not change (URLs, e-mail addresses, file paths, format placeholders,
+// markup entities): each is replaced by a numbered mask `{N}` before translation — a form the
+// model saw copied through thousands of gettext messages — and put back after. A mask the model
+// dropped is put back at the end of its sentence, one it repeated is kept once, so every span
+// comes out exactly as it went in.
+
+export type SpanKind = 'url' | 'email' | 'path' | 'printf' | 'python' | 'brace' | 'template' | 'entity' | 'atomic';
+
+export interface Span {
+  kind: SpanKind;
+  text: string;
+}
+
+export interface Masked {
+  /** The text with every span replaced by its mask. */
+  text: string;
+  spans: Span[];
+}
+
+// Order matters: earlier kinds win where matches overlap (a URL holds a path; `%(name)s` holds `%`).
+const PATTERNS: Array<[SpanKind, RegExp]> = [
+  ['url', /\b(?:(?:https?|ftp|file):\/\/|www\.)[^\s<>"'`]*[^\s<>"'`.,;:!?)\]}]/giu],
+  ['email', /[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+/gu],
+  ['template', /\$\{[^{}\s]+\}|\{\{[^{}]+\}\}|\$\([\w.]+\)/gu],
+  ['python', /%\([\w.-]+\)[-+ #0]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]/gu],
+  ['printf', /%(?:\d+\$)?[-+#0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t|I64|I32|I)?[diouxXeEfFgGaAcspn]|%%|%\d+|%[A-Z][A-Z0-9_]+%?/gu],
+  ['brace', /\{[\w.:!#<>^+\-]*\}/gu],
+  ['entity', /&(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]*);/giu],
+  // Absolute, home- or dot-relative paths with at least one directory, and Windows drive paths.
+  ['path', /(?<![\p{L}\p{N}/.~])(?:~|\.{1,2})?\/(?:[\w.+@-]+\/)*[\w.+@-]+\/?|\b[A-Za-z]:\\[\w .\\-]+[\w]/gu],
+];
+
+/** The mask of span i, and the patterns that find masks (the loose one tolerates spaces the model adds). */
+const maskOf = (i: number) => `{${i}}`;
+const MASK = /\{(\d+)\}/g;
+const LOOSE_MASK = /( ?)\{\s*(\d+)\s*\}/g;
+const indexOf = (n: string) => Number(n);
+
+/** Finds the spans of `text` (plus any `atomic` ranges the caller protects) and masks them. */
+export function mask(text: string, atomic: Array<[number, number]> = []): Masked {
+  const taken: Array<[number, number, SpanKind]> = atomic.map(([s, e]) => [s, e, 'atomic']);
+  for (const [kind, re] of PATTERNS) {
+    for (const m of text.matchAll(re)) {
+      const start = m.index!;
+      const end = start + m[0].length;
+      if (kind === 'path' && !isPath(m[0])) continue;
+      if (taken.some(([s, e]) => start < e && end > s)) continue;
+      taken.push([start, end, kind]);
+    }
+  }
+  taken.sort((a, b) => a[0] - b[0]);
+  const spans: Span[] = [];
+  let out = '';
+  let pos = 0;
+  for (const [start, end, kind] of taken) {
+    out += text.slice(pos, start) + maskOf(spans.length);
+    spans.push({ kind, text: text.slice(start, end) });
+    pos = end;
+  }
+  return { text: out + text.slice(pos), spans };
+}
+
+/** A slash run is a path when it has a directory or names a well-known root (`/etc`, `/tmp`). */
+function isPath(s: string): boolean {
+  if (/^[A-Za-z]:\\/.test(s)) return true;
+  const parts = s.split('/').filter(Boolean);
+  return parts.length >= 2 || s.startsWith('~') || s.startsWith('.') || /^\/(?:etc|tmp|usr|var|home|dev|proc|opt|srv|bin|sbin|lib|root|boot|mnt|media|run|sys)\/?$/.test(s);
+}
+
+/**
+ * A sentence's translation with exactly the masks its source had: masks the model dropped go at
+ * the end (before final punctuation), repeats and masks of other sentences are dropped.
+ */
+export function repairMasks(translated: string, ids: number[]): string {
+  const want = new Set(ids);
+  const seen = new Set<number>();
+  let text = translated.replace(LOOSE_MASK, (_whole, space: string, n: string) => {
+    const i = indexOf(n);
+    if (!want.has(i) || seen.has(i)) return '';
+    seen.add(i);
+    return space + maskOf(i);
+  });
+  const missing = ids.filter((i) => !seen.has(i));
+  if (missing.length > 0) {
+    const tail = /[\s.!?。！？:;…]*$/.exec(text)![0];
+    const body = text.slice(0, text.length - tail.length);
+    text = body + (body === '' || /\s$/.test(body) ? '' : ' ') + missing.map(maskOf).join(' ') + tail;
+  }
+  return text;
+}
+
+/** The mask numbers in a masked text, in order. */
+export function maskIds(text: string): number[] {
+  return [...text.matchAll(MASK)].map((m) => indexOf(m[1]));
+}
+
+/**
+ * Puts the spans back in place of their masks. Unnumbered printf placeholders (`%s`, `%d`) keep
+ * their source order, since their order is their meaning (and `msgfmt -c` checks it).
+ */
+export function unmask(text: string, spans: Span[]): string {
+  if (spans.length === 0) return text;
+  const ordered = spans.map((s, i) => (isSequential(s) ? i : -1)).filter((i) => i >= 0);
+  let k = 0;
+  return text.replace(MASK, (whole, n: string) => {
+    const i = indexOf(n);
+    if (i >= spans.length) return whole;
+    return isSequential(spans[i]) ? spans[ordered[k++]].text : spans[i].text;
+  });
+}
+
+function isSequential(s: Span): boolean {
+  return s.kind === 'printf' && s.text !== '%%' && !/^%\d/.test(s.text) && !/^%[A-Z]/.test(s.text);
+}
+
+/** Which spans came back unchanged in a translation: the fraction kept, by kind. */
+export function preserved(source: Span[], translation: string): { kept: number; total: number } {
+  let rest = translation;
+  let kept = 0;
+  for (const s of source) {
+    const at = rest.indexOf(s.text);
+    if (at >= 0) {
+      kept++;
+      rest = rest.slice(0, at) + rest.slice(at + s.text.length);
+    }
+  }
+  return { kept, total: source.length };
+}
