@@ -96,8 +96,12 @@ function documented(method: string, url: string, schema: Schema | undefined): Sc
   out.summary ??= doc.summary;
   out.tags ??= doc.tags;
   if (doc.description !== undefined) out.description ??= doc.description;
-  const responses = { ...(doc.responses ?? {}), ...(GUARDED_ROUTES.has(url) ? GUARDED_ERRORS : {}) };
-  out.response = { ...responses, ...((schema?.response as Schema | undefined) ?? {}) };
+  const responses: Schema = { ...(doc.responses ?? {}), ...(GUARDED_ROUTES.has(url) ? GUARDED_ERRORS : {}) };
+  // A route's own response schema wins; the headers and description documented here stay.
+  for (const [status, own] of Object.entries((schema?.response as Schema | undefined) ?? {})) {
+    responses[status] = { ...(responses[status] as Schema | undefined), ...(own as Schema) };
+  }
+  out.response = responses;
   const body = out.body as Schema | undefined;
   if (doc.example !== undefined && body !== undefined && body.examples === undefined) out.body = { ...body, examples: [doc.example] };
   return out;
