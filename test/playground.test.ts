@@ -2,12 +2,14 @@
 // real listening server: translate, detect, swap, a .po upload, keyboard-only use, hostile text,
 // 413, API keys. Screenshots of each state go to test-output/playground/ (git-ignored).
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { createServer, type TaskmoeServer } from '../src/server/app.ts';
 import { KeyStore, keyDbPath } from '../src/server/front-door/key-store.ts';
 import { resolveSettings, type ServerSettings } from '../src/server/settings.ts';
+import { DEFAULT_MODEL_DIR } from '../src/translator/index.ts';
 import { launchChromium, screenshotDir } from './helpers/browser.ts';
 import { randomCheckpoint, tempDir, tinyConfig } from './helpers/engine.ts';
 
@@ -60,6 +62,8 @@ const LOWEST_CONTRAST = `(() => {
 
 before(async () => {
   modelDir = await randomCheckpoint(tinyConfig('token', 'target'), 11);
+  // The demo model's language profile, so that "Detect language" works (among en, de, fr here).
+  fs.copyFileSync(path.join(DEFAULT_MODEL_DIR, 'langid.json'), path.join(modelDir, 'langid.json'));
   browser = await launchChromium();
 });
 after(() => browser.close());
