@@ -150,6 +150,30 @@ describe('a server with --api-keys', () => {
     assert.equal((await server.app.inject('/healthz')).statusCode, 200);
   });
 
+  test('/detect and /translate_file are guarded too; a file counts its characters; /frontend/settings says a key is required', async () => {
+    const settings = (await server.app.inject('/frontend/settings')).json();
+    assert.equal(settings.keyRequired, true);
+    assert.equal(settings.apiKeys, true);
+    assert.equal((await server.app.inject({ method: 'POST', url: '/detect', payload: { q: 'Datei speichern' } })).statusCode, 403);
+    const upload = (key?: string) => {
+      const form = new FormData();
+      form.append('source', 'en');
+      form.append('target', 'de');
+      if (key !== undefined) form.append('api_key', key);
+      form.append('file', new Blob(['Save the file\nQuit\n']), 'app.txt'); // 19 characters
+      return server.app.inject({ method: 'POST', url: '/translate_file', payload: form });
+    };
+    const refused = await upload();
+    assert.equal(refused.statusCode, 403, refused.body);
+    const key = admin.add({ charsPerDay: 30 }).key;
+    const ok = await upload(key);
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.match(ok.json().translatedFileUrl, /\/download_file\//);
+    const second = await upload(key);
+    assert.equal(second.statusCode, 429, 'a second 19-character file does not fit in 30 a day');
+    assert.match(second.json().error, /11 left today, this request has 19/);
+  });
+
   test('a key\'s own requests per minute: 429 with Retry-After and X-RateLimit-* headers', async () => {
     const key = admin.add({ reqPerMinute: 2 }).key;
     const first = await translate({ ...q, api_key: key });
