@@ -38,7 +38,7 @@ interface Round {
 }
 
 /** Closed loop over inject(): `concurrency` clients, each one text per request. */
-async function load(server: TaskmoeServer, apiKey?: string): Promise<Round> {
+async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'): Promise<Round> {
   const warmUntil = performance.now() + 2000;
   let from = Infinity;
   let end = Infinity;
@@ -48,7 +48,7 @@ async function load(server: TaskmoeServer, apiKey?: string): Promise<Round> {
   const client = async () => {
     while (performance.now() < end) {
       const q = texts[next++ % texts.length];
-      const res = await server.app.inject({ method: 'POST', url: '/translate', payload: { q, source: 'en', target: 'de', ...(apiKey ? { api_key: apiKey } : {}) } });
+      const res = await server.app.inject({ method: 'POST', url, payload: { q, source: 'en', target: 'de', ...(apiKey ? { api_key: apiKey } : {}) } });
       if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}: ${res.body}`);
       const now = performance.now();
       if (from === Infinity && now >= warmUntil) {
@@ -77,6 +77,15 @@ const [mOff, mOn] = [med(rounds_.off, 'requestsPerSecond'), med(rounds_.on, 'req
 const [cOff, cOn] = [med(rounds_.off, 'cpuMsPerRequest'), med(rounds_.on, 'cpuMsPerRequest')];
 console.log(`throughput, median round: keys+quotas off ${mOff.toFixed(1)} req/s, on ${mOn.toFixed(1)} req/s, ratio on/off ${(mOn / mOff).toFixed(4)}`);
 console.log(`CPU per request, median round: off ${cOff.toFixed(2)} ms, on ${cOn.toFixed(2)} ms, ratio on/off ${(cOn / cOff).toFixed(4)}`);
+
+// The same on /detect, which does no engine work (a light request: the guard's share is largest).
+const detect = { off: [] as Round[], on: [] as Round[] };
+for (let r = 1; r <= rounds; r++) {
+  const order = r % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
+  for (const which of order) detect[which].push(which === 'off' ? await load(off, undefined, '/detect') : await load(on, key, '/detect'));
+}
+const [dOff, dOn] = [med(detect.off, 'requestsPerSecond'), med(detect.on, 'requestsPerSecond')];
+console.log(`/detect (no engine work), median round: off ${dOff.toFixed(0)} req/s, on ${dOn.toFixed(0)} req/s, ratio on/off ${(dOn / dOff).toFixed(4)}`);
 await Promise.all([off.shutdown(), on.shutdown()]);
 
 // The guard's work alone: the key lookup and the quota transaction of one request.

@@ -28,8 +28,9 @@ export function requestChars(body: unknown): number {
 }
 
 export interface Door {
-  /** What the preHandler decided for a request, so a route can charge more (a file's characters). */
+  /** The quota counts (the server prunes ended windows through it). */
   readonly limiter: Limiter;
+  /** The preHandler of every guarded route. */
   guard: preHandlerAsyncHookHandler;
 }
 
@@ -39,7 +40,7 @@ export function createDoor(store: KeyStore, settings: ServerSettings, metrics: S
     metrics.rejected.labels(reason).inc();
     return reply.code(status).send({ error: message });
   };
-  const guard = async function (this: unknown, req: FastifyRequest, reply: FastifyReply) {
+  const guard = async (req: FastifyRequest, reply: FastifyReply) => {
     const given = bodyField(req.body, 'api_key');
     // LibreTranslate clients send an empty key when they have none.
     const key = typeof given === 'string' && given !== '' ? given : undefined;
@@ -61,8 +62,8 @@ export function createDoor(store: KeyStore, settings: ServerSettings, metrics: S
       reply.header('retry-after', String(admission.window.resetSeconds));
       return reject(reply, 429, admission.reason, `${admission.message}; retry after ${admission.window.resetSeconds} s`);
     }
-  } as preHandlerAsyncHookHandler;
-  return { limiter, guard };
+  };
+  return { limiter, guard: guard as preHandlerAsyncHookHandler };
 }
 
 function rateHeaders(reply: FastifyReply, w: WindowState): void {

@@ -50,7 +50,11 @@ export function keyDbPath(dataDir: string): string {
 }
 
 export class KeyStore {
-  private constructor(readonly path: string, readonly db: Database.Database) {}
+  private readonly byKey: Database.Statement;
+
+  private constructor(readonly path: string, readonly db: Database.Database) {
+    this.byKey = db.prepare('SELECT * FROM api_keys WHERE key = ?');
+  }
 
   /** Opens (creating on first use) the database; a failure names the path. */
   static open(file: string): KeyStore {
@@ -100,11 +104,8 @@ export class KeyStore {
     })();
   }
 
-  private readonly getStmt = () => (this.getCached ??= this.db.prepare('SELECT * FROM api_keys WHERE key = ?'));
-  private getCached?: Database.Statement;
-
   get(key: string): ApiKey | undefined {
-    const row = this.getStmt().get(key) as Row | undefined;
+    const row = this.byKey.get(key) as Row | undefined;
     return row === undefined ? undefined : fromRow(row);
   }
 
