@@ -50,6 +50,8 @@ test('masks cover URLs, e-mails, paths, placeholders and entities, and restore e
 test('a dropped mask or placeholder comes back at the end of its sentence, a repeated one once; printf order is kept', () => {
   assert.equal(repair('Datei {1} geöffnet {1}.', 'File {0} opened in {1}.'), 'Datei {1} geöffnet {0}.');
   assert.equal(repair('%s %s Datei', 'File %s of %d'), '%s Datei %d');
+  // Broken fragments the model made go; the source's own bare % stays.
+  assert.equal(repair('Siehe %(url) für Hilfe zu 50%', 'See %(url)s for help on 50% of it'), 'Siehe für Hilfe zu 50% %(url)s');
   const m = mask('Copied %d of %s');
   // The model swapped the two unnumbered placeholders: their order is their meaning.
   assert.equal(unmask('%s of %d copied', m), '%d of %s copied');

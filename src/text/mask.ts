@@ -22,7 +22,7 @@ export interface Masked {
   placeholders: Span[];
 }
 
-const PYTHON = /%\([\w.-]+\)[-+ #0]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]/gu;
+const PYTHON = /%\([\w.-]+\)[-+#0]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]/gu;
 const PRINTF = /%(?:\d+\$)?[-+#0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t|I64|I32|I)?[diouxXeEfFgGaAcspn]|%%/gu;
 /** Placeholders in a translation: the kinds left in place. */
 const PLACEHOLDER = new RegExp(`${PYTHON.source}|${PRINTF.source}`, 'gu');
@@ -108,6 +108,7 @@ export function repair(translated: string, source: string): string {
     left.set(p, left.get(p)! - 1);
     return whole;
   });
+  text = dropBrokenPercents(text, source);
   const missing = [...maskIds(source).filter((i) => !seen.has(i)).map(maskOf), ...[...left].flatMap(([p, n]) => Array<string>(n).fill(p))];
   if (missing.length > 0) {
     const tail = /[\s.!?。！？:;…]*$/.exec(text)![0];
@@ -115,6 +116,36 @@ export function repair(translated: string, source: string): string {
     text = body + (body === '' || /\s$/.test(body) ? '' : ' ') + missing.join(' ') + tail;
   }
   return text;
+}
+
+/**
+ * Removes `%` fragments the model made that are no placeholder (`%(url)` without its conversion,
+ * a stray `%`) beyond as many bare `%` as the source has: format checkers reject them.
+ */
+function dropBrokenPercents(text: string, source: string): string {
+  const bare = (t: string) => t.replace(PLACEHOLDER, '').split('%').length - 1;
+  let allowed = bare(source);
+  if (bare(text) <= allowed) return text;
+  const valid = new RegExp(`^(?:${PLACEHOLDER.source})`, 'u');
+  let out = '';
+  let pos = 0;
+  for (const m of text.matchAll(/%(?:\([^)\s]*\)?)?/g)) {
+    if (m.index! < pos) continue;
+    const rest = text.slice(m.index!);
+    const placeholder = valid.exec(rest);
+    if (placeholder !== null) {
+      out += text.slice(pos, m.index! + placeholder[0].length);
+      pos = m.index! + placeholder[0].length;
+    } else if (allowed > 0 && m[0] === '%') {
+      allowed--;
+      out += text.slice(pos, m.index! + 1);
+      pos = m.index! + 1;
+    } else {
+      out += text.slice(pos, m.index!).replace(/ $/, '');
+      pos = m.index! + m[0].length;
+    }
+  }
+  return out + text.slice(pos);
 }
 
 /** The mask numbers in a masked text, in order. */
