@@ -186,12 +186,13 @@ describe('the other LibreTranslate routes', () => {
   test('/translate_file and /download_file errors: malformed files name the line, oversize is 413, no path escapes', async () => {
     const badHtml = await upload('bad.html', '<p>one</p>\n<p>two <b>three</p>');
     assert.equal(badHtml.status, 400);
-    assert.match(((await badHtml.json()) as { error: string }).error, /bad\.html: line 2: <b> is never closed/);
+    assert.match(((await badHtml.json()) as { error: string }).error, /malformed html: bad\.html: line 2: <b> is never closed/);
     const badPo = await upload('bad.po', 'msgid "a"\nmsgstr ""\n\nmsgid "b\nmsgstr ""\n');
     assert.equal(badPo.status, 400);
-    assert.match(((await badPo.json()) as { error: string }).error, /bad\.po: line 4: unterminated string/);
+    assert.match(((await badPo.json()) as { error: string }).error, /malformed \.po catalog: bad\.po: line 4: unterminated string/);
     const big = await upload('big.txt', 'word '.repeat(2000));
     assert.equal(big.status, 413);
+    assert.match(((await big.json()) as { error: string }).error, /larger than the limit of 4096 bytes/);
     const odd = await upload('x.exe', 'MZ');
     assert.equal(odd.status, 400);
     assert.match(((await odd.json()) as { error: string }).error, /unsupported file type "\.exe"/);
