@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend/index.ts';
-import { type Span, mask, maskIds, preserved } from '../src/text/mask.ts';
+import { type Span, mask, maskIds, placeholdersIn, preserved } from '../src/text/mask.ts';
 import { translateTexts } from '../src/text/pipeline.ts';
 import { DEFAULT_MODEL_DIR, Translator } from '../src/translator/index.ts';
 
@@ -31,14 +31,14 @@ const rows: Array<{ data: string; mode: string; byKind: Map<string, Tally>; all:
 
 for (const dir of values.data!.split(',')) {
   const data = path.basename(path.dirname(dir));
-  const modes = { raw: { byKind: new Map<string, Tally>(), all: tally() }, 'model kept masks': { byKind: new Map<string, Tally>(), all: tally() }, pipeline: { byKind: new Map<string, Tally>(), all: tally() } };
+  const modes = { raw: { byKind: new Map<string, Tally>(), all: tally() }, 'model kept in place': { byKind: new Map<string, Tally>(), all: tally() }, pipeline: { byKind: new Map<string, Tally>(), all: tally() } };
   for (const pair of config.pairs) {
     const [source, target] = pair.split('-');
     const other = source === 'en' ? target : source;
     const file = path.join(dir, `en-${other}.tsv`);
     if (!fs.existsSync(file)) continue;
     const side = source === 'en' ? 0 : 1;
-    let texts = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => l.split('\t')[side]).filter((t) => t && mask(t).spans.length > 0);
+    let texts = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => l.split('\t')[side]).filter((t) => t && (mask(t).spans.length > 0 || mask(t).placeholders.length > 0));
     if (limit > 0) texts = texts.slice(0, limit);
     if (texts.length === 0) continue;
     const key = `${source}-${target}`;
@@ -52,17 +52,22 @@ for (const dir of values.data!.split(',')) {
     let modelOut: string[] = [];
     const piped = await translateTexts(texts, async (ss) => {
       const out = t.translate(ss, dirn).map((x) => x.text);
-      modelOut = modelOut.concat(out.map((o, i) => `${maskIds(ss[i]).filter((id) => maskIds(o).includes(id)).length}/${maskIds(ss[i]).length}`));
+      modelOut = modelOut.concat(out.map((o, i) => {
+        const wanted = [...maskIds(ss[i]).map((id) => `{${id}}`), ...placeholdersIn(ss[i])];
+        const kept = preserved(wanted.map((text) => ({ kind: 'atomic' as const, text })), o).kept;
+        return `${kept}/${wanted.length}`;
+      }));
       return out;
     }, tooLong);
     texts.forEach((text, i) => {
-      const spans = mask(text).spans;
+      const m = mask(text);
+      const spans = [...m.spans, ...m.placeholders];
       count(modes.raw, spans, rawOut[i]);
       count(modes.pipeline, spans, piped[i]);
     });
     for (const m of modelOut) {
       const [kept, total] = m.split('/').map(Number);
-      const a = modes['model kept masks'].all;
+      const a = modes['model kept in place'].all;
       a.messages++; a.spans += total; a.kept += kept; if (kept === total) a.whole++;
     }
     process.stderr.write(`${data} ${pair}: ${texts.length} messages\n`);

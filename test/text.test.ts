@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { detect, type LangIdProfile } from '../src/text/detect.ts';
 import { MarkupError, translateHtml } from '../src/text/html.ts';
-import { mask, repairMasks, unmask } from '../src/text/mask.ts';
+import { mask, repair, unmask } from '../src/text/mask.ts';
 import { translateTexts } from '../src/text/pipeline.ts';
 import { CatalogError, translateCatalog } from '../src/text/po.ts';
 import { assemble, segment, sentencesOf } from '../src/text/segment.ts';
@@ -38,15 +38,25 @@ test('a sentence too long is cut at a clause boundary, then between words, never
 test('masks cover URLs, e-mails, paths, placeholders and entities, and restore exactly', async () => {
   const text = 'See https://example.com/a?b=1, mail me@x.org, edit ~/.config/app.conf or /etc/hosts: %s %1$d %(name)s {0} {name} {{x}} ${y} &amp; 50% done.';
   const m = mask(text);
-  assert.deepEqual(m.spans.map((s) => s.text), ['https://example.com/a?b=1', 'me@x.org', '~/.config/app.conf', '/etc/hosts', '%s', '%1$d', '%(name)s', '{0}', '{name}', '{{x}}', '${y}', '&amp;']);
-  assert.equal((await translateTexts([text], upper))[0], 'SEE https://example.com/a?b=1, MAIL me@x.org, EDIT ~/.config/app.conf OR /etc/hosts: %s %1$d %(name)s {0} {name} {{x}} ${y} &amp; 50% DONE.');
+  assert.deepEqual(m.spans.map((s) => s.text), ['https://example.com/a?b=1', 'me@x.org', '~/.config/app.conf', '/etc/hosts', '{0}', '{name}', '{{x}}', '${y}', '&amp;']);
+  // Format placeholders stay in the text (the model copies them), the rest become masks.
+  assert.deepEqual(m.placeholders.map((s) => s.text), ['%s', '%1$d', '%(name)s']);
+  assert.equal(m.text, 'See {0}, mail {1}, edit {2} or {3}: %s %1$d %(name)s {4} {5} {6} {7} {8} 50% done.');
+  // A model that copies placeholders and upper-cases words.
+  const upperWords = async (ss: string[]) => ss.map((s) => s.split(' ').map((w) => (w.includes('%') ? w : w.toUpperCase())).join(' '));
+  assert.equal((await translateTexts([text], upperWords))[0], 'SEE https://example.com/a?b=1, MAIL me@x.org, EDIT ~/.config/app.conf OR /etc/hosts: %s %1$d %(name)s {0} {name} {{x}} ${y} &amp; 50% DONE.');
 });
 
-test('a dropped mask comes back at the end of its sentence, a repeated one once; printf order is kept', () => {
-  assert.equal(repairMasks('Datei {1} geöffnet {1}.', [0, 1]), 'Datei {1} geöffnet {0}.');
+test('a dropped mask or placeholder comes back at the end of its sentence, a repeated one once; printf order is kept', () => {
+  assert.equal(repair('Datei {1} geöffnet {1}.', 'File {0} opened in {1}.'), 'Datei {1} geöffnet {0}.');
+  assert.equal(repair('%s %s Datei', 'File %s of %d'), '%s Datei %d');
+  // Broken fragments the model made go; the source's own bare % stays.
+  assert.equal(repair('Siehe %(url) für Hilfe zu 50%', 'See %(url)s for help on 50% of it'), 'Siehe für Hilfe zu 50% %(url)s');
   const m = mask('Copied %d of %s');
   // The model swapped the two unnumbered placeholders: their order is their meaning.
-  assert.equal(unmask('{1} of {0} copied', m.spans), '%d of %s copied');
+  assert.equal(unmask('%s of %d copied', m), '%d of %s copied');
+  // Numbered ones may move.
+  assert.equal(unmask('%2$s of %1$d copied', mask('Copied %1$d of %2$s')), '%2$s of %1$d copied');
 });
 
 test('html: tags, attributes, entities kept; inline tags around their words; code and script untouched', async () => {

@@ -12,6 +12,7 @@ import { Seq2Seq } from '../models/model.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { trainTokenizer } from '../tokenizer/train.ts';
 import { DEFAULT_MODEL_DIR, Translator } from '../translator/index.ts';
+import { translateLines } from '../text/translate-lines.ts';
 import { SETTINGS, SettingsError, resolveSettings } from '../server/settings.ts';
 import { serve } from '../server/serve.ts';
 import { train } from '../train/index.ts';
@@ -222,8 +223,9 @@ async function cmdTranslate(args: string[]): Promise<number> {
   try {
     // Lines are translated a batch at a time so stdin streams, and printed in input order.
     let pending: string[] = [];
-    const flush = () => {
-      for (const t of translator.translate(pending, dir, opts)) {
+    const flush = async () => {
+      // Long lines are cut into sentences the model takes, so no line fails the file.
+      for (const t of await translateLines(translator, pending, dir, opts)) {
         console.log(t.text);
         for (const alt of t.alternatives) console.log(`\t${alt}`);
       }
@@ -231,9 +233,9 @@ async function cmdTranslate(args: string[]): Promise<number> {
     };
     for await (const line of inputLines(positionals)) {
       pending.push(line);
-      if (pending.length === opts.batchSize) flush();
+      if (pending.length === opts.batchSize) await flush();
     }
-    if (pending.length > 0) flush();
+    if (pending.length > 0) await flush();
   } finally {
     translator.dispose();
   }

@@ -72,7 +72,7 @@ export async function translateHtml(htmls: string[], translate: TranslateSentenc
       rebuilt[i] = pieces[b].map((p, k) => {
         if (k % 2 === 1) return p.text;
         const j = at++;
-        return unmask(escapeText(out[j]), prep[j].spans);
+        return unmask(escapeText(out[j]), prep[j]);
       }).join('');
     });
   }
@@ -194,7 +194,7 @@ function withTags(run: Run, masked: string, prepared: Prepared): string | undefi
     return run.elements[top.index].close;
   });
   if (!ok || stack.length > 0 || used.size !== run.elements.length) return undefined;
-  return unmask(text, prepared.spans);
+  return unmask(text, prepared);
 }
 
 /** Escapes what the model wrote so it reads as text: `&` and a `<` that starts no marker. */

@@ -1,38 +1,39 @@
 // Text of any length and content through a sentence translator: mask the spans that must not
 // change, cut into sentences the model takes, translate every sentence of every text in one call
 // (so they batch together), and put each text back together. It knows no HTTP and no model.
-import { type Span, mask, maskIds, repairMasks, unmask } from './mask.ts';
+import { type Masked, mask, placeholdersIn, repair, unmask } from './mask.ts';
 import { type Piece, type TooLong, assemble, segment, sentencesOf } from './segment.ts';
 
 /** Translates sentences, in order; the server's batcher or a Translator behind it. */
 export type TranslateSentences = (sentences: string[]) => Promise<string[]>;
 
 /** A text ready to translate: its pieces (over the masked text) and the spans its masks stand for. */
-export interface Prepared {
+export interface Prepared extends Pick<Masked, 'spans' | 'placeholders'> {
   pieces: Piece[];
-  spans: Span[];
 }
 
 /** Masks and segments a text; `atomic` ranges (e.g. inline code in html) are masked whole. */
 export function prepare(text: string, tooLong?: TooLong, atomic?: Array<[number, number]>): Prepared {
   const masked = mask(text, atomic);
-  return { pieces: segment(masked.text, tooLong), spans: masked.spans };
+  return { pieces: segment(masked.text, tooLong), spans: masked.spans, placeholders: masked.placeholders };
 }
 
 /** The sentences the model must see: those with words left once masks are out. */
 export function needsModel(sentence: string): boolean {
-  return /\p{L}/u.test(sentence.replace(/\{\d+\}/g, ''));
+  let rest = sentence.replace(/\{\d+\}/g, '');
+  for (const p of placeholdersIn(rest)) rest = rest.replace(p, '');
+  return /\p{L}/u.test(rest);
 }
 
 /** Puts a prepared text back together from the translations of its sentences, masks still in (each once). */
 export function finishMasked(p: Prepared, translated: string[]): string {
   const sources = sentencesOf(p.pieces);
-  return assemble(p.pieces, translated.map((t, i) => repairMasks(t, maskIds(sources[i]))));
+  return assemble(p.pieces, translated.map((t, i) => repair(t, sources[i])));
 }
 
 /** Puts a prepared text back together from the translations of its sentences, spans restored. */
 export function finish(p: Prepared, translated: string[]): string {
-  return unmask(finishMasked(p, translated), p.spans);
+  return unmask(finishMasked(p, translated), p);
 }
 
 /**

@@ -1,10 +1,10 @@
 // The translation routes' door: the api_key check (--api-keys) and the per-client quotas, as a
 // preHandler that runs after body validation and before any work is queued.
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import type { RejectReason, ServerMetrics } from '../metrics.ts';
 import type { ServerSettings } from '../settings.ts';
 import { type ApiKey, KEY_PATTERN, type KeyStore } from './key-store.ts';
-import { type Limits, Limiter, type WindowState } from './limiter.ts';
+import { type Limits, Limiter } from './limiter.ts';
+import { KeyRefusedError, QuotaExceededError, rateLimitHeaders } from './refusals.ts';
 
 /** Routes that cost translation work; each takes an api_key and counts against its client's quota. */
 export const GUARDED_ROUTES = new Set(['/translate', '/translate/:source/:target', '/detect', '/translate_file']);
@@ -34,40 +34,28 @@ export interface Door {
   guard: preHandlerAsyncHookHandler;
 }
 
-export function createDoor(store: KeyStore, settings: ServerSettings, metrics: ServerMetrics): Door {
+/** The guard throws its refusals; the server's error table answers and counts them. */
+export function createDoor(store: KeyStore, settings: ServerSettings): Door {
   const limiter = new Limiter(store.db);
-  const reject = (reply: FastifyReply, status: number, reason: RejectReason, message: string) => {
-    metrics.rejected.labels(reason).inc();
-    return reply.code(status).send({ error: message });
-  };
   const guard = async (req: FastifyRequest, reply: FastifyReply) => {
     const given = bodyField(req.body, 'api_key');
     // LibreTranslate clients send an empty key when they have none.
     const key = typeof given === 'string' && given !== '' ? given : undefined;
     let apiKey: ApiKey | undefined;
     if (key === undefined) {
-      if (settings.apiKeys) return reject(reply, 403, 'key_missing', 'this server requires an api_key: send the field "api_key" with a key from its operator');
+      if (settings.apiKeys) throw new KeyRefusedError('key_missing', 'this server requires an api_key: send the field "api_key" with a key from its operator');
     } else {
-      if (!KEY_PATTERN.test(key)) return reject(reply, 403, 'key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
+      if (!KEY_PATTERN.test(key)) throw new KeyRefusedError('key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
       apiKey = store.get(key);
-      if (apiKey === undefined) return reject(reply, 403, 'key_invalid', 'api_key is not a valid key (unknown or removed)');
+      if (apiKey === undefined) throw new KeyRefusedError('key_invalid', 'api_key is not a valid key (unknown or removed)');
     }
     const limits: Limits = {
       reqPerMinute: apiKey?.reqPerMinute ?? settings.reqPerMinute,
       charsPerDay: apiKey?.charsPerDay ?? settings.charsPerDay,
     };
     const admission = limiter.admit(apiKey ? `key:${apiKey.key}` : `ip:${req.ip}`, limits, requestChars(req.body));
-    if (admission.window !== undefined) rateHeaders(reply, admission.window);
-    if (!admission.ok) {
-      reply.header('retry-after', String(admission.window.resetSeconds));
-      return reject(reply, 429, admission.reason, `${admission.message}; retry after ${admission.window.resetSeconds} s`);
-    }
+    if (!admission.ok) throw new QuotaExceededError(admission.reason, admission.message, admission.window);
+    if (admission.window !== undefined) reply.headers(rateLimitHeaders(admission.window));
   };
   return { limiter, guard: guard as preHandlerAsyncHookHandler };
-}
-
-function rateHeaders(reply: FastifyReply, w: WindowState): void {
-  reply.header('x-ratelimit-limit', String(w.limit));
-  reply.header('x-ratelimit-remaining', String(w.remaining));
-  reply.header('x-ratelimit-reset', String(w.resetSeconds));
 }

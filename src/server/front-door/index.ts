@@ -4,7 +4,6 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { ServerMetrics } from '../metrics.ts';
 import type { ServerSettings } from '../settings.ts';
 import { GUARDED_ROUTES, createDoor } from './access.ts';
 import { KeyStore, keyDbPath } from './key-store.ts';
@@ -39,7 +38,7 @@ export function needsKeyStore(s: ServerSettings): boolean {
   return s.apiKeys || s.reqPerMinute > 0 || s.charsPerDay > 0;
 }
 
-export async function registerFrontDoor(app: FastifyInstance, settings: ServerSettings, metrics: ServerMetrics): Promise<FrontDoor> {
+export async function registerFrontDoor(app: FastifyInstance, settings: ServerSettings): Promise<FrontDoor> {
   // Opened first: a database that cannot be opened stops the start-up with its path in the message.
   const store = needsKeyStore(settings) ? KeyStore.open(keyDbPath(settings.dataDir)) : undefined;
   const routes: RegisteredRoute[] = [];
@@ -49,7 +48,7 @@ export async function registerFrontDoor(app: FastifyInstance, settings: ServerSe
   });
   await registerOpenApi(app, packageVersion());
   if (store !== undefined) {
-    const door = createDoor(store, settings, metrics);
+    const door = createDoor(store, settings);
     app.addHook('onRoute', (route) => {
       if (!GUARDED_ROUTES.has(route.url)) return;
       const existing = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
