@@ -128,6 +128,7 @@ describe('a server with --api-keys', () => {
     const ok = await translate({ ...q, api_key: key });
     assert.equal(ok.statusCode, 200, ok.body);
     assert.equal(typeof ok.json().translatedText, 'string');
+    assert.equal((await translate({ ...q, apiKey: key })).statusCode, 200, 'the libretranslate npm client\'s field name');
     const metrics = await server.metrics.registry.metrics();
     assert.match(metrics, /taskmoe_rejected_total\{reason="key_missing"\} 2/);
     assert.match(metrics, /taskmoe_rejected_total\{reason="key_invalid"\} 2/);

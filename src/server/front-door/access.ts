@@ -38,9 +38,9 @@ export interface Door {
 export function createDoor(store: KeyStore, settings: ServerSettings): Door {
   const limiter = new Limiter(store.db);
   const guard = async (req: FastifyRequest, reply: FastifyReply) => {
-    const given = bodyField(req.body, 'api_key');
-    // LibreTranslate clients send an empty key when they have none.
-    const key = typeof given === 'string' && given !== '' ? given : undefined;
+    // LibreTranslate clients send an empty key when they have none; the `libretranslate` npm
+    // client names the field apiKey.
+    const key = [bodyField(req.body, 'api_key'), bodyField(req.body, 'apiKey')].find((k): k is string => typeof k === 'string' && k !== '');
     let apiKey: ApiKey | undefined;
     if (key === undefined) {
       if (settings.apiKeys) throw new KeyRefusedError('key_missing', 'this server requires an api_key: send the field "api_key" with a key from its operator');
