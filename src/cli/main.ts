@@ -13,6 +13,7 @@ import { Seq2Seq } from '../models/model.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { trainTokenizer } from '../tokenizer/train.ts';
 import { DEFAULT_MODEL_DIR, Translator } from '../translator/index.ts';
+import { translateLines } from '../text/translate-lines.ts';
 import { SETTINGS, SettingsError, resolveSettings } from '../server/settings.ts';
 import { serve } from '../server/serve.ts';
 import { train } from '../train/index.ts';
@@ -51,6 +52,8 @@ Usage:
       --init starts from a model checkpoint's weights (fresh optimizer) at step --init-step (default 0).
   taskmoe eval [--model DIR] --data DIR [--json FILE] [--beam N] [--batch-size N] [--languages de,fr]
       BLEU and chrF per direction on a corpus of en-XX.tsv files, next to the copy-the-source baseline.
+  taskmoe keys add [--req-per-minute N] [--chars-per-day N] [--name TEXT] | keys list | keys remove KEY  [--data-dir DIR]
+      Manages the API keys (and their own limits) of the server using the same --data-dir / TASKMOE_DATA_DIR.
   taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model [--languages en,de,...] [--sentences-per-language N]
       Trains a shared SentencePiece vocabulary with spm_train (Debian package "sentencepiece").
 
@@ -230,8 +233,9 @@ async function cmdTranslate(args: string[]): Promise<number> {
   try {
     // Lines are translated a batch at a time so stdin streams, and printed in input order.
     let pending: string[] = [];
-    const flush = () => {
-      for (const t of translator.translate(pending, dir, opts)) {
+    const flush = async () => {
+      // Long lines are cut into sentences the model takes, so no line fails the file.
+      for (const t of await translateLines(translator, pending, dir, opts)) {
         console.log(t.text);
         for (const alt of t.alternatives) console.log(`\t${alt}`);
       }
@@ -239,9 +243,9 @@ async function cmdTranslate(args: string[]): Promise<number> {
     };
     for await (const line of inputLines(positionals)) {
       pending.push(line);
-      if (pending.length === opts.batchSize) flush();
+      if (pending.length === opts.batchSize) await flush();
     }
-    if (pending.length > 0) flush();
+    if (pending.length > 0) await flush();
   } finally {
     translator.dispose();
   }
@@ -322,10 +326,10 @@ async function cmdTokenizer(args: string[]): Promise<number> {
 }
 
 async function cmdServe(args: string[]): Promise<number> {
-  const { flags } = parse(args, Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: 'string' as const }])));
+  const { flags } = parse(args, Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: s.kind === 'bool' ? 'boolean' as const : 'string' as const }])));
   let settings;
   try {
-    settings = resolveSettings(flags as Record<string, string | undefined>);
+    settings = resolveSettings(flags as Record<string, string | boolean | undefined>);
   } catch (err) {
     if (err instanceof SettingsError) throw new UsageError(err.message);
     throw err;
@@ -384,6 +388,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   translate: cmdTranslate,
   bench: cmdBench,
   tokenizer: cmdTokenizer,
+  keys: async (args) => (await import('../server/front-door/keys-cli.ts')).runKeys(args),
 };
 
 /** Runs the CLI; returns the exit status. */

@@ -1,14 +1,15 @@
 // The HTTP layer. A request's path: schema validation and tokenization here, then the batcher's
 // queue for its pair, a batch, an engine worker, and back. Nothing here touches tensors.
 import * as path from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { Batcher, DrainingError } from '../batching/index.ts';
 import { CheckpointReader } from '../models/checkpoint.ts';
 import { type ModelConfig, parsePair } from '../models/config.ts';
 import { subnetworkOf } from '../models/subnetwork.ts';
 import { verifyCheckpoint } from '../models/verify.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { InputError, type Translation } from '../translator/index.ts';
+import type { Translation } from '../translator/index.ts';
+import { loadProfile } from '../text/detect.ts';
 import { EnginePool } from './engine-pool.ts';
 import type { BatchResult } from './engine-worker-client.ts';
 import type { CacheSnapshot } from './engine-protocol.ts';
@@ -18,8 +19,11 @@ import { capConnections, httpLimitOptions } from './http-limits.ts';
 import { addMetricsRoute, createMetricsApp } from './metrics-access.ts';
 import { LANGUAGE_NAMES } from './languages.ts';
 import { ServerMetrics } from './metrics.ts';
-import { type BatchKey, type SourceText, type TranslateBody, type TranslationRequest, responseOf, translateSchema, validateRequest } from './request.ts';
+import { type BatchKey, type SourceText, type TranslationRequest, sentenceRequest } from './request.ts';
+import { libreTranslate } from './libretranslate.ts';
+import { type SubmitSentences, TextService } from './text-service.ts';
 import type { ServerSettings } from './settings.ts';
+import { registerFrontDoor } from './front-door/index.ts';
 
 export interface TaskmoeServer {
   app: FastifyInstance;
@@ -56,6 +60,8 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   });
   capConnections(app.server, settings.maxConnections);
   const shares = new ClientShares(settings.maxClientCost);
+  // Before any route: the OpenAPI generator and the key/quota guard must see every route.
+  await registerFrontDoor(app, settings);
   const state = { ready: false, draining: false };
   const workerCache = new Map<number, CacheSnapshot>();
   const workerTensors = new Map<number, number>();
@@ -122,57 +128,39 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
 
   // The one place a failed request is answered and its rejection counted.
   app.setErrorHandler((err: Error, req, reply) => {
-    const answer = answerFor(err, settings.bodyLimitBytes);
+    const answer = answerFor(err, settings);
     if (answer.reason !== undefined) metrics.rejected.labels(answer.reason).inc();
     else req.log.error(err);
     return reply.code(answer.status).headers(answer.headers ?? {}).send({ error: answer.message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
 
-  const languages = cfg.languages.map((code) => ({
-    code,
-    name: LANGUAGE_NAMES[code] ?? code,
-    targets: cfg.pairs.filter((p) => p.startsWith(`${code}-`)).map((p) => parsePair(p).target),
-  }));
-
-  const translate = async (body: TranslateBody, reply: FastifyReply) => {
-    if (state.draining) throw new ShuttingDownError();
-    if (!state.ready) throw new NotReadyError();
-    const disconnected = new AbortController();
-    // The response stream closes before it finished only when the client went away.
-    const onClose = () => {
-      if (!reply.raw.writableFinished) disconnected.abort();
-    };
-    reply.raw.on('close', onClose);
-    let release = () => {};
+  // Sentences of one direction through the batcher, as one typed request (server/request.ts). Each
+  // submission is charged its cost: over --max-request-cost it is refused, and one client's share of
+  // a worker is bounded while it waits and runs.
+  const submit: SubmitSentences = async (direction, ids, options, ctx) => {
+    const request: TranslationRequest = sentenceRequest(cfg, direction, ids, options, ctx);
+    const { beamSize = 1, maxLength } = request.key.options;
+    const cost = requestCost(request.texts.map((t) => t.ids.length), beamSize, maxLength, cfg.maxLength);
+    if (cost > settings.maxRequestCost) throw new CostLimitError(cost, settings.maxRequestCost);
+    const release = shares.reserve(ctx.client, String(pool.workerOf(request.key.pair)), cost);
     try {
-      const request: TranslationRequest = validateRequest(body, { cfg, tokenizer }, { timeoutMs: settings.timeoutMs, signal: disconnected.signal });
-      const { beamSize = 1, maxLength } = request.key.options;
-      const cost = requestCost(request.texts.map((t) => t.ids.length), beamSize, maxLength, cfg.maxLength);
-      if (cost > settings.maxRequestCost) throw new CostLimitError(cost, settings.maxRequestCost);
-      release = shares.reserve(reply.request.ip, String(pool.workerOf(request.key.pair)), cost);
-      return responseOf(request, await batcher.submit(request.key, request.texts, request));
+      return await batcher.submit(request.key, request.texts, request);
     } finally {
       release();
-      reply.raw.off('close', onClose);
     }
   };
-
-  const schema = translateSchema(settings, cfg.maxLength);
-  app.post<{ Body: TranslateBody }>('/translate', { schema: { body: schema.body } }, (req, reply) => translate(req.body, reply));
-  // The pair in the URL lets a load balancer hash on it, so each pair reaches the replicas that hold it warm.
-  app.post<{ Body: Omit<TranslateBody, 'source' | 'target'> & Partial<TranslateBody>; Params: { source: string; target: string } }>(
-    '/translate/:source/:target',
-    { schema: { body: { ...schema.body, required: ['q'] }, params: schema.params } },
-    (req, reply) => {
-      const { source, target } = req.params;
-      if ((req.body.source ?? source) !== source || (req.body.target ?? target) !== target) {
-        throw new InputError(`the body's source/target (${req.body.source}-${req.body.target}) disagree with the URL (${source}-${target})`);
-      }
-      return translate({ ...req.body, source, target } as TranslateBody, reply);
+  const service = new TextService(cfg, tokenizer, loadProfile(settings.modelDir), submit);
+  await app.register(libreTranslate, {
+    settings,
+    maxLength: cfg.maxLength,
+    service,
+    languageNames: LANGUAGE_NAMES,
+    admit: () => {
+      if (state.draining) throw new ShuttingDownError();
+      if (!state.ready) throw new NotReadyError();
     },
-  );
-  app.get('/languages', async () => languages);
+  });
   app.get('/healthz', async () => ({ status: 'ok' }));
   // Ready only while every engine worker can serve; otherwise 503 with the reason.
   app.get('/readyz', async (_req, reply) => {
@@ -194,6 +182,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     ...(cfg.extracted ? { extracted: cfg.extracted } : {}),
     languages: cfg.languages,
     pairs: cfg.pairs,
+    pivot: { via: 'en', pairs: service.pivotPairs() },
     workers: pool.size,
     workerRestarts: pool.restarts,
     batching: { maxBatchSentences: settings.maxBatchSentences, maxBatchTokens: settings.maxBatchTokens, maxDelayMs: settings.maxDelayMs },
