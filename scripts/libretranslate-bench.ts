@@ -36,7 +36,7 @@ for (let i = 0; i < sentences.length; i += 3) {
   html += `<p>${words[0]} <b>${words.slice(1, 3).join(' ')}</b> ${words.slice(3).join(' ')}${b ? ` <a href="https://example.com/${i}">${b}</a>` : ''}${c ? ` ${c}` : ''}</p>\n`;
 }
 
-const server = await createServer({ ...resolveSettings({}, {}), modelDir: DEFAULT_MODEL_DIR, workers: Number(values.workers), warm: values.pair!, timeoutMs: 600_000, maxTexts: 1024 });
+const server = await createServer({ ...resolveSettings({}, {}), modelDir: DEFAULT_MODEL_DIR, workers: Number(values.workers), warm: values.pair!, timeoutMs: 600_000, maxTexts: 1024, maxTextChars: 20_000 });
 await server.ready;
 await server.app.listen({ port: 0, host: '127.0.0.1' });
 const url = `http://127.0.0.1:${(server.app.server.address() as { port: number }).port}`;
