@@ -15,6 +15,7 @@ import { DEFAULT_MODEL_DIR, Translator } from '../translator/index.ts';
 import { SETTINGS, SettingsError, resolveSettings } from '../server/settings.ts';
 import { serve } from '../server/serve.ts';
 import { train } from '../train/index.ts';
+import { chooseTrainingBackend } from '../train/backend-choice.ts';
 import { evaluate, formatEvaluation } from '../eval/evaluate.ts';
 
 const USAGE = `taskmoe: serve and run task-routed Mixture-of-Experts translation models
@@ -39,11 +40,13 @@ Usage:
       Decoding throughput of dense, token, task and task-extracted models (random weights).
   taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--json FILE]
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
-  taskmoe bench train [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N]
-      Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling; with --workers N, 1 vs N workers.
+  taskmoe bench train [--config CFG.json] [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N] [--json FILE]
+      Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling, on wasm (1 and N workers) and
+      native tfjs-node (2 threads) at CFG's shape (default models/demo-train.json); with TASKMOE_BACKEND set, that backend only.
   taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
       Trains a model (config.json fields plus a "train" section); checkpoints go to DIR/latest/model.
       --workers N splits each batch over N worker threads (default: train.workers, 1).
+      Without TASKMOE_BACKEND, where tfjs-node and wasm both load, a few timed steps pick the faster (and its workers).
       Ctrl-C saves a checkpoint before exiting; --resume continues exactly where it stopped.
       --init starts from a model checkpoint's weights (fresh optimizer) at step --init-step (default 0).
   taskmoe eval [--model DIR] --data DIR [--json FILE] [--beam N] [--batch-size N] [--languages de,fr]
@@ -255,16 +258,24 @@ async function cmdBench(args: string[]): Promise<number> {
     return 0;
   }
   if (what === 'train') {
-    const { flags } = parse(rest, { steps: { type: 'string' }, 'batch-tokens': { type: 'string' }, vocab: { type: 'string' }, 'd-model': { type: 'string' }, workers: { type: 'string' } });
-    await initBackend({ log });
-    const { benchTrain } = await import('../bench/train.ts');
-    await benchTrain({
+    const { flags } = parse(rest, { steps: { type: 'string' }, 'batch-tokens': { type: 'string' }, vocab: { type: 'string' }, 'd-model': { type: 'string' }, workers: { type: 'string' }, config: { type: 'string' }, json: { type: 'string' } });
+    const options = {
       steps: positiveInt(flags, 'steps'),
       batchTokens: positiveInt(flags, 'batch-tokens'),
       vocab: positiveInt(flags, 'vocab'),
       dModel: positiveInt(flags, 'd-model'),
       workers: positiveInt(flags, 'workers'),
-    });
+      config: flags.config as string | undefined,
+    };
+    if ((process.env.TASKMOE_BACKEND ?? '') === '') {
+      const { benchTrainBackends } = await import('../bench/train-backends.ts');
+      await benchTrainBackends({ ...options, json: flags.json as string | undefined });
+      return 0;
+    }
+    await initBackend({ log });
+    const { benchTrain } = await import('../bench/train.ts');
+    const result = await benchTrain(options);
+    if (typeof flags.json === 'string') fs.writeFileSync(flags.json, JSON.stringify(result, null, 2) + '\n');
     return 0;
   }
   if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine|server|train ... (see taskmoe --help)');
@@ -315,14 +326,15 @@ async function cmdTrain(args: string[]): Promise<number> {
     workers: { type: 'string' }, init: { type: 'string' }, 'init-step': { type: 'string' },
   });
   if (flags['init-step'] !== undefined && flags.init === undefined) throw new UsageError('--init-step needs --init MODEL_DIR');
-  await initBackend({ log });
+  const decision = await chooseTrainingBackend({ config: required(flags, 'config'), workers: positiveInt(flags, 'workers'), log });
+  await initBackend({ force: decision.backend, log });
   const result = await train({
     config: required(flags, 'config'),
     data: required(flags, 'data'),
     out: required(flags, 'out'),
     steps: positiveInt(flags, 'steps'),
     resume: flags.resume === true,
-    workers: positiveInt(flags, 'workers'),
+    workers: decision.workers ?? positiveInt(flags, 'workers'),
     init: flags.init === undefined ? undefined : { model: String(flags.init), step: nonNegativeInt(flags, 'init-step') ?? 0 },
   });
   log(`${result.interrupted ? 'interrupted' : 'finished'} at step ${result.step}; checkpoint in ${flags.out}/latest/model`);
