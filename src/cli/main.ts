@@ -43,8 +43,9 @@ Usage:
   taskmoe bench train [--config CFG.json] [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N] [--json FILE]
       Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling, on wasm (1 and N workers) and
       native tfjs-node (2 threads) at CFG's shape (default models/demo-train.json); with TASKMOE_BACKEND set, that backend only.
-  taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
+  taskmoe train --config CFG.json [--data DIR]... --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
       Trains a model (config.json fields plus a "train" section); checkpoints go to DIR/latest/model.
+      Several --data DIRs (or a "train.data" list in CFG) read as one corpus; temperature sampling spans their union.
       --workers N splits each batch over N worker threads (default: train.workers, 1).
       Without TASKMOE_BACKEND, where tfjs-node and wasm both load, a few timed steps pick the faster (and its workers).
       Ctrl-C saves a checkpoint before exiting; --resume continues exactly where it stopped.
@@ -322,7 +323,7 @@ async function cmdServe(args: string[]): Promise<number> {
 
 async function cmdTrain(args: string[]): Promise<number> {
   const { flags } = parse(args, {
-    config: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' },
+    config: { type: 'string' }, data: { type: 'string', multiple: true }, out: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' },
     workers: { type: 'string' }, init: { type: 'string' }, 'init-step': { type: 'string' },
   });
   if (flags['init-step'] !== undefined && flags.init === undefined) throw new UsageError('--init-step needs --init MODEL_DIR');
@@ -330,7 +331,7 @@ async function cmdTrain(args: string[]): Promise<number> {
   await initBackend({ force: decision.backend, log });
   const result = await train({
     config: required(flags, 'config'),
-    data: required(flags, 'data'),
+    data: flags.data as unknown as string[] | undefined,
     out: required(flags, 'out'),
     steps: positiveInt(flags, 'steps'),
     resume: flags.resume === true,
