@@ -52,7 +52,7 @@ Usage:
       --init starts from a model checkpoint's weights (fresh optimizer) at step --init-step (default 0).
   taskmoe eval [--model DIR] --data DIR [--json FILE] [--beam N] [--batch-size N] [--languages de,fr]
       BLEU and chrF per direction on a corpus of en-XX.tsv files, next to the copy-the-source baseline.
-  taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model [--languages en,de,...] [--sentences-per-language N]
+  taskmoe tokenizer train --data DIR [--data DIR2]... --vocab-size N --out FILE.model [--languages en,de,...] [--sentences-per-language N] [--character-coverage F]
       Trains a shared SentencePiece vocabulary with spm_train (Debian package "sentencepiece").
 
 Environment:
@@ -290,16 +290,17 @@ async function cmdBench(args: string[]): Promise<number> {
 async function cmdTokenizer(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what !== 'train') throw new UsageError('usage: taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model');
-  const { flags } = parse(rest, { data: { type: 'string' }, 'vocab-size': { type: 'string' }, out: { type: 'string' }, languages: { type: 'string' }, 'sentences-per-language': { type: 'string' }, seed: { type: 'string' } });
+  const { flags } = parse(rest, { data: { type: 'string', multiple: true }, 'vocab-size': { type: 'string' }, out: { type: 'string' }, languages: { type: 'string' }, 'sentences-per-language': { type: 'string' }, seed: { type: 'string' }, 'character-coverage': { type: 'string' } });
   const vocabSize = positiveInt(flags, 'vocab-size');
   if (vocabSize === undefined) throw new UsageError('--vocab-size is required');
   const result = await trainTokenizer({
-    dataDir: required(flags, 'data'),
+    dataDir: (flags.data as unknown as string[] | undefined) ?? [required(flags, 'data')],
     vocabSize,
     out: required(flags, 'out'),
     languages: typeof flags.languages === 'string' ? flags.languages.split(',') : undefined,
     sentencesPerLanguage: positiveInt(flags, 'sentences-per-language'),
     seed: positiveInt(flags, 'seed'),
+    characterCoverage: flags['character-coverage'] === undefined ? undefined : Number(flags['character-coverage']),
   });
   log(`wrote ${flags.out}: ${result.languages.join(',')} from ${result.sentences} sentences`);
   return 0;

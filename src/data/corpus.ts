@@ -145,8 +145,8 @@ function selectLanguages(available: Map<string, unknown>, requested: string[] | 
   const wanted = [...new Set(requested.filter((language) => language !== PIVOT))].sort();
   const missing = wanted.filter((language) => !available.has(language));
   if (missing.length > 0) {
-    const where = dirs.length === 1 ? `corpus directory ${dirs[0]} has` : `none of the corpus directories ${dirs.join(', ')} has`;
-    throw new Error(`${where} a file for: ${missing.map((l) => `en-${l}.tsv`).join(', ')}`);
+    const where = dirs.length === 1 ? `corpus directory ${dirs[0]} has no file` : `none of the corpus directories ${dirs.join(', ')} has a file`;
+    throw new Error(`${where} for: ${missing.map((l) => `en-${l}.tsv`).join(', ')}`);
   }
   return wanted;
 }
