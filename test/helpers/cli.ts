@@ -9,11 +9,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `taskmoe args...` in a child process on the wasm backend, feeding `stdin`. */
-export function runCli(args: string[], stdin = ''): Promise<CliResult> {
+/** Runs `taskmoe args...` in a child process on the wasm backend (or `backend`), feeding `stdin`. */
+export function runCli(args: string[], stdin = '', backend = 'wasm'): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], {
-      env: { ...process.env, TASKMOE_BACKEND: 'wasm' },
+      env: { ...process.env, TASKMOE_BACKEND: backend },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
