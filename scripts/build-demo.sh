@@ -58,7 +58,9 @@ fi
 INIT_ARGS=()
 [ -n "${INIT:-}" ] && INIT_ARGS=(--init "$INIT" --init-step "${INIT_STEP:-0}")
 taskmoe train --config "$CONFIG" "${DATA_ARGS[@]}" --out "$RUN/$CKPT" --steps "$STEPS" --workers "$WORKERS" --resume "${INIT_ARGS[@]}" 2>&1 | tee -a "$RUN/$CKPT.log"
-BEFORE=$(ls -d "$RUN/$CKPT"/snapshots/step-* 2>/dev/null | sort -t- -k2 -n | awk -F- -v s="$STEPS" '$NF < s' | tail -n "$((AVERAGE - 1))")
+BEFORE=
+# (Not with AVERAGE=1: `tail -n 0` closes the pipe early, and pipefail turns that into a failure.)
+[ "$AVERAGE" -gt 1 ] && BEFORE=$(ls -d "$RUN/$CKPT"/snapshots/step-* 2>/dev/null | sort -t- -k2 -n | awk -F- -v s="$STEPS" '$NF < s' | tail -n "$((AVERAGE - 1))")
 SNAPSHOTS="$BEFORE $RUN/$CKPT/latest/model"
 # The model card is written by hand; the checkpoint writers replace the whole directory.
 CARD=$(mktemp)
