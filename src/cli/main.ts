@@ -15,7 +15,6 @@ import { DEFAULT_MODEL_DIR, Translator } from '../translator/index.ts';
 import { SETTINGS, SettingsError, resolveSettings } from '../server/settings.ts';
 import { serve } from '../server/serve.ts';
 import { train } from '../train/index.ts';
-import { chooseTrainingBackend } from '../train/backend-choice.ts';
 import { evaluate, formatEvaluation } from '../eval/evaluate.ts';
 
 const USAGE = `taskmoe: serve and run task-routed Mixture-of-Experts translation models
@@ -328,6 +327,7 @@ async function cmdTrain(args: string[]): Promise<number> {
     workers: { type: 'string' }, init: { type: 'string' }, 'init-step': { type: 'string' },
   });
   if (flags['init-step'] !== undefined && flags.init === undefined) throw new UsageError('--init-step needs --init MODEL_DIR');
+  const { chooseTrainingBackend } = await import('../train/backend-choice.ts');
   const decision = await chooseTrainingBackend({ config: required(flags, 'config'), workers: positiveInt(flags, 'workers'), log });
   await initBackend({ force: decision.backend, log });
   const result = await train({
