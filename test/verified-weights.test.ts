@@ -122,7 +122,7 @@ test('createServer refuses a corrupt checkpoint or a tokenizer without a configu
   await assert.rejects(createServer(settings(flipped)), /SHA-256/);
   // Defect 7: "zz" is configured, but the tokenizer has no <2zz> piece.
   const noTag = await randomCheckpoint(tinyConfig('token', 'target', { languages: ['en', 'de', 'fr', 'ja', 'zz'], pairs: ['en-de', 'de-en', 'en-zz'] }), 8);
-  await assert.rejects(createServer(settings(noTag)), /config\.json lists language "zz", but .*tokenizer\.model: language tag <2zz> is not in the tokenizer vocabulary/);
+  await assert.rejects(createServer(settings(noTag)), /config\.json lists languages whose tags .*tokenizer\.model lacks: <2zz>/);
 });
 
 test('`serve` and `translate` exit 1 with a clear message on a corrupt checkpoint; serve never listens', async () => {

@@ -43,18 +43,21 @@ Usage:
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
   taskmoe bench faults [--model DIR] [--workers N]
       Fault probe on loopback (issue 12's Measures): statuses per class, wrong answers, probe latency under a heavy request, RSS, SIGTERM and crash recovery times.
-  taskmoe bench train [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N]
-      Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling; with --workers N, 1 vs N workers.
-  taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
+  taskmoe bench train [--config CFG.json] [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N] [--json FILE]
+      Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling, on wasm (1 and N workers) and
+      native tfjs-node (2 threads) at CFG's shape (default models/demo-train.json); with TASKMOE_BACKEND set, that backend only.
+  taskmoe train --config CFG.json [--data DIR]... --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
       Trains a model (config.json fields plus a "train" section); checkpoints go to DIR/latest/model.
+      Several --data DIRs (or a "train.data" list in CFG) read as one corpus; temperature sampling spans their union.
       --workers N splits each batch over N worker threads (default: train.workers, 1).
+      Without TASKMOE_BACKEND, where tfjs-node and wasm both load, a few timed steps pick the faster (and its workers).
       Ctrl-C saves a checkpoint before exiting; --resume continues exactly where it stopped.
       --init starts from a model checkpoint's weights (fresh optimizer) at step --init-step (default 0).
   taskmoe eval [--model DIR] --data DIR [--json FILE] [--beam N] [--batch-size N] [--languages de,fr]
       BLEU and chrF per direction on a corpus of en-XX.tsv files, next to the copy-the-source baseline.
   taskmoe keys add [--req-per-minute N] [--chars-per-day N] [--name TEXT] | keys list | keys remove KEY  [--data-dir DIR]
       Manages the API keys (and their own limits) of the server using the same --data-dir / TASKMOE_DATA_DIR.
-  taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model [--languages en,de,...] [--sentences-per-language N]
+  taskmoe tokenizer train --data DIR [--data DIR2]... --vocab-size N --out FILE.model [--languages en,de,...] [--sentences-per-language N] [--character-coverage F]
       Trains a shared SentencePiece vocabulary with spm_train (Debian package "sentencepiece").
 
 Environment:
@@ -269,16 +272,24 @@ async function cmdBench(args: string[]): Promise<number> {
     return 0;
   }
   if (what === 'train') {
-    const { flags } = parse(rest, { steps: { type: 'string' }, 'batch-tokens': { type: 'string' }, vocab: { type: 'string' }, 'd-model': { type: 'string' }, workers: { type: 'string' } });
-    await initBackend({ log });
-    const { benchTrain } = await import('../bench/train.ts');
-    await benchTrain({
+    const { flags } = parse(rest, { steps: { type: 'string' }, 'batch-tokens': { type: 'string' }, vocab: { type: 'string' }, 'd-model': { type: 'string' }, workers: { type: 'string' }, config: { type: 'string' }, json: { type: 'string' } });
+    const options = {
       steps: positiveInt(flags, 'steps'),
       batchTokens: positiveInt(flags, 'batch-tokens'),
       vocab: positiveInt(flags, 'vocab'),
       dModel: positiveInt(flags, 'd-model'),
       workers: positiveInt(flags, 'workers'),
-    });
+      config: flags.config as string | undefined,
+    };
+    if ((process.env.TASKMOE_BACKEND ?? '') === '') {
+      const { benchTrainBackends } = await import('../bench/train-backends.ts');
+      await benchTrainBackends({ ...options, json: flags.json as string | undefined });
+      return 0;
+    }
+    await initBackend({ log });
+    const { benchTrain } = await import('../bench/train.ts');
+    const result = await benchTrain(options);
+    if (typeof flags.json === 'string') fs.writeFileSync(flags.json, JSON.stringify(result, null, 2) + '\n');
     return 0;
   }
   if (what === 'faults') {
@@ -310,16 +321,17 @@ async function cmdBench(args: string[]): Promise<number> {
 async function cmdTokenizer(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what !== 'train') throw new UsageError('usage: taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model');
-  const { flags } = parse(rest, { data: { type: 'string' }, 'vocab-size': { type: 'string' }, out: { type: 'string' }, languages: { type: 'string' }, 'sentences-per-language': { type: 'string' }, seed: { type: 'string' } });
+  const { flags } = parse(rest, { data: { type: 'string', multiple: true }, 'vocab-size': { type: 'string' }, out: { type: 'string' }, languages: { type: 'string' }, 'sentences-per-language': { type: 'string' }, seed: { type: 'string' }, 'character-coverage': { type: 'string' } });
   const vocabSize = positiveInt(flags, 'vocab-size');
   if (vocabSize === undefined) throw new UsageError('--vocab-size is required');
   const result = await trainTokenizer({
-    dataDir: required(flags, 'data'),
+    dataDir: (flags.data as unknown as string[] | undefined) ?? [required(flags, 'data')],
     vocabSize,
     out: required(flags, 'out'),
     languages: listFlag(flags, 'languages'),
     sentencesPerLanguage: positiveInt(flags, 'sentences-per-language'),
     seed: positiveInt(flags, 'seed'),
+    characterCoverage: flags['character-coverage'] === undefined ? undefined : Number(flags['character-coverage']),
   });
   log(`wrote ${flags.out}: ${result.languages.join(',')} from ${result.sentences} sentences`);
   return 0;
@@ -343,18 +355,20 @@ async function cmdServe(args: string[]): Promise<number> {
 
 async function cmdTrain(args: string[]): Promise<number> {
   const { flags } = parse(args, {
-    config: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' },
+    config: { type: 'string' }, data: { type: 'string', multiple: true }, out: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' },
     workers: { type: 'string' }, init: { type: 'string' }, 'init-step': { type: 'string' },
   });
   if (flags['init-step'] !== undefined && flags.init === undefined) throw new UsageError('--init-step needs --init MODEL_DIR');
-  await initBackend({ log });
+  const { chooseTrainingBackend } = await import('../train/backend-choice.ts');
+  const decision = await chooseTrainingBackend({ config: required(flags, 'config'), workers: positiveInt(flags, 'workers'), log });
+  await initBackend({ force: decision.backend, log });
   const result = await train({
     config: required(flags, 'config'),
-    data: required(flags, 'data'),
+    data: flags.data as unknown as string[] | undefined,
     out: required(flags, 'out'),
     steps: positiveInt(flags, 'steps'),
     resume: flags.resume === true,
-    workers: positiveInt(flags, 'workers'),
+    workers: decision.workers ?? positiveInt(flags, 'workers'),
     init: flags.init === undefined ? undefined : { model: String(flags.init), step: nonNegativeInt(flags, 'init-step') ?? 0 },
   });
   log(`${result.interrupted ? 'interrupted' : 'finished'} at step ${result.step}; checkpoint in ${flags.out}/latest/model`);

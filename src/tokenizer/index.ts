@@ -82,12 +82,10 @@ export class Tokenizer {
    */
   checkServes(cfg: { vocabSize: number; languages: readonly string[] }, configName: string): void {
     if (this.vocabSize !== cfg.vocabSize) throw new Error(`${configName}: vocabSize ${cfg.vocabSize} does not match ${this.path} (${this.vocabSize} pieces)`);
-    for (const lang of cfg.languages) {
-      try {
-        this.languageTagId(lang);
-      } catch (err) {
-        throw new Error(`${configName} lists language "${lang}", but ${this.path}: ${(err as Error).message}`);
-      }
+    const missing = cfg.languages.filter((lang) => !this.pieceIds.has(`<2${lang}>`));
+    if (missing.length > 0) {
+      const tags = missing.map((l) => `<2${l}>`).join(', ');
+      throw new Error(`${configName} lists languages whose tags ${this.path} lacks: ${tags} (retrain the tokenizer with these languages, or drop them from "languages")`);
     }
   }
 
