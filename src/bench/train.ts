@@ -62,7 +62,7 @@ function matMulCeiling(rows: number, k: number, m: number, reps: number): number
   return (reps * 2 * rows * k * m) / seconds;
 }
 
-// n, rng -> random examples of realistic lengths (8-30 pieces) over all directions
+// n, rng -> random examples of realistic lengths (8-30 pieces, within maxLength) over all directions
 function randomExamples(cfg: ModelConfig, n: number, tagOf: (lang: string) => number): Map<string, Example[]> {
   let seed = 12345;
   const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
@@ -70,8 +70,10 @@ function randomExamples(cfg: ModelConfig, n: number, tagOf: (lang: string) => nu
   return new Map(cfg.pairs.map((p) => {
     const [source, target] = p.split('-');
     return [p, Array.from({ length: n }, () => {
-      const len = 8 + Math.floor(rand() * 22);
-      return { dir: { source, target }, source: [tagOf(target), ...ids(len), 3], target: [...ids(Math.round(len * (0.8 + 0.4 * rand()))), 3] };
+      // Within the model's maxLength: the tag and EOS on the source side, EOS on the target side.
+      const len = Math.min(8 + Math.floor(rand() * 22), cfg.maxLength - 2);
+      const targetLen = Math.min(Math.round(len * (0.8 + 0.4 * rand())), cfg.maxLength - 1);
+      return { dir: { source, target }, source: [tagOf(target), ...ids(len), 3], target: [...ids(targetLen), 3] };
     })];
   }));
 }
