@@ -63,15 +63,17 @@ function matMulCeiling(rows: number, k: number, m: number, reps: number): number
   return (reps * 2 * rows * k * m) / seconds;
 }
 
-// n, rng -> random examples of realistic lengths (8-30 pieces) over all directions
+// n, rng -> random examples of realistic lengths (8-30 pieces, within maxLength) over all directions
 function randomExamples(cfg: ModelConfig, n: number, tagOf: (lang: string) => number): Map<string, Example[]> {
   const rand = mulberry32(12345);
   const ids = (len: number) => Array.from({ length: len }, () => 4 + Math.floor(rand() * (cfg.vocabSize - 4)));
   return new Map(cfg.pairs.map((p) => {
     const [source, target] = p.split('-');
     return [p, Array.from({ length: n }, () => {
-      const len = 8 + Math.floor(rand() * 22);
-      return { dir: { source, target }, source: [tagOf(target), ...ids(len), 3], target: [...ids(Math.round(len * (0.8 + 0.4 * rand()))), 3] };
+      // Within the model's maxLength: the tag and EOS on the source side, EOS on the target side.
+      const len = Math.min(8 + Math.floor(rand() * 22), cfg.maxLength - 2);
+      const targetLen = Math.min(Math.round(len * (0.8 + 0.4 * rand())), cfg.maxLength - 1);
+      return { dir: { source, target }, source: [tagOf(target), ...ids(len), 3], target: [...ids(targetLen), 3] };
     })];
   }));
 }
