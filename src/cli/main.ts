@@ -64,7 +64,7 @@ Environment:
   TASKMOE_BACKEND   force the TensorFlow.js backend: gpu | node | wasm | cpu (default: the first that loads)
 
 Server settings (flag / environment variable, default):
-${SETTINGS.map((s) => `  --${s.flag} / ${s.env}: ${s.help}`).join('\n')}
+${SETTINGS.map((s) => `  --${s.flag} / ${s.env}: ${s.help}${s.help.includes('(default') ? '' : ` (default: ${JSON.stringify(s.default())})`}`).join('\n')}
 `;
 
 /** A usage mistake: printed with a pointer to --help, exit status 2. */

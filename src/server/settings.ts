@@ -97,7 +97,7 @@ function defaultWorkers(): number {
 export const SETTINGS: readonly Spec[] = [
   { key: 'port', flag: 'port', env: 'PORT', kind: 'int', min: 0, default: () => 8080, help: 'HTTP port' },
   { key: 'host', flag: 'host', env: 'TASKMOE_HOST', kind: 'string', default: () => '0.0.0.0', help: 'address to listen on' },
-  { key: 'modelDir', flag: 'model', env: 'TASKMOE_MODEL', kind: 'string', default: () => DEFAULT_MODEL_DIR, help: 'checkpoint directory (full or extracted)' },
+  { key: 'modelDir', flag: 'model', env: 'TASKMOE_MODEL', kind: 'string', default: () => DEFAULT_MODEL_DIR, help: 'checkpoint directory, full or extracted (default: the built-in demo model, models/demo)' },
   { key: 'workers', flag: 'workers', env: 'TASKMOE_WORKERS', kind: 'int', default: defaultWorkers, help: 'engine worker threads (default: one per core on wasm/cpu, 1 with tfjs-node-gpu)' },
   { key: 'cacheBytes', flag: 'cache-mb', env: 'TASKMOE_CACHE_MB', kind: 'int', default: () => 1024, help: 'sub-network cache budget per worker, MiB' },
   { key: 'maxBatchSentences', flag: 'max-batch-sentences', env: 'TASKMOE_MAX_BATCH_SENTENCES', kind: 'int', default: () => 32, help: 'sentences per batch' },
