@@ -262,7 +262,8 @@ test('SIGTERM with beam work in flight ends within --drain-grace-ms plus a margi
   const code = await exited;
   const elapsed = Date.now() - t0;
   assert.equal(code, 0, stderr);
-  assert.ok(elapsed < grace + 2000, `exited ${elapsed} ms after SIGTERM with --drain-grace-ms ${grace}`);
+  // The margin: 503s reaching their clients (0.25 s), engine workers finishing their current step, process exit; generous for a loaded machine.
+  assert.ok(elapsed < grace + 3000, `exited ${elapsed} ms after SIGTERM with --drain-grace-ms ${grace}`);
   const cut = answers.filter((a) => a.status !== 200);
   assert.ok(cut.length > 0, 'some work could not finish within the grace');
   for (const a of cut) {
