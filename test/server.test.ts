@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { createServer, type TaskmoeServer } from '../src/server/app.ts';
 import { batchKeyOf } from '../src/server/request.ts';
 import { resolveSettings, type ServerSettings } from '../src/server/settings.ts';
+import { TEST_BACKEND } from './helpers/backend.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from './helpers/engine.ts';
 
 const cfg = tinyConfig('token', 'target');
@@ -57,7 +58,7 @@ describe('a server with default batching', () => {
     assert.equal((await server.app.inject('/healthz')).statusCode, 200);
     assert.deepEqual((await server.app.inject('/readyz')).json(), { status: 'ready' });
     const languages = (await server.app.inject('/languages')).json();
-    assert.deepEqual(languages.find((l: any) => l.code === 'en'), { code: 'en', name: 'English', targets: ['de', 'fr', 'ja'] });
+    assert.deepEqual(languages.find((l: { code: string }) => l.code === 'en'), { code: 'en', name: 'English', targets: ['de', 'fr', 'ja'] });
     const info = (await server.app.inject('/info')).json();
     assert.deepEqual(info.routing, { encoder: 'token', decoder: 'target' });
     assert.deepEqual(info.pairs, cfg.pairs);
@@ -267,18 +268,20 @@ describe('batching, cache budget and limits', () => {
 test('a real listening server: SIGTERM drains in-flight requests and exits 0', async () => {
   const port = 18000 + Math.floor(Math.random() * 1000);
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'helpers', 'cli-entry.ts'), 'serve', '--model', modelDir, '--port', String(port), '--host', '127.0.0.1', '--workers', '1'], {
-    env: { ...process.env, TASKMOE_BACKEND: 'wasm' },
+    env: { ...process.env, TASKMOE_BACKEND: TEST_BACKEND },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
+  // Start-up takes longer on tfjs-node (it loads TensorFlow's library) and on a busy machine.
+  let ready = false;
+  for (let i = 0; i < 600 && !ready; i++) {
+    ready = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    if (!ready) await new Promise((r) => setTimeout(r, 100));
   }
+  assert.ok(ready, `the server turned ready within 60 s: ${stderr}`);
   // /healthz answers quickly while a batch decodes on the engine thread.
   const post = (q: string[]) => fetch(`${url}/translate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ q, source: 'en', target: 'de', max_length: 40 }) });
   const requests = Array.from({ length: 8 }, () => post(SENTENCES));

@@ -31,7 +31,7 @@ export function translateSchemas(s: ServerSettings, maxLength: number) {
       target: { type: 'string', minLength: 1 },
       format: { type: 'string', enum: ['text', 'html'] },
       alternatives: { type: 'integer', minimum: 0, maximum: s.maxAlternatives },
-      api_key: { type: 'string', description: 'accepted and ignored (taskmoe has no keys)' },
+      api_key: { type: 'string', description: 'an API key: required when the server runs with --api-keys; a key lifts or sets the client\'s quotas (docs/front-door.md); "" counts as none' },
       beam_size: { type: 'integer', minimum: 1, maximum: s.maxBeam },
       max_length: { type: 'integer', minimum: 1, maximum: maxLength },
     },

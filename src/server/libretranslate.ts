@@ -11,6 +11,7 @@ import { InputError } from '../translator/index.ts';
 import { FileStore } from './file-store.ts';
 import { translateSchemas } from './libretranslate-schemas.ts';
 import type { ServerSettings } from './settings.ts';
+import { needsKeyStore } from './front-door/index.ts';
 import type { RequestContext, TextService } from './text-service.ts';
 
 export interface LibreTranslateOptions {
@@ -79,7 +80,7 @@ export async function libreTranslate(app: FastifyInstance, opts: LibreTranslateO
       if (!reply.raw.writableFinished) disconnected.abort();
     };
     reply.raw.on('close', onClose);
-    return { ctx: { timeoutMs: settings.timeoutMs, signal: disconnected.signal }, done: () => reply.raw.off('close', onClose) };
+    return { ctx: { timeoutMs: settings.timeoutMs, signal: disconnected.signal, client: reply.request.ip }, done: () => reply.raw.off('close', onClose) };
   };
 
   const translate = async (body: TranslateBody, reply: FastifyReply) => {
@@ -125,11 +126,12 @@ export async function libreTranslate(app: FastifyInstance, opts: LibreTranslateO
     service.languages.map((code) => ({ code, name: opts.languageNames[code] ?? code, targets: service.targetsOf(code) })));
 
   app.get('/frontend/settings', { schema: schemas.frontendSettings }, async () => ({
-    apiKeys: false,
+    // LibreTranslate's meaning: keys are in use (they lift limits) / every call needs one.
+    apiKeys: needsKeyStore(settings),
     charLimit: settings.maxTextChars,
     filesTranslation: true,
     frontendTimeout: 500,
-    keyRequired: false,
+    keyRequired: settings.apiKeys,
     suggestions: false,
     supportedFilesFormat: Object.keys(FILE_KINDS),
     language: {

@@ -11,7 +11,7 @@ import type { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, type TranslateOptions, type Translation } from '../translator/index.ts';
 
 /** Sends tokenized sentences of one direction through the batcher; resolves in order. */
-export type SubmitSentences = (direction: Direction, ids: number[][], options: TranslateOptions, ctx: { deadline: number; signal: AbortSignal }) => Promise<Translation[]>;
+export type SubmitSentences = (direction: Direction, ids: number[][], options: TranslateOptions, ctx: { deadline: number; signal: AbortSignal; client: string }) => Promise<Translation[]>;
 
 export interface RequestContext {
   /** The request's time in the queue and engine; the clock starts when its first sentences are queued (preparing text is not queue time). */
@@ -20,6 +20,8 @@ export interface RequestContext {
   deadline?: number;
   /** Aborts when the client goes away. */
   signal: AbortSignal;
+  /** Who asks (the client's address): its share of an engine worker is bounded. */
+  client: string;
 }
 
 export type TextFormat = 'text' | 'html';
@@ -126,7 +128,7 @@ export class TextService {
     const hop = (direction: Direction, opts: TranslateOptions): TranslateSentences => async (sentences) => {
       const ids = sentences.map((s) => this.tokenizer.encodeSource(s, direction.target));
       ctx.deadline ??= Date.now() + ctx.timeoutMs;
-      const results = await this.submit(direction, ids, opts, { deadline: ctx.deadline, signal: ctx.signal });
+      const results = await this.submit(direction, ids, opts, { deadline: ctx.deadline, signal: ctx.signal, client: ctx.client });
       fn.last = results;
       return results.map((r) => r.text);
     };
