@@ -113,3 +113,21 @@ test('detection picks the language among the model\'s, best first, with confiden
   }
   assert.equal(detect(profile, 'Die Datei', ['en', 'fr']).length, 2);
 });
+
+test('taskmoe translate\'s lines: a line longer than the model takes is cut, not refused', async () => {
+  const { Translator } = await import('../src/translator/index.ts');
+  const { translateLines } = await import('../src/text/translate-lines.ts');
+  const { useTestBackend } = await import('./helpers/backend.ts');
+  await useTestBackend();
+  const translator = await Translator.load(DEFAULT_MODEL_DIR, { source: 'en', target: 'de' });
+  try {
+    const long = 'Open the file and save it, then close the window; '.repeat(12).trim();
+    assert.ok(translator.tokenizer.encodeSource(long, 'de').length > translator.model.config.maxLength);
+    assert.throws(() => translator.translate([long], { source: 'en', target: 'de' }), /tokens long/);
+    const [out, short] = await translateLines(translator, [long, 'Quit'], { source: 'en', target: 'de' }, {});
+    assert.ok(/\p{L}{3}/u.test(out.text) && !out.text.includes('\n'), out.text);
+    assert.ok(/\p{L}/u.test(short.text));
+  } finally {
+    translator.dispose();
+  }
+});
