@@ -7,10 +7,10 @@ import { after, before, describe, test } from 'node:test';
 import type { Routing } from '../src/models/config.ts';
 import { CheckpointReader } from '../src/models/checkpoint.ts';
 import { decode, type DecodeOptions, GreedyBatch, type Hypothesis, lengthGroups } from '../src/models/decoding.ts';
-import { type DecoderEngine, TfjsEngine } from '../src/models/engine.ts';
+import { type DecoderEngine, TfjsEngine, loadOnnxEngine, servingEngineOf } from '../src/models/engine.ts';
 import { Seq2Seq } from '../src/models/model.ts';
 import type { Direction } from '../src/models/transformer.ts';
-import { OrtEngine } from '../src/onnx/engine.ts';
+import { OnnxUnsupportedError, OrtEngine } from '../src/onnx/engine.ts';
 import { useTestBackend } from './helpers/backend.ts';
 import { maxRelativeError, randomCheckpoint, randomSources, tinyConfig } from './helpers/engine.ts';
 
@@ -132,6 +132,28 @@ test('an unknown task is refused with the component and pair named', async () =>
   const model = await Seq2Seq.load(await CheckpointReader.open(await randomCheckpoint(tinyConfig('pair', 'pair'))));
   try {
     assert.throws(() => OrtEngine.of(model).start([[5, 6]], [{ source: 'de', target: 'ja' }]), /encoder has no task for de-ja/);
+  } finally {
+    model.dispose();
+  }
+});
+
+test("a config with architecture variants the graphs lack is refused, the field named, and serves on TensorFlow.js", async () => {
+  const model = await Seq2Seq.load(await CheckpointReader.open(await randomCheckpoint(tinyConfig('token', 'target'))));
+  try {
+    // As an imported model's config.json sets them (models/config.ts's `arch`, branch h14).
+    Object.assign(model.config, { arch: { norm: 'post', bias: false } });
+    assert.throws(() => OrtEngine.of(model), (err: Error) => err instanceof OnnxUnsupportedError && /"arch\.norm": "post"/.test(err.message));
+    Object.assign(model.config, { arch: { positions: 'sinusoidal' }, suppressIds: [1] });
+    assert.throws(() => OrtEngine.of(model), /"suppressIds"/);
+    const lines: string[] = [];
+    await loadOnnxEngine((m) => lines.push(m));
+    const engine = servingEngineOf(model);
+    assert.ok(engine instanceof TfjsEngine);
+    assert.match(lines.join('\n'), /"suppressIds".*serves on TensorFlow\.js/);
+    servingEngineOf(model);
+    assert.equal(lines.length, 1, 'said once per config');
+    Object.assign(model.config, { arch: undefined, suppressIds: undefined });
+    assert.ok(OrtEngine.of(model) instanceof OrtEngine, 'the defaults spelled out still serve on ONNX Runtime');
   } finally {
     model.dispose();
   }

@@ -1,10 +1,13 @@
 // The server through inject() and over real sockets, on a tiny random Token/Target checkpoint.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createServer, type TaskmoeServer } from '../src/server/app.ts';
+import { batchKeyOf } from '../src/server/request.ts';
 import { resolveSettings, type ServerSettings } from '../src/server/settings.ts';
+import { TEST_BACKEND } from './helpers/backend.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from './helpers/engine.ts';
 
 const cfg = tinyConfig('token', 'target');
@@ -55,7 +58,7 @@ describe('a server with default batching', () => {
     assert.equal((await server.app.inject('/healthz')).statusCode, 200);
     assert.deepEqual((await server.app.inject('/readyz')).json(), { status: 'ready' });
     const languages = (await server.app.inject('/languages')).json();
-    assert.deepEqual(languages.find((l: any) => l.code === 'en'), { code: 'en', name: 'English', targets: ['de', 'fr', 'ja'] });
+    assert.deepEqual(languages.find((l: { code: string }) => l.code === 'en'), { code: 'en', name: 'English', targets: ['de', 'fr', 'ja'] });
     const info = (await server.app.inject('/info')).json();
     assert.deepEqual(info.routing, { encoder: 'token', decoder: 'target' });
     assert.deepEqual(info.pairs, cfg.pairs);
@@ -83,16 +86,17 @@ describe('a server with default batching', () => {
       [{ source: 'en', target: 'de' }, /must have required property 'q'/],
       [{ q: '', source: 'en', target: 'de' }, /q/],
       [{ q: [], source: 'en', target: 'de' }, /q/],
-      [{ q: 'x', source: 'en', target: 'xx' }, /unknown target language "xx"; supported languages: en, de, fr, ja/],
-      [{ q: 'x', source: 'de', target: 'fr' }, /unsupported pair de-fr; supported pairs: en-de, de-en/],
-      [{ q: 'x', source: 'auto', target: 'de' }, /unknown source language "auto"/],
+      [{ q: 'x', source: 'en', target: 'xx' }, /unknown target language "xx"; supported: en, de, fr, ja/],
+      [{ q: 'x', source: 'yy', target: 'de' }, /unknown source language "yy"; supported: auto, en, de, fr, ja/],
+      // This checkpoint ships no langid.json.
+      [{ q: 'x', source: 'auto', target: 'de' }, /no language identification profile/],
       [{ q: Array(129).fill('x'), source: 'en', target: 'de' }, /q must NOT have more than 128 items/],
-      [{ q: 'x'.repeat(2001), source: 'en', target: 'de' }, /NOT have more than 2000 characters/],
-      [{ q: 'word '.repeat(60), source: 'en', target: 'de' }, /q\[0\] is \d+ tokens long; the model accepts at most 40/],
+      [{ q: 'x'.repeat(5001), source: 'en', target: 'de' }, /NOT have more than 5000 characters/],
       [{ q: 'x', source: 'en', target: 'de', beam_size: 99 }, /beam_size must be <= 8/],
       [{ q: 'x', source: 'en', target: 'de', beam_size: '2' }, /beam_size must be integer/],
-      [{ q: 'x', source: 'en', target: 'de', format: 'html' }, /format must be equal to one of the allowed values/],
-      [{ q: 'x', source: 'en', target: 'de', colour: 'red' }, /must NOT have additional properties/],
+      [{ q: 'x', source: 'en', target: 'de', format: 'xml' }, /format must be equal to one of the allowed values/],
+      [{ q: 'x', source: 'en', target: 'de', format: 'html', alternatives: 1 }, /alternatives are not supported with format "html"/],
+      [{ q: '<p>x</b>', source: 'en', target: 'de', format: 'html' }, /q\[0\]: line 1: <\/b> closes no open element/],
     ];
     for (const [body, message] of cases) {
       const r = await translate(server, body);
@@ -178,13 +182,13 @@ describe('batching, cache budget and limits', () => {
     const server = await start({ timeoutMs: 50, maxDelayMs: 0, maxBatchSentences: 8 });
     try {
       const probe = randomSources([6, 9], cfg.vocabSize, 3);
-      const expected = (await server.pool.run('en-de', probe, {})).translations;
+      const expected = (await server.pool.run(batchKeyOf({ source: 'en', target: 'de' }, {}), probe)).translations;
       const tensors = await metric(server, 'taskmoe_engine_tensors');
       const late = await translate(server, { q: Array(64).fill('Print the document'), source: 'en', target: 'de', max_length: 40 });
       assert.equal(late.statusCode, 504, late.body);
       const dropped = await metric(server, 'taskmoe_cancelled_sentences_total', { pair: 'en-de' });
       assert.ok(dropped >= 8 && dropped < 64, `${dropped} sentences dropped in the worker`);
-      assert.deepEqual((await server.pool.run('en-de', probe, {})).translations, expected);
+      assert.deepEqual((await server.pool.run(batchKeyOf({ source: 'en', target: 'de' }, {}), probe)).translations, expected);
       assert.equal(await metric(server, 'taskmoe_engine_tensors'), tensors);
     } finally {
       await server.shutdown();
@@ -216,26 +220,68 @@ describe('batching, cache budget and limits', () => {
     assert.equal((await server.app.inject('/readyz')).statusCode, 503);
     const refused = await translate(server, { q: 'Quit', source: 'en', target: 'de' });
     assert.equal(refused.statusCode, 503);
+    assert.match(refused.json().error, /shutting down/);
     assert.equal((await queued).statusCode, 200);
+    assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'draining' }), 1, 'the refused request is counted once');
     await stopping;
+  });
+
+  test('a client that goes away while queued is counted once as cancelled, and its sentences leave the queue', async () => {
+    const server = await start({ maxDelayMs: 5000 });
+    try {
+      const address = await server.app.listen({ port: 0, host: '127.0.0.1' });
+      const body = JSON.stringify({ q: ['Quit', 'Save as'], source: 'en', target: 'de' });
+      const req = http.request(`${address}/translate`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+      req.on('error', () => {});
+      req.end(body);
+      for (let i = 0; i < 100 && (await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' })) < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 2);
+      req.destroy();
+      for (let i = 0; i < 100 && (await metric(server, 'taskmoe_rejected_total', { reason: 'cancelled' })) < 1; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'cancelled' }), 1);
+      assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 0);
+    } finally {
+      await server.shutdown();
+    }
+  });
+
+  test('--max-queue bounds the queued sentences of a pair whatever their decoding options, and queue_depth reports their sum', async () => {
+    // A batch waits up to 2 s to fill, so every request below arrives while the first is still queued.
+    const server = await start({ maxQueuedSentences: 16, maxDelayMs: 2000 });
+    try {
+      const texts = Array.from({ length: 16 }, (_, i) => SENTENCES[i % SENTENCES.length]);
+      // Distinct max_length values give each request decoding options (and a batch key) of its own.
+      const answers = Array.from({ length: 40 }, (_, i) => translate(server, { q: texts, source: 'en', target: 'de', max_length: i + 1 }));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 16);
+      const codes = (await Promise.all(answers)).map((a) => a.statusCode);
+      assert.equal(codes.filter((c) => c === 429).length, 39, `status codes ${codes.join(' ')}`);
+      assert.equal(codes.filter((c) => c === 200).length, 1);
+      assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'queue_full' }), 39);
+      assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 0);
+    } finally {
+      await server.shutdown();
+    }
   });
 });
 
 test('a real listening server: SIGTERM drains in-flight requests and exits 0', async () => {
   const port = 18000 + Math.floor(Math.random() * 1000);
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'helpers', 'cli-entry.ts'), 'serve', '--model', modelDir, '--port', String(port), '--host', '127.0.0.1', '--workers', '1'], {
-    env: { ...process.env, TASKMOE_BACKEND: 'wasm' },
+    env: { ...process.env, TASKMOE_BACKEND: TEST_BACKEND },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
+  // Start-up takes longer on tfjs-node (it loads TensorFlow's library) and on a busy machine.
+  let ready = false;
+  for (let i = 0; i < 600 && !ready; i++) {
+    ready = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    if (!ready) await new Promise((r) => setTimeout(r, 100));
   }
+  assert.ok(ready, `the server turned ready within 60 s: ${stderr}`);
   // /healthz answers quickly while a batch decodes on the engine thread.
   const post = (q: string[]) => fetch(`${url}/translate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ q, source: 'en', target: 'de', max_length: 40 }) });
   const requests = Array.from({ length: 8 }, () => post(SENTENCES));

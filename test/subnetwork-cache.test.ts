@@ -196,6 +196,21 @@ describe('token/target routing', () => {
     await assert.rejects(cache.acquire(EN_DE), /disposed/);
   });
 
+  test('warm hands each direction\'s model to prepare while it is held, and releases it after', async () => {
+    const cache = new SubnetworkCache(source, { budgetBytes: BIG });
+    const seen: string[] = [];
+    await cache.warm([EN_DE, EN_FR], (model) => {
+      seen.push(model.config.pairs.join(','));
+      assert.equal(cache.stats().heldBytes > 0, true, 'held while prepared');
+    });
+    assert.equal(seen.length, 2);
+    assert.ok(seen[0].includes('en-de') && seen[1].includes('en-fr'), seen.join(' / '));
+    assert.equal(cache.stats().heldBytes, 0);
+    await assert.rejects(cache.warm([EN_DE], () => { throw new Error('prepare failed'); }), /prepare failed/);
+    assert.equal(cache.stats().heldBytes, 0, 'released after a failed prepare');
+    cache.dispose();
+  });
+
   test('a failed load rejects every waiter, leaves nothing behind, and the next acquire retries', async () => {
     const baseline = tf.memory().numTensors;
     const counted = new CountingSource(source);

@@ -6,7 +6,8 @@
 //   node --import tsx src/bench/onnx-kv-cache.ts [--quick]
 import { initBackend } from '../backend/index.ts';
 import { OrtEngine, graphsOf } from '../onnx/engine.ts';
-import { DIRECTION, benchConfigs, buildGroup, hostWeights, variantConfig } from './engine.ts';
+import { DIRECTION, benchConfigs, variantConfig } from './engine/costs.ts';
+import { buildGroup, hostWeights } from './engine/models.ts';
 import { median } from './stats.ts';
 
 const MODES = ['fetched', 'preallocated'] as const;

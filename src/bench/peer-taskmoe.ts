@@ -8,7 +8,8 @@ import { initBackend } from '../backend/index.ts';
 import { decode } from '../models/decoding.ts';
 import { type DecoderEngine, TfjsEngine } from '../models/engine.ts';
 import { OrtEngine } from '../onnx/engine.ts';
-import { DIRECTION, benchConfigs, buildGroup, hostWeights, variantConfig } from './engine.ts';
+import { DIRECTION, benchConfigs, variantConfig } from './engine/costs.ts';
+import { buildGroup, hostWeights } from './engine/models.ts';
 
 interface Request {
   engine: 'onnx' | 'wasm';

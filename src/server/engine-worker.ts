@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.ts';
 import { parsePair } from '../models/config.ts';
 import { CheckpointReader } from '../models/checkpoint.ts';
+import { servingEngineOf } from '../models/engine.ts';
 import { SubnetworkCache } from '../models/subnetwork-cache.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, Translator } from '../translator/index.ts';
@@ -27,8 +28,9 @@ async function main(): Promise<void> {
     const { entries, bytes, hits, misses, evictions } = cache.stats();
     return { entries, bytes, hits, misses, evictions };
   };
-  await cache.warm(data.warmPairs.map(parsePair));
-  send({ type: 'ready', cache: snapshot(), tensors: tf.memory().numTensors });
+  // ONNX Runtime builds a model part's sessions with its first engine: here, not on the first request.
+  await cache.warm(data.warmPairs.map(parsePair), (model) => servingEngineOf(model));
+  send({ type: 'ready', cache: snapshot(), tensors: tf.memory().numTensors, backend: tf.getBackend() });
 
   // Batches of one pair decode together, joining while earlier ones run (continuous batching);
   // messages are taken between decoder steps, so a new batch never waits for a running one to end.
@@ -44,9 +46,9 @@ async function main(): Promise<void> {
     cancels.set(msg.id, cancel);
     let lease;
     try {
-      const dir = parsePair(msg.pair);
-      lease = await cache.acquire(dir);
-      const translations = await scheduler.translate(new Translator(lease.model, tokenizer), msg.sources, dir, msg.options, cancel.signal);
+      const { direction, options } = msg.key;
+      lease = await cache.acquire(direction);
+      const translations = await scheduler.translate(new Translator(lease.model, tokenizer), msg.sources, direction, options, cancel.signal);
       send({ type: 'result', id: msg.id, translations, durationMs: performance.now() - started, cache: snapshot(), tensors: tf.memory().numTensors });
     } catch (err) {
       // The pool answered a cancelled batch itself.

@@ -6,17 +6,18 @@
 //   taskmoe bench engine --onnx [--quick] [--configs wmt32] [--variants dense,task-extracted]
 //                               [--batch 1,8,32] [--threads 1,2] [--reps N] [--json FILE]
 import * as fs from 'node:fs';
-import { parseArgs } from 'node:util';
-import { decode } from '../models/decoding.ts';
-import { type DecoderEngine, TfjsEngine } from '../models/engine.ts';
-import { OrtEngine, graphsOf } from '../onnx/engine.ts';
-import { DIRECTION, OUT_LEN, SRC_LEN, VARIANTS, type Variant, benchConfigs, buildGroup, ensureBackend, hostWeights, variantConfig } from './engine.ts';
-import { median } from './stats.ts';
+import { decode } from '../../models/decoding.ts';
+import { type DecoderEngine, TfjsEngine } from '../../models/engine.ts';
+import { OrtEngine, graphsOf } from '../../onnx/engine.ts';
+import { ensureBackend } from '../backend.ts';
+import { median } from '../stats.ts';
+import { BOS, DIRECTION, EOS, OUT_LEN, SRC_LEN, VARIANTS, type Variant, benchConfigs, variantConfig } from './costs.ts';
+import { buildGroup, hostWeights, sources } from './models.ts';
 
 export interface OnnxBenchOptions {
   quick?: boolean;
   configs?: string[];
-  variants?: Variant[];
+  variants?: string[];
   batchSizes?: number[];
   threads?: number[];
   reps?: number;
@@ -35,20 +36,6 @@ export interface OnnxBenchRow {
   /** Milliseconds per decoder step alone, median over the timed steps. */
   stepMs: number;
   runs: number[];
-}
-
-const BOS = 2;
-const EOS = 3;
-
-function sources(batch: number, vocab: number, seed: number): number[][] {
-  let x = seed >>> 0 || 1;
-  const next = () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-  return Array.from({ length: batch }, () => Array.from({ length: SRC_LEN }, () => 4 + Math.floor(next() * (vocab - 4))));
 }
 
 // Seconds of one end-to-end greedy decode of OUT_LEN tokens.
@@ -84,7 +71,7 @@ export async function benchEngineOnnx(opts: OnnxBenchOptions = {}): Promise<Onnx
   const quick = opts.quick ?? false;
   const all = benchConfigs(quick);
   const configs = opts.configs ?? ['wmt32'];
-  const variants = opts.variants ?? ['dense', 'task-extracted'];
+  const variants = (opts.variants ?? ['dense', 'task-extracted']) as Variant[];
   for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant "${v}"; known: ${VARIANTS.join(', ')}`);
   const batches = opts.batchSizes ?? [1, 8, 32];
   const threads = opts.threads ?? [1, 2];
@@ -144,27 +131,4 @@ export function formatOnnxRows(rows: OnnxBenchRow[]): string {
     lines.push(`| ${config} | ${variant} | ${batch} | ${values.join(' | ')} | ${ratios.join(' | ')} |`);
   }
   return lines.join('\n');
-}
-
-/** `taskmoe bench engine --onnx ...` (the --onnx already taken off); returns the exit status. */
-export async function benchEngineOnnxCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    options: {
-      quick: { type: 'boolean' }, json: { type: 'string' }, configs: { type: 'string' }, variants: { type: 'string' },
-      batch: { type: 'string' }, threads: { type: 'string' }, reps: { type: 'string' },
-    },
-  });
-  const ints = (v: string | undefined, name: string) => v?.split(',').map((x) => {
-    const n = Number(x);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} takes positive integers separated by commas, got "${v}"`);
-    return n;
-  });
-  await benchEngineOnnx({
-    quick: values.quick, json: values.json, configs: values.configs?.split(','),
-    variants: values.variants?.split(',') as Variant[] | undefined,
-    batchSizes: ints(values.batch, 'batch'), threads: ints(values.threads, 'threads'), reps: ints(values.reps, 'reps')?.[0],
-  });
-  return 0;
 }
