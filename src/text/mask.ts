@@ -37,7 +37,7 @@ const PATTERNS: Array<[SpanKind, RegExp]> = [
   ['printf', PRINTF],
   // LibreOffice's and Qt's %PRODUCTNAME, %1: the model does not know them.
   ['named', /%[A-Z][A-Z0-9_]+%?|%\d+(?![$\w])/gu],
-  ['brace', /\{[\w.:!#<>^+\-]*\}/gu],
+  ['brace', /\{[\w.:!#<>^+-]*\}/gu],
   ['entity', /&(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]*);/giu],
   // Absolute, home- or dot-relative paths with at least one directory, and Windows drive paths.
   ['path', /(?<![\p{L}\p{N}/.~])(?:~|\.{1,2})?\/(?:[\w.+@-]+\/)*[\w.+@-]+\/?|\b[A-Za-z]:\\[\w .\\-]+[\w]/gu],

@@ -1,4 +1,3 @@
-/// <reference path="../types/gettext-parser.d.ts" />
 // gettext catalogs (.po) through a sentence translator: every untranslated msgid gets a msgstr
 // (each plural form from msgid or msgid_plural), translated entries, comments, flags, contexts and
 // obsolete entries are kept; the header gets the target's Language and Plural-Forms. The output
