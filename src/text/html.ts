@@ -9,6 +9,7 @@ import { type DefaultTreeAdapterTypes as T, parse, parseFragment } from 'parse5'
 import { type Prepared, type TranslateSentences, finishMasked, prepare, translatePrepared } from './pipeline.ts';
 import type { TooLong } from './segment.ts';
 import { unmask } from './mask.ts';
+import { ATOMIC, FATAL, INLINE, OPTIONAL_END, UNTOUCHED, VOID } from './html-elements.ts';
 
 /** A malformed document: `line` is where the problem starts (1-based). */
 export class MarkupError extends Error {
@@ -21,130 +22,6 @@ export class MarkupError extends Error {
     super(`line ${line}: ${message}`);
   }
 }
-
-const INLINE = new Set([
-  'a',
-  'abbr',
-  'b',
-  'bdi',
-  'bdo',
-  'cite',
-  'data',
-  'del',
-  'dfn',
-  'em',
-  'font',
-  'i',
-  'ins',
-  'label',
-  'mark',
-  'q',
-  's',
-  'small',
-  'span',
-  'strong',
-  'sub',
-  'sup',
-  'time',
-  'u',
-  'tt',
-  'big',
-]);
-/** Kept whole, as an unchangeable span, where they sit inside text. */
-const ATOMIC = new Set([
-  'br',
-  'img',
-  'wbr',
-  'input',
-  'code',
-  'kbd',
-  'samp',
-  'var',
-  'math',
-  'svg',
-  'button',
-  'select',
-  'textarea',
-  'script',
-  'style',
-  'iframe',
-  'object',
-  'video',
-  'audio',
-  'canvas',
-]);
-/** Never translated, wherever they are. */
-const UNTOUCHED = new Set([
-  'script',
-  'style',
-  'code',
-  'pre',
-  'textarea',
-  'template',
-  'svg',
-  'math',
-  'noscript',
-  'kbd',
-  'samp',
-  'var',
-]);
-const VOID = new Set([
-  'area',
-  'base',
-  'br',
-  'col',
-  'embed',
-  'hr',
-  'img',
-  'input',
-  'link',
-  'meta',
-  'source',
-  'track',
-  'wbr',
-  'param',
-  'keygen',
-]);
-/** Elements whose end tag HTML lets an author leave out. */
-const OPTIONAL_END = new Set([
-  'html',
-  'head',
-  'body',
-  'p',
-  'li',
-  'dt',
-  'dd',
-  'option',
-  'optgroup',
-  'rb',
-  'rt',
-  'rtc',
-  'rp',
-  'tr',
-  'td',
-  'th',
-  'thead',
-  'tbody',
-  'tfoot',
-  'colgroup',
-  'caption',
-]);
-/** Tokenizer errors that mean the markup is broken, not merely sloppy. */
-const FATAL = new Set([
-  'eof-in-tag',
-  'eof-in-comment',
-  'eof-in-doctype',
-  'eof-in-cdata',
-  'eof-in-script-html-comment-like-text',
-  'duplicate-attribute',
-  'missing-attribute-value',
-  'unexpected-character-in-attribute-name',
-  'unexpected-equals-sign-before-attribute-name',
-  'missing-whitespace-between-attributes',
-  'end-tag-with-attributes',
-  'abrupt-closing-of-empty-comment',
-  'incorrectly-closed-comment',
-]);
 
 type Node = T.ChildNode;
 type Element = T.Element;
