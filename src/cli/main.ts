@@ -264,16 +264,16 @@ async function cmdBench(args: string[]): Promise<number> {
   const { flags } = parse(rest, {
     json: { type: 'string' }, quick: { type: 'boolean' }, configs: { type: 'string' }, batch: { type: 'string' }, variants: { type: 'string' }, reps: { type: 'string' }, onnx: { type: 'boolean' }, threads: { type: 'string' },
   });
-  await initBackend({ log });
+  if (flags.threads !== undefined && flags.onnx !== true) throw new UsageError('--threads goes with --onnx (the intra-op threads of ONNX Runtime)');
   const [json, configs, variants] = [flags.json as string | undefined, listFlag(flags, 'configs'), listFlag(flags, 'variants')];
   const batchSizes = listFlag(flags, 'batch')?.map((b) => positiveInt({ batch: b }, 'batch')!);
+  const threads = listFlag(flags, 'threads')?.map((t) => positiveInt({ threads: t }, 'threads')!);
   const options = { json, quick: flags.quick === true, configs, batchSizes, variants, reps: positiveInt(flags, 'reps'), log: (s: string) => console.log(s) };
+  await initBackend({ log });
   if (flags.onnx === true) {
-    const threads = listFlag(flags, 'threads')?.map((t) => positiveInt({ threads: t }, 'threads')!);
     await (await import('../bench/engine/onnx.ts')).benchEngineOnnx({ ...options, threads });
     return 0;
   }
-  if (flags.threads !== undefined) throw new UsageError('--threads goes with --onnx (the intra-op threads of ONNX Runtime)');
   await (await import('../bench/engine/index.ts')).benchEngine(options);
   return 0;
 }
