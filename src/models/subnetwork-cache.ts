@@ -10,6 +10,7 @@ import { LRUCache } from 'lru-cache';
 import type { TensorSource } from './checkpoint.ts';
 import { type Component, type ModelConfig, hasExperts, isTaskRouting } from './config.ts';
 import { readComponent, subnetworkConfig, subnetworkTasks } from './extract.ts';
+import { embeddingNames } from './embeddings.ts';
 import type { Weights } from './layers.ts';
 import { Seq2Seq } from './model.ts';
 import { Decoder, type Direction, Embeddings, Encoder } from './transformer.ts';
@@ -199,7 +200,7 @@ export class SubnetworkCache {
   }
 
   private async loadEmbeddings(): Promise<Embeddings> {
-    const weights = await this.source.read(['embed']);
+    const weights = await this.source.read(embeddingNames(this.source.config));
     return buildOrFree(weights, () => new Embeddings(this.source.config, weights));
   }
 

@@ -2,20 +2,13 @@
 // decoder and the embeddings are separate objects so that a server can cache and share them apart
 // (one encoder for every pair, one extracted decoder per target language).
 import * as tf from '@tensorflow/tfjs';
-import { type Component, type ModelConfig, hasExperts, isMoeLayer, numLayers, taskKey, taskList } from './config.ts';
-import {
-  type Weights, attention, causalBias, layerNorm, linear, mergeHeads, ffn,
-  sinusoidalPositions, splitHeads, weight, windowBias,
-} from './layers.ts';
+import { type Architecture, type Component, type ModelConfig, archOf, biasName, hasExperts, isMoeLayer, numLayers, taskKey, taskList } from './config.ts';
+import { type Embeddings, tensorBytes } from './embeddings.ts';
+import { type FfnWeights, type Weights, attention, causalBias, layerNorm, linear, mergeHeads, ffn, splitHeads, weight, windowBias } from './layers.ts';
 import { type ExpertWeights, type Routes, concatRoutes, disposeRoutes, dropRows, moeFFN, repeatRoutes, selectRoutes, topKGating } from './moe.ts';
-import { gatherRows, hostRows, rowsCopyOnHost, takeRows } from './ops.ts';
+import { gatherRows, takeRows } from './ops.ts';
 
-/** Bytes held by a set of tensors. */
-export function tensorBytes(tensors: Iterable<tf.Tensor>): number {
-  let bytes = 0;
-  for (const t of tensors) bytes += t.size * (t.dtype === 'int32' || t.dtype === 'float32' ? 4 : 1);
-  return bytes;
-}
+export { Embeddings, tensorBytes } from './embeddings.ts';
 
 function disposeAll(w: Weights): void {
   for (const t of w.values()) t.dispose();
@@ -47,84 +40,52 @@ export interface Direction {
   target: string;
 }
 
-/** The token embedding (shared by source, target and output projection) and the position table. */
-export class Embeddings {
-  readonly table: tf.Tensor2D; // [V, d]
-  /** The table transposed once, so the output projection is an untransposed matMul. */
-  readonly tableT: tf.Tensor2D; // [d, V]
-  readonly positions: tf.Tensor2D; // [maxLength, d]
-  readonly scale: number;
-  private readonly hostCopies = new Map<tf.Tensor2D, Float32Array>();
-
-  constructor(readonly cfg: ModelConfig, weights: Weights) {
-    this.table = weight<tf.Rank.R2>(weights, 'embed');
-    this.tableT = this.table.transpose();
-    this.positions = sinusoidalPositions(cfg.maxLength, cfg.dModel);
-    this.scale = Math.sqrt(cfg.dModel);
-  }
-
-  // ids: [B, T] from position `start`, or with T = 1 each row at its own position -> [B*T, d]
-  embed(ids: number[][], start: number | readonly number[] = 0): tf.Tensor2D {
-    const [b, t, d] = [ids.length, ids[0].length, this.cfg.dModel];
-    const end = (typeof start === 'number' ? start : Math.max(...start)) + t;
-    if (end > this.cfg.maxLength) throw new Error(`sequence of ${end} tokens exceeds maxLength ${this.cfg.maxLength}`);
-    const tokens = this.tokenRows(ids.flat()).mul(this.scale);
-    if (typeof start !== 'number') {
-      if (t !== 1) throw new Error(`per-row positions need one token per row, got ${t}`);
-      return tokens.add(this.rowsOf(this.positions, start));
-    }
-    const pos = this.positions.slice([start, 0], [t, d]);
-    return tokens.reshape([b, t, d]).add(pos).reshape([b * t, d]);
-  }
-
-  // ids: [N] -> rows of the table [N, d]
-  protected tokenRows(ids: number[]): tf.Tensor2D {
-    return this.rowsOf(this.table, ids);
-  }
-
-  // table: [R, d], rows: [N] -> [N, d]
-  private rowsOf(table: tf.Tensor2D, rows: readonly number[]): tf.Tensor2D {
-    if (!rowsCopyOnHost()) return takeRows(table, rows);
-    // A host copy of the table (it never changes at inference), so a lookup copies N rows, not the table.
-    let host = this.hostCopies.get(table);
-    if (host === undefined) this.hostCopies.set(table, (host = table.dataSync() as Float32Array));
-    return hostRows(host, table.shape, 'float32', rows) as tf.Tensor2D;
-  }
-
-  // x: [N, d] -> logits [N, V]
-  logits(x: tf.Tensor2D): tf.Tensor2D {
-    return linear(x, this.tableT);
-  }
-
-  get bytes(): number {
-    return tensorBytes([this.table, this.tableT, this.positions]);
-  }
-
-  dispose(): void {
-    this.table.dispose();
-    this.tableT.dispose();
-    this.positions.dispose();
-  }
-}
-
 /**
  * One encoder or decoder stack and the routing of its MoE layers. It owns its weights
  * (not the embeddings) and frees them on dispose().
  */
 abstract class Stack {
   readonly experts: (ExpertWeights[] | undefined)[];
+  readonly arch: Architecture;
   private readonly tasks: Map<string, number>;
 
   constructor(readonly cfg: ModelConfig, readonly component: Component, readonly weights: Weights) {
+    this.arch = archOf(cfg);
     this.tasks = new Map(taskList(cfg, component).map((t, i) => [t, i]));
     this.experts = Array.from({ length: numLayers(cfg, component) }, (_, i) =>
       isMoeLayer(cfg, component, i) && hasExperts(cfg, component)
-        ? Array.from({ length: cfg.moe.numExperts }, (_, e) => ({
-            wi: weight<tf.Rank.R2>(weights, `${this.layer(i)}.ffn.experts.${e}.wi`),
-            wo: weight<tf.Rank.R2>(weights, `${this.layer(i)}.ffn.experts.${e}.wo`),
-          }))
+        ? Array.from({ length: cfg.moe.numExperts }, (_, e) => this.ffnWeights(`${this.layer(i)}.ffn.experts.${e}`))
         : undefined,
     );
+  }
+
+  /** The FFN under `prefix` (`….ffn` or `….ffn.experts.e`), its biases when the model has them. */
+  protected ffnWeights(prefix: string): FfnWeights {
+    return {
+      wi: this.w(`${prefix}.wi`), wo: this.w(`${prefix}.wo`),
+      bi: this.weights.get(`${prefix}.bi`) as tf.Tensor1D | undefined, bo: this.weights.get(`${prefix}.bo`) as tf.Tensor1D | undefined,
+    };
+  }
+
+  // h: [N, in] -> h w + b: [N, out], `name` the weight ("….wq"); the bias is used when the model has one
+  protected proj(h: tf.Tensor2D, name: string): tf.Tensor2D {
+    return linear(h, this.w(name), this.weights.get(biasName(name)) as tf.Tensor1D | undefined);
+  }
+
+  // x: [N, d] -> LN(x) with the named norm ("….selfAttn.ln")
+  protected norm(x: tf.Tensor2D, ln: string): tf.Tensor2D {
+    return layerNorm(x, this.w(`${ln}.g`), this.w(`${ln}.b`), this.arch.layerNormEps);
+  }
+
+  /** A residual block around f: x + f(LN(x)) for pre-LN, LN(x + f(x)) for post-LN (Marian). x: [N, d] -> [N, d] */
+  protected residual(x: tf.Tensor2D, ln: string, f: (h: tf.Tensor2D) => tf.Tensor2D): tf.Tensor2D {
+    if (this.arch.norm === 'post') return this.norm(x.add(f(x)), ln);
+    return x.add(f(this.norm(x, ln)));
+  }
+
+  /** The stack's output: its final LN for pre-LN models; post-LN layers end normalised already. */
+  protected finalNorm(x: tf.Tensor2D): tf.Tensor2D {
+    return this.arch.norm === 'pre' ? this.norm(x, `${this.component}.lnF`) : x;
   }
 
   get routing() {
@@ -183,7 +144,7 @@ abstract class Stack {
   protected ffnBlock(i: number, h: tf.Tensor2D, sentence: Routes | undefined, rowsPerSentence: number, rowValid?: boolean[], collect?: GateCollector): tf.Tensor2D {
     const experts = this.experts[i];
     const l = this.layer(i);
-    if (experts === undefined) return ffn(h, this.w(`${l}.ffn.wi`), this.w(`${l}.ffn.wo`));
+    if (experts === undefined) return ffn(h, this.ffnWeights(`${l}.ffn`), this.arch.activation);
     let routes: Routes;
     let probs: tf.Tensor2D | undefined;
     if (sentence !== undefined) {
@@ -194,7 +155,7 @@ abstract class Stack {
     }
     if (rowValid !== undefined) routes = dropRows(routes, rowValid);
     if (probs !== undefined) collect?.({ component: this.component, layer: i, probs, top1: firstChoices(routes) });
-    return moeFFN(h, routes, experts);
+    return moeFFN(h, routes, experts, this.arch.activation);
   }
 
   get bytes(): number {
@@ -228,23 +189,24 @@ export class Encoder extends Stack {
       const padded = ids.map((s) => [...s, ...new Array<number>(srcLen - s.length).fill(0)]);
       const bias = windowBias(lengths.map(() => 0), lengths, srcLen);
       const validMask = tf.tensor2d(rowValid.map(Number), [batch * srcLen, 1]);
-      let x = emb.embed(padded);
+      let x = emb.embed(padded, 0, 'source');
+      const heads = this.cfg.numHeads;
       for (let i = 0; i < numLayers(this.cfg, 'encoder'); i++) {
         const l = this.layer(i);
-        // self-attention
-        let h = layerNorm(x, this.w(`${l}.selfAttn.ln.g`), this.w(`${l}.selfAttn.ln.b`));
-        const q = splitHeads(linear(h, this.w(`${l}.selfAttn.wq`)), batch, this.cfg.numHeads);
-        const [k, v] = tf.split(linear(h, this.w(`${l}.selfAttn.wkv`)), 2, 1) as tf.Tensor2D[];
-        const a = attention(q, splitHeads(k, batch, this.cfg.numHeads), splitHeads(v, batch, this.cfg.numHeads), bias);
-        x = x.add(linear(mergeHeads(a), this.w(`${l}.selfAttn.wo`)));
-        // feed-forward
-        h = layerNorm(x, this.w(`${l}.ffn.ln.g`), this.w(`${l}.ffn.ln.b`));
-        const hh = h;
-        const routes = this.sentenceRoute(i, dirs, () => maskedMean(hh, validMask, batch, srcLen), collect);
-        x = x.add(this.ffnBlock(i, h, routes, srcLen, rowValid, collect));
-        disposeRoutes(routes);
+        x = this.residual(x, `${l}.selfAttn.ln`, (h) => {
+          const q = splitHeads(this.proj(h, `${l}.selfAttn.wq`), batch, heads);
+          const [k, v] = tf.split(this.proj(h, `${l}.selfAttn.wkv`), 2, 1) as tf.Tensor2D[];
+          const a = attention(q, splitHeads(k, batch, heads), splitHeads(v, batch, heads), bias);
+          return this.proj(mergeHeads(a), `${l}.selfAttn.wo`);
+        });
+        x = this.residual(x, `${l}.ffn.ln`, (h) => {
+          const routes = this.sentenceRoute(i, dirs, () => maskedMean(h, validMask, batch, srcLen), collect);
+          const y = this.ffnBlock(i, h, routes, srcLen, rowValid, collect);
+          disposeRoutes(routes);
+          return y;
+        });
       }
-      return layerNorm(x, this.w('encoder.lnF.g'), this.w('encoder.lnF.b'));
+      return this.finalNorm(x);
     });
     return { out, batch, srcLen, lengths };
   }
@@ -297,7 +259,7 @@ export class Decoder extends Stack {
       const crossK: tf.Tensor4D[] = [];
       const crossV: tf.Tensor4D[] = [];
       for (let i = 0; i < numLayers(this.cfg, 'decoder'); i++) {
-        const [k, v] = tf.split(linear(memory, this.w(`${this.layer(i)}.crossAttn.wkv`)), 2, 1) as tf.Tensor2D[];
+        const [k, v] = tf.split(this.proj(memory, `${this.layer(i)}.crossAttn.wkv`), 2, 1) as tf.Tensor2D[];
         crossK.push(splitHeads(k, rows, this.cfg.numHeads));
         crossV.push(splitHeads(v, rows, this.cfg.numHeads));
       }
@@ -331,29 +293,29 @@ export class Decoder extends Stack {
     const staggered = state.selfStart.some((s) => s > 0);
     const next = tf.tidy(() => {
       const selfBias = t > 1 ? causalBias(t) : staggered ? windowBias(state.selfStart, state.selfStart.map(() => columns + 1), columns + 1) : null;
-      let x = emb.embed(tokens, staggered ? state.selfStart.map((s) => columns - s) : columns);
+      let x = emb.embed(tokens, staggered ? state.selfStart.map((s) => columns - s) : columns, 'target');
       const selfK: tf.Tensor4D[] = [];
       const selfV: tf.Tensor4D[] = [];
       for (let i = 0; i < numLayers(this.cfg, 'decoder'); i++) {
         const l = this.layer(i);
         // causal self-attention over the cache plus the new positions
-        let h = layerNorm(x, this.w(`${l}.selfAttn.ln.g`), this.w(`${l}.selfAttn.ln.b`));
-        const q = splitHeads(linear(h, this.w(`${l}.selfAttn.wq`)), rows, heads);
-        const [k, v] = tf.split(linear(h, this.w(`${l}.selfAttn.wkv`)), 2, 1) as tf.Tensor2D[];
-        const kAll = tf.concat([state.selfK[i], splitHeads(k, rows, heads)], 2);
-        const vAll = tf.concat([state.selfV[i], splitHeads(v, rows, heads)], 2);
-        selfK.push(kAll);
-        selfV.push(vAll);
-        x = x.add(linear(mergeHeads(attention(q, kAll, vAll, selfBias)), this.w(`${l}.selfAttn.wo`)));
+        x = this.residual(x, `${l}.selfAttn.ln`, (h) => {
+          const q = splitHeads(this.proj(h, `${l}.selfAttn.wq`), rows, heads);
+          const [k, v] = tf.split(this.proj(h, `${l}.selfAttn.wkv`), 2, 1) as tf.Tensor2D[];
+          const kAll = tf.concat([state.selfK[i], splitHeads(k, rows, heads)], 2);
+          const vAll = tf.concat([state.selfV[i], splitHeads(v, rows, heads)], 2);
+          selfK.push(kAll);
+          selfV.push(vAll);
+          return this.proj(mergeHeads(attention(q, kAll, vAll, selfBias)), `${l}.selfAttn.wo`);
+        });
         // cross-attention over the encoder output
-        h = layerNorm(x, this.w(`${l}.crossAttn.ln.g`), this.w(`${l}.crossAttn.ln.b`));
-        const qc = splitHeads(linear(h, this.w(`${l}.crossAttn.wq`)), rows, heads);
-        x = x.add(linear(mergeHeads(attention(qc, state.crossK[i], state.crossV[i], state.srcBias)), this.w(`${l}.crossAttn.wo`)));
-        // feed-forward
-        h = layerNorm(x, this.w(`${l}.ffn.ln.g`), this.w(`${l}.ffn.ln.b`));
-        x = x.add(this.ffnBlock(i, h, state.routes[i], t, undefined, collect));
+        x = this.residual(x, `${l}.crossAttn.ln`, (h) => {
+          const qc = splitHeads(this.proj(h, `${l}.crossAttn.wq`), rows, heads);
+          return this.proj(mergeHeads(attention(qc, state.crossK[i], state.crossV[i], state.srcBias)), `${l}.crossAttn.wo`);
+        });
+        x = this.residual(x, `${l}.ffn.ln`, (h) => this.ffnBlock(i, h, state.routes[i], t, undefined, collect));
       }
-      const logits = emb.logits(layerNorm(x, this.w('decoder.lnF.g'), this.w('decoder.lnF.b')));
+      const logits = emb.logits(this.finalNorm(x));
       return { logits, selfK, selfV };
     });
     for (const c of [...state.selfK, ...state.selfV]) c.dispose();
