@@ -25,7 +25,8 @@ export class Tokenizer {
     this.pieceIds = new Map(model.pieces.map((piece, id) => [piece, id]));
   }
 
-  static async load(modelPath: string): Promise<Tokenizer> {
+  /** `mapped`: the model's ids come from a vocabulary mapping (imported models), so the special pieces may be absent. */
+  static async load(modelPath: string, mapped = false): Promise<Tokenizer> {
     const bytes = await readModelFile(modelPath);
     const processor = new SentencePieceProcessor();
     // The library's load() ignores the status of the underlying Load(); ask for it afterwards.
@@ -36,11 +37,19 @@ export class Tokenizer {
     if (statusText !== 'OK') {
       throw new Error(`invalid sentencepiece model ${modelPath}: ${statusText}`);
     }
-    return new Tokenizer(processor, readModelInfo(bytes, modelPath));
+    return new Tokenizer(processor, readModelInfo(bytes, modelPath, mapped));
   }
 
   get vocabSize(): number {
     return this.model.pieces.length;
+  }
+  /** The SentencePiece pieces, by id. */
+  get pieces(): readonly string[] {
+    return this.model.pieces;
+  }
+  /** The id of a piece, undefined when it is not in the model. */
+  pieceId(piece: string): number | undefined {
+    return this.pieceIds.get(piece);
   }
   get padId(): number {
     return this.model.padId;
@@ -85,7 +94,7 @@ export class Tokenizer {
   }
 
   /** Model input for translating `text` into `targetLang`: [<2xx>, ...pieces, EOS]. */
-  encodeSource(text: string, targetLang: string): number[] {
+  encodeSource(text: string, targetLang: string, _sourceLang?: string): number[] {
     return [this.languageTagId(targetLang), ...this.encode(text), this.eosId];
   }
 }
@@ -119,7 +128,7 @@ const TRAINER_SPECIAL_IDS: Record<number, keyof Omit<ModelInfo, 'pieces'>> = {
   43: 'padId',
 };
 
-function readModelInfo(bytes: Uint8Array, modelPath: string): ModelInfo {
+function readModelInfo(bytes: Uint8Array, modelPath: string, mapped: boolean): ModelInfo {
   // proto2 defaults, used when the trainer spec leaves a field out.
   const info: ModelInfo = { pieces: [], unkId: 0, bosId: 1, eosId: 2, padId: -1 };
   try {
@@ -130,7 +139,7 @@ function readModelInfo(bytes: Uint8Array, modelPath: string): ModelInfo {
   } catch (err) {
     throw new Error(`invalid sentencepiece model ${modelPath}: ${(err as Error).message}`);
   }
-  for (const key of ['padId', 'unkId', 'bosId', 'eosId'] as const) {
+  for (const key of mapped ? [] : (['padId', 'unkId', 'bosId', 'eosId'] as const)) {
     if (info[key] < 0 || info[key] >= info.pieces.length) {
       throw new Error(`sentencepiece model ${modelPath} has no ${key} (taskmoe needs pad, unk, bos and eos pieces)`);
     }
