@@ -16,6 +16,7 @@ import { SETTINGS, SettingsError, resolveSettings } from '../server/settings.ts'
 import { serve } from '../server/serve.ts';
 import { train } from '../train/index.ts';
 import { evaluate, formatEvaluation } from '../eval/evaluate.ts';
+import { IMPORT_USAGE, importCommand } from '../import/command.ts';
 
 const USAGE = `taskmoe: serve and run task-routed Mixture-of-Experts translation models
 
@@ -29,7 +30,7 @@ Usage:
       Writes a randomly initialised checkpoint (for tests and benchmarks).
   taskmoe extract --model DIR --source xx --target yy --out DIR2 [--dtype float32|float16]
       Writes the sub-network serving xx->yy as a checkpoint of its own.
-  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
+${IMPORT_USAGE}  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
       Rewrites a checkpoint with its weights stored as float32 or float16.
   taskmoe average --out DIR [--dtype float32|float16] MODEL_DIR...
       Writes the element-wise mean of checkpoints of one model config (checkpoint averaging).
@@ -134,7 +135,7 @@ async function cmdExtract(args: string[]): Promise<number> {
   await initBackend({ log });
   const sub = await Seq2Seq.loadSubnetwork(reader, dir);
   try {
-    await writeCheckpoint(out, sub.config, sub.weights, reader.tokenizerPath, dtypeFlag(flags) ?? reader.dtype);
+    await writeCheckpoint(out, sub.config, sub.weights, reader.tokenizerPath, dtypeFlag(flags) ?? reader.dtype, reader.extraFiles);
   } finally {
     sub.dispose();
   }
@@ -153,7 +154,7 @@ async function cmdConvert(args: string[]): Promise<number> {
   await initBackend({ log });
   const weights = await reader.read(reader.shapes.keys());
   try {
-    await writeCheckpoint(out, reader.config, weights, reader.tokenizerPath, dtype);
+    await writeCheckpoint(out, reader.config, weights, reader.tokenizerPath, dtype, reader.extraFiles);
   } finally {
     for (const t of weights.values()) t.dispose();
   }
@@ -356,6 +357,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   translate: cmdTranslate,
   bench: cmdBench,
   tokenizer: cmdTokenizer,
+  import: importCommand,
 };
 
 /** Runs the CLI; returns the exit status. */

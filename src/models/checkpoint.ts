@@ -182,6 +182,12 @@ export class CheckpointReader implements TensorSource {
     return path.join(this.dir, this.config.tokenizer);
   }
 
+  /** The tokenizer files besides config.tokenizer (an imported model's target model and vocabularies), [name, path]. */
+  get extraFiles(): [string, string][] {
+    const { targetTokenizer, vocab, targetVocab } = this.config;
+    return [targetTokenizer, vocab, targetVocab].flatMap((f) => (f === undefined ? [] : [[f, path.join(this.dir, f)] as [string, string]]));
+  }
+
   /** Storage dtype of the weights (float16 when any tensor is stored as float16). */
   get dtype(): StorageDtype {
     for (const l of this.located.values()) if (l.entry.quantization?.dtype === 'float16') return 'float16';

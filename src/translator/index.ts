@@ -7,7 +7,7 @@ import { pairKey } from '../models/config.ts';
 import { decode, type DecodeOptions, type Hypothesis } from '../models/decoding.ts';
 import { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
-import { Tokenizer } from '../tokenizer/index.ts';
+import { type TextTokenizer, loadTokenizer } from '../tokenizer/model-tokenizer.ts';
 
 /** The demo model shipped in the repository, used when no model is given. */
 export const DEFAULT_MODEL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'demo');
@@ -34,7 +34,7 @@ export interface Translation {
 }
 
 export class Translator {
-  constructor(readonly model: Seq2Seq, readonly tokenizer: Tokenizer) {
+  constructor(readonly model: Seq2Seq, readonly tokenizer: TextTokenizer) {
     if (tokenizer.vocabSize !== model.config.vocabSize) {
       throw new Error(`the model's vocabSize ${model.config.vocabSize} does not match its tokenizer's ${tokenizer.vocabSize} pieces`);
     }
@@ -47,7 +47,7 @@ export class Translator {
    */
   static async load(modelDir: string, dir?: Direction): Promise<Translator> {
     const reader = await CheckpointReader.open(modelDir);
-    const tokenizer = await Tokenizer.load(reader.tokenizerPath);
+    const tokenizer = await loadTokenizer(reader.dir, reader.config);
     if (tokenizer.vocabSize !== reader.config.vocabSize) {
       throw new Error(`${path.join(modelDir, 'config.json')}: vocabSize ${reader.config.vocabSize} does not match ${reader.tokenizerPath} (${tokenizer.vocabSize} pieces)`);
     }
@@ -69,7 +69,7 @@ export class Translator {
   encode(texts: string[], dir: Direction): number[][] {
     this.checkDirection(dir);
     return texts.map((text, i) => {
-      const ids = this.tokenizer.encodeSource(text, dir.target);
+      const ids = this.tokenizer.encodeSource(text, dir.target, dir.source);
       checkSourceLength(ids, this.model.config.maxLength, `text ${i}`);
       return ids;
     });
