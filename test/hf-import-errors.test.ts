@@ -62,7 +62,14 @@ test('refuses pytorch_model.bin with a way out, and a Marian model without its p
     fs.renameSync(path.join(d, 'model.safetensors'), path.join(d, 'pytorch_model.bin'));
   });
   assert.match(msg, /only pytorch_model\.bin .*save_pretrained\(dir, safe_serialization=True\)/);
-  assert.match(await importError(() => {}, {} as never), /give --source XX --target YY/);
+  const unnamed = (d: string) => {
+    const file = path.join(d, 'tokenizer_config.json');
+    const c = JSON.parse(fs.readFileSync(file, 'utf8'));
+    delete c.source_lang;
+    delete c.target_lang;
+    fs.writeFileSync(file, JSON.stringify(c));
+  };
+  assert.match(await importError(unnamed, {} as never), /give --source XX --target YY/);
 });
 
 test('taskmoe import, then translate with the imported model', async () => {
