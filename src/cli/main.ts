@@ -17,6 +17,7 @@ import { serve } from '../server/serve.ts';
 import { train } from '../train/index.ts';
 import { evaluate, formatEvaluation } from '../eval/evaluate.ts';
 import { IMPORT_USAGE, importCommand } from '../import/command.ts';
+import { extractByUsage } from './extract-usage.ts';
 
 const USAGE = `taskmoe: serve and run task-routed Mixture-of-Experts translation models
 
@@ -30,6 +31,8 @@ Usage:
       Writes a randomly initialised checkpoint (for tests and benchmarks).
   taskmoe extract --model DIR --source xx --target yy --out DIR2 [--dtype float32|float16]
       Writes the sub-network serving xx->yy as a checkpoint of its own.
+  taskmoe extract --by-usage --calibration FILE --keep K --model DIR --source xx --target yy --out DIR2
+      Token-routed MoE layers keep the K experts with the most gate mass over FILE's sources (one a line, or TSV).
 ${IMPORT_USAGE}  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
       Rewrites a checkpoint with its weights stored as float32 or float16.
   taskmoe average --out DIR [--dtype float32|float16] MODEL_DIR...
@@ -128,7 +131,18 @@ async function cmdInit(args: string[]): Promise<number> {
 }
 
 async function cmdExtract(args: string[]): Promise<number> {
-  const { flags } = parse(args, { model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' } });
+  const { flags } = parse(args, {
+    model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' },
+    'by-usage': { type: 'boolean' }, calibration: { type: 'string' }, keep: { type: 'string' },
+  });
+  if (flags['by-usage']) {
+    await initBackend({ log });
+    const keep = positiveInt(flags, 'keep');
+    if (keep === undefined) throw new UsageError('--by-usage needs --keep K');
+    const o = { model: required(flags, 'model'), source: required(flags, 'source'), target: required(flags, 'target'), out: required(flags, 'out') };
+    await extractByUsage({ ...o, calibration: required(flags, 'calibration'), keep, dtype: dtypeFlag(flags) }, log);
+    return 0;
+  }
   const reader = await CheckpointReader.open(required(flags, 'model'));
   const dir = { source: required(flags, 'source'), target: required(flags, 'target') };
   const out = required(flags, 'out');
