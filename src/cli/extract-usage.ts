@@ -17,7 +17,9 @@ export interface UsageExtractOptions {
   dtype?: StorageDtype;
 }
 
-export async function extractByUsage(o: UsageExtractOptions, log: (m: string) => void): Promise<void> {
+/** Writes the sub-network; returns the exit status. */
+export async function extractByUsage(o: UsageExtractOptions, log: (m: string) => void): Promise<number> {
+  if (!Number.isInteger(o.keep) || o.keep < 1) throw new Error(`--keep must be a positive integer, got ${o.keep}`);
   const reader = await CheckpointReader.open(o.model);
   const dir = { source: o.source, target: o.target };
   if (!fs.existsSync(o.calibration)) throw new Error(`calibration file ${o.calibration} not found`);
@@ -46,4 +48,5 @@ export async function extractByUsage(o: UsageExtractOptions, log: (m: string) =>
   const before = inspectModel(reader);
   const after = inspectModel(await CheckpointReader.open(o.out));
   log(`wrote ${o.out}: ${before.params.total} -> ${after.params.total} parameters (${(after.bytes / 1024 / 1024).toFixed(1)} MiB), serving ${config.pairs.join(', ')}`);
+  return 0;
 }

@@ -131,17 +131,12 @@ async function cmdInit(args: string[]): Promise<number> {
 }
 
 async function cmdExtract(args: string[]): Promise<number> {
-  const { flags } = parse(args, {
-    model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' },
-    'by-usage': { type: 'boolean' }, calibration: { type: 'string' }, keep: { type: 'string' },
-  });
+  const usage = { 'by-usage': { type: 'boolean' }, calibration: { type: 'string' }, keep: { type: 'string' } } as const;
+  const { flags } = parse(args, { model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, ...usage });
   if (flags['by-usage']) {
-    await initBackend({ log });
-    const keep = positiveInt(flags, 'keep');
-    if (keep === undefined) throw new UsageError('--by-usage needs --keep K');
     const o = { model: required(flags, 'model'), source: required(flags, 'source'), target: required(flags, 'target'), out: required(flags, 'out') };
-    await extractByUsage({ ...o, calibration: required(flags, 'calibration'), keep, dtype: dtypeFlag(flags) }, log);
-    return 0;
+    await initBackend({ log });
+    return extractByUsage({ ...o, calibration: required(flags, 'calibration'), keep: Number(required(flags, 'keep')), dtype: dtypeFlag(flags) }, log);
   }
   const reader = await CheckpointReader.open(required(flags, 'model'));
   const dir = { source: required(flags, 'source'), target: required(flags, 'target') };

@@ -2,6 +2,7 @@
 // the rows routed to it (gather, one 2-D matMul pair per expert, weighted combine).
 import * as tf from '@tensorflow/tfjs';
 import { type Activation, type FfnWeights, ffn } from './layers.ts';
+import type { Component } from './config.ts';
 import { gatherRows, takeRows } from './ops.ts';
 
 /** Where each row goes: `experts[r * k + s]` is row r's s-th expert (-1: the row is padding, skip it). */
@@ -114,4 +115,23 @@ export function moeFFN(x: tf.Tensor2D, routes: Routes, experts: ExpertWeights[],
 /** Frees the gate tensor of routes built outside a tidy. */
 export function disposeRoutes(r: Routes | undefined): void {
   r?.gates.dispose();
+}
+
+/**
+ * What the gate of one MoE layer decided, handed to a collector during training (for the
+ * load-balancing loss) while `probs` is alive: the full softmax [rows, E] and each row's top-1
+ * expert, -1 for a padding row. Rows are tokens under token routing, sentences otherwise.
+ */
+export interface GateRecord {
+  component: Component;
+  layer: number;
+  probs: tf.Tensor2D;
+  top1: Int32Array;
+}
+
+export type GateCollector = (gate: GateRecord) => void;
+
+// routes over rows -> each row's first choice (-1 where the row is skipped)
+export function firstChoices(r: Routes): Int32Array {
+  return Int32Array.from({ length: r.experts.length / r.k }, (_, row) => r.experts[row * r.k]);
 }

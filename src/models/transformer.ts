@@ -5,33 +5,15 @@ import * as tf from '@tensorflow/tfjs';
 import { type Architecture, type Component, type ModelConfig, archOf, biasName, hasExperts, isMoeLayer, numLayers, taskKey, taskList } from './config.ts';
 import { type Embeddings, tensorBytes } from './embeddings.ts';
 import { type FfnWeights, type Weights, attention, causalBias, layerNorm, linear, mergeHeads, ffn, splitHeads, weight, windowBias } from './layers.ts';
-import { type ExpertWeights, type Routes, concatRoutes, disposeRoutes, dropRows, moeFFN, repeatRoutes, selectRoutes, topKGating } from './moe.ts';
+import { type ExpertWeights, type GateCollector, type Routes, concatRoutes, firstChoices, disposeRoutes, dropRows, moeFFN, repeatRoutes, selectRoutes, topKGating } from './moe.ts';
 import { gatherRows, takeRows } from './ops.ts';
 
 export { Embeddings, tensorBytes } from './embeddings.ts';
+export type { GateCollector, GateRecord } from './moe.ts';
 
 function disposeAll(w: Weights): void {
   for (const t of w.values()) t.dispose();
   w.clear();
-}
-
-/**
- * What the gate of one MoE layer decided, handed to a collector during training (for the
- * load-balancing loss) while `probs` is alive: the full softmax [rows, E] and each row's top-1
- * expert, -1 for a padding row. Rows are tokens under token routing, sentences otherwise.
- */
-export interface GateRecord {
-  component: Component;
-  layer: number;
-  probs: tf.Tensor2D;
-  top1: Int32Array;
-}
-
-export type GateCollector = (gate: GateRecord) => void;
-
-// routes over rows -> each row's first choice (-1 where the row is skipped)
-function firstChoices(r: Routes): Int32Array {
-  return Int32Array.from({ length: r.experts.length / r.k }, (_, row) => r.experts[row * r.k]);
 }
 
 /** A translation direction as the model sees it. */
