@@ -9,6 +9,7 @@ import {
   QueueFullError,
   type BatcherOptions,
   type BatchItem,
+  type QueueKey,
   type Clock,
   type DispatchedBatch,
   type FinishedBatch,
@@ -59,18 +60,28 @@ class FakeClock implements Clock {
   }
 }
 
+/** A test item: its payload names it in the results. */
+interface Item extends BatchItem {
+  payload: string;
+}
+
+/** A key per pair; `id` tells keys of one pair apart (e.g. by decoding options). */
+function key(pair: string, id = pair): QueueKey {
+  return { pair, id };
+}
+
 interface RunCall {
   pair: string;
-  items: BatchItem[];
+  items: Item[];
   signal: AbortSignal;
   /** Resolves with `pair:payload` for each item, so mapping mistakes show in the results. */
   succeed(): void;
   fail(error: Error): void;
 }
 
-function fakeRunner(): { calls: RunCall[]; run: BatcherOptions<string>['run'] } {
+function fakeRunner(): { calls: RunCall[]; run: BatcherOptions<QueueKey, Item, string>['run'] } {
   const calls: RunCall[] = [];
-  const run = (pair: string, items: BatchItem[], signal: AbortSignal): Promise<string[]> =>
+  const run = ({ pair }: QueueKey, items: Item[], signal: AbortSignal): Promise<string[]> =>
     new Promise((resolve, reject) => {
       calls.push({
         pair,
@@ -83,14 +94,14 @@ function fakeRunner(): { calls: RunCall[]; run: BatcherOptions<string>['run'] } 
   return { calls, run };
 }
 
-function setup(options: Partial<BatcherOptions<string>> = {}) {
+function setup(options: Partial<BatcherOptions<QueueKey, Item, string>> = {}) {
   const clock = new FakeClock();
   const runner = fakeRunner();
-  const batcher = new Batcher<string>({ run: runner.run, clock, maxDelayMs: 10, ...options });
+  const batcher = new Batcher<QueueKey, Item, string>({ run: runner.run, clock, maxDelayMs: 10, ...options });
   return { clock, runner, batcher };
 }
 
-function items(...payloads: string[]): BatchItem[] {
+function items(...payloads: string[]): Item[] {
   return payloads.map((payload) => ({ tokens: 1, payload }));
 }
 
@@ -116,10 +127,10 @@ function track<T>(promise: Promise<T>): Outcome<T> {
 }
 
 test('batches hold a single pair and results go back to the right requests', async () => {
-  const { clock, runner, batcher } = setup({ laneOf: () => 'gpu' });
-  const deA = track(batcher.submit('en-de', items('a1', 'a2')));
-  const frB = track(batcher.submit('en-fr', items('b1')));
-  const deC = track(batcher.submit('en-de', items('c1')));
+  const { clock, runner, batcher } = setup({ laneOf: () => 0 });
+  const deA = track(batcher.submit(key('en-de'), items('a1', 'a2')));
+  const frB = track(batcher.submit(key('en-fr'), items('b1')));
+  const deC = track(batcher.submit(key('en-de'), items('c1')));
   await clock.advance(10);
   runner.calls[0]!.succeed();
   await flush();
@@ -140,11 +151,11 @@ test('batches hold a single pair and results go back to the right requests', asy
 
 test('a queue with maxBatchSentences items is dispatched without waiting', async () => {
   const { runner, batcher } = setup({ maxBatchSentences: 4, maxDelayMs: 1000 });
-  void batcher.submit('en-de', items('a', 'b', 'c'));
+  void batcher.submit(key('en-de'), items('a', 'b', 'c'));
   await flush();
   assert.equal(runner.calls.length, 0);
 
-  void batcher.submit('en-de', items('d', 'e'));
+  void batcher.submit(key('en-de'), items('d', 'e'));
   await flush();
   assert.deepEqual(payloadsOf(runner.calls[0]), ['a', 'b', 'c', 'd']);
   assert.equal(batcher.depth('en-de'), 1);
@@ -152,14 +163,14 @@ test('a queue with maxBatchSentences items is dispatched without waiting', async
 
 test('a queue with maxBatchTokens tokens is dispatched, and batches stay within the token limit', async () => {
   const { runner, batcher } = setup({ maxBatchTokens: 10, maxDelayMs: 1000 });
-  void batcher.submit('en-de', [
+  void batcher.submit(key('en-de'), [
     { tokens: 4, payload: 'a' },
     { tokens: 4, payload: 'b' },
   ]);
   await flush();
   assert.equal(runner.calls.length, 0);
 
-  void batcher.submit('en-de', [{ tokens: 3, payload: 'c' }]);
+  void batcher.submit(key('en-de'), [{ tokens: 3, payload: 'c' }]);
   await flush();
   // 4 + 4 + 3 > 10, so 'c' waits for the next batch.
   assert.deepEqual(payloadsOf(runner.calls[0]), ['a', 'b']);
@@ -169,7 +180,7 @@ test('a queue with maxBatchTokens tokens is dispatched, and batches stay within 
 test('an item longer than maxBatchTokens still runs, alone', async () => {
   const { clock, runner, batcher } = setup({ maxBatchTokens: 10 });
   const request = track(
-    batcher.submit('en-de', [
+    batcher.submit(key('en-de'), [
       { tokens: 25, payload: 'long' },
       { tokens: 1, payload: 'short' },
     ]),
@@ -190,9 +201,9 @@ test('a partial batch is dispatched once its oldest item has waited maxDelayMs',
     maxDelayMs: 10,
     observer: { onBatch: (_pair, batch) => batches.push(batch) },
   });
-  void batcher.submit('en-de', items('a'));
+  void batcher.submit(key('en-de'), items('a'));
   await clock.advance(4);
-  void batcher.submit('en-de', items('b'));
+  void batcher.submit(key('en-de'), items('b'));
   await clock.advance(5);
   assert.equal(runner.calls.length, 0);
 
@@ -203,18 +214,18 @@ test('a partial batch is dispatched once its oldest item has waited maxDelayMs',
 
 test('on a shared lane the ready queue with the oldest head goes first', async () => {
   const { clock, runner, batcher } = setup({ maxBatchSentences: 8 });
-  void batcher.submit('xx-yy', items('busy'));
+  void batcher.submit(key('xx-yy'), items('busy'));
   await clock.advance(10);
   assert.equal(runner.calls.length, 1);
 
   // While the lane is busy: en-de gets the first queue, but after its first request is
   // cancelled its head is younger than en-fr's, and it is also the longer queue.
   const abort = new AbortController();
-  void batcher.submit('en-de', items('de-old'), { signal: abort.signal }).catch(() => {});
+  void batcher.submit(key('en-de'), items('de-old'), { signal: abort.signal }).catch(() => {});
   await clock.advance(1);
-  void batcher.submit('en-fr', items('fr'));
+  void batcher.submit(key('en-fr'), items('fr'));
   await clock.advance(1);
-  void batcher.submit('en-de', items('de1', 'de2', 'de3'));
+  void batcher.submit(key('en-de'), items('de1', 'de2', 'de3'));
   abort.abort();
   await clock.advance(20);
 
@@ -230,11 +241,11 @@ test('on a shared lane the ready queue with the oldest head goes first', async (
 test('each lane runs one batch at a time, and lanes run in parallel', async () => {
   const { runner, batcher } = setup({
     maxBatchSentences: 2,
-    laneOf: (pair) => (pair.startsWith('en-') ? 'gpu0' : 'gpu1'),
+    laneOf: (pair) => (pair.startsWith('en-') ? 0 : 1),
   });
-  void batcher.submit('en-de', items('de1', 'de2'));
-  void batcher.submit('en-fr', items('fr1', 'fr2'));
-  void batcher.submit('de-fr', items('x1', 'x2'));
+  void batcher.submit(key('en-de'), items('de1', 'de2'));
+  void batcher.submit(key('en-fr'), items('fr1', 'fr2'));
+  void batcher.submit(key('de-fr'), items('x1', 'x2'));
   await flush();
 
   assert.deepEqual(
@@ -254,9 +265,9 @@ test('each lane runs one batch at a time, and lanes run in parallel', async () =
 
 test('with batchesPerLane 2 a lane takes a second batch while one runs, and a third waits for a free slot', async () => {
   const { runner, batcher } = setup({ maxBatchSentences: 2, batchesPerLane: 2 });
-  const first = track(batcher.submit('en-de', items('a1', 'a2')));
-  void batcher.submit('en-de', items('b1', 'b2'));
-  void batcher.submit('en-fr', items('c1', 'c2'));
+  const first = track(batcher.submit(key('en-de'), items('a1', 'a2')));
+  void batcher.submit(key('en-de'), items('b1', 'b2'));
+  void batcher.submit(key('en-fr'), items('c1', 'c2'));
   await flush();
   assert.deepEqual(runner.calls.map(payloadsOf), [['a1', 'a2'], ['b1', 'b2']]);
   assert.deepEqual(batcher.stats(), { queuedSentences: { 'en-fr': 2 }, runningBatches: 2 });
@@ -272,7 +283,7 @@ test('with batchesPerLane 2 a lane takes a second batch while one runs, and a th
 test('a batch is sorted by length for the runner and results are mapped back', async () => {
   const { clock, runner, batcher } = setup();
   const request = track(
-    batcher.submit('en-de', [
+    batcher.submit(key('en-de'), [
       { tokens: 5, payload: 'five' },
       { tokens: 1, payload: 'one' },
       { tokens: 3, payload: 'three' },
@@ -291,7 +302,7 @@ test('a batch is sorted by length for the runner and results are mapped back', a
 test('a request larger than a batch is split across batches and reassembled in order', async () => {
   const { clock, runner, batcher } = setup({ maxBatchSentences: 3 });
   const payloads = ['s0', 's1', 's2', 's3', 's4', 's5', 's6', 's7'];
-  const request = track(batcher.submit('en-de', items(...payloads)));
+  const request = track(batcher.submit(key('en-de'), items(...payloads)));
   // Ready for the final partial batch only once maxDelay has passed.
   await clock.advance(10);
   for (let i = 0; i < 3; i += 1) {
@@ -317,18 +328,18 @@ test('a request that would overflow its queue is refused with a retry-after, not
     observer: { onRejected: (reason) => rejections.push(reason) },
   });
   // One finished batch that took 2 s is the history the estimate works from.
-  void batcher.submit('en-de', items('warm1', 'warm2'));
+  void batcher.submit(key('en-de'), items('warm1', 'warm2'));
   await flush();
   await clock.advance(2000);
   runner.calls[0]!.succeed();
   await flush();
 
-  void batcher.submit('en-de', items('run1', 'run2'));
-  void batcher.submit('en-de', items('q1', 'q2', 'q3', 'q4'));
+  void batcher.submit(key('en-de'), items('run1', 'run2'));
+  void batcher.submit(key('en-de'), items('q1', 'q2', 'q3', 'q4'));
   await flush();
   assert.equal(batcher.depth('en-de'), 4);
 
-  await assert.rejects(batcher.submit('en-de', items('overflow')), (error: unknown) => {
+  await assert.rejects(batcher.submit(key('en-de'), items('overflow')), (error: unknown) => {
     assert.ok(error instanceof QueueFullError);
     assert.match(error.message, /en-de.*4/);
     // Two queued batches plus the one in flight, at 2 s each.
@@ -340,7 +351,7 @@ test('a request that would overflow its queue is refused with a retry-after, not
 
   // Another pair has its own bound.
   assert.equal(batcher.depth('en-fr'), 0);
-  void batcher.submit('en-fr', items('fr'));
+  void batcher.submit(key('en-fr'), items('fr'));
   assert.equal(batcher.depth('en-fr'), 1);
 
   for (let i = 1; i <= 3; i += 1) {
@@ -357,9 +368,9 @@ test('a deadline that passes while items are queued drops them and rejects', asy
     maxBatchSentences: 1,
     observer: { onRejected: (reason) => rejections.push(reason) },
   });
-  void batcher.submit('xx-yy', items('busy'));
+  void batcher.submit(key('xx-yy'), items('busy'));
   await flush();
-  const late = track(batcher.submit('en-de', items('a', 'b'), { deadline: clock.now() + 50 }));
+  const late = track(batcher.submit(key('en-de'), items('a', 'b'), { deadline: clock.now() + 50 }));
   await clock.advance(49);
   assert.equal(late.settled, false);
 
@@ -376,8 +387,8 @@ test('a deadline that passes while items are queued drops them and rejects', asy
 
 test('a deadline that passes while items run rejects at once and drops their results', async () => {
   const { clock, runner, batcher } = setup();
-  const late = track(batcher.submit('en-de', items('a'), { deadline: clock.now() + 30 }));
-  const patient = track(batcher.submit('en-de', items('b')));
+  const late = track(batcher.submit(key('en-de'), items('a'), { deadline: clock.now() + 30 }));
+  const patient = track(batcher.submit(key('en-de'), items('b')));
   await clock.advance(10);
   assert.equal(runner.calls.length, 1);
 
@@ -393,10 +404,10 @@ test('a deadline that passes while items run rejects at once and drops their res
 test('a running batch is aborted once every request in it has given up, and only then', async () => {
   const { clock, runner, batcher } = setup({ maxBatchSentences: 2, batchesPerLane: 2 });
   const abort = new AbortController();
-  const late = track(batcher.submit('en-de', items('a'), { deadline: clock.now() + 30 }));
-  const gone = track(batcher.submit('en-de', items('b'), { signal: abort.signal }));
-  const split = track(batcher.submit('en-fr', items('x', 'y', 'z'), { deadline: clock.now() + 30 }));
-  const patient = track(batcher.submit('en-fr', items('w')));
+  const late = track(batcher.submit(key('en-de'), items('a'), { deadline: clock.now() + 30 }));
+  const gone = track(batcher.submit(key('en-de'), items('b'), { signal: abort.signal }));
+  const split = track(batcher.submit(key('en-fr'), items('x', 'y', 'z'), { deadline: clock.now() + 30 }));
+  const patient = track(batcher.submit(key('en-fr'), items('w')));
   await clock.advance(10);
   const [deBatch, frFirst] = runner.calls;
   assert.deepEqual(payloadsOf(deBatch), ['a', 'b']);
@@ -426,14 +437,14 @@ test('a running batch is aborted once every request in it has given up, and only
 
 test('a deadline already past at submit is refused at once', async () => {
   const { clock, batcher } = setup();
-  await assert.rejects(batcher.submit('en-de', items('a'), { deadline: clock.now() }), DeadlineError);
+  await assert.rejects(batcher.submit(key('en-de'), items('a'), { deadline: clock.now() }), DeadlineError);
   assert.equal(batcher.depth(), 0);
 });
 
 test('a request the queue cannot take is refused as queue-full even when its deadline has passed', async () => {
   const { clock, batcher } = setup({ maxQueuedSentences: 2 });
-  await assert.rejects(batcher.submit('en-de', items('a', 'b', 'c'), { deadline: clock.now() }), QueueFullError);
-  await assert.rejects(batcher.submit('en-de', items('a', 'b'), { deadline: clock.now() }), DeadlineError);
+  await assert.rejects(batcher.submit(key('en-de'), items('a', 'b', 'c'), { deadline: clock.now() }), QueueFullError);
+  await assert.rejects(batcher.submit(key('en-de'), items('a', 'b'), { deadline: clock.now() }), DeadlineError);
   assert.equal(batcher.depth(), 0);
 });
 
@@ -441,8 +452,8 @@ test('aborting the signal drops queued items and rejects with CancelledError', a
   const rejections: RejectionReason[] = [];
   const { clock, runner, batcher } = setup({ observer: { onRejected: (reason) => rejections.push(reason) } });
   const abort = new AbortController();
-  const cancelled = track(batcher.submit('en-de', items('a', 'b'), { signal: abort.signal }));
-  const kept = track(batcher.submit('en-de', items('c')));
+  const cancelled = track(batcher.submit(key('en-de'), items('a', 'b'), { signal: abort.signal }));
+  const kept = track(batcher.submit(key('en-de'), items('c')));
   await clock.advance(5);
   abort.abort();
   await flush();
@@ -457,7 +468,7 @@ test('aborting the signal drops queued items and rejects with CancelledError', a
   await flush();
   assert.deepEqual(kept.value, ['en-de:c']);
 
-  await assert.rejects(batcher.submit('en-de', items('d'), { signal: abort.signal }), CancelledError);
+  await assert.rejects(batcher.submit(key('en-de'), items('d'), { signal: abort.signal }), CancelledError);
 });
 
 test('a failed batch rejects only its requests, drops their queued rest, and serving goes on', async () => {
@@ -466,8 +477,8 @@ test('a failed batch rejects only its requests, drops their queued rest, and ser
     maxBatchSentences: 2,
     observer: { onBatchDone: (_pair, batch) => finished.push(batch) },
   });
-  const split = track(batcher.submit('en-de', items('x', 'y', 'z')));
-  const other = track(batcher.submit('en-fr', items('f')));
+  const split = track(batcher.submit(key('en-de'), items('x', 'y', 'z')));
+  const other = track(batcher.submit(key('en-fr'), items('f')));
   await flush();
   assert.deepEqual(payloadsOf(runner.calls[0]), ['x', 'y']);
   assert.equal(batcher.depth('en-de'), 1);
@@ -485,7 +496,7 @@ test('a failed batch rejects only its requests, drops their queued rest, and ser
   await flush();
   assert.deepEqual(other.value, ['en-fr:f']);
 
-  const later = track(batcher.submit('en-de', items('w')));
+  const later = track(batcher.submit(key('en-de'), items('w')));
   await clock.advance(10);
   runner.calls[2]!.succeed();
   await flush();
@@ -494,22 +505,22 @@ test('a failed batch rejects only its requests, drops their queued rest, and ser
 
 test('a runner returning the wrong number of results fails its batch', async () => {
   const clock = new FakeClock();
-  const batcher = new Batcher<string>({ run: async () => ['only one'], clock });
-  const request = track(batcher.submit('en-de', items('a', 'b')));
+  const batcher = new Batcher<QueueKey, Item, string>({ run: async () => ['only one'], clock });
+  const request = track(batcher.submit(key('en-de'), items('a', 'b')));
   await clock.advance(10);
   assert.ok(request.error instanceof Error);
   assert.match(request.error.message, /1 results for 2 items/);
 });
 
 test('drain dispatches queued work at once and waits for it; closed batchers refuse work', async () => {
-  const { runner, batcher } = setup({ maxDelayMs: 1000, laneOf: (pair) => pair });
-  const de = track(batcher.submit('en-de', items('a')));
-  const fr = track(batcher.submit('en-fr', items('b')));
+  const { runner, batcher } = setup({ maxDelayMs: 1000, laneOf: (pair) => ['en-de', 'en-fr'].indexOf(pair) });
+  const de = track(batcher.submit(key('en-de'), items('a')));
+  const fr = track(batcher.submit(key('en-fr'), items('b')));
   const drained = track(batcher.drain());
   await flush();
   assert.equal(runner.calls.length, 2);
 
-  await assert.rejects(batcher.submit('en-de', items('c')), (error: unknown) => {
+  await assert.rejects(batcher.submit(key('en-de'), items('c')), (error: unknown) => {
     assert.ok(error instanceof DrainingError);
     assert.match(error.message, /en-de/);
     return true;
@@ -529,12 +540,12 @@ test('drain dispatches queued work at once and waits for it; closed batchers ref
 test('no timers remain once the batcher is idle', async () => {
   const { clock, runner, batcher } = setup();
   const abort = new AbortController();
-  void batcher.submit('en-de', items('a'), { signal: abort.signal }).catch(() => {});
+  void batcher.submit(key('en-de'), items('a'), { signal: abort.signal }).catch(() => {});
   assert.equal(clock.pendingTimers, 1);
   abort.abort(); // the queue empties before its maxDelay timer fires
   assert.equal(clock.pendingTimers, 0);
 
-  void batcher.submit('en-fr', items('b'), { deadline: clock.now() + 1000 });
+  void batcher.submit(key('en-fr'), items('b'), { deadline: clock.now() + 1000 });
   await clock.advance(10);
   runner.calls[0]!.succeed();
   await flush();
@@ -543,10 +554,48 @@ test('no timers remain once the batcher is idle', async () => {
 });
 
 test('works on the real clock and timers', async () => {
-  const batcher = new Batcher<string>({
-    run: async (pair, batch) => batch.map((item) => `${pair}:${String(item.payload)}`),
+  const batcher = new Batcher<QueueKey, Item, string>({
+    run: async ({ pair }, batch) => batch.map((item) => `${pair}:${String(item.payload)}`),
     maxDelayMs: 5,
   });
   // Only the maxDelay timer can dispatch this; without it the test would end unresolved.
-  assert.deepEqual(await batcher.submit('en-de', items('a')), ['en-de:a']);
+  assert.deepEqual(await batcher.submit(key('en-de'), items('a')), ['en-de:a']);
+});
+
+test('a batch holds one key: keys of one pair queue apart and run in separate batches', async () => {
+  const { clock, runner, batcher } = setup({ laneOf: () => 0, batchesPerLane: 2 });
+  const beam = track(batcher.submit(key('en-de', 'en-de beam 4'), items('b1', 'b2')));
+  const greedy = track(batcher.submit(key('en-de'), items('g1')));
+  void batcher.submit(key('en-de', 'en-de beam 4'), items('b3'));
+  assert.deepEqual(batcher.stats().queuedSentences, { 'en-de': 4 });
+  await clock.advance(10);
+  assert.deepEqual(
+    runner.calls.map((call) => [call.pair, payloadsOf(call)]),
+    [['en-de', ['b1', 'b2', 'b3']], ['en-de', ['g1']]],
+  );
+  runner.calls.forEach((call) => call.succeed());
+  await flush();
+  assert.deepEqual(beam.value, ['en-de:b1', 'en-de:b2']);
+  assert.deepEqual(greedy.value, ['en-de:g1']);
+});
+
+test('admission counts a pair over all of its keys, and reports that sum as its depth', async () => {
+  const rejections: RejectionReason[] = [];
+  const depths: [string, number][] = [];
+  const { batcher } = setup({
+    maxDelayMs: 1000,
+    maxQueuedSentences: 16,
+    observer: { onRejected: (reason) => rejections.push(reason), onQueueDepth: (pair, depth) => depths.push([pair, depth]) },
+  });
+  // Every request has options of its own (as distinct max_length values would give it).
+  const outcomes = Array.from({ length: 40 }, (_, i) => track(batcher.submit(key('en-de', `en-de max=${i + 1}`), items(...Array.from({ length: 4 }, (_, j) => `${i}.${j}`)))));
+  await flush();
+  assert.equal(batcher.depth('en-de'), 16);
+  assert.equal(outcomes.filter((o) => o.error instanceof QueueFullError).length, 36);
+  assert.equal(rejections.length, 36);
+  assert.deepEqual(depths.at(-1), ['en-de', 16]);
+  // Another pair has a bound of its own.
+  void batcher.submit(key('en-fr', 'en-fr max=1'), items('fr'));
+  assert.equal(batcher.depth('en-fr'), 1);
+  assert.equal(batcher.depth(), 17);
 });

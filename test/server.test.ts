@@ -1,9 +1,11 @@
 // The server through inject() and over real sockets, on a tiny random Token/Target checkpoint.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createServer, type TaskmoeServer } from '../src/server/app.ts';
+import { batchKeyOf } from '../src/server/request.ts';
 import { resolveSettings, type ServerSettings } from '../src/server/settings.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from './helpers/engine.ts';
 
@@ -178,13 +180,13 @@ describe('batching, cache budget and limits', () => {
     const server = await start({ timeoutMs: 50, maxDelayMs: 0, maxBatchSentences: 8 });
     try {
       const probe = randomSources([6, 9], cfg.vocabSize, 3);
-      const expected = (await server.pool.run('en-de', probe, {})).translations;
+      const expected = (await server.pool.run(batchKeyOf({ source: 'en', target: 'de' }, {}), probe)).translations;
       const tensors = await metric(server, 'taskmoe_engine_tensors');
       const late = await translate(server, { q: Array(64).fill('Print the document'), source: 'en', target: 'de', max_length: 40 });
       assert.equal(late.statusCode, 504, late.body);
       const dropped = await metric(server, 'taskmoe_cancelled_sentences_total', { pair: 'en-de' });
       assert.ok(dropped >= 8 && dropped < 64, `${dropped} sentences dropped in the worker`);
-      assert.deepEqual((await server.pool.run('en-de', probe, {})).translations, expected);
+      assert.deepEqual((await server.pool.run(batchKeyOf({ source: 'en', target: 'de' }, {}), probe)).translations, expected);
       assert.equal(await metric(server, 'taskmoe_engine_tensors'), tensors);
     } finally {
       await server.shutdown();
@@ -216,8 +218,48 @@ describe('batching, cache budget and limits', () => {
     assert.equal((await server.app.inject('/readyz')).statusCode, 503);
     const refused = await translate(server, { q: 'Quit', source: 'en', target: 'de' });
     assert.equal(refused.statusCode, 503);
+    assert.match(refused.json().error, /shutting down/);
     assert.equal((await queued).statusCode, 200);
+    assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'draining' }), 1, 'the refused request is counted once');
     await stopping;
+  });
+
+  test('a client that goes away while queued is counted once as cancelled, and its sentences leave the queue', async () => {
+    const server = await start({ maxDelayMs: 5000 });
+    try {
+      const address = await server.app.listen({ port: 0, host: '127.0.0.1' });
+      const body = JSON.stringify({ q: ['Quit', 'Save as'], source: 'en', target: 'de' });
+      const req = http.request(`${address}/translate`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+      req.on('error', () => {});
+      req.end(body);
+      for (let i = 0; i < 100 && (await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' })) < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 2);
+      req.destroy();
+      for (let i = 0; i < 100 && (await metric(server, 'taskmoe_rejected_total', { reason: 'cancelled' })) < 1; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'cancelled' }), 1);
+      assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 0);
+    } finally {
+      await server.shutdown();
+    }
+  });
+
+  test('--max-queue bounds the queued sentences of a pair whatever their decoding options, and queue_depth reports their sum', async () => {
+    // A batch waits up to 2 s to fill, so every request below arrives while the first is still queued.
+    const server = await start({ maxQueuedSentences: 16, maxDelayMs: 2000 });
+    try {
+      const texts = Array.from({ length: 16 }, (_, i) => SENTENCES[i % SENTENCES.length]);
+      // Distinct max_length values give each request decoding options (and a batch key) of its own.
+      const answers = Array.from({ length: 40 }, (_, i) => translate(server, { q: texts, source: 'en', target: 'de', max_length: i + 1 }));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 16);
+      const codes = (await Promise.all(answers)).map((a) => a.statusCode);
+      assert.equal(codes.filter((c) => c === 429).length, 39, `status codes ${codes.join(' ')}`);
+      assert.equal(codes.filter((c) => c === 200).length, 1);
+      assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'queue_full' }), 39);
+      assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 0);
+    } finally {
+      await server.shutdown();
+    }
   });
 });
 

@@ -1,8 +1,9 @@
 // Dynamic batcher: groups sentences of concurrent requests by language pair into batches and
 // hands them to an injected runner (the engine worker). It knows nothing of tensors or HTTP.
 //
-// Scheduling model: one FIFO queue per pair; pairs are mapped to lanes (executors), and a
-// lane runs at most batchesPerLane batches at a time. Whenever anything changes (submit, batch done,
+// Scheduling model: one FIFO queue per batch key (a pair and whatever else a batch must share,
+// such as decoding options); admission is bounded per pair, over all of the pair's keys. Pairs
+// are mapped to lanes (executors), and a lane runs at most batchesPerLane batches at a time. Whenever anything changes (submit, batch done,
 // request dropped, close), `schedule()` dispatches ready queues on free lanes, oldest head
 // first, and arms a single timer for the next maxDelay expiry; when nothing waits, no timer
 // exists, so an idle batcher never keeps the process alive. A running batch whose every request has
@@ -10,72 +11,16 @@
 
 import { systemClock, type Clock } from './clock.ts';
 import { CancelledError, DeadlineError, DrainingError, QueueFullError } from './errors.ts';
-import { PairQueue, type BatchItem, type QueuedItem } from './pair-queue.ts';
+import { BatchQueue, type BatchItem, type Lane, type QueueKey, type QueuedItem } from './batch-queue.ts';
+import type { BatcherObserver, BatcherOptions, BatcherStats, RejectionReason, SubmitOptions } from './types.ts';
 import { RecentBatchDurations, estimateRetryAfterSeconds } from './retry-after.ts';
 
-export type RejectionReason = 'queue_full' | 'deadline' | 'cancelled' | 'draining';
-
-export interface DispatchedBatch {
-  sentences: number;
-  tokens: number;
-  /** Time each item spent queued, in the order the batch was handed to `run`. */
-  waitsMs: number[];
-}
-
-export interface FinishedBatch {
-  sentences: number;
-  durationMs: number;
-  error?: unknown;
-}
-
-/** Metrics hooks; called synchronously from the batcher, so they must not throw. */
-export interface BatcherObserver {
-  onQueueDepth?(pair: string, depthSentences: number): void;
-  onBatch?(pair: string, batch: DispatchedBatch): void;
-  onBatchDone?(pair: string, batch: FinishedBatch): void;
-  onRejected?(reason: RejectionReason): void;
-}
-
-export interface BatcherOptions<R> {
-  maxBatchSentences?: number;
-  maxBatchTokens?: number;
-  maxDelayMs?: number;
-  /** Bound on the queued sentences of each pair. */
-  maxQueuedSentences?: number;
-  /**
-   * Returns one result per item, in the order of `batch`; a rejection fails the whole batch.
-   * `signal` aborts once no request in the batch wants its results any more.
-   */
-  run: (pair: string, batch: BatchItem[], signal: AbortSignal) => Promise<R[]>;
-  /** Pairs on the same lane share one executor. Default: a single lane for all pairs. */
-  laneOf?: (pair: string) => string;
-  /**
-   * Batches a lane runs at once (default 1). An executor that batches continuously takes more than
-   * one: the next batch joins the running one as its sentences finish, instead of queueing here.
-   */
-  batchesPerLane?: number;
-  observer?: BatcherObserver;
-  clock?: Clock;
-}
-
-export interface SubmitOptions {
-  /** Milliseconds since the epoch, on the batcher's clock. */
-  deadline?: number;
-  signal?: AbortSignal;
-}
-
-export interface BatcherStats {
-  /** Queued sentences of each pair that has any. */
-  queuedSentences: Record<string, number>;
-  runningBatches: number;
-}
-
-interface PendingRequest<R> {
-  readonly pair: string;
+interface PendingRequest<K, R> {
+  readonly key: K;
   readonly results: R[];
   /** Items without a result yet. */
   unresolved: number;
-  /** Items still waiting in the pair's queue. */
+  /** Items still waiting in the key's queue. */
   queued: number;
   settled: boolean;
   readonly resolve: (results: R[]) => void;
@@ -84,38 +29,38 @@ interface PendingRequest<R> {
   readonly cleanups: (() => void)[];
 }
 
-type QueuedEntry<R> = QueuedItem<PendingRequest<R>>;
+type QueuedEntry<K, I, R> = QueuedItem<I, PendingRequest<K, R>>;
 
-interface RunningBatch<R> {
-  readonly lane: string;
-  readonly entries: QueuedEntry<R>[];
+interface RunningBatch<K, I, R> {
+  readonly lane: Lane;
+  readonly entries: QueuedEntry<K, I, R>[];
   readonly abort: AbortController;
 }
 
-const SINGLE_LANE = 'default';
+const SINGLE_LANE: Lane = 0;
 
-export class Batcher<R> {
+export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private readonly maxBatchSentences: number;
   private readonly maxBatchTokens: number;
   private readonly maxDelayMs: number;
   private readonly maxQueuedSentences: number;
-  private readonly run: BatcherOptions<R>['run'];
-  private readonly laneOf: (pair: string) => string;
+  private readonly run: BatcherOptions<K, I, R>['run'];
+  private readonly laneOf: (pair: string) => Lane;
   private readonly batchesPerLane: number;
-  private readonly observer: BatcherObserver;
+  private readonly observer: BatcherObserver<K>;
   private readonly clock: Clock;
 
-  /** Only pairs with queued items have an entry. */
-  private readonly queues = new Map<string, PairQueue<PendingRequest<R>>>();
+  /** By key id; only keys with queued items have an entry. */
+  private readonly queues = new Map<string, BatchQueue<K, I, PendingRequest<K, R>>>();
   /** Dispatched batches not yet finished: what each lane runs. */
-  private readonly running = new Set<RunningBatch<R>>();
+  private readonly running = new Set<RunningBatch<K, I, R>>();
   private readonly durations = new RecentBatchDurations();
   private delayTimer: { dueAt: number; cancel: () => void } | undefined;
   private nextSeq = 0;
   private closed = false;
   private drainWaiters: (() => void)[] = [];
 
-  constructor(options: BatcherOptions<R>) {
+  constructor(options: BatcherOptions<K, I, R>) {
     this.maxBatchSentences = positiveLimit('maxBatchSentences', options.maxBatchSentences, 32);
     this.maxBatchTokens = positiveLimit('maxBatchTokens', options.maxBatchTokens, 4096);
     this.maxDelayMs = nonNegativeLimit('maxDelayMs', options.maxDelayMs, 10);
@@ -127,9 +72,10 @@ export class Batcher<R> {
     this.clock = options.clock ?? systemClock;
   }
 
-  /** Resolves with one result per item, in the order of `items`. */
-  submit(pair: string, items: readonly BatchItem[], options: SubmitOptions = {}): Promise<R[]> {
+  /** Resolves with one result per item, in the order of `items`; the items are batched only with items of an equal key. */
+  submit(key: K, items: readonly I[], options: SubmitOptions = {}): Promise<R[]> {
     const { deadline, signal } = options;
+    const pair = key.pair;
     if (this.closed) return this.refuse('draining', new DrainingError(pair));
     if (signal?.aborted) return this.refuse('cancelled', new CancelledError(pair));
     if (items.length === 0) return Promise.resolve([]);
@@ -143,8 +89,8 @@ export class Batcher<R> {
       return this.refuse('deadline', new DeadlineError(pair, deadline));
     }
     return new Promise<R[]>((resolve, reject) => {
-      const request: PendingRequest<R> = {
-        pair,
+      const request: PendingRequest<K, R> = {
+        key,
         results: new Array<R>(items.length),
         unresolved: items.length,
         queued: items.length,
@@ -174,17 +120,16 @@ export class Batcher<R> {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  /** Queued sentences of `pair`, or of all pairs. */
+  /** Queued sentences of `pair` (over all of its keys), or of all pairs. */
   depth(pair?: string): number {
-    if (pair !== undefined) return this.queues.get(pair)?.sentences ?? 0;
     let total = 0;
-    for (const queue of this.queues.values()) total += queue.sentences;
+    for (const queue of this.queues.values()) if (pair === undefined || queue.key.pair === pair) total += queue.sentences;
     return total;
   }
 
   stats(): BatcherStats {
     const queuedSentences: Record<string, number> = {};
-    for (const [pair, queue] of this.queues) queuedSentences[pair] = queue.sentences;
+    for (const { key, sentences } of this.queues.values()) queuedSentences[key.pair] = (queuedSentences[key.pair] ?? 0) + sentences;
     return { queuedSentences, runningBatches: this.running.size };
   }
 
@@ -202,41 +147,41 @@ export class Batcher<R> {
     return estimateRetryAfterSeconds(sentencesAhead, this.maxBatchSentences, this.durations.meanMs());
   }
 
-  private watchDeadline(request: PendingRequest<R>, deadline: number): void {
+  private watchDeadline(request: PendingRequest<K, R>, deadline: number): void {
     const cancel = this.clock.setTimer(() => {
-      this.rejectEarly(request, 'deadline', new DeadlineError(request.pair, deadline));
+      this.rejectEarly(request, 'deadline', new DeadlineError(request.key.pair, deadline));
     }, deadline - this.clock.now());
     request.cleanups.push(cancel);
   }
 
-  private watchSignal(request: PendingRequest<R>, signal: AbortSignal): void {
-    const onAbort = (): void => this.rejectEarly(request, 'cancelled', new CancelledError(request.pair));
+  private watchSignal(request: PendingRequest<K, R>, signal: AbortSignal): void {
+    const onAbort = (): void => this.rejectEarly(request, 'cancelled', new CancelledError(request.key.pair));
     signal.addEventListener('abort', onAbort, { once: true });
     request.cleanups.push(() => signal.removeEventListener('abort', onAbort));
   }
 
   /** Deadline or cancellation: the request gives up, whatever of it is still queued or running. */
-  private rejectEarly(request: PendingRequest<R>, reason: RejectionReason, error: Error): void {
+  private rejectEarly(request: PendingRequest<K, R>, reason: RejectionReason, error: Error): void {
     if (request.settled) return;
     this.observer.onRejected?.(reason);
     this.fail(request, error);
     this.schedule();
   }
 
-  private enqueue(request: PendingRequest<R>, items: readonly BatchItem[]): void {
-    const queue = this.queueOf(request.pair);
+  private enqueue(request: PendingRequest<K, R>, items: readonly I[]): void {
+    const queue = this.queueOf(request.key);
     const enqueuedAt = this.clock.now();
     items.forEach((item, index) => {
       queue.push({ owner: request, index, item, seq: this.nextSeq++, enqueuedAt });
     });
-    this.observer.onQueueDepth?.(request.pair, queue.sentences);
+    this.observer.onQueueDepth?.(request.key.pair, this.depth(request.key.pair));
   }
 
-  private queueOf(pair: string): PairQueue<PendingRequest<R>> {
-    let queue = this.queues.get(pair);
+  private queueOf(key: K): BatchQueue<K, I, PendingRequest<K, R>> {
+    let queue = this.queues.get(key.id);
     if (!queue) {
-      queue = new PairQueue(pair, this.laneOf(pair));
-      this.queues.set(pair, queue);
+      queue = new BatchQueue(key, this.laneOf(key.pair));
+      this.queues.set(key.id, queue);
     }
     return queue;
   }
@@ -256,8 +201,8 @@ export class Batcher<R> {
   }
 
   /** The ready queue on a free lane whose head arrived first. */
-  private nextReadyQueue(now: number): PairQueue<PendingRequest<R>> | undefined {
-    let oldest: PairQueue<PendingRequest<R>> | undefined;
+  private nextReadyQueue(now: number): BatchQueue<K, I, PendingRequest<K, R>> | undefined {
+    let oldest: BatchQueue<K, I, PendingRequest<K, R>> | undefined;
     for (const queue of this.queues.values()) {
       if (this.laneFull(queue.lane) || !this.isReady(queue, now)) continue;
       if (!oldest || queue.head!.seq < oldest.head!.seq) oldest = queue;
@@ -265,7 +210,7 @@ export class Batcher<R> {
     return oldest;
   }
 
-  private isReady(queue: PairQueue<PendingRequest<R>>, now: number): boolean {
+  private isReady(queue: BatchQueue<K, I, PendingRequest<K, R>>, now: number): boolean {
     return (
       this.closed ||
       queue.sentences >= this.maxBatchSentences ||
@@ -274,7 +219,7 @@ export class Batcher<R> {
     );
   }
 
-  private laneFull(lane: string): boolean {
+  private laneFull(lane: Lane): boolean {
     let load = 0;
     for (const running of this.running) if (running.lane === lane) load++;
     return load >= this.batchesPerLane;
@@ -301,30 +246,30 @@ export class Batcher<R> {
     this.delayTimer = { dueAt, cancel };
   }
 
-  private dispatch(queue: PairQueue<PendingRequest<R>>, now: number): void {
+  private dispatch(queue: BatchQueue<K, I, PendingRequest<K, R>>, now: number): void {
     const batch = queue.takeBatch(this.maxBatchSentences, this.maxBatchTokens);
-    if (queue.sentences === 0) this.queues.delete(queue.pair);
+    if (queue.sentences === 0) this.queues.delete(queue.key.id);
     for (const entry of batch) entry.owner.queued -= 1;
     // Similar lengths side by side keep padding low for the runner; results are mapped back
     // through each entry's owner and index, so the order change is invisible to callers.
     batch.sort((a, b) => a.item.tokens - b.item.tokens);
-    const running: RunningBatch<R> = { lane: queue.lane, entries: batch, abort: new AbortController() };
+    const running: RunningBatch<K, I, R> = { lane: queue.lane, entries: batch, abort: new AbortController() };
     this.running.add(running);
-    this.observer.onQueueDepth?.(queue.pair, queue.sentences);
-    this.observer.onBatch?.(queue.pair, {
+    this.observer.onQueueDepth?.(queue.key.pair, this.depth(queue.key.pair));
+    this.observer.onBatch?.(queue.key, {
       sentences: batch.length,
       tokens: batch.reduce((sum, entry) => sum + entry.item.tokens, 0),
       waitsMs: batch.map((entry) => now - entry.enqueuedAt),
     });
-    void this.execute(queue.pair, running);
+    void this.execute(queue.key, running);
   }
 
-  private async execute(pair: string, running: RunningBatch<R>): Promise<void> {
+  private async execute(key: K, running: RunningBatch<K, I, R>): Promise<void> {
     const batch = running.entries;
     const startedAt = this.clock.now();
     let outcome: { results: R[] } | { error: unknown };
     try {
-      outcome = { results: await this.runChecked(pair, batch, running.abort.signal) };
+      outcome = { results: await this.runChecked(key, batch, running.abort.signal) };
     } catch (error) {
       outcome = { error };
     }
@@ -332,25 +277,25 @@ export class Batcher<R> {
     const durationMs = this.clock.now() - startedAt;
     this.durations.record(durationMs);
     if ('results' in outcome) {
-      this.observer.onBatchDone?.(pair, { sentences: batch.length, durationMs });
+      this.observer.onBatchDone?.(key, { sentences: batch.length, durationMs });
       this.deliver(batch, outcome.results);
     } else {
-      this.observer.onBatchDone?.(pair, { sentences: batch.length, durationMs, error: outcome.error });
+      this.observer.onBatchDone?.(key, { sentences: batch.length, durationMs, error: outcome.error });
       for (const entry of batch) this.fail(entry.owner, outcome.error);
     }
     this.schedule();
   }
 
   /** A runner that returns the wrong number of results fails its batch rather than hanging it. */
-  private async runChecked(pair: string, batch: QueuedEntry<R>[], signal: AbortSignal): Promise<R[]> {
-    const results = await this.run(pair, batch.map((entry) => entry.item), signal);
+  private async runChecked(key: K, batch: QueuedEntry<K, I, R>[], signal: AbortSignal): Promise<R[]> {
+    const results = await this.run(key, batch.map((entry) => entry.item), signal);
     if (results.length !== batch.length) {
-      throw new Error(`run for ${pair} returned ${results.length} results for ${batch.length} items`);
+      throw new Error(`run for ${key.pair} returned ${results.length} results for ${batch.length} items`);
     }
     return results;
   }
 
-  private deliver(batch: QueuedEntry<R>[], results: R[]): void {
+  private deliver(batch: QueuedEntry<K, I, R>[], results: R[]): void {
     batch.forEach((entry, position) => {
       const request = entry.owner;
       // A request that already gave up (deadline, cancel, failed batch) drops its results.
@@ -365,7 +310,7 @@ export class Batcher<R> {
   }
 
   /** Rejects the request, drops whatever of it is still queued and aborts batches left with no one waiting; no-op once settled. */
-  private fail(request: PendingRequest<R>, error: unknown): void {
+  private fail(request: PendingRequest<K, R>, error: unknown): void {
     if (request.settled) return;
     this.settle(request);
     if (request.queued > 0) this.dropQueued(request);
@@ -375,16 +320,16 @@ export class Batcher<R> {
     request.reject(error);
   }
 
-  private settle(request: PendingRequest<R>): void {
+  private settle(request: PendingRequest<K, R>): void {
     request.settled = true;
     for (const cleanup of request.cleanups) cleanup();
   }
 
-  private dropQueued(request: PendingRequest<R>): void {
-    const queue = this.queues.get(request.pair)!;
+  private dropQueued(request: PendingRequest<K, R>): void {
+    const queue = this.queues.get(request.key.id)!;
     request.queued -= queue.removeOwner(request);
-    if (queue.sentences === 0) this.queues.delete(request.pair);
-    this.observer.onQueueDepth?.(request.pair, queue.sentences);
+    if (queue.sentences === 0) this.queues.delete(request.key.id);
+    this.observer.onQueueDepth?.(request.key.pair, this.depth(request.key.pair));
   }
 
   private isIdle(): boolean {

@@ -8,12 +8,13 @@
 // its users: an entry evicted while in use is "held" outside the cache and freed at its last release.
 import { LRUCache } from 'lru-cache';
 import type { TensorSource } from './checkpoint.ts';
-import { type Component, type ModelConfig, hasExperts, isTaskRouting } from './config.ts';
-import { readComponent, subnetworkConfig, subnetworkTasks } from './extract.ts';
+import type { Component } from './config.ts';
 import { embeddingNames } from './embeddings.ts';
+import { readComponent, subnetworkConfig } from './extract.ts';
 import type { Weights } from './layers.ts';
 import { Seq2Seq } from './model.ts';
 import { ModelSet } from './model-set.ts';
+import { componentKey, subnetworkOf } from './subnetwork.ts';
 import { Decoder, type Direction, Embeddings, Encoder } from './transformer.ts';
 
 export type CacheEvent =
@@ -68,19 +69,6 @@ interface Loading {
   entry: Promise<Entry>;
 }
 
-/**
- * The task component c is extracted for to serve `dir`, or undefined when the component is shared by
- * every direction: not task-routed, or already extracted in the checkpoint.
- */
-export function cachedTask(cfg: ModelConfig, c: Component, dir: Direction): string | undefined {
-  return hasExperts(cfg, c) && isTaskRouting(cfg.routing[c]) ? subnetworkTasks(cfg, dir)[c] : undefined;
-}
-
-/** The cache key of component c: `c:task` when extracted per task (`decoder:de`, `decoder:en-de`), `c:*` when shared. */
-export function componentKey(c: Component, task: string | undefined): string {
-  return `${c}:${task ?? '*'}`;
-}
-
 export class SubnetworkCache {
   private readonly lru: LRUCache<string, Entry>;
   /** Entries in use but not in the cache: evicted while in use, over the budget, or loaded after dispose(). */
@@ -113,7 +101,7 @@ export class SubnetworkCache {
     const cfg = source.config;
     const config = subnetworkConfig(cfg, dir);
     if (config.pairs.length === 0) throw new Error(`the model does not serve ${dir.source}-${dir.target}`);
-    const [encoderTask, decoderTask] = [cachedTask(cfg, 'encoder', dir), cachedTask(cfg, 'decoder', dir)];
+    const { encoder: encoderTask, decoder: decoderTask } = subnetworkOf(cfg, dir);
     const key = (k: string) => (name === '' ? k : `${name}/${k}`);
     const settled = await Promise.allSettled([
       this.claim(key(EMBEDDINGS_KEY), () => this.loadEmbeddings(source)),

@@ -1,71 +1,20 @@
 // The HTTP layer. A request's path: schema validation and tokenization here, then the batcher's
 // queue for its pair, a batch, an engine worker, and back. Nothing here touches tensors.
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { Batcher, CancelledError, DeadlineError, DrainingError, QueueFullError } from '../batching/index.ts';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { Batcher } from '../batching/index.ts';
 import { CheckpointReader } from '../models/checkpoint.ts';
-import { type ModelConfig, pairKey, parsePair } from '../models/config.ts';
-import { subnetworkTasks } from '../models/extract.ts';
+import { type ModelConfig, parsePair } from '../models/config.ts';
+import { subnetworkOf } from '../models/subnetwork.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { InputError, type TranslateOptions, type Translation, checkDirection, checkSourceLength } from '../translator/index.ts';
-import { type BatchResult, BatchCancelledError, EngineError, EngineInputError, EnginePool } from './engine-pool.ts';
+import { InputError, type Translation } from '../translator/index.ts';
+import { EnginePool } from './engine-pool.ts';
+import type { BatchResult } from './engine-worker-client.ts';
 import type { CacheSnapshot } from './engine-protocol.ts';
+import { BatchCancelledError, NotReadyError, ShuttingDownError, answerFor } from './errors.ts';
 import { LANGUAGE_NAMES } from './languages.ts';
-import { type RejectReason, ServerMetrics } from './metrics.ts';
+import { ServerMetrics } from './metrics.ts';
+import { type BatchKey, type SourceText, type TranslateBody, type TranslationRequest, responseOf, translateSchema, validateRequest } from './request.ts';
 import type { ServerSettings } from './settings.ts';
-
-/** An error answered with its status code and message. */
-class HttpError extends Error {
-  constructor(readonly statusCode: number, message: string, readonly reason?: RejectReason, readonly headers: Record<string, string> = {}) {
-    super(message);
-  }
-}
-
-interface TranslateBody {
-  q: string | string[];
-  source: string;
-  target: string;
-  format?: 'text';
-  alternatives?: number;
-  beam_size?: number;
-  max_length?: number;
-  api_key?: string;
-}
-
-/** One sentence of a request, as it travels through the batcher to a worker. */
-interface SentenceWork {
-  ids: number[];
-  options: TranslateOptions;
-}
-
-function translateSchema(s: ServerSettings, maxLength: number) {
-  return {
-    body: {
-      type: 'object',
-      required: ['q', 'source', 'target'],
-      additionalProperties: false,
-      properties: {
-        q: {
-          anyOf: [
-            { type: 'string', minLength: 1, maxLength: s.maxTextChars },
-            { type: 'array', minItems: 1, maxItems: s.maxTexts, items: { type: 'string', minLength: 1, maxLength: s.maxTextChars } },
-          ],
-        },
-        source: { type: 'string', minLength: 1 },
-        target: { type: 'string', minLength: 1 },
-        format: { type: 'string', enum: ['text'] },
-        alternatives: { type: 'integer', minimum: 0, maximum: s.maxAlternatives },
-        beam_size: { type: 'integer', minimum: 1, maximum: s.maxBeam },
-        max_length: { type: 'integer', minimum: 1, maximum: maxLength },
-        // Accepted so that LibreTranslate clients work unchanged; taskmoe has no API keys.
-        api_key: { type: 'string' },
-      },
-    },
-    params: {
-      type: 'object',
-      properties: { source: { type: 'string' }, target: { type: 'string' } },
-    },
-  };
-}
 
 export interface TaskmoeServer {
   app: FastifyInstance;
@@ -98,7 +47,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     cacheBytes: settings.cacheBytes,
     maxRows: settings.maxBatchSentences,
     pairs: cfg.pairs,
-    subnetworkOf: (pair) => subnetworkKey(cfg, pair),
+    subnetworkOf: (pair) => subnetworkOf(cfg, parsePair(pair)).id,
     warmPairs: warmPairs(settings.warm, cfg),
     log,
     onCacheEvent: (e) => {
@@ -116,39 +65,33 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     },
   });
 
-  const pairOfQueue = (queue: string) => queue.split('|')[0];
-  const batcher = new Batcher<Translation>({
+  const batcher = new Batcher<BatchKey, SourceText, Translation>({
     maxBatchSentences: settings.maxBatchSentences,
     maxBatchTokens: settings.maxBatchTokens,
     maxDelayMs: settings.maxDelayMs,
     maxQueuedSentences: settings.maxQueuedSentences,
-    laneOf: (queue) => pool.laneOf(pairOfQueue(queue)),
-    // A worker takes a lane's next batch while one decodes, and merges it in as rows finish.
-    batchesPerLane: 2,
-    run: async (queue, batch, signal) => {
-      const work = batch.map((b) => b.payload as SentenceWork);
-      const pair = pairOfQueue(queue);
+    ...pool.lanes,
+    run: async (key, texts, signal) => {
       let result: BatchResult;
       try {
-        result = await pool.run(pair, work.map((w) => w.ids), work[0].options, signal);
+        result = await pool.run(key, texts.map((t) => t.ids), signal);
       } catch (err) {
-        if (err instanceof BatchCancelledError) metrics.cancelledSentences.labels(pair).inc(work.length);
+        if (err instanceof BatchCancelledError) metrics.cancelledSentences.labels(key.pair).inc(texts.length);
         throw err;
       }
-      metrics.batchDuration.labels(pair).observe(result.durationMs / 1000);
-      metrics.generatedTokens.labels(pair).inc(sum(result.translations.map((t) => t.generatedTokens)));
-      metrics.sourceTokens.labels(pair).inc(sum(work.map((w) => w.ids.length)));
+      metrics.batchDuration.labels(key.pair).observe(result.durationMs / 1000);
+      metrics.generatedTokens.labels(key.pair).inc(sum(result.translations.map((t) => t.generatedTokens)));
+      metrics.sourceTokens.labels(key.pair).inc(sum(texts.map((t) => t.tokens)));
       return result.translations;
     },
+    // Rejections are counted by the error handler, with every other error (errors.ts).
     observer: {
-      onQueueDepth: (queue, depth) => metrics.queueDepth.labels(pairOfQueue(queue)).set(depth),
-      onBatch: (queue, b) => {
-        const pair = pairOfQueue(queue);
+      onQueueDepth: (pair, depth) => metrics.queueDepth.labels(pair).set(depth),
+      onBatch: ({ pair }, b) => {
         metrics.batchSentences.labels(pair).observe(b.sentences);
         metrics.batchTokens.labels(pair).observe(b.tokens);
         for (const w of b.waitsMs) metrics.queueWait.labels(pair).observe(w / 1000);
       },
-      onRejected: (reason) => metrics.rejected.labels(reason).inc(),
     },
   });
 
@@ -158,27 +101,12 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     metrics.requestDuration.labels(route).observe(reply.elapsedTime / 1000);
   });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
-    if (err instanceof HttpError) {
-      if (err.reason !== undefined && err.reason !== 'queue_full' && err.reason !== 'deadline' && err.reason !== 'cancelled' && err.reason !== 'draining') {
-        metrics.rejected.labels(err.reason).inc();
-      }
-      return reply.code(err.statusCode).headers(err.headers).send({ error: err.message });
-    }
-    if (err.validation !== undefined) {
-      metrics.rejected.labels('invalid').inc();
-      return reply.code(400).send({ error: `invalid request: ${err.message}` });
-    }
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      metrics.rejected.labels('too_large').inc();
-      return reply.code(413).send({ error: `request body is larger than the limit of ${settings.bodyLimitBytes} bytes` });
-    }
-    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-      metrics.rejected.labels('invalid').inc();
-      return reply.code(err.statusCode).send({ error: err.message });
-    }
-    req.log.error(err);
-    return reply.code(500).send({ error: `internal error: ${err.message}` });
+  // The one place a failed request is answered and its rejection counted.
+  app.setErrorHandler((err: Error, req, reply) => {
+    const answer = answerFor(err, settings.bodyLimitBytes);
+    if (answer.reason !== undefined) metrics.rejected.labels(answer.reason).inc();
+    else req.log.error(err);
+    return reply.code(answer.status).headers(answer.headers ?? {}).send({ error: answer.message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
 
@@ -188,58 +116,25 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     targets: cfg.pairs.filter((p) => p.startsWith(`${code}-`)).map((p) => parsePair(p).target),
   }));
 
-  const translate = async (body: TranslateBody, req: FastifyRequest, reply: FastifyReply) => {
-    if (state.draining) throw new HttpError(503, 'the server is shutting down; retry on another instance', 'draining');
-    if (!state.ready) throw new HttpError(503, 'the server is warming up; retry shortly', 'not_ready');
-    const dir = { source: body.source, target: body.target };
-    try {
-      checkDirection(cfg.languages, cfg.pairs, dir);
-    } catch (err) {
-      throw toHttpError(err);
-    }
-    const texts = Array.isArray(body.q) ? body.q : [body.q];
-    const alternatives = body.alternatives ?? 0;
-    const options: TranslateOptions = {
-      beamSize: Math.max(body.beam_size ?? 1, alternatives + 1),
-      nBest: alternatives + 1,
-      maxLength: body.max_length,
-    };
-    const work = texts.map((text, i) => {
-      const ids = tokenizer.encodeSource(text, dir.target);
-      try {
-        checkSourceLength(ids, cfg.maxLength, `q[${i}]`);
-      } catch (err) {
-        throw toHttpError(err);
-      }
-      return { tokens: ids.length, payload: { ids, options } satisfies SentenceWork };
-    });
-    // Requests with the same decoding options share a queue, so a batch has one set of options.
-    const queue = options.beamSize === 1 && options.maxLength === undefined ? pairKey(dir.source, dir.target)
-      : `${pairKey(dir.source, dir.target)}|beam=${options.beamSize}|n=${options.nBest}|max=${options.maxLength ?? ''}`;
+  const translate = async (body: TranslateBody, reply: FastifyReply) => {
+    if (state.draining) throw new ShuttingDownError();
+    if (!state.ready) throw new NotReadyError();
     const disconnected = new AbortController();
     // The response stream closes before it finished only when the client went away.
     const onClose = () => {
       if (!reply.raw.writableFinished) disconnected.abort();
     };
     reply.raw.on('close', onClose);
-    let results: Translation[];
     try {
-      results = await batcher.submit(queue, work, { deadline: Date.now() + settings.timeoutMs, signal: disconnected.signal });
-    } catch (err) {
-      throw toHttpError(err);
+      const request: TranslationRequest = validateRequest(body, { cfg, tokenizer }, { timeoutMs: settings.timeoutMs, signal: disconnected.signal });
+      return responseOf(request, await batcher.submit(request.key, request.texts, request));
     } finally {
       reply.raw.off('close', onClose);
     }
-    const translatedText = results.map((r) => r.text);
-    const response: { translatedText: string | string[]; alternatives?: string[] | string[][] } = {
-      translatedText: Array.isArray(body.q) ? translatedText : translatedText[0],
-    };
-    if (alternatives > 0) response.alternatives = Array.isArray(body.q) ? results.map((r) => r.alternatives) : results[0].alternatives;
-    return response;
   };
 
   const schema = translateSchema(settings, cfg.maxLength);
-  app.post<{ Body: TranslateBody }>('/translate', { schema: { body: schema.body } }, (req, reply) => translate(req.body, req, reply));
+  app.post<{ Body: TranslateBody }>('/translate', { schema: { body: schema.body } }, (req, reply) => translate(req.body, reply));
   // The pair in the URL lets a load balancer hash on it, so each pair reaches the replicas that hold it warm.
   app.post<{ Body: Omit<TranslateBody, 'source' | 'target'> & Partial<TranslateBody>; Params: { source: string; target: string } }>(
     '/translate/:source/:target',
@@ -247,9 +142,9 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     (req, reply) => {
       const { source, target } = req.params;
       if ((req.body.source ?? source) !== source || (req.body.target ?? target) !== target) {
-        throw new HttpError(400, `the body's source/target (${req.body.source}-${req.body.target}) disagree with the URL (${source}-${target})`, 'invalid');
+        throw new InputError(`the body's source/target (${req.body.source}-${req.body.target}) disagree with the URL (${source}-${target})`);
       }
-      return translate({ ...req.body, source, target } as TranslateBody, req, reply);
+      return translate({ ...req.body, source, target } as TranslateBody, reply);
     },
   );
   app.get('/languages', async () => languages);
@@ -304,12 +199,6 @@ function sum(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0);
 }
 
-/** The key of the sub-network a pair needs: pairs with equal keys share cached components. */
-function subnetworkKey(cfg: ModelConfig, pair: string): string {
-  const tasks = subnetworkTasks(cfg, parsePair(pair));
-  return `${tasks.encoder ?? '*'}|${tasks.decoder ?? '*'}`;
-}
-
 function warmPairs(warm: string, cfg: ModelConfig): string[] {
   if (warm === 'all') return cfg.pairs;
   if (warm === 'none') return [];
@@ -317,17 +206,4 @@ function warmPairs(warm: string, cfg: ModelConfig): string[] {
   const unknown = pairs.filter((p) => !cfg.pairs.includes(p));
   if (unknown.length > 0) throw new Error(`--warm / TASKMOE_WARM names pairs the model does not serve: ${unknown.join(', ')}`);
   return pairs;
-}
-
-function toHttpError(err: unknown): Error {
-  if (err instanceof QueueFullError) {
-    return new HttpError(429, `too many queued requests for ${err.pair}; retry after ${err.retryAfterSeconds} s`, 'queue_full', { 'retry-after': String(err.retryAfterSeconds) });
-  }
-  if (err instanceof DeadlineError) return new HttpError(504, `the translation did not finish within the request deadline`, 'deadline');
-  if (err instanceof DrainingError) return new HttpError(503, 'the server is shutting down; retry on another instance', 'draining');
-  // The client is gone; the status is for the logs only.
-  if (err instanceof CancelledError) return new HttpError(499, 'the client closed the request', 'cancelled');
-  if (err instanceof InputError || err instanceof EngineInputError) return new HttpError(400, err.message, 'invalid');
-  if (err instanceof EngineError) return new HttpError(503, `the translation engine failed: ${err.message}`, 'engine_error', { 'retry-after': '1' });
-  return err as Error;
 }

@@ -1,5 +1,6 @@
 // Messages between the server thread and its engine workers.
-import type { TranslateOptions, Translation } from '../translator/index.ts';
+import type { Translation } from '../translator/index.ts';
+import type { BatchKey } from './request.ts';
 
 export interface EngineWorkerData {
   modelDir: string;
@@ -12,7 +13,7 @@ export interface EngineWorkerData {
 
 /** The pool stops a worker by terminating its thread. A cancelled batch's sentences are dropped unanswered. */
 export type ToWorker =
-  | { type: 'translate'; id: number; pair: string; sources: number[][]; options: TranslateOptions }
+  | { type: 'translate'; id: number; key: BatchKey; sources: number[][] }
   | { type: 'cancel'; id: number };
 
 export interface CacheSnapshot {

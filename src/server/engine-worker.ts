@@ -44,9 +44,9 @@ async function main(): Promise<void> {
     cancels.set(msg.id, cancel);
     let lease;
     try {
-      const dir = parsePair(msg.pair);
-      lease = await cache.acquire(dir);
-      const translations = await scheduler.translate(new Translator(lease.model, tokenizer), msg.sources, dir, msg.options, cancel.signal);
+      const { direction, options } = msg.key;
+      lease = await cache.acquire(direction);
+      const translations = await scheduler.translate(new Translator(lease.model, tokenizer), msg.sources, direction, options, cancel.signal);
       send({ type: 'result', id: msg.id, translations, durationMs: performance.now() - started, cache: snapshot(), tensors: tf.memory().numTensors });
     } catch (err) {
       // The pool answered a cancelled batch itself.

@@ -8,8 +8,6 @@ const SENTENCE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128];
 const TOKEN_BUCKETS = [16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384];
 const LOAD_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-export type RejectReason = 'queue_full' | 'deadline' | 'cancelled' | 'draining' | 'not_ready' | 'invalid' | 'too_large' | 'engine_error';
-
 export class ServerMetrics {
   readonly registry = new Registry();
   readonly requests = new Counter({ name: 'taskmoe_requests_total', help: 'HTTP requests by route and status code', labelNames: ['route', 'code'], registers: [this.registry] });
@@ -29,7 +27,7 @@ export class ServerMetrics {
   readonly subnetworkLoad = new Histogram({ name: 'taskmoe_subnetwork_load_seconds', help: 'Time to read and extract one sub-network component', buckets: LOAD_BUCKETS, registers: [this.registry] });
   readonly engineTensors = new Gauge({ name: 'taskmoe_engine_tensors', help: 'Live tensors in the engine workers (tf.memory().numTensors)', registers: [this.registry] });
   readonly cancelledSentences = new Counter({ name: 'taskmoe_cancelled_sentences_total', help: 'Sentences of batches dropped in the engine before they finished, because every request waiting for them gave up (deadline, disconnect)', labelNames: ['pair'], registers: [this.registry] });
-  readonly rejected = new Counter({ name: 'taskmoe_rejected_total', help: 'Requests refused, by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly rejected = new Counter({ name: 'taskmoe_rejected_total', help: 'Requests refused, by reason (see errors.ts)', labelNames: ['reason'], registers: [this.registry] });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

@@ -164,7 +164,11 @@ export class TranslationScheduler {
   }
 }
 
-/** Whether two models compute with the same tensors (sub-networks from one cache share their parts). */
+/**
+ * Whether two models compute with the same tensors. The cache lends one set of parts per sub-network
+ * (models/subnetwork.ts decides which a pair needs), so pairs needing the same sub-network compare
+ * equal here, and a full model serves every pair with one set; nothing is re-derived from the pair.
+ */
 function sameWeights(a: Seq2Seq, b: Seq2Seq): boolean {
   return a.embeddings === b.embeddings && a.encoder === b.encoder && a.decoder === b.decoder;
 }

@@ -1,28 +1,40 @@
-/** One unit of work: a sentence, with its length in tokens and whatever the runner needs. */
+/** What the batcher needs of an item: its length in tokens. Anything else is the runner's. */
 export interface BatchItem {
   readonly tokens: number;
-  readonly payload: unknown;
 }
 
-export interface QueuedItem<Owner> {
+/**
+ * What the batcher needs of a queue's key. Requests with equal ids share a queue, so a batch holds
+ * one key's items; `pair` groups keys for admission (`maxQueuedSentences`) and chooses the lane.
+ * The id identifies the whole key (pair included): an identity only, never parsed back.
+ */
+export interface QueueKey {
+  readonly pair: string;
+  readonly id: string;
+}
+
+/** The executor a batch runs on (an engine worker's index). */
+export type Lane = number;
+
+export interface QueuedItem<I, Owner> {
   /** The request the item belongs to. */
   readonly owner: Owner;
   /** Position of the item in its request, for reassembling results. */
   readonly index: number;
-  readonly item: BatchItem;
-  /** Arrival order across all pairs; decides which queue head is oldest. */
+  readonly item: I;
+  /** Arrival order across all queues; decides which queue head is oldest. */
   readonly seq: number;
   readonly enqueuedAt: number;
 }
 
-/** The waiting items of one language pair, in arrival order. */
-export class PairQueue<Owner> {
-  private items: QueuedItem<Owner>[] = [];
+/** The waiting items of one batch key, in arrival order. */
+export class BatchQueue<K extends QueueKey, I extends BatchItem, Owner> {
+  private items: QueuedItem<I, Owner>[] = [];
   private queuedTokens = 0;
 
   constructor(
-    readonly pair: string,
-    readonly lane: string,
+    readonly key: K,
+    readonly lane: Lane,
   ) {}
 
   get sentences(): number {
@@ -33,11 +45,11 @@ export class PairQueue<Owner> {
     return this.queuedTokens;
   }
 
-  get head(): QueuedItem<Owner> | undefined {
+  get head(): QueuedItem<I, Owner> | undefined {
     return this.items[0];
   }
 
-  push(entry: QueuedItem<Owner>): void {
+  push(entry: QueuedItem<I, Owner>): void {
     this.items.push(entry);
     this.queuedTokens += entry.item.tokens;
   }
@@ -47,7 +59,7 @@ export class PairQueue<Owner> {
    * The first item is always taken, even if it alone exceeds `maxTokens`, so that an
    * over-long sentence still runs (alone) instead of blocking its queue forever.
    */
-  takeBatch(maxSentences: number, maxTokens: number): QueuedItem<Owner>[] {
+  takeBatch(maxSentences: number, maxTokens: number): QueuedItem<I, Owner>[] {
     let count = 0;
     let tokens = 0;
     for (const entry of this.items) {

@@ -1,0 +1,61 @@
+// The batcher's public types: its options, observer hooks and figures.
+import type { Clock } from './clock.ts';
+import type { BatchItem, Lane, QueueKey } from './batch-queue.ts';
+
+export type RejectionReason = 'queue_full' | 'deadline' | 'cancelled' | 'draining';
+
+export interface DispatchedBatch {
+  sentences: number;
+  tokens: number;
+  /** Time each item spent queued, in the order the batch was handed to `run`. */
+  waitsMs: number[];
+}
+
+export interface FinishedBatch {
+  sentences: number;
+  durationMs: number;
+  error?: unknown;
+}
+
+/** Metrics hooks; called synchronously from the batcher, so they must not throw. */
+export interface BatcherObserver<K extends QueueKey> {
+  /** The pair's queued sentences, summed over all of its keys. */
+  onQueueDepth?(pair: string, depthSentences: number): void;
+  onBatch?(key: K, batch: DispatchedBatch): void;
+  onBatchDone?(key: K, batch: FinishedBatch): void;
+  onRejected?(reason: RejectionReason): void;
+}
+
+export interface BatcherOptions<K extends QueueKey, I extends BatchItem, R> {
+  maxBatchSentences?: number;
+  maxBatchTokens?: number;
+  maxDelayMs?: number;
+  /** Bound on the queued sentences of each pair, whatever their keys. */
+  maxQueuedSentences?: number;
+  /**
+   * Returns one result per item, in the order of `batch`; a rejection fails the whole batch.
+   * `signal` aborts once no request in the batch wants its results any more.
+   */
+  run: (key: K, batch: I[], signal: AbortSignal) => Promise<R[]>;
+  /** Pairs on the same lane share one executor. Default: a single lane for all pairs. */
+  laneOf?: (pair: string) => Lane;
+  /**
+   * Batches a lane runs at once (default 1). An executor that batches continuously takes more than
+   * one: the next batch joins the running one as its sentences finish, instead of queueing here.
+   */
+  batchesPerLane?: number;
+  observer?: BatcherObserver<K>;
+  clock?: Clock;
+}
+
+export interface SubmitOptions {
+  /** Milliseconds since the epoch, on the batcher's clock. */
+  deadline?: number;
+  signal?: AbortSignal;
+}
+
+export interface BatcherStats {
+  /** Queued sentences of each pair that has any. */
+  queuedSentences: Record<string, number>;
+  runningBatches: number;
+}
