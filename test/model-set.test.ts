@@ -49,3 +49,33 @@ test('a directory of per-pair checkpoints: union of pairs, one cache keyed by me
   one.dispose();
   await fsp.rm(dir, { recursive: true, force: true });
 });
+
+test('taskmoe serve --model DIR of imported models: the pairs are the union, each served by its own model', async () => {
+  const { createServer } = await import('../src/server/app.ts');
+  const { resolveSettings } = await import('../src/server/settings.ts');
+  const { Translator } = await import('../src/translator/index.ts');
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'taskmoe-set-serve-'));
+  await importHf(path.join(FIXTURES, 'marian', 'model'), path.join(dir, 'opus-en-de'), { sources: ['en'], targets: ['de'] });
+  await importHf(path.join(FIXTURES, 'm2m100', 'model'), path.join(dir, 'm2m'), { sources: ['de', 'en'], targets: ['en', 'cs'] });
+  const server = await createServer({ ...resolveSettings({}, {}), modelDir: dir, workers: 1, warm: 'none' });
+  await server.ready;
+  try {
+    const languages = (await server.app.inject('/languages')).json() as { code: string; targets: string[] }[];
+    assert.deepEqual(languages.map((l) => [l.code, l.targets.sort()]).sort(), [['cs', []], ['de', ['cs', 'en']], ['en', ['cs', 'de']]]);
+    for (const [source, target, member] of [['en', 'de', 'opus-en-de'], ['de', 'en', 'm2m'], ['en', 'cs', 'm2m']]) {
+      const res = await server.app.inject({ method: 'POST', url: '/translate', payload: { q: ['Hello world', 'Cancel'], source, target } });
+      assert.equal(res.statusCode, 200, res.body);
+      const alone = await Translator.load(path.join(dir, member), { source, target });
+      assert.deepEqual(res.json().translatedText, alone.translate(['Hello world', 'Cancel'], { source, target }).map((t) => t.text), `${source}-${target}`);
+      alone.dispose();
+    }
+    const bad = await server.app.inject({ method: 'POST', url: '/translate', payload: { q: 'x', source: 'cs', target: 'de' } });
+    assert.equal(bad.statusCode, 400);
+    assert.match(bad.json().error, /unsupported pair cs-de/);
+    const info = (await server.app.inject('/info')).json();
+    assert.deepEqual(info.members.map((m: { name: string }) => m.name), ['m2m', 'opus-en-de']);
+  } finally {
+    await server.shutdown();
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+});

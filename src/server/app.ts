@@ -2,11 +2,9 @@
 // queue for its pair, a batch, an engine worker, and back. Nothing here touches tensors.
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { Batcher } from '../batching/index.ts';
-import { CheckpointReader } from '../models/checkpoint.ts';
-import { type ModelConfig, parsePair } from '../models/config.ts';
-import { subnetworkOf } from '../models/subnetwork.ts';
-import { Tokenizer } from '../tokenizer/index.ts';
+import { parsePair } from '../models/config.ts';
 import { InputError, type Translation } from '../translator/index.ts';
+import { ServedModel } from '../translator/served-model.ts';
 import { EnginePool } from './engine-pool.ts';
 import type { BatchResult } from './engine-worker-client.ts';
 import type { CacheSnapshot } from './engine-protocol.ts';
@@ -28,10 +26,9 @@ export interface TaskmoeServer {
 
 /** Builds the app and starts its engine workers, which warm up in the background (see `ready`). */
 export async function createServer(settings: ServerSettings, log: (msg: string) => void = () => {}): Promise<TaskmoeServer> {
-  const reader = await CheckpointReader.open(settings.modelDir);
-  const cfg = reader.config;
-  const tokenizer = await Tokenizer.load(reader.tokenizerPath);
-  if (tokenizer.vocabSize !== cfg.vocabSize) throw new Error(`${settings.modelDir}: vocabSize ${cfg.vocabSize} does not match its tokenizer (${tokenizer.vocabSize} pieces)`);
+  // one checkpoint, or a directory of them (imported per-pair models) served as one
+  const served = await ServedModel.open(settings.modelDir);
+  const cfg = served.set.first.config;
   const metrics = new ServerMetrics();
   const app = Fastify({
     bodyLimit: settings.bodyLimitBytes,
@@ -46,9 +43,9 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     workers: settings.workers,
     cacheBytes: settings.cacheBytes,
     maxRows: settings.maxBatchSentences,
-    pairs: cfg.pairs,
-    subnetworkOf: (pair) => subnetworkOf(cfg, parsePair(pair)).id,
-    warmPairs: warmPairs(settings.warm, cfg),
+    pairs: served.pairs,
+    subnetworkOf: (pair) => served.subnetworkId(pair),
+    warmPairs: warmPairs(settings.warm, served.pairs),
     log,
     onCacheEvent: (e) => {
       if (e.event === 'hit') metrics.cacheHits.inc();
@@ -110,10 +107,10 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
 
-  const languages = cfg.languages.map((code) => ({
+  const languages = served.languages.map((code) => ({
     code,
     name: LANGUAGE_NAMES[code] ?? code,
-    targets: cfg.pairs.filter((p) => p.startsWith(`${code}-`)).map((p) => parsePair(p).target),
+    targets: served.pairs.filter((p) => p.startsWith(`${code}-`)).map((p) => parsePair(p).target),
   }));
 
   const translate = async (body: TranslateBody, reply: FastifyReply) => {
@@ -126,14 +123,14 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     };
     reply.raw.on('close', onClose);
     try {
-      const request: TranslationRequest = validateRequest(body, { cfg, tokenizer }, { timeoutMs: settings.timeoutMs, signal: disconnected.signal });
+      const request: TranslationRequest = validateRequest(body, served, { timeoutMs: settings.timeoutMs, signal: disconnected.signal });
       return responseOf(request, await batcher.submit(request.key, request.texts, request));
     } finally {
       reply.raw.off('close', onClose);
     }
   };
 
-  const schema = translateSchema(settings, cfg.maxLength);
+  const schema = translateSchema(settings, served.maxLength);
   app.post<{ Body: TranslateBody }>('/translate', { schema: { body: schema.body } }, (req, reply) => translate(req.body, reply));
   // The pair in the URL lets a load balancer hash on it, so each pair reaches the replicas that hold it warm.
   app.post<{ Body: Omit<TranslateBody, 'source' | 'target'> & Partial<TranslateBody>; Params: { source: string; target: string } }>(
@@ -163,8 +160,9 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     routing: cfg.routing,
     moe: cfg.moe,
     ...(cfg.extracted ? { extracted: cfg.extracted } : {}),
-    languages: cfg.languages,
-    pairs: cfg.pairs,
+    languages: served.languages,
+    pairs: served.pairs,
+    ...(served.set.members.length > 1 ? { members: served.set.members.map((m) => ({ name: m.name, pairs: m.reader.config.pairs })) } : {}),
     workers: pool.size,
     workerRestarts: pool.restarts,
     batching: { maxBatchSentences: settings.maxBatchSentences, maxBatchTokens: settings.maxBatchTokens, maxDelayMs: settings.maxDelayMs },
@@ -199,11 +197,11 @@ function sum(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0);
 }
 
-function warmPairs(warm: string, cfg: ModelConfig): string[] {
-  if (warm === 'all') return cfg.pairs;
+function warmPairs(warm: string, served: string[]): string[] {
+  if (warm === 'all') return served;
   if (warm === 'none') return [];
   const pairs = warm.split(',').map((p) => p.trim()).filter(Boolean);
-  const unknown = pairs.filter((p) => !cfg.pairs.includes(p));
+  const unknown = pairs.filter((p) => !served.includes(p));
   if (unknown.length > 0) throw new Error(`--warm / TASKMOE_WARM names pairs the model does not serve: ${unknown.join(', ')}`);
   return pairs;
 }

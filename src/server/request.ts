@@ -2,10 +2,10 @@
 // batcher's queue, a batch and an engine worker, and back to the response, as TGI's router carries
 // its ValidGenerateRequest: nothing downstream re-reads the body or parses a key back.
 import type { BatchItem, QueueKey } from '../batching/index.ts';
-import { type ModelConfig, pairKey } from '../models/config.ts';
+import { pairKey } from '../models/config.ts';
 import type { Direction } from '../models/transformer.ts';
-import type { Tokenizer } from '../tokenizer/index.ts';
-import { type TranslateOptions, type Translation, checkDirection, checkSourceLength } from '../translator/index.ts';
+import { type TranslateOptions, type Translation, checkSourceLength } from '../translator/index.ts';
+import type { ServedModel } from '../translator/served-model.ts';
 import type { ServerSettings } from './settings.ts';
 
 /** The body of POST /translate (LibreTranslate's API), as the schema admits it. */
@@ -95,12 +95,12 @@ export function translateSchema(s: ServerSettings, maxLength: number) {
  */
 export function validateRequest(
   body: TranslateBody,
-  model: { cfg: ModelConfig; tokenizer: Tokenizer },
+  model: ServedModel,
   { timeoutMs, signal }: { timeoutMs: number; signal: AbortSignal },
 ): TranslationRequest {
-  const { cfg, tokenizer } = model;
   const direction = { source: body.source, target: body.target };
-  checkDirection(cfg.languages, cfg.pairs, direction);
+  model.checkDirection(direction);
+  const [cfg, tokenizer] = [model.configFor(direction), model.tokenizerFor(direction)];
   const alternatives = body.alternatives ?? 0;
   const options: TranslateOptions = {
     beamSize: Math.max(body.beam_size ?? 1, alternatives + 1),
@@ -109,7 +109,7 @@ export function validateRequest(
   };
   const q = Array.isArray(body.q) ? body.q : [body.q];
   const texts = q.map((text, i) => {
-    const ids = tokenizer.encodeSource(text, direction.target);
+    const ids = tokenizer.encodeSource(text, direction.target, direction.source);
     checkSourceLength(ids, cfg.maxLength, `q[${i}]`);
     return { ids, tokens: ids.length };
   });

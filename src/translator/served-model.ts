@@ -1,5 +1,6 @@
 // What a server or CLI serves: the model set behind `--model DIR` with each member's tokenizer.
-import type { ModelConfig } from '../models/config.ts';
+import { type ModelConfig, parsePair } from '../models/config.ts';
+import { subnetworkOf } from '../models/subnetwork.ts';
 import { type Member, ModelSet } from '../models/model-set.ts';
 import type { Direction } from '../models/transformer.ts';
 import { type TextTokenizer, loadTokenizer } from '../tokenizer/model-tokenizer.ts';
@@ -48,6 +49,13 @@ export class ServedModel {
   /** The config of the checkpoint serving `dir`. */
   configFor(dir: Direction): ModelConfig {
     return this.member(dir).reader.config;
+  }
+
+  /** Equal for pairs that run on the same weights: the member's name and its sub-network's id. */
+  subnetworkId(pair: string): string {
+    const dir = parsePair(pair);
+    const m = this.member(dir);
+    return `${m.name} ${subnetworkOf(m.reader.config, dir).id}`;
   }
 
   tokenizerFor(dir: Direction): TextTokenizer {
