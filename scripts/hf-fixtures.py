@@ -138,6 +138,35 @@ def marian(tmp, pairs):
     save('marian', model, tok, sources, texts, logits, greedy, beam, dict(source='en', target='de'))
 
 
+def marian_separate(tmp, pairs):
+    """Marian with separate source and target vocabularies and an untied output projection."""
+    src = train_spm([p[0] for p in pairs], os.path.join(tmp, 'source'), 160)
+    tgt = train_spm([p[1] for p in pairs], os.path.join(tmp, 'target'), 180)
+    vocabs = []
+    for m, name in ((src, 'vocab.json'), (tgt, 'target_vocab.json')):
+        sp = spm.SentencePieceProcessor(model_file=m)
+        vocab = {'</s>': 0, '<unk>': 1, '<pad>': 2}
+        for i in range(sp.get_piece_size()):
+            if not (sp.is_control(i) or sp.is_unknown(i)):
+                vocab.setdefault(sp.id_to_piece(i), len(vocab))
+        with open(os.path.join(tmp, name), 'w') as f:
+            json.dump(vocab, f, ensure_ascii=False)
+        vocabs.append(vocab)
+    tok = MarianTokenizer(src, tgt, os.path.join(tmp, 'vocab.json'), target_vocab_file=os.path.join(tmp, 'target_vocab.json'),
+                          source_lang='en', target_lang='de', separate_vocabs=True)
+    cfg = MarianConfig(vocab_size=len(vocabs[0]), decoder_vocab_size=len(vocabs[1]), activation_function='gelu', pad_token_id=2,
+                       eos_token_id=0, decoder_start_token_id=2, scale_embedding=True, share_encoder_decoder_embeddings=False,
+                       tie_word_embeddings=False, **TINY)
+    torch.manual_seed(4)
+    model = MarianMTModel(cfg)
+    randomize(model, 4, 0.3)
+    model.final_logits_bias[0, 0] = 2.5
+    texts = [p[0] for p in pairs[300 - 12:]]
+    sources = [tok(t)['input_ids'] for t in texts]
+    logits, greedy, beam = references(model, sources, [2], bad_words=[[2]])
+    save('marian-separate', model, tok, sources, texts, logits, greedy, beam, dict(source='en', target='de'))
+
+
 def m2m100(tmp, pairs):
     sp_path = train_spm([p[0] for p in pairs] + [p[1] for p in pairs], os.path.join(tmp, 'sentencepiece.bpe'), 250)
     sp = spm.SentencePieceProcessor(model_file=sp_path)
@@ -208,7 +237,7 @@ def nllb_moe(tmp, pairs):
 if __name__ == '__main__':
     torch.set_num_threads(1)
     pairs = dev_pairs()
-    which = sys.argv[1:] or ['marian', 'm2m100', 'nllb_moe']
+    which = sys.argv[1:] or ['marian', 'marian_separate', 'm2m100', 'nllb_moe']
     with tempfile.TemporaryDirectory() as tmp:
         for name in which:
             globals()[name](tmp, pairs)

@@ -44,7 +44,7 @@ function outputTokens(seq: number[], forced: number, eos: number): number[] {
   return body[body.length - 1] === eos ? body.slice(0, -1) : body;
 }
 
-for (const name of ['marian', 'm2m100', 'nllb-moe']) {
+for (const name of ['marian', 'marian-separate', 'm2m100', 'nllb-moe']) {
   test(`${name}: imported logits, greedy and beam-4 outputs match Transformers`, async () => {
     const { dir, ref } = await imported(name);
     const reader = await CheckpointReader.open(dir);

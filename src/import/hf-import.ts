@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { type StorageDtype, writeCheckpoint } from '../models/checkpoint.ts';
-import { type Component, type ModelConfig, parseConfig } from '../models/config.ts';
+import { type Component, type ModelConfig, biasName, parseConfig } from '../models/config.ts';
 import { type HfConfig, architectureOf, readHfConfig } from './hf-config.ts';
 import { type HfTokenizer, readHfTokenizer } from './hf-tokenizer.ts';
 import { ImportError, SafetensorsDir } from './safetensors.ts';
@@ -84,10 +84,9 @@ async function convertWeights(st: SafetensorsDir, hf: HfConfig, cfg: ModelConfig
   const first = (...names: string[]) => names.find((n) => st.has(n)) ?? names[0];
   // torch Linear [out, in] (+ bias [out]) -> taskmoe [in, out] (+ [out]), times `scale`
   const linear = async (to: string, from: string, inDim: number, outDim: number, scale = 1) => {
-    const w = tf.tensor2d(await read(`${from}.weight`, [outDim, inDim]), [outDim, inDim]);
-    out.set(to, tf.tidy(() => w.transpose().mul(scale)));
-    w.dispose();
-    out.set(to.replace(/\.w(\w*)$/, '.b$1'), tf.tensor1d(await read(`${from}.bias`, [outDim])).mul(scale));
+    const [w, b] = [await read(`${from}.weight`, [outDim, inDim]), await read(`${from}.bias`, [outDim])];
+    out.set(to, tf.tidy(() => tf.tensor2d(w, [outDim, inDim]).transpose().mul(scale)));
+    out.set(biasName(to), tf.tidy(() => tf.tensor1d(b).mul(scale)));
   };
   const norm = async (to: string, from: string) => {
     out.set(`${to}.g`, tf.tensor1d(await read(`${from}.weight`, [d])));

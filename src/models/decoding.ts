@@ -2,6 +2,7 @@
 // live, finish, or reach their length limit) happens on the CPU; the device computes logits and
 // the top candidates.
 import * as tf from '@tensorflow/tfjs';
+import { targetVocabSize } from './config.ts';
 import type { Seq2Seq } from './model.ts';
 import { forcedPrefix, suppressed } from './prompt.ts';
 import { takeRows } from './ops.ts';
@@ -316,7 +317,7 @@ export class BeamSearch {
     if (this.state === undefined) return;
     const { model, opts, beam, live, finished } = this;
     const batch = this.dirs.length;
-    const vocab = model.config.vocabSize;
+    const vocab = targetVocabSize(model.config); // the output vocabulary
     const step = this.steps++;
     const logits = model.decoder.forward(model.embeddings, this.state, this.inputs.map((t) => [t]));
     const liveLogProb = live.map((h, row) => (step === 0 && row % beam !== 0 ? -Infinity : h.logProb));
