@@ -4,8 +4,8 @@
 //   python3 -m venv /tmp/venv && /tmp/venv/bin/pip install --retries 0 torch transformers safetensors sentencepiece
 //   TASKMOE_BACKEND=wasm node --import tsx scripts/hf-throughput.ts --python /tmp/venv/bin/python [--batches 1,8,32] [--tokens 20]
 //
-// Greedy decoding of exactly --tokens tokens per sentence (EOS ignored on both sides), 32 sources of
-// 8-30 tokens; the median of --rounds timed rounds after one warm-up round.
+// Greedy decoding of exactly --tokens tokens per sentence (EOS ignored on both sides) for
+// max(batch, --sentences) sources of 8-30 tokens; the median of --rounds timed rounds after a warm-up.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -22,7 +22,7 @@ const { values } = parseArgs({
     dir: { type: 'string', default: '/tmp/taskmoe-opus-shaped' },
     batches: { type: 'string', default: '1,8,32' },
     tokens: { type: 'string', default: '20' },
-    sentences: { type: 'string', default: '32' },
+    sentences: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '2' },
     threads: { type: 'string', default: '1' },
   },
@@ -43,17 +43,18 @@ const { decoderStart, eos } = reader.config.specialIds!;
 
 let seed = 3;
 const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-const sources = Array.from({ length: Number(values.sentences) }, () => [
+const allSources = Array.from({ length: 32 }, () => [
   ...Array.from({ length: 8 + Math.floor(rand() * 22) }, () => 2 + Math.floor(rand() * 58000)), eos,
 ]);
-const sourcesFile = path.join(values.dir!, 'sources.json');
-fs.writeFileSync(sourcesFile, JSON.stringify(sources));
 
-console.log(`OPUS-MT-shaped Marian (512/2048/8 heads/6+6, vocabulary 58101, random weights), ${sources.length} sources, ${tokens} tokens each, greedy`);
+console.log(`OPUS-MT-shaped Marian (512/2048/8 heads/6+6, vocabulary 58101, random weights), max(batch, ${values.sentences}) sources, ${tokens} tokens each, greedy`);
 console.log(`taskmoe on tfjs ${backend.name}; Transformers on torch CPU with ${values.threads} thread(s); median of ${rounds} rounds after a warm-up\n`);
 console.log('batch | taskmoe tok/s | Transformers tok/s | taskmoe / Transformers');
 console.log('----- | ------------- | ------------------ | ----------------------');
 for (const batch of values.batches!.split(',').map(Number)) {
+  const sources = allSources.slice(0, Math.max(batch, Number(values.sentences)));
+  const sourcesFile = path.join(values.dir!, `sources-${batch}.json`);
+  fs.writeFileSync(sourcesFile, JSON.stringify(sources));
   const times: number[] = [];
   for (let r = 0; r <= rounds; r++) {
     const started = performance.now();

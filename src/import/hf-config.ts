@@ -23,6 +23,9 @@ const IGNORED = new Set([
   'output_router_logits', 'router_z_loss_coef', 'router_aux_loss_coef', 'expert_capacity', 'moe_eval_capacity_token_fraction',
   'batch_prioritized_routing', 'normalize_router_prob_before_dropping', 'router_dtype', 'router_ignore_padding_tokens',
   'moe_token_dropout', 'max_new_tokens', 'min_length', 'do_sample', 'prefix', 'task_specific_params',
+  // older configs (Transformers 2-4) carry these; none changes the forward pass
+  '_num_labels', 'output_past', 'use_bfloat16', 'torchscript', 'pruned_heads', 'temperature', 'top_k', 'top_p',
+  'repetition_penalty', 'num_return_sequences', 'num_beam_groups', 'diversity_penalty', 'encoder_no_repeat_ngram_size',
 ]);
 
 // Fields read into the taskmoe config.
