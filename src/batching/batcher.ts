@@ -33,6 +33,7 @@ type QueuedEntry<K, I, R> = QueuedItem<I, PendingRequest<K, R>>;
 
 interface RunningBatch<K, I, R> {
   readonly lane: Lane;
+  readonly pair: string;
   readonly entries: QueuedEntry<K, I, R>[];
   readonly abort: AbortController;
 }
@@ -41,12 +42,16 @@ const SINGLE_LANE: Lane = 0;
 
 export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private readonly maxBatchSentences: number;
+  private readonly rowsPerSentence: (key: K) => number;
   private readonly maxBatchTokens: number;
   private readonly maxDelayMs: number;
   private readonly maxQueuedSentences: number;
   private readonly run: BatcherOptions<K, I, R>['run'];
   private readonly laneOf: (pair: string) => Lane;
   private readonly batchesPerLane: number;
+  private readonly batchesPerPair: number;
+  /** Every request not yet settled, for abort(). */
+  private readonly pending = new Set<PendingRequest<K, R>>();
   private readonly observer: BatcherObserver<K>;
   private readonly clock: Clock;
 
@@ -62,12 +67,14 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
 
   constructor(options: BatcherOptions<K, I, R>) {
     this.maxBatchSentences = positiveLimit('maxBatchSentences', options.maxBatchSentences, 32);
+    this.rowsPerSentence = options.rowsPerSentence ?? (() => 1);
     this.maxBatchTokens = positiveLimit('maxBatchTokens', options.maxBatchTokens, 4096);
     this.maxDelayMs = nonNegativeLimit('maxDelayMs', options.maxDelayMs, 10);
     this.maxQueuedSentences = positiveLimit('maxQueuedSentences', options.maxQueuedSentences, 1024);
     this.run = options.run;
     this.laneOf = options.laneOf ?? (() => SINGLE_LANE);
     this.batchesPerLane = positiveLimit('batchesPerLane', options.batchesPerLane, 1);
+    this.batchesPerPair = positiveLimit('batchesPerPair', options.batchesPerPair, this.batchesPerLane);
     this.observer = options.observer ?? {};
     this.clock = options.clock ?? systemClock;
   }
@@ -99,6 +106,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
         reject,
         cleanups: [],
       };
+      this.pending.add(request);
       if (deadline !== undefined) this.watchDeadline(request, deadline);
       if (signal) this.watchSignal(request, signal);
       this.enqueue(request, items);
@@ -110,6 +118,13 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.schedule();
+  }
+
+  /** Closes the batcher and fails every queued and running request with `error` (a drain out of time). */
+  abort(error: Error): void {
+    this.close();
+    for (const request of [...this.pending]) this.fail(request, error);
     this.schedule();
   }
 
@@ -204,7 +219,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private nextReadyQueue(now: number): BatchQueue<K, I, PendingRequest<K, R>> | undefined {
     let oldest: BatchQueue<K, I, PendingRequest<K, R>> | undefined;
     for (const queue of this.queues.values()) {
-      if (this.laneFull(queue.lane) || !this.isReady(queue, now)) continue;
+      if (this.laneFull(queue.lane, queue.key.pair) || !this.isReady(queue, now)) continue;
       if (!oldest || queue.head!.seq < oldest.head!.seq) oldest = queue;
     }
     return oldest;
@@ -213,16 +228,26 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private isReady(queue: BatchQueue<K, I, PendingRequest<K, R>>, now: number): boolean {
     return (
       this.closed ||
-      queue.sentences >= this.maxBatchSentences ||
+      queue.sentences >= this.batchSentences(queue.key) ||
       queue.tokens >= this.maxBatchTokens ||
       now - queue.head!.enqueuedAt >= this.maxDelayMs
     );
   }
 
-  private laneFull(lane: Lane): boolean {
+  /** Sentences a batch of this key holds: maxBatchSentences rows' worth. */
+  private batchSentences(key: K): number {
+    return Math.max(1, Math.floor(this.maxBatchSentences / Math.max(1, this.rowsPerSentence(key))));
+  }
+
+  private laneFull(lane: Lane, pair: string): boolean {
     let load = 0;
-    for (const running of this.running) if (running.lane === lane) load++;
-    return load >= this.batchesPerLane;
+    let pairLoad = 0;
+    for (const running of this.running) {
+      if (running.lane !== lane) continue;
+      load++;
+      if (running.pair === pair) pairLoad++;
+    }
+    return load >= this.batchesPerLane || pairLoad >= this.batchesPerPair;
   }
 
   /**
@@ -232,7 +257,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private armDelayTimer(): void {
     let dueAt = Infinity;
     for (const queue of this.queues.values()) {
-      if (this.laneFull(queue.lane)) continue;
+      if (this.laneFull(queue.lane, queue.key.pair)) continue;
       dueAt = Math.min(dueAt, queue.head!.enqueuedAt + this.maxDelayMs);
     }
     if (this.delayTimer?.dueAt === dueAt) return;
@@ -247,13 +272,13 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   }
 
   private dispatch(queue: BatchQueue<K, I, PendingRequest<K, R>>, now: number): void {
-    const batch = queue.takeBatch(this.maxBatchSentences, this.maxBatchTokens);
+    const batch = queue.takeBatch(this.batchSentences(queue.key), this.maxBatchTokens);
     if (queue.sentences === 0) this.queues.delete(queue.key.id);
     for (const entry of batch) entry.owner.queued -= 1;
     // Similar lengths side by side keep padding low for the runner; results are mapped back
     // through each entry's owner and index, so the order change is invisible to callers.
     batch.sort((a, b) => a.item.tokens - b.item.tokens);
-    const running: RunningBatch<K, I, R> = { lane: queue.lane, entries: batch, abort: new AbortController() };
+    const running: RunningBatch<K, I, R> = { lane: queue.lane, pair: queue.key.pair, entries: batch, abort: new AbortController() };
     this.running.add(running);
     this.observer.onQueueDepth?.(queue.key.pair, this.depth(queue.key.pair));
     this.observer.onBatch?.(queue.key, {
@@ -322,6 +347,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
 
   private settle(request: PendingRequest<K, R>): void {
     request.settled = true;
+    this.pending.delete(request);
     for (const cleanup of request.cleanups) cleanup();
   }
 

@@ -1,7 +1,7 @@
 // The engine workers seen from the server thread: which worker serves which pair (the lane
 // policy the batcher follows), and sending each batch to its pair's worker.
 import type { Lane } from '../batching/index.ts';
-import { type BatchResult, EngineWorker, type EngineWorkerOptions, type WorkerIndex } from './engine-worker-client.ts';
+import { type BatchResult, EngineWorker, type EngineWorkerOptions, type WorkerHealth, type WorkerIndex } from './engine-worker-client.ts';
 import type { BatchKey } from './request.ts';
 
 export interface EnginePoolOptions extends EngineWorkerOptions {
@@ -22,13 +22,14 @@ export interface EnginePoolOptions extends EngineWorkerOptions {
 export interface LanePolicy {
   laneOf: (pair: string) => Lane;
   batchesPerLane: number;
+  batchesPerPair: number;
 }
 
 export class EnginePool {
   private readonly workers: EngineWorker[];
   private readonly workerOfPair = new Map<string, WorkerIndex>();
 
-  /** Resolves once every worker has loaded its warm-up pairs; rejects if one fails to start. */
+  /** Resolves once every worker has loaded its warm-up pairs (a worker that fails to start is retried meanwhile). */
   readonly ready: Promise<void>;
 
   /** Starts the workers; they warm up in the background (see `ready`). */
@@ -42,17 +43,24 @@ export class EnginePool {
       maxRows: opts.maxRows,
       warmPairs: opts.warmPairs.filter((p) => this.workerOfPair.get(p) === i),
     }, opts));
-    this.ready = Promise.all(this.workers.map((w) => w.whenReady())).then(() => {});
+    this.ready = Promise.all(this.workers.map((w) => w.firstReady)).then(() => {});
   }
 
   /**
-   * The batcher's lanes are the workers. A worker takes a lane's next batch while one decodes, and
-   * merges it in as rows finish (continuous batching), so a lane runs two batches at once.
+   * The batcher's lanes are the workers. A worker takes a pair's next batch while one decodes, and
+   * merges it in as rows finish (continuous batching), so a pair runs two batches at once. Pairs
+   * do not wait for each other's slots: the worker's scheduler shares its time between them
+   * (translator/scheduler.ts), so a pair's backlog never holds another pair's request in the queue.
    */
-  readonly lanes: LanePolicy = {
-    laneOf: (pair) => this.workerOf(pair),
-    batchesPerLane: 2,
-  };
+  get lanes(): LanePolicy {
+    const pairsPerWorker = Math.max(...this.workers.map((w) => this.pairsOf(w.index).length), 1);
+    return { laneOf: (pair) => this.workerOf(pair), batchesPerLane: 2 * pairsPerWorker, batchesPerPair: 2 };
+  }
+
+  /** The pairs a worker serves. */
+  pairsOf(worker: WorkerIndex): string[] {
+    return [...this.workerOfPair].filter(([, w]) => w === worker).map(([p]) => p);
+  }
 
   /** The worker a pair is served by. */
   workerOf(pair: string): WorkerIndex {
@@ -68,6 +76,11 @@ export class EnginePool {
 
   get size(): number {
     return this.workers.length;
+  }
+
+  /** Every worker's state; the server is ready only while all are. */
+  health(): WorkerHealth[] {
+    return this.workers.map((w) => w.health());
   }
 
   get restarts(): number {

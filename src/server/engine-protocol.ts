@@ -1,4 +1,5 @@
 // Messages between the server thread and its engine workers.
+import type { WithId } from '../util/rpc.ts';
 import type { Translation } from '../translator/index.ts';
 import type { BatchKey } from './request.ts';
 
@@ -12,9 +13,10 @@ export interface EngineWorkerData {
 }
 
 /** The pool stops a worker by terminating its thread. A cancelled batch's sentences are dropped unanswered. */
-export type ToWorker =
-  | { type: 'translate'; id: number; key: BatchKey; sources: number[][] }
-  | { type: 'cancel'; id: number };
+export type ToWorker = WithId<TranslateBatch> | { type: 'cancel'; id: number };
+
+/** A batch to translate; it travels with the id its result or error answers (util/rpc.ts). */
+export type TranslateBatch = { type: 'translate'; key: BatchKey; sources: number[][] };
 
 export interface CacheSnapshot {
   entries: number;
@@ -25,7 +27,7 @@ export interface CacheSnapshot {
 }
 
 export type FromWorker =
-  | { type: 'ready'; cache: CacheSnapshot; tensors: number }
+  | { type: 'ready'; cache: CacheSnapshot; tensors: number; backend: string }
   | { type: 'fatal'; message: string }
   | { type: 'result'; id: number; translations: Translation[]; durationMs: number; cache: CacheSnapshot; tensors: number }
   | { type: 'error'; id: number; message: string; input: boolean }

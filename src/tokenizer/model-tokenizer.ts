@@ -7,7 +7,7 @@ import type { ModelConfig, SpecialIds } from '../models/config.ts';
 import { Tokenizer } from './index.ts';
 
 /** What the translator and the server need of a tokenizer, taskmoe's own or an imported one. */
-export type TextTokenizer = Pick<Tokenizer, 'vocabSize' | 'bosId' | 'eosId' | 'encodeSource' | 'decode' | 'languageTagId'>;
+export type TextTokenizer = Pick<Tokenizer, 'vocabSize' | 'bosId' | 'eosId' | 'encodeSource' | 'decode' | 'languageTagId' | 'checkServes'>;
 
 /** One side's SentencePiece model and the mapping between its pieces and model ids. */
 class MappedSide {
@@ -60,6 +60,14 @@ export class ModelTokenizer implements TextTokenizer {
   }
   get eosId(): number {
     return this.special.eos;
+  }
+
+  /** Checks that this tokenizer serves `cfg`: the same vocabulary size and, with language tokens, one for every language. */
+  checkServes(cfg: ModelConfig, configName: string): void {
+    if (cfg.vocabSize !== this.cfg.vocabSize) throw new Error(`${configName}: vocabSize ${cfg.vocabSize} does not match the tokenizer's ${this.cfg.vocabSize}`);
+    if (cfg.prompt !== 'language-tokens') return;
+    const missing = cfg.languages.filter((lang) => cfg.languageTokens?.[lang] === undefined);
+    if (missing.length > 0) throw new Error(`${configName} lists languages without a token in "languageTokens": ${missing.join(', ')}`);
   }
 
   /** The token naming `lang` (prompt 'language-tokens'); models with one pair per model have none. */

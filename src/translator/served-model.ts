@@ -1,4 +1,5 @@
 // What a server or CLI serves: the model set behind `--model DIR` with each member's tokenizer.
+import * as path from 'node:path';
 import { type ModelConfig, parsePair } from '../models/config.ts';
 import { subnetworkOf } from '../models/subnetwork.ts';
 import { type Member, ModelSet } from '../models/model-set.ts';
@@ -14,9 +15,7 @@ export class ServedModel {
     const tokenizers = new Map<Member, TextTokenizer>();
     for (const m of set.members) {
       const tokenizer = await loadTokenizer(m.reader.dir, m.reader.config);
-      if (tokenizer.vocabSize !== m.reader.config.vocabSize) {
-        throw new Error(`${m.reader.dir}: vocabSize ${m.reader.config.vocabSize} does not match its tokenizer (${tokenizer.vocabSize} pieces)`);
-      }
+      tokenizer.checkServes(m.reader.config, path.join(m.reader.dir, 'config.json'));
       tokenizers.set(m, tokenizer);
     }
     return new ServedModel(set, tokenizers);
