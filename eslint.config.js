@@ -1,6 +1,7 @@
 // ESLint: the recommended JavaScript and typescript-eslint rules, nothing project-specific.
 // Formatting is Prettier's job (npm run format), so no stylistic rules here.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -16,4 +17,6 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
     },
   },
+  // The playground is plain browser JavaScript.
+  { files: ['web/**/*.js'], languageOptions: { globals: globals.browser } },
 );

@@ -27,19 +27,25 @@ function longText(i: number, words = 60): string {
   return Array.from({ length: words }, (_, k) => base[(k + i) % base.length]).join(' ');
 }
 
-function post(port: number, body: unknown): Promise<{ status: number; json: any; headers: http.IncomingHttpHeaders; ms: number }> {
+/** The JSON of an answer, as far as the probe reads it. */
+interface Answer {
+  translatedText?: string;
+  error?: string;
+}
+
+function post(port: number, body: unknown): Promise<{ status: number; json: Answer; headers: http.IncomingHttpHeaders; ms: number }> {
   const t0 = performance.now();
   return new Promise((resolve) => {
     const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/translate', headers: { 'content-type': 'application/json' } }, (res) => {
       let text = '';
       res.on('data', (d) => (text += d));
       res.on('end', () => {
-        let json: any;
-        try { json = JSON.parse(text); } catch { json = undefined; }
+        let json: Answer = {};
+        try { json = JSON.parse(text) as Answer; } catch { /* not JSON: an empty answer */ }
         resolve({ status: res.statusCode ?? 0, json, headers: res.headers, ms: performance.now() - t0 });
       });
     });
-    req.on('error', () => resolve({ status: 0, json: undefined, headers: {}, ms: performance.now() - t0 }));
+    req.on('error', () => resolve({ status: 0, json: {}, headers: {}, ms: performance.now() - t0 }));
     req.end(typeof body === 'string' ? body : JSON.stringify(body));
   });
 }
@@ -100,7 +106,7 @@ export async function benchFaults(opts: FaultBenchOptions = {}): Promise<void> {
     // Overload with a small queue (--max-queue 64), answers checked against each text alone.
     const sentences = Array.from({ length: 20 }, (_, i) => `Could not open the file number ${i}`);
     const alone = new Map<string, string>();
-    for (const s of sentences) alone.set(s, (await post(port, { q: s, source: 'en', target: 'de' })).json.translatedText);
+    for (const s of sentences) alone.set(s, (await post(port, { q: s, source: 'en', target: 'de' })).json.translatedText ?? '');
     const overload: Counts = {};
     const burst = await Promise.all(Array.from({ length: 256 }, (_, i) => post(port, { q: sentences[i % 20], source: 'en', target: 'de' }).then((r) => ({ r, q: sentences[i % 20] }))));
     for (const { r, q } of burst) {

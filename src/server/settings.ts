@@ -63,7 +63,7 @@ export interface ServerSettings {
   downloadStoreBytes: number;
 }
 
-interface Spec {
+export interface Spec {
   key: keyof ServerSettings;
   flag: string;
   env: string;
@@ -130,6 +130,11 @@ export const SETTINGS: readonly Spec[] = [
   { key: 'charsPerDay', flag: 'chars-per-day', env: 'TASKMOE_CHARS_PER_DAY', kind: 'int', min: 0, default: () => 0, help: 'characters per UTC day per key (or address without one), 0 for no limit; a key\'s own limit wins' },
   { key: 'disableWebUi', flag: 'disable-web-ui', env: 'TASKMOE_DISABLE_WEB_UI', kind: 'bool', default: () => false, help: 'no playground page at /' },
 ];
+
+/** A setting's default as --help and the README show it; a default that depends on the machine is described in its help text instead. */
+export function settingDefault(s: Spec): string {
+  return s.help.includes('(default') ? 'see meaning' : `\`${JSON.stringify(s.default())}\``;
+}
 
 export class SettingsError extends Error {}
 

@@ -80,7 +80,8 @@ export interface EngineBenchOptions {
   batchSizes?: number[];
   reps?: number;
   configs?: string[];
-  variants?: Variant[];
+  /** Variant names (checked: an unknown one is an error naming the known ones). */
+  variants?: string[];
 }
 
 /** How often a group's process may die and be rebuilt per config before its remaining cells are given up. */
@@ -93,6 +94,8 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<BenchR
   const batchSizes = [...(opts.batchSizes ?? (quick ? [1, 8] : [1, 8, 32, 64]))].sort((a, b) => a - b);
   const all = benchConfigs(quick);
   const configNames = opts.configs ?? Object.keys(all);
+  const unknown = opts.variants?.filter((v) => !(VARIANTS as readonly string[]).includes(v)) ?? [];
+  if (unknown.length > 0) throw new Error(`unknown variant ${unknown.join(', ')}; have ${VARIANTS.join(', ')}`);
   const variants = VARIANTS.filter((v) => (opts.variants ?? VARIANTS).includes(v));
   const started = performance.now();
   const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`;
