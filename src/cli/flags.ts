@@ -1,4 +1,4 @@
-// The command line's flag parsing: node:util's parseArgs, with usage mistakes as UsageError (exit 2).
+// The flag helpers every `taskmoe` subcommand parses with: usage errors (exit status 2) name the flag.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** A usage mistake: printed with a pointer to --help, exit status 2. */

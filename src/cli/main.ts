@@ -17,6 +17,8 @@ import { SETTINGS, SettingsError, resolveSettings } from '../server/settings.ts'
 import { serve } from '../server/serve.ts';
 import { train } from '../train/index.ts';
 import { evaluate, formatEvaluation } from '../eval/evaluate.ts';
+import { IMPORT_USAGE, importCommand } from '../import/command.ts';
+import { extractByUsage } from './extract-usage.ts';
 import { UsageError, dtypeFlag, listFlag, nonNegativeInt, parse, positiveInt, required } from './flags.ts';
 
 const USAGE = `taskmoe: serve and run task-routed Mixture-of-Experts translation models
@@ -33,7 +35,9 @@ Usage:
       Writes the sub-network serving xx->yy as a checkpoint of its own.
   taskmoe export --onnx --model DIR --out DIR2 [--source xx --target yy]
       Writes the model (or the sub-network serving xx->yy) as ONNX graphs with a README of their inputs and outputs.
-  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
+  taskmoe extract --by-usage --calibration FILE --keep K --model DIR --source xx --target yy --out DIR2
+      Token-routed MoE layers keep the K experts with the most gate mass over FILE's sources (one a line, or TSV).
+${IMPORT_USAGE}  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
       Rewrites a checkpoint with its weights stored as float32 or float16.
   taskmoe average --out DIR [--dtype float32|float16] MODEL_DIR...
       Writes the element-wise mean of checkpoints of one model config (checkpoint averaging).
@@ -95,7 +99,13 @@ async function cmdInit(args: string[]): Promise<number> {
 }
 
 async function cmdExtract(args: string[]): Promise<number> {
-  const { flags } = parse(args, { model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' } });
+  const usage = { 'by-usage': { type: 'boolean' }, calibration: { type: 'string' }, keep: { type: 'string' } } as const;
+  const { flags } = parse(args, { model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, ...usage });
+  if (flags['by-usage']) {
+    const o = { model: required(flags, 'model'), source: required(flags, 'source'), target: required(flags, 'target'), out: required(flags, 'out') };
+    await initBackend({ log });
+    return extractByUsage({ ...o, calibration: required(flags, 'calibration'), keep: Number(required(flags, 'keep')), dtype: dtypeFlag(flags) }, log);
+  }
   const reader = await CheckpointReader.open(required(flags, 'model'));
   await verifyCheckpoint(reader, log);
   const dir = { source: required(flags, 'source'), target: required(flags, 'target') };
@@ -103,22 +113,13 @@ async function cmdExtract(args: string[]): Promise<number> {
   await initBackend({ log });
   const sub = await Seq2Seq.loadSubnetwork(reader, dir);
   try {
-    await writeCheckpoint(out, sub.config, sub.weights, reader.tokenizerPath, dtypeFlag(flags) ?? reader.dtype);
+    await writeCheckpoint(out, sub.config, sub.weights, reader.tokenizerPath, dtypeFlag(flags) ?? reader.dtype, reader.extraFiles);
   } finally {
     sub.dispose();
   }
   const before = inspectModel(reader).params;
   const after = inspectModel(await CheckpointReader.open(out)).params;
   log(`wrote ${out}: decoder ${before.decoder} -> ${after.decoder} parameters, encoder ${before.encoder} -> ${after.encoder}, serving ${sub.config.pairs.join(', ')}`);
-  return 0;
-}
-
-async function cmdExport(args: string[]): Promise<number> {
-  const { flags } = parse(args, { onnx: { type: 'boolean' }, model: { type: 'string' }, out: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' } });
-  if (flags.onnx !== true || (flags.source === undefined) !== (flags.target === undefined)) throw new UsageError('usage: taskmoe export --onnx --model DIR --out DIR [--source xx --target yy]');
-  await initBackend({ log });
-  const dir = flags.source === undefined ? undefined : { source: flags.source as string, target: flags.target as string };
-  log(`wrote ${flags.out}: ${(await (await import('../onnx/export.ts')).exportOnnx(required(flags, 'model'), required(flags, 'out'), dir)).files.join(', ')}`);
   return 0;
 }
 
@@ -132,7 +133,7 @@ async function cmdConvert(args: string[]): Promise<number> {
   await initBackend({ log });
   const weights = await reader.read(reader.shapes.keys());
   try {
-    await writeCheckpoint(out, reader.config, weights, reader.tokenizerPath, dtype);
+    await writeCheckpoint(out, reader.config, weights, reader.tokenizerPath, dtype, reader.extraFiles);
   } finally {
     for (const t of weights.values()) t.dispose();
   }
@@ -356,13 +357,14 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   eval: cmdEval,
   init: cmdInit,
   extract: cmdExtract,
-  export: cmdExport,
+  export: (args) => import('../onnx/export-command.ts').then((m) => m.exportCommand(args)),
   convert: cmdConvert,
   average: cmdAverage,
   inspect: cmdInspect,
   translate: cmdTranslate,
   bench: cmdBench,
   tokenizer: cmdTokenizer,
+  import: importCommand,
   keys: async (args) => (await import('../server/front-door/keys-cli.ts')).runKeys(args),
 };
 

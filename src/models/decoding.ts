@@ -3,6 +3,8 @@
 // the top candidates.
 import { type DecoderEngine, engineOf } from './engine.ts';
 import type { Seq2Seq } from './model.ts';
+import { targetVocabSize } from './config.ts';
+import { forcedPrefix } from './prompt.ts';
 import type { Direction } from './transformer.ts';
 
 export { lengthGroups } from './engine.ts';
@@ -80,6 +82,8 @@ interface GreedyRow<Tag> {
   limit: number;
   /** Tokens fed to the decoder so far: the row's next position. */
   fed: number;
+  /** Tokens still to be output whatever the logits (the target language token), then fed. */
+  forced: number[];
   next: number;
   done: boolean;
 }
@@ -125,7 +129,7 @@ export class GreedyBatch<Tag> {
       throw err;
     }
     for (const [i, tag] of tags.entries()) {
-      this.rows.push({ tag, tokens: [], logProb: 0, limit: limits[i], fed: 0, next: this.opts.bosId, done: false });
+      this.rows.push({ tag, tokens: [], logProb: 0, limit: limits[i], fed: 0, forced: forcedPrefix(this.engine.config, dirs[i]), next: this.opts.bosId, done: false });
     }
   }
 
@@ -137,6 +141,10 @@ export class GreedyBatch<Tag> {
     const finished: { tag: Tag; hypothesis: Hypothesis }[] = [];
     this.rows.forEach((r, row) => {
       r.fed++;
+      if (!r.done && r.forced.length > 0) {
+        r.next = r.forced.shift()!;
+        return;
+      }
       r.next = next[row];
       if (r.done) return; // finished, waiting for the next compaction
       r.logProb += lp[row];
@@ -185,6 +193,8 @@ export class GreedyBatch<Tag> {
 interface Live {
   tokens: number[];
   logProb: number;
+  /** The token fed at the next step (the last output, or a forced one). */
+  input?: number;
 }
 
 /**
@@ -203,6 +213,8 @@ export class BeamSearch {
   private live: Live[];
   private inputs: number[];
   private steps = 0;
+  /** Per sentence, the tokens forced as its first outputs. */
+  private readonly forced: number[][];
 
   constructor(model: Decodable, sources: number[][], dirs: Direction[], private readonly opts: DecodeOptions) {
     if (sources.length !== dirs.length) throw new Error(`${sources.length} sources but ${dirs.length} directions`);
@@ -214,6 +226,7 @@ export class BeamSearch {
     this.sentenceDone = dirs.map(() => false);
     this.live = Array.from({ length: dirs.length * this.beam }, () => ({ tokens: [], logProb: 0 }));
     this.inputs = this.live.map(() => opts.bosId);
+    this.forced = dirs.map((d) => forcedPrefix(this.engine.config, d));
     this.state = this.engine.start(sources, dirs, this.beam);
   }
 
@@ -232,7 +245,7 @@ export class BeamSearch {
     if (this.state === undefined) return;
     const { engine, opts, beam, live, finished } = this;
     const batch = this.dirs.length;
-    const vocab = engine.config.vocabSize;
+    const vocab = targetVocabSize(engine.config); // the output vocabulary
     const step = this.steps++;
     const liveLogProb = live.map((h, row) => (step === 0 && row % beam !== 0 ? -Infinity : h.logProb));
     const { scores: candScore, indices: candIndex } = engine.beam(this.state, this.inputs, liveLogProb, beam);
@@ -242,7 +255,11 @@ export class BeamSearch {
     const nextLive: Live[] = [];
     for (let b = 0; b < batch; b++) {
       const chosen: { parent: number; token: number; logProb: number }[] = [];
-      if (!this.sentenceDone[b]) {
+      const forcedLength = this.forced[b].length;
+      if (step < forcedLength) {
+        // A forced token extends the one live hypothesis at no cost, as Transformers' forced_bos_token_id does.
+        chosen.push({ parent: b * beam, token: this.forced[b][step], logProb: live[b * beam].logProb });
+      } else if (!this.sentenceDone[b]) {
         for (let r = 0; r < 2 * beam && chosen.length < beam; r++) {
           const c = candIndex[b * 2 * beam + r];
           const parent = b * beam + Math.floor(c / vocab);
@@ -255,7 +272,7 @@ export class BeamSearch {
             chosen.push({ parent, token, logProb });
           }
         }
-        const length = step + 1;
+        const length = step + 1 - forcedLength;
         if (length >= this.limits[b]) {
           for (const c of chosen) finish(b, [...live[c.parent].tokens, c.token], c.logProb, length);
         }
@@ -265,7 +282,8 @@ export class BeamSearch {
       while (chosen.length < beam) chosen.push({ parent: b * beam, token: opts.eosId, logProb: -Infinity });
       for (const c of chosen) {
         parents.push(c.parent);
-        nextLive.push({ tokens: [...live[c.parent].tokens, c.token], logProb: c.logProb });
+        const output = step < forcedLength ? live[c.parent].tokens : [...live[c.parent].tokens, c.token];
+        nextLive.push({ tokens: output, logProb: c.logProb, input: c.token });
       }
     }
     if (this.sentenceDone.every(Boolean)) {
@@ -274,7 +292,7 @@ export class BeamSearch {
     }
     engine.reorder(this.state, parents);
     this.live = nextLive;
-    this.inputs = nextLive.map((h) => h.tokens[h.tokens.length - 1]);
+    this.inputs = nextLive.map((h) => h.input!);
   }
 
   /** The n best hypotheses of each sentence, best first (complete once done). */

@@ -3,9 +3,10 @@
 // rows (continuous batching, beam reordering). TfjsEngine runs a Seq2Seq on TensorFlow.js;
 // src/onnx/engine.ts runs the same weights on ONNX Runtime.
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from './config.ts';
+import { type ModelConfig, targetVocabSize } from './config.ts';
 import { Seq2Seq } from './model.ts';
 import { takeRows } from './ops.ts';
+import { suppressed } from './prompt.ts';
 import type { DecoderState, Direction, EncoderOutput } from './transformer.ts';
 
 /** Per row: the most likely next token and its log-probability. */
@@ -155,7 +156,10 @@ export class TfjsEngine implements DecoderEngine<DecoderState> {
     const logits = this.forward(state, tokens);
     // log p(argmax) as the log of the largest softmax probability: wasm's fused Softmax kernel takes
     // ~0.6 ms on [32, 8000] logits where max - logSumExp takes ~3.8 ms (its Exp kernel alone ~3.5 ms).
-    const [best, bestLogProb] = tf.tidy((): tf.Tensor[] => [logits.argMax(1), tf.log(tf.softmax(logits).max(1))]);
+    const [best, bestLogProb] = tf.tidy((): tf.Tensor[] => {
+      const allowed = suppressed(this.config, logits) ?? logits;
+      return [allowed.argMax(1), tf.log(tf.softmax(allowed).max(1))];
+    });
     const scores = { best: best.dataSync(), bestLogProb: bestLogProb.dataSync() };
     tf.dispose([logits, best, bestLogProb]);
     return scores;
@@ -164,8 +168,9 @@ export class TfjsEngine implements DecoderEngine<DecoderState> {
   beam(state: DecoderState, tokens: number[], liveLogProb: number[], beam: number): BeamCandidates {
     const logits = this.forward(state, tokens);
     const [values, indices] = tf.tidy(() => {
-      const total = tf.logSoftmax(logits).add(tf.tensor2d(liveLogProb, [liveLogProb.length, 1]));
-      const { values, indices } = tf.topk(total.reshape([liveLogProb.length / beam, beam * this.config.vocabSize]), 2 * beam);
+      const logProbs = tf.logSoftmax(logits);
+      const total = (suppressed(this.config, logProbs) ?? logProbs).add(tf.tensor2d(liveLogProb, [liveLogProb.length, 1]));
+      const { values, indices } = tf.topk(total.reshape([liveLogProb.length / beam, beam * targetVocabSize(this.config)]), 2 * beam);
       return [values, indices];
     });
     const candidates = { scores: values.dataSync(), indices: indices.dataSync() };

@@ -8,7 +8,7 @@ import { decode, type DecodeOptions, type Hypothesis } from '../models/decoding.
 import { type DecoderEngine, servingEngineOf } from '../models/engine.ts';
 import { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
-import { Tokenizer } from '../tokenizer/index.ts';
+import { type TextTokenizer, loadTokenizer } from '../tokenizer/model-tokenizer.ts';
 import { verifyCheckpoint } from '../models/verify.ts';
 
 /** The demo model shipped in the repository, used when no model is given. */
@@ -39,7 +39,7 @@ export class Translator {
   /** What decodes: the model on ONNX Runtime or on TensorFlow.js, as initBackend chose for serving. */
   readonly engine: DecoderEngine;
 
-  constructor(readonly model: Seq2Seq, readonly tokenizer: Tokenizer) {
+  constructor(readonly model: Seq2Seq, readonly tokenizer: TextTokenizer) {
     tokenizer.checkServes(model.config, "the model's config");
     this.engine = servingEngineOf(model);
   }
@@ -51,7 +51,7 @@ export class Translator {
    */
   static async load(modelDir: string, dir?: Direction, warn: (msg: string) => void = console.error): Promise<Translator> {
     const reader = await CheckpointReader.open(modelDir);
-    const tokenizer = await Tokenizer.load(reader.tokenizerPath);
+    const tokenizer = await loadTokenizer(reader.dir, reader.config);
     tokenizer.checkServes(reader.config, path.join(modelDir, 'config.json'));
     await verifyCheckpoint(reader, warn);
     if (dir !== undefined) checkDirection(reader.config.languages, reader.config.pairs, dir);
@@ -72,7 +72,7 @@ export class Translator {
   encode(texts: string[], dir: Direction): number[][] {
     this.checkDirection(dir);
     return texts.map((text, i) => {
-      const ids = this.tokenizer.encodeSource(text, dir.target);
+      const ids = this.tokenizer.encodeSource(text, dir.target, dir.source);
       checkSourceLength(ids, this.model.config.maxLength, `text ${i}`);
       return ids;
     });
