@@ -12,7 +12,7 @@ import type { Component } from './config.ts';
 import { readComponent, subnetworkConfig } from './extract.ts';
 import type { Weights } from './layers.ts';
 import { Seq2Seq } from './model.ts';
-import { componentKey, subnetworkOf } from './subnetwork.ts';
+import { subnetworkOf } from './subnetwork.ts';
 import { Decoder, type Direction, Embeddings, Encoder } from './transformer.ts';
 
 export type CacheEvent =
@@ -49,7 +49,6 @@ export interface Lease {
 }
 
 const RECENT_LOADS = 256;
-const EMBEDDINGS_KEY = 'embeddings';
 
 type Part = Embeddings | Encoder | Decoder;
 
@@ -97,11 +96,11 @@ export class SubnetworkCache {
     const cfg = this.source.config;
     const config = subnetworkConfig(cfg, dir);
     if (config.pairs.length === 0) throw new Error(`the model does not serve ${dir.source}-${dir.target}`);
-    const { encoder: encoderTask, decoder: decoderTask } = subnetworkOf(cfg, dir);
+    const { encoder: encoderTask, decoder: decoderTask, entries: keys } = subnetworkOf(cfg, dir);
     const settled = await Promise.allSettled([
-      this.claim(EMBEDDINGS_KEY, () => this.loadEmbeddings()),
-      this.claim(componentKey('encoder', encoderTask), () => this.loadStack('encoder', encoderTask)),
-      this.claim(componentKey('decoder', decoderTask), () => this.loadStack('decoder', decoderTask)),
+      this.claim(keys[0], () => this.loadEmbeddings()),
+      this.claim(keys[1], () => this.loadStack('encoder', encoderTask)),
+      this.claim(keys[2], () => this.loadStack('decoder', decoderTask)),
     ]);
     const entries = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = settled.find((s) => s.status === 'rejected');
@@ -131,6 +130,11 @@ export class SubnetworkCache {
     let heldBytes = 0;
     for (const e of this.held.values()) heldBytes += e.bytes;
     return { entries: this.lru.size, bytes: this.lru.calculatedSize, heldBytes, ...this.counts, loadSeconds: [...this.recentLoads] };
+  }
+
+  /** Device bytes of each cached entry, by key. */
+  entryBytes(): Record<string, number> {
+    return Object.fromEntries([...this.lru.entries()].map(([key, entry]) => [key, entry.bytes]));
   }
 
   /** The cached entries' keys, most recently used first. */

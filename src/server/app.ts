@@ -47,8 +47,13 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     cacheBytes: settings.cacheBytes,
     maxRows: settings.maxBatchSentences,
     pairs: cfg.pairs,
-    subnetworkOf: (pair) => subnetworkOf(cfg, parsePair(pair)).id,
+    subnetworkOf: (pair) => subnetworkOf(cfg, parsePair(pair)),
     warmPairs: warmPairs(settings.warm, cfg),
+    intraOpThreads: settings.intraOpThreads,
+    replicas: { busyRatio: settings.replicaBusyPercent / 100, waitMs: settings.replicaWaitMs, maxReplicas: settings.maxReplicas, windowMs: settings.replicaWindowMs },
+    onReplicas: (subnetwork, n) => metrics.subnetworkReplicas.labels(subnetwork).set(n),
+    onWorkerBusy: (worker, ratio) => metrics.workerBusy.labels(String(worker)).set(ratio),
+    onLanesChanged: () => batcher.lanesChanged(),
     log,
     onCacheEvent: (e) => {
       if (e.event === 'hit') metrics.cacheHits.inc();
@@ -71,10 +76,10 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     maxDelayMs: settings.maxDelayMs,
     maxQueuedSentences: settings.maxQueuedSentences,
     ...pool.lanes,
-    run: async (key, texts, signal) => {
+    run: async (key, texts, signal, worker) => {
       let result: BatchResult;
       try {
-        result = await pool.run(key, texts.map((t) => t.ids), signal);
+        result = await pool.run(key, texts.map((t) => t.ids), signal, worker);
       } catch (err) {
         if (err instanceof BatchCancelledError) metrics.cancelledSentences.labels(key.pair).inc(texts.length);
         throw err;
@@ -91,6 +96,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
         metrics.batchSentences.labels(pair).observe(b.sentences);
         metrics.batchTokens.labels(pair).observe(b.tokens);
         for (const w of b.waitsMs) metrics.queueWait.labels(pair).observe(w / 1000);
+        pool.observeWaits(pair, b.waitsMs);
       },
     },
   });
@@ -167,6 +173,8 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     pairs: cfg.pairs,
     workers: pool.size,
     workerRestarts: pool.restarts,
+    workerBusy: pool.busy(),
+    replicas: Object.fromEntries(cfg.pairs.map((p) => [p, pool.workersOf(p)])),
     batching: { maxBatchSentences: settings.maxBatchSentences, maxBatchTokens: settings.maxBatchTokens, maxDelayMs: settings.maxDelayMs },
     cache: {
       budgetBytesPerWorker: settings.cacheBytes,

@@ -22,7 +22,7 @@ export interface EngineWorkerOptions {
 }
 
 interface Pending {
-  resolve: (r: BatchResult) => void;
+  resolve: (msg: FromWorker & { type: 'result' | 'loaded' }) => void;
   reject: (e: Error) => void;
 }
 
@@ -75,13 +75,13 @@ export class EngineWorker {
       this.opts.onCacheEvent?.(msg);
       return;
     }
-    if (msg.type !== 'result' && msg.type !== 'error') return;
+    if (msg.type !== 'result' && msg.type !== 'loaded' && msg.type !== 'error') return;
     const p = this.pending.get(msg.id);
     if (p === undefined) return;
     this.pending.delete(msg.id);
-    if (msg.type === 'result') {
+    if (msg.type !== 'error') {
       this.opts.onStats?.(this.index, msg.cache, msg.tensors);
-      p.resolve({ translations: msg.translations, durationMs: msg.durationMs });
+      p.resolve(msg);
     } else {
       p.reject(msg.input ? new EngineInputError(msg.message) : new EngineError(msg.message));
     }
@@ -111,11 +111,24 @@ export class EngineWorker {
       };
       const settled = () => signal?.removeEventListener('abort', onAbort);
       this.pending.set(id, {
-        resolve: (result) => { settled(); resolve(result); },
+        resolve: (msg) => {
+          settled();
+          if (msg.type === 'result') resolve({ translations: msg.translations, durationMs: msg.durationMs });
+        },
         reject: (error) => { settled(); reject(error); },
       });
       signal?.addEventListener('abort', onAbort, { once: true });
       this.post({ type: 'translate', id, key, sources });
+    });
+  }
+
+  /** Loads the sub-network of `pair` into this worker's cache (a replica); resolves once it is there. */
+  async load(pair: string): Promise<void> {
+    await this.ready;
+    const id = this.nextId++;
+    await new Promise<void>((resolve, reject) => {
+      this.pending.set(id, { resolve: () => resolve(), reject });
+      this.post({ type: 'load', id, pair });
     });
   }
 

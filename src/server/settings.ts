@@ -27,6 +27,16 @@ export interface ServerSettings {
   drainGraceMs: number;
   /** Pairs loaded before /readyz turns 200: "all", "none" or a comma-separated list. */
   warm: string;
+  /** Intra-op threads of each engine worker's kernels. */
+  intraOpThreads: number;
+  /** A sub-network gets another replica once its replicas were busy this percent of a window ... */
+  replicaBusyPercent: number;
+  /** ... or its sentences waited this long in the queue on average. */
+  replicaWaitMs: number;
+  /** Workers one sub-network may be resident on at most (1: no replicas). */
+  maxReplicas: number;
+  /** How often replica placement looks at the load, and over what window. */
+  replicaWindowMs: number;
 }
 
 interface Spec {
@@ -71,6 +81,11 @@ export const SETTINGS: readonly Spec[] = [
   { key: 'maxAlternatives', flag: 'max-alternatives', env: 'TASKMOE_MAX_ALTERNATIVES', kind: 'int', default: () => 4, help: 'largest alternatives a request may ask for' },
   { key: 'drainGraceMs', flag: 'drain-grace-ms', env: 'TASKMOE_DRAIN_GRACE_MS', kind: 'int', default: () => 20000, help: 'on SIGTERM, time given to queued and running work' },
   { key: 'warm', flag: 'warm', env: 'TASKMOE_WARM', kind: 'string', default: () => 'all', help: 'pairs loaded before ready: all, none, or e.g. en-de,de-en' },
+  { key: 'intraOpThreads', flag: 'intra-op-threads', env: 'TASKMOE_INTRA_OP_THREADS', kind: 'int', default: () => 1, help: 'threads each engine worker\'s kernels use (ONNX Runtime sessions; tfjs-wasm is single-threaded) (default 1: with one worker per core, measured best under load)' },
+  { key: 'replicaBusyPercent', flag: 'replica-busy-percent', env: 'TASKMOE_REPLICA_BUSY_PERCENT', kind: 'int', default: () => 75, help: 'a sub-network busy this percent of a window on its workers gets a replica on a less busy worker with cache room (default 75)' },
+  { key: 'replicaWaitMs', flag: 'replica-wait-ms', env: 'TASKMOE_REPLICA_WAIT_MS', kind: 'int', default: () => 250, help: '... as does one whose sentences waited this long in the queue on average (default 250)' },
+  { key: 'maxReplicas', flag: 'max-replicas', env: 'TASKMOE_MAX_REPLICAS', kind: 'int', default: () => 64, help: 'workers one sub-network may be resident on; 1 turns replicas off (default 64, in effect every worker)' },
+  { key: 'replicaWindowMs', flag: 'replica-window-ms', env: 'TASKMOE_REPLICA_WINDOW_MS', kind: 'int', default: () => 2000, help: 'how often replica placement looks at the load, and over what window (default 2000)' },
 ];
 
 export class SettingsError extends Error {}
