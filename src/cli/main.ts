@@ -37,8 +37,9 @@ Usage:
       Parameter counts and bytes per component, and the size of every task's sub-network.
   taskmoe bench engine [--json FILE] [--quick]
       Decoding throughput of dense, token, task and task-extracted models (random weights).
-  taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--json FILE]
-      Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
+  taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--workers N] [--workers-only] [--json FILE]
+      Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead,
+      one pair at saturation on 1 and N workers (default N: one per core; --workers-only runs just that).
   taskmoe bench train [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N]
       Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling; with --workers N, 1 vs N workers.
   taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
@@ -241,7 +242,7 @@ async function cmdTranslate(args: string[]): Promise<number> {
 async function cmdBench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what === 'server') {
-    const { flags } = parse(rest, { model: { type: 'string' }, data: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, json: { type: 'string' } });
+    const { flags } = parse(rest, { model: { type: 'string' }, data: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, workers: { type: 'string' }, 'workers-only': { type: 'boolean' }, json: { type: 'string' } });
     await initBackend({ log });
     const { benchServer } = await import('../bench/server.ts');
     await benchServer({
@@ -250,6 +251,8 @@ async function cmdBench(args: string[]): Promise<number> {
       seconds: positiveInt(flags, 'seconds'),
       rounds: positiveInt(flags, 'rounds'),
       concurrency: positiveInt(flags, 'concurrency'),
+      workers: positiveInt(flags, 'workers'),
+      workersOnly: flags['workers-only'] === true,
       json: flags.json as string | undefined,
     });
     return 0;
