@@ -213,3 +213,12 @@ describe('a hot pair on a two-worker server', () => {
     }
   });
 });
+
+test('intra-op threads and replica settings: flag over environment over default, with clear errors', () => {
+  const d = resolveSettings({}, {});
+  assert.deepEqual([d.intraOpThreads, d.replicaBusyPercent, d.replicaWaitMs, d.replicaWindowMs], [1, 75, 250, 2000]);
+  assert.equal(resolveSettings({}, { TASKMOE_INTRA_OP_THREADS: '3' }).intraOpThreads, 3);
+  assert.equal(resolveSettings({ 'intra-op-threads': '2' }, { TASKMOE_INTRA_OP_THREADS: '3' }).intraOpThreads, 2);
+  assert.equal(resolveSettings({ 'max-replicas': '1' }, {}).maxReplicas, 1);
+  assert.throws(() => resolveSettings({ 'intra-op-threads': '0' }, {}), /--intra-op-threads \/ TASKMOE_INTRA_OP_THREADS must be a positive integer, got "0"/);
+});
