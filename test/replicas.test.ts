@@ -179,6 +179,16 @@ describe('a hot pair on a two-worker server', () => {
       server.pool.rebalance();
       for (const w of ['0', '1']) assert.ok((await metric(server, 'taskmoe_worker_busy_ratio', { worker: w })) > 0, `worker ${w} was busy`);
       assert.equal((await server.app.inject('/info')).json().replicas['en-de'].length, 2);
+
+      // A worker that no longer holds the replica (restarted here; evicted by its LRU alike) is
+      // dropped from it at the next window, and batches go home again.
+      await server.pool.crashWorker(1 - home);
+      for (let i = 0; i < 200 && server.pool.workersOf('en-de').length > 1; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        server.pool.rebalance();
+      }
+      assert.deepEqual(server.pool.workersOf('en-de'), [home]);
+      assert.equal(await metric(server, 'taskmoe_subnetwork_replicas'), 4);
     } finally {
       await server.shutdown();
     }
