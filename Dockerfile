@@ -8,6 +8,8 @@
 # Both run as the non-root user 10001, serve on port 8080, hold the built-in demo model in
 # /app/models/demo (the default TASKMOE_MODEL) and have an empty /models directory to mount other
 # checkpoints on (TASKMOE_MODEL=/models/NAME). Settings are TASKMOE_* variables (taskmoe --help).
+# /data (TASKMOE_DATA_DIR) holds keys.sqlite once API keys or quotas are on: mount a volume there
+# to keep keys and counts across restarts.
 #
 # scripts/image-check.ts replays the cpu target's stages (every COPY, and every npm/node RUN) in a
 # clean temporary copy of the repository, starts the server the way CMD does and waits for /readyz.
@@ -26,10 +28,12 @@ RUN npm ci --omit=optional --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
-# Production dependencies only (npm ci empties node_modules first). No package here needs its
-# install script; tfjs-node-gpu's is run on its own in the gpu-deps stage. Source maps are about
-# 200 MB of the tfjs packages and never read at run time.
+# Production dependencies only (npm ci empties node_modules first). Only better-sqlite3 (API keys
+# and quotas) needs its install script here: prebuild-install fetches its native binding.
+# tfjs-node-gpu's is run on its own in the gpu-deps stage. Source maps are about 200 MB of the
+# tfjs packages and never read at run time.
 RUN npm ci --omit=dev --omit=optional --ignore-scripts \
+ && npm rebuild better-sqlite3 \
  && find node_modules -name '*.map' -type f -delete
 
 # ---- the files every runtime image holds but node_modules (each target brings its own)
@@ -38,13 +42,14 @@ WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
+COPY web ./web
 COPY models/demo ./models/demo
 
 # ---- cpu: Node 20 slim on the WebAssembly backend
 FROM ${NODE_IMAGE} AS cpu
 RUN groupadd --system --gid 10001 taskmoe \
  && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin taskmoe \
- && mkdir -p /models
+ && mkdir -p /models /data && chown 10001:10001 /data
 WORKDIR /app
 COPY --from=app /app ./
 COPY --from=build /app/node_modules ./node_modules
@@ -52,6 +57,7 @@ ENV NODE_ENV=production \
     TASKMOE_BACKEND=wasm \
     TASKMOE_HOST=0.0.0.0 \
     PORT=8080 \
+    TASKMOE_DATA_DIR=/data \
     TASKMOE_MODEL=/app/models/demo
 USER 10001:10001
 EXPOSE 8080
@@ -78,7 +84,7 @@ COPY package.json package-lock.json ./
 # tfjs-node-gpu's (it downloads libtensorflow-gpu and its binding). The CPU-only tfjs-node is
 # removed unbuilt: TASKMOE_BACKEND=gpu never loads it.
 RUN npm ci --omit=dev --ignore-scripts \
- && npm rebuild @tensorflow/tfjs-node-gpu \
+ && npm rebuild @tensorflow/tfjs-node-gpu better-sqlite3 \
  && rm -rf node_modules/@tensorflow/tfjs-node \
  && find node_modules -name '*.map' -type f -delete \
  && npm cache clean --force
@@ -87,7 +93,7 @@ RUN npm ci --omit=dev --ignore-scripts \
 FROM ${CUDA_IMAGE} AS gpu
 RUN groupadd --system --gid 10001 taskmoe \
  && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin taskmoe \
- && mkdir -p /models
+ && mkdir -p /models /data && chown 10001:10001 /data
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 WORKDIR /app
 COPY --from=app /app ./
@@ -99,6 +105,7 @@ ENV NODE_ENV=production \
     TF_CPP_MIN_LOG_LEVEL=1 \
     TASKMOE_HOST=0.0.0.0 \
     PORT=8080 \
+    TASKMOE_DATA_DIR=/data \
     TASKMOE_MODEL=/app/models/demo \
     TASKMOE_WORKERS=1
 USER 10001:10001

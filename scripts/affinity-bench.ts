@@ -16,8 +16,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
+import { mulberry32 } from '../src/util/random.ts';
 import { type Proc, freePort, hasCommand, httpOk, sleep, start, tempDir, waitFor } from './lib/proc.ts';
-import { FIXTURE_LANGUAGES, ROOT, allPairs, makeCheckpoint, percentile, rng, runLoad, scrape, startTaskmoe } from './lib/taskmoe.ts';
+import { FIXTURE_LANGUAGES, ROOT, allPairs, makeCheckpoint, percentile, runLoad, scrape, startTaskmoe } from './lib/taskmoe.ts';
 
 const MODES = {
   rr: { upstream: '', label: 'round-robin' },
@@ -133,7 +134,7 @@ async function main(): Promise<number> {
       console.log(`${sn.length} task sub-networks; shared ${(shared / 2 ** 20).toFixed(1)} MiB + ${(decoder / 2 ** 20).toFixed(1)} MiB per decoder; cache ${cacheMb} MiB per server (about ${Math.floor((cacheMb * 2 ** 20 - shared) / decoder)} decoders)`);
 
       // One request sequence for every mode: uniform over the pairs.
-      const rand = rng(Number(values.seed));
+      const rand = mulberry32(Number(values.seed));
       const sequence = Array.from({ length: total }, () => pairs[Math.floor(rand() * pairs.length)]);
       const ports = [await freePort(), await freePort(), await freePort()];
       const nginxPort = await freePort();

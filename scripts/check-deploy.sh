@@ -2,11 +2,10 @@
 # Deployment checks (issue 5). Installs what it needs (Debian's prometheus, for promtool and the
 # server) when missing, then:
 #   1. type-checks the scripts;
-#   2. the offline checks in test/deploy.test.ts: every Kubernetes manifest and every rendered
-#      kustomization (base, cpu and gpu overlays, example) against the Kubernetes schemas, strict
-#      fields included; cross-checks with the server's settings, routes and port; the offline
-#      kustomize renderer against `kubectl kustomize` where kubectl exists; dashboard, alert rules,
-#      prometheus-adapter rules, Dockerfile and .dockerignore;
+#   2. the offline checks in test/deploy.test.ts: every Kubernetes manifest and every kustomization
+#      (base, cpu and gpu overlays, example) as `kubectl kustomize` renders it, against the
+#      Kubernetes schemas, strict fields included; cross-checks with the server's settings, routes
+#      and port; dashboard, alert rules, prometheus-adapter rules, Dockerfile and .dockerignore;
 #   3. generated files (dashboard JSON, PrometheusRule) up to date;
 #   4. promtool check rules;
 #   5. a real Prometheus scraping taskmoe under a short load, evaluating every dashboard, alert and

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { backendInfo, initBackend, type BackendInfo } from '../src/backend/index.ts';
+import { backendChoice, backendInfo, initBackend, type BackendInfo } from '../src/backend/index.ts';
 
 function isInstalled(pkg: string): boolean {
   try {
@@ -55,9 +55,10 @@ test('forcing cpu selects the cpu backend and logs one line', async () => {
   const lines: string[] = [];
   const info = await initBackend({ force: 'cpu', log: (msg) => lines.push(msg) });
 
-  assert.deepEqual(info, { name: 'cpu', package: '@tensorflow/tfjs-backend-cpu', gpu: false });
+  assert.deepEqual(info, { choice: 'cpu', name: 'cpu', package: '@tensorflow/tfjs-backend-cpu', gpu: false });
   assert.equal(tf.getBackend(), 'cpu');
   assert.equal(backendInfo(), info);
+  assert.equal(backendChoice(), 'cpu', 'workers are told to force the same backend');
   assert.equal(lines.length, 1);
   assert.match(lines[0]!, /cpu.*GPU: no/);
 });
@@ -114,7 +115,7 @@ test('works in a worker thread, where concurrent calls share one initialisation'
   });
   await worker.terminate();
 
-  assert.deepEqual(report.info, { name: 'wasm', package: '@tensorflow/tfjs-backend-wasm', gpu: false });
+  assert.deepEqual(report.info, { choice: 'wasm', name: 'wasm', package: '@tensorflow/tfjs-backend-wasm', gpu: false });
   assert.equal(report.sameObject, true);
   assert.equal(report.tfBackend, 'wasm');
   assert.deepEqual(report.sum, [4, 6]);

@@ -633,3 +633,45 @@ test('admission counts a pair over all of its keys, and reports that sum as its 
   assert.equal(batcher.depth('en-fr'), 1);
   assert.equal(batcher.depth(), 17);
 });
+
+test('with batchesPerPair below batchesPerLane, one pair\'s backlog leaves another pair room on a shared lane', async () => {
+  const { runner, batcher } = setup({ maxBatchSentences: 1, lanesOf: () => [0], batchesPerLane: 4, batchesPerPair: 2 });
+  for (const p of ['a1', 'a2', 'a3', 'a4']) void batcher.submit(key('en-de'), items(p));
+  await flush();
+  assert.deepEqual(runner.calls.map(payloadsOf), [['a1'], ['a2']], 'en-de takes its two slots, no more');
+  const probe = track(batcher.submit(key('en-fr'), items('f1')));
+  await flush();
+  assert.deepEqual(payloadsOf(runner.calls[2]), ['f1'], 'en-fr runs at once beside the en-de backlog');
+  runner.calls[2]!.succeed();
+  await flush();
+  assert.deepEqual(probe.value, ['en-fr:f1']);
+  assert.throws(() => setup({ batchesPerPair: 0 }), /batchesPerPair must be at least 1/);
+});
+
+test('abort fails every queued and running request with the given error, and the batcher takes no more', async () => {
+  const { runner, batcher } = setup({ maxBatchSentences: 1 });
+  const running = track(batcher.submit(key('en-de'), items('r')));
+  const queued = track(batcher.submit(key('en-fr'), items('q')));
+  await flush();
+  assert.equal(runner.calls.length, 1);
+  const error = new Error('out of time');
+  batcher.abort(error);
+  await flush();
+  assert.equal(running.error, error);
+  assert.equal(queued.error, error);
+  assert.ok(runner.calls[0]!.signal.aborted, 'the running batch is aborted, so its worker drops it');
+  await assert.rejects(batcher.submit(key('en-de'), items('late')), /draining/);
+  runner.calls[0]!.fail(new Error('cancelled by its worker'));
+  await batcher.drain();
+});
+
+test('a batch holds maxBatchSentences rows: a beam key\'s batches hold fewer sentences', async () => {
+  const beamKey = { pair: 'en-de', id: 'en-de beam 4', beam: 4 };
+  const { clock, runner, batcher } = setup({ maxBatchSentences: 8, batchesPerLane: 4, rowsPerSentence: (k) => (k as typeof beamKey).beam ?? 1 });
+  void batcher.submit(beamKey, items('b1', 'b2', 'b3', 'b4', 'b5'));
+  void batcher.submit(key('en-fr'), items('g1', 'g2', 'g3', 'g4', 'g5'));
+  await flush();
+  assert.deepEqual(runner.calls.map(payloadsOf), [['b1', 'b2'], ['b3', 'b4']], 'full beam batches of 2 sentences x 4 rows dispatch at once');
+  await clock.advance(10);
+  assert.deepEqual(runner.calls.map(payloadsOf).slice(2), [['b5'], ['g1', 'g2', 'g3', 'g4', 'g5']], 'greedy batches keep up to 8 sentences');
+});

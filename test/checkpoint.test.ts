@@ -59,6 +59,7 @@ async function refuses(damage: (dir: string) => void, message: RegExp): Promise<
   await assert.rejects(CheckpointReader.open(dir), message);
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests edit arbitrary JSON in place
 const editJson = (file: string, edit: (o: any) => void) => {
   const o = JSON.parse(fs.readFileSync(file, 'utf8'));
   edit(o);
@@ -75,7 +76,7 @@ test('a checkpoint with a missing file is refused, naming the file', async () =>
 test('a tensor with the wrong shape is refused, naming the tensor', async () => {
   await refuses(
     (d) => editJson(path.join(d, MANIFEST_FILE), (m) => {
-      const e = m[0].weights.find((w: any) => w.name === 'decoder.layers.0.selfAttn.wq');
+      const e = m[0].weights.find((w: { name: string }) => w.name === 'decoder.layers.0.selfAttn.wq');
       e.shape = [e.shape[1] * 2, e.shape[0] / 2];
     }),
     /tensor "decoder\.layers\.0\.selfAttn\.wq" has shape \[64,16\].*expected \[32,32\]/,

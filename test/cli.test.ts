@@ -25,7 +25,7 @@ test('init, inspect, extract and translate work end to end', async () => {
   const report = JSON.parse(r.stdout);
   assert.deepEqual(report.params, countParams(tensorShapes(cfg)));
   assert.equal(report.bytes, report.params.total * 2, 'float16 weights take 2 bytes each');
-  const de = report.subnetworks.find((s: any) => s.tasks.decoder === 'de');
+  const de = report.subnetworks.find((s: { tasks: { decoder?: string } }) => s.tasks.decoder === 'de');
   assert.deepEqual(de.params, countParams(tensorShapes(subnetworkConfig(cfg, { source: 'en', target: 'de' }))));
   assert.deepEqual(de.pairs, ['en-de', 'fr-de']);
 

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { BeamSearch } from '../src/models/decoding.ts';
 import { Translator } from '../src/translator/index.ts';
 import { JobCancelledError, TranslationScheduler } from '../src/translator/scheduler.ts';
 import { useTestBackend } from './helpers/backend.ts';
@@ -97,5 +98,34 @@ test('a beam search takes a step per turn: a greedy job that arrives later is no
   for (let i = 0; i < 3; i++) await nextTurn();
   cancel.abort();
   await assert.rejects(cancelled, JobCancelledError);
+  assert.equal(tf.memory().numTensors, baseline);
+});
+
+test('engine time is shared fairly between pairs: a heavy beam request of one pair holds another pair\'s short request back by at most a step or two', async () => {
+  const scheduler = new TranslationScheduler(8);
+  const baseline = tf.memory().numTensors;
+  // Three beam batches of en-de, 3 sentences x beam 4 = 12 rows each, decoding 30 steps.
+  const heavy = [12, 13, 14].map((seed) => ({ sources: randomSources([10, 11, 12], 1000, seed), options: { beamSize: 4, maxLength: 30 } }));
+  const probe = { sources: randomSources([6], 1000, 15), options: { maxLength: 6 } };
+  let beamSteps = 0;
+  const step = BeamSearch.prototype.step;
+  BeamSearch.prototype.step = function (this: BeamSearch) {
+    beamSteps++;
+    return step.call(this);
+  };
+  try {
+    const heavyDone = heavy.map((h) => scheduler.translate(translator, h.sources, toDe, h.options));
+    for (let i = 0; i < 4; i++) await nextTurn();
+    const before = beamSteps;
+    assert.ok(before > 0, 'the heavy request is decoding');
+    const probeResult = await scheduler.translate(translator, probe.sources, toFr, probe.options);
+    const heavyStepsMeanwhile = beamSteps - before;
+    // Before, every running batch stepped once per turn: 3 heavy steps per probe step (about 18 here).
+    assert.ok(heavyStepsMeanwhile <= 2, `${heavyStepsMeanwhile} heavy steps while a 6-step probe of another pair ran`);
+    assert.deepEqual(probeResult, translator.translateIds(probe.sources, toFr, probe.options));
+    assert.deepEqual(await Promise.all(heavyDone), heavy.map((h) => translator.translateIds(h.sources, toDe, h.options)));
+  } finally {
+    BeamSearch.prototype.step = step;
+  }
   assert.equal(tf.memory().numTensors, baseline);
 });

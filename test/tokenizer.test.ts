@@ -168,10 +168,23 @@ describe('trainTokenizer', () => {
     assert.deepEqual(result.languages, ['en', 'de', 'fr']);
   });
 
+  test('learns from several corpus directories: their languages\' union, each language\'s sentences from all of them', async () => {
+    const more = await mkdtemp(join(tmp, 'corpus-more-'));
+    await writeFile(join(more, 'en-ru.tsv'), 'Open the file\tОткрыть файл\n');
+    await writeFile(join(more, 'en-fr.tsv'), 'Close the window\tFermer la fenêtre\n');
+    const out = join(tmp, 'two.model');
+    const result = await trainTokenizer({ dataDir: [dataDir, more], out, vocabSize: 360 });
+    assert.deepEqual(result.languages, ['en', 'de', 'fr', 'ru']);
+    // English: the de file's distinct sentences and the two others (one shared); fr: one per directory; ru: one.
+    assert.equal(result.sentences, (GOOD_PAIRS + 2) + GOOD_PAIRS + 2 + 1);
+    const tok = await Tokenizer.load(out);
+    assert.equal(tok.decode(tok.encode('Открыть файл')), 'Открыть файл');
+  });
+
   test('refuses a language without a pair file', async () => {
     await assert.rejects(
       trainTokenizer({ dataDir, out: join(tmp, 'x.model'), vocabSize: 350, languages: ['de', 'ko'] }),
-      /no en-XX\.tsv file .* for: ko/,
+      /has no file for: en-ko\.tsv/,
     );
   });
 

@@ -5,7 +5,7 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { readCorpus } from '../src/data/corpus.ts';
 import { evaluate } from '../src/eval/evaluate.ts';
-import { corpusBleu } from '../src/eval/metrics.ts';
+import { corpusBleu } from '../src/eval/bleu-chrf.ts';
 import { CheckpointReader } from '../src/models/checkpoint.ts';
 import { Tokenizer } from '../src/tokenizer/index.ts';
 import { parseTrainConfig } from '../src/train/config.ts';

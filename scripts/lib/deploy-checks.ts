@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { SETTINGS, resolveSettings } from '../../src/server/settings.ts';
-import type { Obj } from './kustomize.ts';
+import type { Obj } from './kubectl.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export const ADAPTER_VALUES = path.join(ROOT, 'deploy/k8s/prometheus-adapter/values.yaml');

@@ -7,7 +7,7 @@
 //     strict field validation rejects them; kubectl apply defaults to strict).
 import * as path from 'node:path';
 import ts from 'typescript';
-import type { Obj } from './kustomize.ts';
+import type { Obj } from './kubectl.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 

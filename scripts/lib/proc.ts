@@ -2,9 +2,9 @@
 // file, each with a hard lifetime, and stopped by their own pid on exit, failure or signal.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { waitFor as waitForProbe } from '../../src/bench/load.ts';
 
 export interface Proc {
   name: string;
@@ -79,42 +79,15 @@ export function start(name: string, cmd: string, args: string[], opts: { log: st
   return proc;
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
+export { freePort, httpOk, sleep } from '../../src/bench/load.ts';
+
+/** Polls `probe` until it returns true; throws after `timeoutMs`, or as soon as `proc` exits (with its log's tail). */
+export function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number, proc?: Proc): Promise<void> {
+  return waitForProbe(what, probe, {
+    timeoutMs,
+    exited: () => (proc !== undefined && (proc.child.exitCode !== null || proc.child.signalCode !== null) ? `${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode})` : undefined),
+    context: proc === undefined ? undefined : () => `log ${proc.log}:\n${tail(proc.log)}`,
   });
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `probe` until it returns true; throws after `timeoutMs`, or as soon as `proc` exits. */
-export async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number, proc?: Proc): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (proc !== undefined && (proc.child.exitCode !== null || proc.child.signalCode !== null)) {
-      throw new Error(`${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode}) while waiting for ${what}; log ${proc.log}:\n${tail(proc.log)}`);
-    }
-    try {
-      if (await probe()) return;
-    } catch {
-      // not up yet
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${proc ? `; log ${proc.log}:\n${tail(proc.log)}` : ''}`);
-}
-
-export async function httpOk(url: string): Promise<boolean> {
-  const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
-  await r.arrayBuffer();
-  return r.ok;
 }
 
 export function tail(file: string, lines = 30): string {

@@ -3,6 +3,8 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { closedLoop, parseMetrics, sumMetric } from '../../src/bench/load.ts';
+import { mulberry32 } from '../../src/util/random.ts';
 import { type Proc, httpOk, start, waitFor } from './proc.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -89,15 +91,6 @@ export interface LoadResult {
 
 export { percentile } from '../../src/bench/stats.ts';
 
-/** A deterministic pseudo-random sequence (so every run of a benchmark sends the same requests). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
 /**
  * Sends `total` requests (or until `maxSeconds`), `concurrency` at a time, each for a pair drawn by
  * `pickPair`. A request is POST /translate/{source}/{target} or, when `bodyRoute` says so, POST
@@ -114,41 +107,33 @@ export async function runLoad(opts: {
   textsPerRequest?: number;
   seed?: number;
 }): Promise<LoadResult> {
-  const rand = rng(opts.seed ?? 1);
+  const rand = mulberry32(opts.seed ?? 1); // every run of a benchmark sends the same requests
   const result: LoadResult = { requests: 0, ok: 0, errors: {}, seconds: 0, latenciesMs: [] };
   const started = performance.now();
   const deadline = Date.now() + opts.maxSeconds * 1000;
-  let next = 0;
-  const worker = async () => {
-    while (next < opts.total && Date.now() < deadline) {
-      const i = next++;
+  await closedLoop({
+    concurrency: opts.concurrency,
+    request: (i) => {
+      if (i >= opts.total || Date.now() >= deadline) return undefined;
       const [source, target] = opts.pickPair(i).split('-');
       const n = opts.textsPerRequest ?? 1;
       const q = Array.from({ length: n }, () => SENTENCES[Math.floor(rand() * SENTENCES.length)]);
       const base = typeof opts.baseUrl === 'function' ? opts.baseUrl(i) : opts.baseUrl;
       const inBody = opts.bodyRoute?.(i) ?? false;
-      const url = inBody ? `${base}/translate` : `${base}/translate/${source}/${target}`;
       const body = inBody ? { q: n === 1 ? q[0] : q, source, target } : { q: n === 1 ? q[0] : q };
       if (opts.maxLength !== undefined) Object.assign(body, { max_length: opts.maxLength });
-      const t0 = performance.now();
-      try {
-        const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(60000) });
-        await r.arrayBuffer();
-        result.requests++;
-        if (r.ok) {
-          result.ok++;
-          result.latenciesMs.push(performance.now() - t0);
-        } else {
-          result.errors[String(r.status)] = (result.errors[String(r.status)] ?? 0) + 1;
-        }
-      } catch (err) {
-        result.requests++;
-        const k = (err as Error).name;
-        result.errors[k] = (result.errors[k] ?? 0) + 1;
+      return { url: inBody ? `${base}/translate` : `${base}/translate/${source}/${target}`, body };
+    },
+    onAnswer: (a) => {
+      result.requests++;
+      if (a.status === 200) {
+        result.ok++;
+        result.latenciesMs.push(a.doneMs - a.sentMs);
+      } else {
+        result.errors[String(a.status)] = (result.errors[String(a.status)] ?? 0) + 1;
       }
-    }
-  };
-  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+    },
+  });
   result.seconds = (performance.now() - started) / 1000;
   return result;
 }
@@ -159,12 +144,6 @@ export interface Metrics {
 
 /** Sums of the unlabelled (or all-label-summed) samples of the named metrics on /metrics. */
 export async function scrape(baseUrl: string, names: string[]): Promise<Metrics> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  const out: Metrics = Object.fromEntries(names.map((n) => [n, 0]));
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (m && m[1] in out) out[m[1]] += Number(m[3]);
-  }
-  return out;
+  const samples = parseMetrics(await (await fetch(`${baseUrl}/metrics`)).text());
+  return Object.fromEntries(names.map((n) => [n, sumMetric(samples, n)]));
 }

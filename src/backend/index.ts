@@ -1,6 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 
+/** How TASKMOE_BACKEND and initBackend's `force` name a backend. */
+export type BackendChoice = 'gpu' | 'node' | 'wasm' | 'cpu';
+
 export interface BackendInfo {
+  /** What to force in another thread or process to get the same backend. */
+  choice: BackendChoice;
   name: 'tensorflow' | 'wasm' | 'cpu';
   package: string;
   gpu: boolean;
@@ -11,8 +16,6 @@ export interface InitBackendOptions {
   force?: string;
   log?: (msg: string) => void;
 }
-
-type BackendChoice = 'gpu' | 'node' | 'wasm' | 'cpu';
 
 interface Candidate {
   choice: BackendChoice;
@@ -52,7 +55,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     );
   }
   const info = await initialising;
-  if (forced !== undefined && candidateOf(info).choice !== forced) {
+  if (forced !== undefined && info.choice !== forced) {
     throw new Error(`backend already initialised as ${describe(info)}; cannot switch to '${forced}'`);
   }
   return info;
@@ -61,6 +64,16 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
 /** The backend chosen by initBackend in this thread, if it has finished. */
 export function backendInfo(): BackendInfo | undefined {
   return initialised;
+}
+
+/**
+ * This thread's backend as a choice, for workers and child processes to force the same one: the
+ * one initBackend chose, or else the one tfjs is using (set by tf.setBackend directly).
+ */
+export function backendChoice(): BackendChoice {
+  if (initialised !== undefined) return initialised.choice;
+  const active = tf.getBackend();
+  return CANDIDATES.find((c) => c.name === active && c.choice !== 'gpu')?.choice ?? 'cpu';
 }
 
 function parseChoice(value: string | undefined): BackendChoice | undefined {
@@ -108,7 +121,7 @@ async function activate(candidate: Candidate): Promise<BackendInfo> {
   } finally {
     restoreHandlers();
   }
-  return { name: candidate.name, package: candidate.package, gpu: usesGpu(candidate) };
+  return { choice: candidate.choice, name: candidate.name, package: candidate.package, gpu: usesGpu(candidate) };
 }
 
 /**
@@ -158,10 +171,6 @@ async function setBackend(name: string): Promise<void> {
 function usesGpu(candidate: Candidate): boolean {
   if (candidate.choice !== 'gpu') return false;
   return (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
-}
-
-function candidateOf(info: BackendInfo): Candidate {
-  return CANDIDATES.find((c) => c.package === info.package)!;
 }
 
 function describe(info: BackendInfo): string {

@@ -34,6 +34,7 @@ type QueuedEntry<K, I, R> = QueuedItem<I, PendingRequest<K, R>>;
 
 interface RunningBatch<K, I, R> {
   readonly lane: Lane;
+  readonly pair: string;
   readonly entries: QueuedEntry<K, I, R>[];
   readonly abort: AbortController;
 }
@@ -42,12 +43,16 @@ const SINGLE_LANE: readonly Lane[] = [0];
 
 export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private readonly maxBatchSentences: number;
+  private readonly rowsPerSentence: (key: K) => number;
   private readonly maxBatchTokens: number;
   private readonly maxDelayMs: number;
   private readonly maxQueuedSentences: number;
   private readonly run: BatcherOptions<K, I, R>['run'];
   private readonly lanesOf: (pair: string) => readonly Lane[];
   private readonly batchesPerLane: number;
+  private readonly batchesPerPair: number;
+  /** Every request not yet settled, for abort(). */
+  private readonly pending = new Set<PendingRequest<K, R>>();
   private readonly observer: BatcherObserver<K>;
   private readonly clock: Clock;
 
@@ -63,12 +68,14 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
 
   constructor(options: BatcherOptions<K, I, R>) {
     this.maxBatchSentences = positiveLimit('maxBatchSentences', options.maxBatchSentences, 32);
+    this.rowsPerSentence = options.rowsPerSentence ?? (() => 1);
     this.maxBatchTokens = positiveLimit('maxBatchTokens', options.maxBatchTokens, 4096);
     this.maxDelayMs = nonNegativeLimit('maxDelayMs', options.maxDelayMs, 10);
     this.maxQueuedSentences = positiveLimit('maxQueuedSentences', options.maxQueuedSentences, 1024);
     this.run = options.run;
     this.lanesOf = options.lanesOf ?? (() => SINGLE_LANE);
     this.batchesPerLane = positiveLimit('batchesPerLane', options.batchesPerLane, 1);
+    this.batchesPerPair = positiveLimit('batchesPerPair', options.batchesPerPair, this.batchesPerLane);
     this.observer = options.observer ?? {};
     this.clock = options.clock ?? systemClock;
   }
@@ -100,6 +107,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
         reject,
         cleanups: [],
       };
+      this.pending.add(request);
       if (deadline !== undefined) this.watchDeadline(request, deadline);
       if (signal) this.watchSignal(request, signal);
       this.enqueue(request, items);
@@ -111,6 +119,13 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.schedule();
+  }
+
+  /** Closes the batcher and fails every queued and running request with `error` (a drain out of time). */
+  abort(error: Error): void {
+    this.close();
+    for (const request of [...this.pending]) this.fail(request, error);
     this.schedule();
   }
 
@@ -221,10 +236,11 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
 
   /** Of the pair's lanes with a free slot, the one running the fewest sentences, then the fewest batches, then the first listed. */
   private leastLoadedFreeLane(pair: string): Lane | undefined {
-    let best: { lane: Lane; batches: number; sentences: number } | undefined;
+    let best: { lane: Lane; batches: number; pairBatches: number; sentences: number } | undefined;
     for (const lane of this.lanesOf(pair)) {
-      const load = this.laneLoad(lane);
-      if (load.batches >= this.batchesPerLane) continue;
+      const load = this.laneLoad(lane, pair);
+      // batchesPerPair caps one pair's share of each lane, so a hot pair leaves room for others.
+      if (load.batches >= this.batchesPerLane || load.pairBatches >= this.batchesPerPair) continue;
       if (!best || load.sentences < best.sentences || (load.sentences === best.sentences && load.batches < best.batches)) best = { lane, ...load };
     }
     return best?.lane;
@@ -233,21 +249,29 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private isReady(queue: BatchQueue<K, I, PendingRequest<K, R>>, now: number): boolean {
     return (
       this.closed ||
-      queue.sentences >= this.maxBatchSentences ||
+      queue.sentences >= this.batchSentences(queue.key) ||
       queue.tokens >= this.maxBatchTokens ||
       now - queue.head!.enqueuedAt >= this.maxDelayMs
     );
   }
 
-  private laneLoad(lane: Lane): { batches: number; sentences: number } {
+  /** Sentences a batch of this key holds: maxBatchSentences rows' worth. */
+  private batchSentences(key: K): number {
+    return Math.max(1, Math.floor(this.maxBatchSentences / Math.max(1, this.rowsPerSentence(key))));
+  }
+
+  /** What a lane runs now: all its batches, those of `pair`, and their sentences. */
+  private laneLoad(lane: Lane, pair: string): { batches: number; pairBatches: number; sentences: number } {
     let batches = 0;
+    let pairBatches = 0;
     let sentences = 0;
     for (const running of this.running) {
       if (running.lane !== lane) continue;
       batches++;
+      if (running.pair === pair) pairBatches++;
       sentences += running.entries.length;
     }
-    return { batches, sentences };
+    return { batches, pairBatches, sentences };
   }
 
   /**
@@ -272,13 +296,13 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   }
 
   private dispatch(queue: BatchQueue<K, I, PendingRequest<K, R>>, lane: Lane, now: number): void {
-    const batch = queue.takeBatch(this.maxBatchSentences, this.maxBatchTokens);
+    const batch = queue.takeBatch(this.batchSentences(queue.key), this.maxBatchTokens);
     if (queue.sentences === 0) this.queues.delete(queue.key.id);
     for (const entry of batch) entry.owner.queued -= 1;
     // Similar lengths side by side keep padding low for the runner; results are mapped back
     // through each entry's owner and index, so the order change is invisible to callers.
     batch.sort((a, b) => a.item.tokens - b.item.tokens);
-    const running: RunningBatch<K, I, R> = { lane, entries: batch, abort: new AbortController() };
+    const running: RunningBatch<K, I, R> = { lane, pair: queue.key.pair, entries: batch, abort: new AbortController() };
     this.running.add(running);
     this.observer.onQueueDepth?.(queue.key.pair, this.depth(queue.key.pair));
     this.observer.onBatch?.(queue.key, {
@@ -347,6 +371,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
 
   private settle(request: PendingRequest<K, R>): void {
     request.settled = true;
+    this.pending.delete(request);
     for (const cleanup of request.cleanups) cleanup();
   }
 

@@ -28,6 +28,11 @@ export interface BatcherObserver<K extends QueueKey> {
 
 export interface BatcherOptions<K extends QueueKey, I extends BatchItem, R> {
   maxBatchSentences?: number;
+  /**
+   * Rows one sentence of a key decodes (its beam; default 1). A batch holds at most
+   * maxBatchSentences rows, so a beam batch's decoder step costs what a full greedy batch's does.
+   */
+  rowsPerSentence?: (key: K) => number;
   maxBatchTokens?: number;
   maxDelayMs?: number;
   /** Bound on the queued sentences of each pair, whatever their keys. */
@@ -48,6 +53,8 @@ export interface BatcherOptions<K extends QueueKey, I extends BatchItem, R> {
    * one: the next batch joins the running one as its sentences finish, instead of queueing here.
    */
   batchesPerLane?: number;
+  /** Of those, batches one pair may run at once (default: all of them), so one pair's backlog leaves the others room on a shared lane. */
+  batchesPerPair?: number;
   observer?: BatcherObserver<K>;
   clock?: Clock;
 }

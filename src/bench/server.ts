@@ -7,7 +7,6 @@
 //   4. one pair at saturation on one engine worker against N workers (server-workers.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readCorpus, pairsFor } from '../data/corpus.ts';
@@ -18,7 +17,8 @@ import { SubnetworkCache } from '../models/subnetwork-cache.ts';
 import { DEFAULT_MODEL_DIR } from '../translator/index.ts';
 import { startWorker } from '../util/worker-thread.ts';
 import type { EngineAloneJob, EngineAloneResult } from './engine-alone-worker.ts';
-import { ensureBackend } from './engine.ts';
+import { ensureBackend } from './backend.ts';
+import { closedLoop, freePort, parseMetrics, sumMetric, waitFor } from './load.ts';
 import { median, percentile } from './stats.ts';
 import { type WorkersComparison, compareWorkers, formatWorkers, saturationRound } from './server-workers.ts';
 
@@ -198,17 +198,6 @@ async function subnetworkBytes(reader: CheckpointReader, pair: string): Promise<
   return { ...bytes, tasks: inspectModel(reader).subnetworks.length };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 interface Child {
   url: string;
   stop(): Promise<void>;
@@ -227,19 +216,15 @@ async function startServer(model: string, args: string[]): Promise<Child> {
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`bench server: the server exited (${child.exitCode}): ${stderr}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`bench server: the server was not ready within 180 s: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
+  try {
+    await waitFor('the server\'s /readyz', async () => (await fetch(`${url}/readyz`)).status === 200, {
+      timeoutMs: 180_000,
+      exited: () => (child.exitCode === null ? undefined : `bench server: the server exited (${child.exitCode})`),
+      context: () => stderr,
+    });
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
   }
   return {
     url,
@@ -278,36 +263,32 @@ export async function loadServer(spec: LoadSpec): Promise<LoadResult> {
     let answered = 0;
     const latencies: number[] = [];
     const errors: Record<string, number> = {};
-    let next = 0;
-    const client = async () => {
-      while (performance.now() < end) {
-        const job = spec.jobs[next++ % spec.jobs.length];
-        const sent = performance.now();
-        const res = await fetch(`${server.url}/translate`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ q: job.text, source: job.source, target: job.target }),
-        });
-        await res.arrayBuffer();
-        const done = performance.now();
+    await closedLoop({
+      concurrency: spec.concurrency,
+      request: (i) => {
+        const job = spec.jobs[i % spec.jobs.length];
+        return { url: `${server.url}/translate`, body: { q: job.text, source: job.source, target: job.target } };
+      },
+      stop: () => performance.now() >= end,
+      timeoutMs: 600_000,
+      onAnswer: ({ status, sentMs, doneMs }) => {
         answered++;
-        if (measureFrom === Infinity && answered >= spec.concurrency && done >= warmupUntil) {
-          measureFrom = done;
+        if (measureFrom === Infinity && answered >= spec.concurrency && doneMs >= warmupUntil) {
+          measureFrom = doneMs;
           end = measureFrom + spec.seconds * 1000;
-          continue;
+          return;
         }
-        if (done <= measureFrom || done > end) continue;
-        if (res.status === 200) latencies.push(done - sent);
-        else errors[res.status] = (errors[res.status] ?? 0) + 1;
-      }
-    };
-    await Promise.all(Array.from({ length: spec.concurrency }, client));
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+        if (doneMs <= measureFrom || doneMs > end) return;
+        if (status === 200) latencies.push(doneMs - sentMs);
+        else errors[status] = (errors[status] ?? 0) + 1;
+      },
+    });
+    const metrics = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
     const info = (await (await fetch(`${server.url}/info`)).json()) as { cache: { hits: number; misses: number; evictions: number }; replicas: Record<string, number[]> };
     const { hits, misses, evictions } = info.cache;
-    const label = spec.pair === undefined ? '' : `{pair="${spec.pair}"}`;
-    const batchSum = sumMetric(metrics, `taskmoe_batch_sentences_sum${label}`);
-    const batchCount = sumMetric(metrics, `taskmoe_batch_sentences_count${label}`);
+    const labels: Record<string, string> = spec.pair === undefined ? {} : { pair: spec.pair };
+    const batchSum = sumMetric(metrics, 'taskmoe_batch_sentences_sum', labels);
+    const batchCount = sumMetric(metrics, 'taskmoe_batch_sentences_count', labels);
     return {
       label: spec.label,
       requests: latencies.length,
@@ -322,18 +303,6 @@ export async function loadServer(spec: LoadSpec): Promise<LoadResult> {
   } finally {
     await server.stop();
   }
-}
-
-/** Sum of the samples whose name (with labels, if given) starts the line, e.g. `x_sum{pair="en-de"}`. */
-function sumMetric(text: string, prefix: string): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(prefix)) continue;
-    const rest = line.slice(prefix.length);
-    if (rest[0] !== ' ' && rest[0] !== '{') continue;
-    total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
 }
 
 /** Sentences/s of the engine alone on consecutive batches of the same texts, in a fresh worker thread (engine-alone-worker.ts). */

@@ -6,10 +6,11 @@ import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, isMoeLayer, numLayers } from '../models/config.ts';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { TRAIN_DEFAULTS } from '../train/config.ts';
+import { TRAIN_DEFAULTS, readTrainConfig } from '../train/config.ts';
 import type { Example } from '../train/data.ts';
 import { ParallelTrainer } from '../train/parallel.ts';
 import { type StepStats, Trainer } from '../train/trainer.ts';
+import { mulberry32 } from '../util/random.ts';
 import { median } from './stats.ts';
 
 // The test fixture's vocabulary; the benchmark's own vocabulary size is simulated on top of it.
@@ -62,16 +63,17 @@ function matMulCeiling(rows: number, k: number, m: number, reps: number): number
   return (reps * 2 * rows * k * m) / seconds;
 }
 
-// n, rng -> random examples of realistic lengths (8-30 pieces) over all directions
+// n, rng -> random examples of realistic lengths (8-30 pieces, within maxLength) over all directions
 function randomExamples(cfg: ModelConfig, n: number, tagOf: (lang: string) => number): Map<string, Example[]> {
-  let seed = 12345;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rand = mulberry32(12345);
   const ids = (len: number) => Array.from({ length: len }, () => 4 + Math.floor(rand() * (cfg.vocabSize - 4)));
   return new Map(cfg.pairs.map((p) => {
     const [source, target] = p.split('-');
     return [p, Array.from({ length: n }, () => {
-      const len = 8 + Math.floor(rand() * 22);
-      return { dir: { source, target }, source: [tagOf(target), ...ids(len), 3], target: [...ids(Math.round(len * (0.8 + 0.4 * rand()))), 3] };
+      // Within the model's maxLength: the tag and EOS on the source side, EOS on the target side.
+      const len = Math.min(8 + Math.floor(rand() * 22), cfg.maxLength - 2);
+      const targetLen = Math.min(Math.round(len * (0.8 + 0.4 * rand())), cfg.maxLength - 1);
+      return { dir: { source, target }, source: [tagOf(target), ...ids(len), 3], target: [...ids(targetLen), 3] };
     })];
   }));
 }
@@ -92,53 +94,100 @@ async function timeSteps(batches: Example[][], step: (batch: Example[]) => StepS
 export interface TrainBenchOptions {
   /** Timed steps (after one warm-up step). Default 4. */
   steps?: number;
-  /** Token budget of a batch. Default 2048. */
+  /** Token budget of a batch. Default 2048, or the training config's batchTokens. */
   batchTokens?: number;
-  /** Vocabulary size simulated on top of the fixture tokenizer. Default 8000. */
+  /** Vocabulary size simulated on top of the fixture tokenizer. Default 8000, or the config's. */
   vocab?: number;
-  /** dModel (dFF is 4x). Default 256. */
+  /** dModel (dFF is 4x). Default 256, or the config's dModel and dFF. */
   dModel?: number;
   /** With N > 1, the data-parallel trainer is timed on the same batches too. Default 1. */
   workers?: number;
+  /** A training config (models/demo-train.json): its model shape and batch size, on the benchmark's languages. */
+  config?: string;
+  /** Print nothing (the caller reports the result). */
+  quiet?: boolean;
+}
+
+/** One trainer timed: medians over the timed steps. */
+export interface TrainRun {
+  workers: number;
+  tokensPerSecond: number;
+  secondsPerStep: number;
+  /** Achieved FLOP/s of the training step's matMuls. */
+  flops: number;
+}
+
+export interface TrainBenchResult {
+  backend: string;
+  dModel: number;
+  batchTokens: number;
+  steps: number;
+  /** FLOP/s of a plain 2-D matMul in the same process: the ceiling the runs are measured against. */
+  ceiling: number;
+  runs: TrainRun[];
+  /** Largest cross-entropy difference between the 1-worker and N-worker runs on the same batches. */
+  crossEntropyGap?: number;
+}
+
+// The benchmark's model: BENCH_MODEL, or a training config's shape on BENCH_MODEL's languages
+// (the fixture tokenizer has their tags), with the option flags on top.
+function benchSetup(opts: TrainBenchOptions): { cfg: ModelConfig; batchTokens: number } {
+  const base = opts.config === undefined ? undefined : readTrainConfig(opts.config);
+  const model = base === undefined ? BENCH_MODEL : { ...base.model, languages: BENCH_MODEL.languages, pairs: BENCH_MODEL.pairs };
+  const dModel = opts.dModel ?? model.dModel;
+  const dFF = opts.dModel !== undefined || base === undefined ? 4 * dModel : model.dFF;
+  const cfg: ModelConfig = { ...model, vocabSize: opts.vocab ?? (base?.model.vocabSize ?? 8000), dModel, dFF };
+  return { cfg, batchTokens: opts.batchTokens ?? base?.train.batchTokens ?? 2048 };
 }
 
 /** Uses the backend already initialised (the CLI's). */
-export async function benchTrain(opts: TrainBenchOptions = {}): Promise<void> {
-  const values = { steps: opts.steps ?? 4, batchTokens: opts.batchTokens ?? 2048, vocab: opts.vocab ?? 8000, dModel: opts.dModel ?? 256, workers: opts.workers ?? 1 };
+export async function benchTrain(opts: TrainBenchOptions = {}): Promise<TrainBenchResult> {
+  const steps = opts.steps ?? 4;
+  const workers = opts.workers ?? 1;
+  const print = opts.quiet ? () => {} : (line: string) => console.log(line);
   const tokenizer = await Tokenizer.load(TOKENIZER);
-  const dModel = values.dModel;
   // The fixture tokenizer has 1000 pieces; the trainer only needs its special ids, so the model's vocabulary can be larger.
-  const cfg: ModelConfig = { ...BENCH_MODEL, vocabSize: values.vocab, dModel, dFF: 4 * dModel };
-  const settings = { ...TRAIN_DEFAULTS, batchTokens: values.batchTokens };
+  const { cfg, batchTokens: budget } = benchSetup(opts);
+  const settings = { ...TRAIN_DEFAULTS, batchTokens: budget };
   const examples = randomExamples(cfg, 500, (l) => tokenizer.languageTagId(l));
   const trainer = Trainer.create(cfg, settings, tokenizer, examples);
-  const batches = Array.from({ length: values.steps + 1 }, () => trainer.sampler.next());
+  const batches = Array.from({ length: steps + 1 }, () => trainer.sampler.next());
+  const flopsOf = batches.slice(1).map((batch) => trainingFlops(cfg, batch));
   const single = await timeSteps(batches, (batch) => trainer.trainOn(batch));
-  single.stats.forEach((stats, i) => console.log(`step ${stats.step}: ${batches[i + 1].length} sentences, ${stats.tokens} tokens, loss ${stats.loss.toFixed(3)}, ${single.seconds[i].toFixed(2)} s`));
-  const tokens = single.stats.reduce((n, s) => n + s.tokens, 0);
-  const seconds = single.seconds.reduce((a, b) => a + b, 0);
-  const flops = batches.slice(1).reduce((n, batch) => n + trainingFlops(cfg, batch), 0);
-  // Measured after the steps too and the best kept: on a shared machine one short measurement can land in a busy spell.
-  const ceiling = Math.max(matMulCeiling(1024, 256, 1024, 5), matMulCeiling(1024, 256, 1024, 5));
-  console.log(`plain 2-D matMul [1024,256]x[256,1024]: ${(ceiling / 1e9).toFixed(2)} GFLOP/s (${tf.getBackend()})`);
-  console.log(`trainer: ${(tokens / seconds).toFixed(0)} tokens/s (source+target), ${(seconds / single.seconds.length).toFixed(2)} s/step, ` +
-    `${(flops / seconds / 1e9).toFixed(2)} GFLOP/s achieved = ${((100 * flops) / seconds / ceiling).toFixed(0)}% of the plain matMul ceiling`);
+  single.stats.forEach((stats, i) => print(`step ${stats.step}: ${batches[i + 1].length} sentences, ${stats.tokens} tokens, loss ${stats.loss.toFixed(3)}, ${single.seconds[i].toFixed(2)} s`));
   trainer.dispose();
-
-  const workers = values.workers;
-  if (workers < 2) return;
-  const coordinator = Trainer.create(cfg, settings, tokenizer, examples);
-  const parallel = await ParallelTrainer.start(coordinator, workers);
-  try {
-    const multi = await timeSteps(batches, (batch) => parallel.trainOn(batch));
-    const rate = (run: typeof single) => median(run.stats.map((s, i) => s.tokens / run.seconds[i]));
-    const ceGap = Math.max(...multi.stats.map((s, i) => Math.abs(s.crossEntropy - single.stats[i].crossEntropy)));
-    console.log(`d${dModel}, ${settings.batchTokens} batch tokens, median of ${single.stats.length} steps after one warm-up step:`);
-    console.log(`  1 worker:  ${rate(single).toFixed(0)} tok/s, ${median(single.seconds).toFixed(2)} s/step`);
-    console.log(`  ${workers} workers: ${rate(multi).toFixed(0)} tok/s, ${median(multi.seconds).toFixed(2)} s/step`);
-    console.log(`  ratio ${(rate(multi) / rate(single)).toFixed(2)}x; largest cross-entropy difference ${ceGap.toExponential(1)}`);
-  } finally {
-    await parallel.close();
-    coordinator.dispose();
+  const summary = (run: typeof single, n: number): TrainRun => ({
+    workers: n,
+    tokensPerSecond: median(run.stats.map((s, i) => s.tokens / run.seconds[i])),
+    secondsPerStep: median(run.seconds),
+    flops: median(run.seconds.map((t, i) => flopsOf[i] / t)),
+  });
+  const runs = [summary(single, 1)];
+  let crossEntropyGap: number | undefined;
+  if (workers > 1) {
+    const coordinator = Trainer.create(cfg, settings, tokenizer, examples);
+    const parallel = await ParallelTrainer.start(coordinator, workers);
+    try {
+      const multi = await timeSteps(batches, (batch) => parallel.trainOn(batch));
+      runs.push(summary(multi, workers));
+      crossEntropyGap = Math.max(...multi.stats.map((s, i) => Math.abs(s.crossEntropy - single.stats[i].crossEntropy)));
+    } finally {
+      await parallel.close();
+      coordinator.dispose();
+    }
   }
+  // Measured after the steps and the best kept: on a shared machine one short measurement can land in a busy spell.
+  const ceiling = Math.max(matMulCeiling(1024, 256, 1024, 5), matMulCeiling(1024, 256, 1024, 5));
+  const result: TrainBenchResult = { backend: tf.getBackend(), dModel: cfg.dModel, batchTokens: budget, steps, ceiling, runs, crossEntropyGap };
+  print(`plain 2-D matMul [1024,256]x[256,1024]: ${(ceiling / 1e9).toFixed(2)} GFLOP/s (${result.backend})`);
+  print(`d${cfg.dModel}, ${budget} batch tokens, median of ${steps} steps after one warm-up step:`);
+  for (const run of runs) print(`  ${formatRun(run, ceiling)}`);
+  if (crossEntropyGap !== undefined) print(`  ratio ${(runs[1].tokensPerSecond / runs[0].tokensPerSecond).toFixed(2)}x; largest cross-entropy difference ${crossEntropyGap.toExponential(1)}`);
+  return result;
+}
+
+/** "N worker(s): tok/s, s/step, GFLOP/s = % of the matMul ceiling" */
+export function formatRun(run: TrainRun, ceiling: number): string {
+  return `${run.workers} worker${run.workers > 1 ? 's' : ''}: ${run.tokensPerSecond.toFixed(0)} tok/s, ${run.secondsPerStep.toFixed(2)} s/step, ` +
+    `${(run.flops / 1e9).toFixed(2)} GFLOP/s achieved = ${((100 * run.flops) / ceiling).toFixed(0)}% of the plain matMul ceiling`;
 }

@@ -8,10 +8,12 @@ import { CheckpointReader, writeCheckpoint } from '../models/checkpoint.ts';
 import { parseConfig } from '../models/config.ts';
 import { initWeights } from '../models/init.ts';
 import { inspectModel } from '../models/inspect.ts';
+import { verifyCheckpoint } from '../models/verify.ts';
 import { Seq2Seq } from '../models/model.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { trainTokenizer } from '../tokenizer/train.ts';
 import { DEFAULT_MODEL_DIR, Translator } from '../translator/index.ts';
+import { translateLines } from '../text/translate-lines.ts';
 import { SETTINGS, SettingsError, resolveSettings } from '../server/settings.ts';
 import { serve } from '../server/serve.ts';
 import { train } from '../train/index.ts';
@@ -35,28 +37,35 @@ Usage:
       Writes the element-wise mean of checkpoints of one model config (checkpoint averaging).
   taskmoe inspect DIR [--json]
       Parameter counts and bytes per component, and the size of every task's sub-network.
-  taskmoe bench engine [--json FILE] [--quick]
+  taskmoe bench engine [--json FILE] [--quick] [--configs wmt32,e128] [--batch 1,8] [--variants token,task-extracted] [--reps N]
       Decoding throughput of dense, token, task and task-extracted models (random weights).
   taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--workers N] [--workers-only] [--json FILE]
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead,
       one pair at saturation on 1 and N workers (default N: one per core; --workers-only runs just that).
-  taskmoe bench train [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N]
-      Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling; with --workers N, 1 vs N workers.
-  taskmoe train --config CFG.json --data DIR --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
+  taskmoe bench faults [--model DIR] [--workers N]
+      Fault probe on loopback (issue 12's Measures): statuses per class, wrong answers, probe latency under a heavy request, RSS, SIGTERM and crash recovery times.
+  taskmoe bench train [--config CFG.json] [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N] [--json FILE]
+      Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling, on wasm (1 and N workers) and
+      native tfjs-node (2 threads) at CFG's shape (default models/demo-train.json); with TASKMOE_BACKEND set, that backend only.
+  taskmoe train --config CFG.json [--data DIR]... --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
       Trains a model (config.json fields plus a "train" section); checkpoints go to DIR/latest/model.
+      Several --data DIRs (or a "train.data" list in CFG) read as one corpus; temperature sampling spans their union.
       --workers N splits each batch over N worker threads (default: train.workers, 1).
+      Without TASKMOE_BACKEND, where tfjs-node and wasm both load, a few timed steps pick the faster (and its workers).
       Ctrl-C saves a checkpoint before exiting; --resume continues exactly where it stopped.
       --init starts from a model checkpoint's weights (fresh optimizer) at step --init-step (default 0).
   taskmoe eval [--model DIR] --data DIR [--json FILE] [--beam N] [--batch-size N] [--languages de,fr]
       BLEU and chrF per direction on a corpus of en-XX.tsv files, next to the copy-the-source baseline.
-  taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model [--languages en,de,...] [--sentences-per-language N]
+  taskmoe keys add [--req-per-minute N] [--chars-per-day N] [--name TEXT] | keys list | keys remove KEY  [--data-dir DIR]
+      Manages the API keys (and their own limits) of the server using the same --data-dir / TASKMOE_DATA_DIR.
+  taskmoe tokenizer train --data DIR [--data DIR2]... --vocab-size N --out FILE.model [--languages en,de,...] [--sentences-per-language N] [--character-coverage F]
       Trains a shared SentencePiece vocabulary with spm_train (Debian package "sentencepiece").
 
 Environment:
   TASKMOE_BACKEND   force the TensorFlow.js backend: gpu | node | wasm | cpu (default: the first that loads)
 
 Server settings (flag / environment variable, default):
-${SETTINGS.map((s) => `  --${s.flag} / ${s.env}: ${s.help}`).join('\n')}
+${SETTINGS.map((s) => `  --${s.flag} / ${s.env}: ${s.help}${s.help.includes('(default') ? '' : ` (default: ${JSON.stringify(s.default())})`}`).join('\n')}
 `;
 
 /** A usage mistake: printed with a pointer to --help, exit status 2. */
@@ -95,6 +104,12 @@ function intAtLeast(flags: Flags, name: string, min: number, what: string): numb
   return n;
 }
 
+/** A comma-separated list flag: --languages de,fr -> ['de', 'fr']. */
+function listFlag(flags: Flags, name: string): string[] | undefined {
+  const v = flags[name];
+  return typeof v === 'string' ? v.split(',').filter((x) => x !== '') : undefined;
+}
+
 function dtypeFlag(flags: Flags): 'float32' | 'float16' | undefined {
   const v = flags.dtype;
   if (v === undefined) return undefined;
@@ -116,8 +131,7 @@ async function cmdInit(args: string[]): Promise<number> {
   const cfg = parseConfig(raw, configPath);
   const tokenizerPath = required(flags, 'tokenizer');
   const tokenizer = await Tokenizer.load(tokenizerPath);
-  if (tokenizer.vocabSize !== cfg.vocabSize) throw new Error(`${configPath}: vocabSize ${cfg.vocabSize} does not match ${tokenizerPath} (${tokenizer.vocabSize} pieces)`);
-  for (const lang of cfg.languages) tokenizer.languageTagId(lang);
+  tokenizer.checkServes(cfg, configPath);
   await initBackend({ log });
   const weights = initWeights(cfg, positiveInt(flags, 'seed') ?? 1);
   const out = required(flags, 'out');
@@ -130,6 +144,7 @@ async function cmdInit(args: string[]): Promise<number> {
 async function cmdExtract(args: string[]): Promise<number> {
   const { flags } = parse(args, { model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' } });
   const reader = await CheckpointReader.open(required(flags, 'model'));
+  await verifyCheckpoint(reader, log);
   const dir = { source: required(flags, 'source'), target: required(flags, 'target') };
   const out = required(flags, 'out');
   await initBackend({ log });
@@ -148,6 +163,7 @@ async function cmdExtract(args: string[]): Promise<number> {
 async function cmdConvert(args: string[]): Promise<number> {
   const { flags } = parse(args, { model: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' } });
   const reader = await CheckpointReader.open(required(flags, 'model'));
+  await verifyCheckpoint(reader, log);
   const out = required(flags, 'out');
   const dtype = dtypeFlag(flags);
   if (dtype === undefined) throw new UsageError('--dtype is required (float32 or float16)');
@@ -167,7 +183,7 @@ async function cmdAverage(args: string[]): Promise<number> {
   const out = required(flags, 'out');
   if (positionals.length === 0) throw new UsageError('average takes the checkpoint directories to average');
   await initBackend({ log });
-  await averageCheckpoints(positionals, out, dtypeFlag(flags));
+  await averageCheckpoints(positionals, out, dtypeFlag(flags), log);
   log(`wrote ${out}: the mean of ${positionals.length} checkpoints`);
   return 0;
 }
@@ -221,8 +237,9 @@ async function cmdTranslate(args: string[]): Promise<number> {
   try {
     // Lines are translated a batch at a time so stdin streams, and printed in input order.
     let pending: string[] = [];
-    const flush = () => {
-      for (const t of translator.translate(pending, dir, opts)) {
+    const flush = async () => {
+      // Long lines are cut into sentences the model takes, so no line fails the file.
+      for (const t of await translateLines(translator, pending, dir, opts)) {
         console.log(t.text);
         for (const alt of t.alternatives) console.log(`\t${alt}`);
       }
@@ -230,9 +247,9 @@ async function cmdTranslate(args: string[]): Promise<number> {
     };
     for await (const line of inputLines(positionals)) {
       pending.push(line);
-      if (pending.length === opts.batchSize) flush();
+      if (pending.length === opts.batchSize) await flush();
     }
-    if (pending.length > 0) flush();
+    if (pending.length > 0) await flush();
   } finally {
     translator.dispose();
   }
@@ -258,49 +275,67 @@ async function cmdBench(args: string[]): Promise<number> {
     return 0;
   }
   if (what === 'train') {
-    const { flags } = parse(rest, { steps: { type: 'string' }, 'batch-tokens': { type: 'string' }, vocab: { type: 'string' }, 'd-model': { type: 'string' }, workers: { type: 'string' } });
-    await initBackend({ log });
-    const { benchTrain } = await import('../bench/train.ts');
-    await benchTrain({
+    const { flags } = parse(rest, { steps: { type: 'string' }, 'batch-tokens': { type: 'string' }, vocab: { type: 'string' }, 'd-model': { type: 'string' }, workers: { type: 'string' }, config: { type: 'string' }, json: { type: 'string' } });
+    const options = {
       steps: positiveInt(flags, 'steps'),
       batchTokens: positiveInt(flags, 'batch-tokens'),
       vocab: positiveInt(flags, 'vocab'),
       dModel: positiveInt(flags, 'd-model'),
       workers: positiveInt(flags, 'workers'),
-    });
+      config: flags.config as string | undefined,
+    };
+    if ((process.env.TASKMOE_BACKEND ?? '') === '') {
+      const { benchTrainBackends } = await import('../bench/train-backends.ts');
+      await benchTrainBackends({ ...options, json: flags.json as string | undefined });
+      return 0;
+    }
+    await initBackend({ log });
+    const { benchTrain } = await import('../bench/train.ts');
+    const result = await benchTrain(options);
+    if (typeof flags.json === 'string') fs.writeFileSync(flags.json, JSON.stringify(result, null, 2) + '\n');
     return 0;
   }
-  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine|server|train ... (see taskmoe --help)');
-  const { flags } = parse(rest, { json: { type: 'string' }, quick: { type: 'boolean' } });
+  if (what === 'faults') {
+    const { flags } = parse(rest, { model: { type: 'string' }, workers: { type: 'string' } });
+    await (await import('../bench/faults.ts')).benchFaults({ model: flags.model as string | undefined, workers: positiveInt(flags, 'workers') });
+    return 0;
+  }
+  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine|server|train|faults ... (see taskmoe --help)');
+  const { flags } = parse(rest, {
+    json: { type: 'string' }, quick: { type: 'boolean' }, configs: { type: 'string' }, batch: { type: 'string' }, variants: { type: 'string' }, reps: { type: 'string' },
+  });
   await initBackend({ log });
-  const { benchEngine } = await import('../bench/engine.ts');
-  await benchEngine({ json: flags.json as string | undefined, quick: flags.quick === true, log: (s) => console.log(s) });
+  const { benchEngine } = await import('../bench/engine/index.ts');
+  const [json, configs, variants] = [flags.json as string | undefined, listFlag(flags, 'configs'), listFlag(flags, 'variants')];
+  const batchSizes = listFlag(flags, 'batch')?.map((b) => positiveInt({ batch: b }, 'batch')!);
+  await benchEngine({ json, quick: flags.quick === true, configs, batchSizes, variants, reps: positiveInt(flags, 'reps'), log: (s) => console.log(s) });
   return 0;
 }
 
 async function cmdTokenizer(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what !== 'train') throw new UsageError('usage: taskmoe tokenizer train --data DIR --vocab-size N --out FILE.model');
-  const { flags } = parse(rest, { data: { type: 'string' }, 'vocab-size': { type: 'string' }, out: { type: 'string' }, languages: { type: 'string' }, 'sentences-per-language': { type: 'string' }, seed: { type: 'string' } });
+  const { flags } = parse(rest, { data: { type: 'string', multiple: true }, 'vocab-size': { type: 'string' }, out: { type: 'string' }, languages: { type: 'string' }, 'sentences-per-language': { type: 'string' }, seed: { type: 'string' }, 'character-coverage': { type: 'string' } });
   const vocabSize = positiveInt(flags, 'vocab-size');
   if (vocabSize === undefined) throw new UsageError('--vocab-size is required');
   const result = await trainTokenizer({
-    dataDir: required(flags, 'data'),
+    dataDir: (flags.data as unknown as string[] | undefined) ?? [required(flags, 'data')],
     vocabSize,
     out: required(flags, 'out'),
-    languages: typeof flags.languages === 'string' ? flags.languages.split(',') : undefined,
+    languages: listFlag(flags, 'languages'),
     sentencesPerLanguage: positiveInt(flags, 'sentences-per-language'),
     seed: positiveInt(flags, 'seed'),
+    characterCoverage: flags['character-coverage'] === undefined ? undefined : Number(flags['character-coverage']),
   });
   log(`wrote ${flags.out}: ${result.languages.join(',')} from ${result.sentences} sentences`);
   return 0;
 }
 
 async function cmdServe(args: string[]): Promise<number> {
-  const { flags } = parse(args, Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: 'string' as const }])));
+  const { flags } = parse(args, Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: s.kind === 'bool' ? 'boolean' as const : 'string' as const }])));
   let settings;
   try {
-    settings = resolveSettings(flags as Record<string, string | undefined>);
+    settings = resolveSettings(flags as Record<string, string | boolean | undefined>);
   } catch (err) {
     if (err instanceof SettingsError) throw new UsageError(err.message);
     throw err;
@@ -314,18 +349,20 @@ async function cmdServe(args: string[]): Promise<number> {
 
 async function cmdTrain(args: string[]): Promise<number> {
   const { flags } = parse(args, {
-    config: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' },
+    config: { type: 'string' }, data: { type: 'string', multiple: true }, out: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' },
     workers: { type: 'string' }, init: { type: 'string' }, 'init-step': { type: 'string' },
   });
   if (flags['init-step'] !== undefined && flags.init === undefined) throw new UsageError('--init-step needs --init MODEL_DIR');
-  await initBackend({ log });
+  const { chooseTrainingBackend } = await import('../train/backend-choice.ts');
+  const decision = await chooseTrainingBackend({ config: required(flags, 'config'), workers: positiveInt(flags, 'workers'), log });
+  await initBackend({ force: decision.backend, log });
   const result = await train({
     config: required(flags, 'config'),
-    data: required(flags, 'data'),
+    data: flags.data as unknown as string[] | undefined,
     out: required(flags, 'out'),
     steps: positiveInt(flags, 'steps'),
     resume: flags.resume === true,
-    workers: positiveInt(flags, 'workers'),
+    workers: decision.workers ?? positiveInt(flags, 'workers'),
     init: flags.init === undefined ? undefined : { model: String(flags.init), step: nonNegativeInt(flags, 'init-step') ?? 0 },
   });
   log(`${result.interrupted ? 'interrupted' : 'finished'} at step ${result.step}; checkpoint in ${flags.out}/latest/model`);
@@ -341,7 +378,7 @@ async function cmdEval(args: string[]): Promise<number> {
     json: flags.json as string | undefined,
     beam: positiveInt(flags, 'beam'),
     batchSize: positiveInt(flags, 'batch-size'),
-    languages: typeof flags.languages === 'string' ? flags.languages.split(',') : undefined,
+    languages: listFlag(flags, 'languages'),
   });
   console.log(formatEvaluation(result));
   return 0;
@@ -359,6 +396,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   translate: cmdTranslate,
   bench: cmdBench,
   tokenizer: cmdTokenizer,
+  keys: async (args) => (await import('../server/front-door/keys-cli.ts')).runKeys(args),
 };
 
 /** Runs the CLI; returns the exit status. */

@@ -1,6 +1,7 @@
 // Parallel text for training and evaluation. A corpus directory holds one `en-XX.tsv` per
 // language: UTF-8, one `English<TAB>XX` pair a line, no header. English is the pivot, so
-// every file serves both en→XX and XX→en.
+// every file serves both en→XX and XX→en. Several directories read as one corpus: the union of
+// their languages, each language's pairs from every directory that has its file.
 
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -31,6 +32,8 @@ export interface CorpusStats {
     /** More than one TAB: which column is the translation is ambiguous, so the line is dropped. */
     extraTabs?: number;
   };
+  /** Well-formed pairs already read from an earlier directory of the same corpus, not kept twice. */
+  duplicates?: number;
 }
 
 export interface Corpus {
@@ -42,7 +45,7 @@ export interface Corpus {
 }
 
 export interface ReadCorpusOptions {
-  /** Only these languages ('en' may be listed and is implied); each must have a file. */
+  /** Only these languages ('en' may be listed and is implied); each must have a file in some directory. */
   languages?: string[];
   /** Keep at most this many pairs of each file (the first ones). */
   maxPerFile?: number;
@@ -91,13 +94,15 @@ async function* rawLines(path: string): AsyncGenerator<Uint8Array> {
   if (pending.length > 0) yield pending;
 }
 
-async function readPairFile(path: string, maxPairs: number): Promise<{ pairs: SentencePair[]; stats: CorpusStats }> {
+/** `seen` holds the pairs of this language read from earlier directories; a pair in it is counted, not kept. */
+async function readPairFile(path: string, maxPairs: number, seen?: Set<string>): Promise<{ pairs: SentencePair[]; stats: CorpusStats }> {
   const stats: CorpusStats = {
     file: path,
     lines: 0,
     kept: 0,
     skipped: { noTab: 0, emptySide: 0, invalidUtf8: 0, extraTabs: 0 },
   };
+  if (seen !== undefined) stats.duplicates = 0;
   const pairs: SentencePair[] = [];
   if (maxPairs <= 0) return { pairs, stats };
   for await (const line of rawLines(path)) {
@@ -105,6 +110,10 @@ async function readPairFile(path: string, maxPairs: number): Promise<{ pairs: Se
     const verdict = parseLine(line);
     if (typeof verdict === 'string') {
       stats.skipped[verdict] = (stats.skipped[verdict] ?? 0) + 1;
+      continue;
+    }
+    if (seen?.has(`${verdict.source}\t${verdict.target}`)) {
+      stats.duplicates!++;
       continue;
     }
     pairs.push(verdict);
@@ -131,34 +140,61 @@ async function listCorpusFiles(dir: string): Promise<Map<string, string>> {
   return byLanguage;
 }
 
-function selectLanguages(available: Map<string, string>, requested: string[] | undefined, dir: string): string[] {
+function selectLanguages(available: Map<string, unknown>, requested: string[] | undefined, dirs: string[]): string[] {
   if (requested === undefined) return [...available.keys()].sort();
   const wanted = [...new Set(requested.filter((language) => language !== PIVOT))].sort();
   const missing = wanted.filter((language) => !available.has(language));
   if (missing.length > 0) {
-    throw new Error(`corpus directory ${dir} has no file for: ${missing.map((l) => `en-${l}.tsv`).join(', ')}`);
+    const where = dirs.length === 1 ? `corpus directory ${dirs[0]} has no file` : `none of the corpus directories ${dirs.join(', ')} has a file`;
+    throw new Error(`${where} for: ${missing.map((l) => `en-${l}.tsv`).join(', ')}`);
   }
   return wanted;
 }
 
 /**
- * Reads every `en-XX.tsv` in dir. Malformed lines are counted in `stats` and skipped;
- * only a missing directory, one without corpus files, or a requested language without a
- * file is an error.
+ * Reads every `en-XX.tsv` in one directory or several. Each directory must hold at least one;
+ * with several, a language's pairs are those of every directory that has its file, in the order
+ * given, a pair already read from an earlier directory counted in `duplicates` and not kept again.
+ * Malformed lines are counted in `stats` (one entry per file read) and skipped; only a missing
+ * directory, one without corpus files, or a requested language without a file is an error.
  */
-export async function readCorpus(dir: string, opts: ReadCorpusOptions = {}): Promise<Corpus> {
-  const available = await listCorpusFiles(dir);
-  const languages = selectLanguages(available, opts.languages, dir);
+export async function readCorpus(dirs: string | string[], opts: ReadCorpusOptions = {}): Promise<Corpus> {
+  const dirList = typeof dirs === 'string' ? [dirs] : dirs;
+  if (dirList.length === 0) throw new Error('no corpus directory given');
+  const listings = await Promise.all(dirList.map(async (dir) => ({ dir, files: await listCorpusFiles(dir) })));
+  const available = new Map<string, true>();
+  for (const { files } of listings) for (const language of files.keys()) available.set(language, true);
+  const languages = selectLanguages(available, opts.languages, dirList);
   const maxPairs = opts.maxPerFile ?? Infinity;
   if (!(maxPairs >= 0)) throw new Error(`maxPerFile must be non-negative, got ${opts.maxPerFile}`);
   const files = new Map<string, SentencePair[]>();
   const stats: CorpusStats[] = [];
   for (const language of languages) {
-    const read = await readPairFile(join(dir, available.get(language)!), maxPairs);
-    files.set(language, read.pairs);
-    stats.push(read.stats);
+    const pairs: SentencePair[] = [];
+    const several = listings.filter(({ files: f }) => f.has(language)).length > 1;
+    const seen = several ? new Set<string>() : undefined;
+    for (const { dir, files: names } of listings) {
+      const name = names.get(language);
+      if (name === undefined) continue;
+      const read = await readPairFile(join(dir, name), maxPairs, seen && pairs.length > 0 ? seen : undefined);
+      for (const p of read.pairs) {
+        pairs.push(p);
+        seen?.add(`${p.source}\t${p.target}`);
+      }
+      stats.push(read.stats);
+    }
+    files.set(language, pairs);
   }
   return { languages: [PIVOT, ...languages], files, stats };
+}
+
+/** One line per file with skipped lines or duplicates: what was dropped and why. */
+export function describeSkipped(stats: CorpusStats[]): string[] {
+  return stats.flatMap((s) => {
+    const reasons = Object.entries({ ...s.skipped, duplicate: s.duplicates ?? 0 }).filter(([, n]) => (n ?? 0) > 0);
+    if (reasons.length === 0) return [];
+    return [`${s.file}: kept ${s.kept} of ${s.lines} lines; skipped ${reasons.map(([why, n]) => `${n} ${why}`).join(', ')}`];
+  });
 }
 
 /** en→XX then XX→en for each non-English language, languages sorted so order is stable. */

@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import { directionsOf, pairsFor, readCorpus } from '../data/corpus.ts';
 import { pairKey } from '../models/config.ts';
 import { Translator } from '../translator/index.ts';
-import { corpusBleu, corpusChrf } from './metrics.ts';
+import { corpusBleu, corpusChrf } from './bleu-chrf.ts';
 
 export interface EvaluateOptions {
   /** Checkpoint directory. */

@@ -5,11 +5,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { CheckpointError, CheckpointReader, type StorageDtype, writeCheckpoint } from './checkpoint.ts';
 import { tensorShapes } from './config.ts';
+import { verifyCheckpoint } from './verify.ts';
 
 /** Writes to `out` the mean of the checkpoints in `dirs`, which must share one model config. */
-export async function averageCheckpoints(dirs: string[], out: string, dtype?: StorageDtype): Promise<void> {
+export async function averageCheckpoints(dirs: string[], out: string, dtype?: StorageDtype, warn: (msg: string) => void = console.error): Promise<void> {
   if (dirs.length === 0) throw new CheckpointError('averaging needs at least one checkpoint');
   const readers = await Promise.all(dirs.map((dir) => CheckpointReader.open(dir)));
+  for (const reader of readers) await verifyCheckpoint(reader, warn);
   const first = readers[0]!;
   const config = JSON.stringify(first.config);
   for (const reader of readers.slice(1)) {

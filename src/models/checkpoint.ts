@@ -1,6 +1,7 @@
 // The checkpoint directory: config.json, the SentencePiece model, and the weights in TensorFlow.js's
 // weights-manifest format (weights_manifest.json plus .bin shards). Every tensor, each expert's
 // included, is its own manifest entry, so a reader can fetch any subset by byte range.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -25,6 +26,14 @@ interface ManifestEntry {
 interface ManifestGroup {
   paths: string[];
   weights: ManifestEntry[];
+  /** SHA-256 of each shard, hex, in the order of `paths` (absent in checkpoints written before taskmoe recorded it). */
+  sha256?: string[];
+}
+
+/** One shard file of a checkpoint and the checksum its manifest records for it. */
+export interface ShardFile {
+  path: string;
+  sha256?: string;
 }
 
 /** Where one tensor's bytes lie in its group's shards (seen as one concatenated buffer). */
@@ -103,13 +112,16 @@ export async function writeCheckpoint(
   try {
     const entries: ManifestEntry[] = [];
     const paths: string[] = [];
+    const sha256: string[] = [];
     let shard: Buffer[] = [];
     let shardBytes = 0;
     const flush = async () => {
       if (shardBytes === 0) return;
       const name = `group1-shard${paths.length + 1}.bin`;
-      await fsp.writeFile(path.join(tmp, name), Buffer.concat(shard));
+      const bytes = Buffer.concat(shard);
+      await fsp.writeFile(path.join(tmp, name), bytes);
       paths.push(name);
+      sha256.push(createHash('sha256').update(bytes).digest('hex'));
       shard = [];
       shardBytes = 0;
     };
@@ -132,7 +144,7 @@ export async function writeCheckpoint(
     // Rename shards "of N" now that N is known.
     const finalPaths = paths.map((_, i) => `group1-shard${i + 1}of${paths.length}.bin`);
     for (let i = 0; i < paths.length; i++) await fsp.rename(path.join(tmp, paths[i]), path.join(tmp, finalPaths[i]));
-    const manifest: ManifestGroup[] = [{ paths: finalPaths, weights: entries }];
+    const manifest: ManifestGroup[] = [{ paths: finalPaths, weights: entries, sha256 }];
     await fsp.writeFile(path.join(tmp, MANIFEST_FILE), JSON.stringify(manifest));
     await fsp.writeFile(path.join(tmp, CONFIG_FILE), JSON.stringify(cfg, null, 2) + '\n');
     await fsp.copyFile(tokenizerFile, path.join(tmp, cfg.tokenizer));
@@ -190,6 +202,11 @@ export class CheckpointReader implements TensorSource {
     return new Map([...this.located].map(([n, l]) => [n, l.entry.shape]));
   }
 
+  /** Every shard file (a plain name in `dir`) with its recorded checksum. */
+  get shardFiles(): ShardFile[] {
+    return this.groups.flatMap((g) => g.paths.map((p, i) => ({ path: p, sha256: g.sha256?.[i] })));
+  }
+
   /** Bytes one tensor takes on disk. */
   storedBytes(name: string): number {
     return this.located.get(name)?.bytes ?? 0;
@@ -221,6 +238,9 @@ export class CheckpointReader implements TensorSource {
         if (!fs.existsSync(file(p))) throw new CheckpointError(`checkpoint ${dir}: missing shard file ${p}`);
         return fs.statSync(file(p)).size;
       });
+      if (g.sha256 !== undefined && !(Array.isArray(g.sha256) && g.sha256.length === g.paths.length && g.sha256.every((h) => typeof h === 'string' && /^[0-9a-f]{64}$/.test(h)))) {
+        throw new CheckpointError(`${file(MANIFEST_FILE)}: "sha256" must list one hex SHA-256 per shard path`);
+      }
       shardSizes.push(sizes);
       const onDisk = sizes.reduce((a, b) => a + b, 0);
       if (onDisk !== offset) {
@@ -248,12 +268,30 @@ export class CheckpointReader implements TensorSource {
     const buffer = Buffer.alloc(total);
     let at = 0;
     for (const l of wanted) {
-      await this.readRange(l.group, l.offset, buffer.subarray(at, at + l.bytes));
+      const bytes = buffer.subarray(at, at + l.bytes);
+      await this.readRange(l.group, l.offset, bytes);
+      this.checkStoredValues(l.entry, bytes);
       at += l.bytes;
     }
     const data = buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength) as ArrayBuffer;
     const decoded = tf.io.decodeWeights(data, wanted.map((l) => l.entry));
     return new Map(wanted.map((l) => [l.entry.name, decoded[l.entry.name]]));
+  }
+
+  /** Reads one tensor's stored bytes and throws a CheckpointError naming it when they hold a NaN or an infinity. */
+  async checkFinite(name: string): Promise<void> {
+    const l = this.located.get(name);
+    if (l === undefined) throw new CheckpointError(`checkpoint ${this.dir}: no tensor "${name}"`);
+    const bytes = Buffer.alloc(l.bytes);
+    await this.readRange(l.group, l.offset, bytes);
+    this.checkStoredValues(l.entry, bytes);
+  }
+
+  private checkStoredValues(entry: ManifestEntry, bytes: Buffer): void {
+    const bad = firstNonFinite(bytes, entry.quantization?.dtype === 'float16' ? 'float16' : 'float32');
+    if (bad !== undefined) {
+      throw new CheckpointError(`checkpoint ${this.dir}: tensor "${entry.name}" holds ${bad.value} at index ${bad.index} (corrupt weights)`);
+    }
   }
 
   private async readRange(group: number, offset: number, into: Buffer): Promise<void> {
@@ -277,6 +315,26 @@ export class CheckpointReader implements TensorSource {
       shardStart = shardEnd;
     }
   }
+}
+
+/** The first NaN or infinity among stored values, if any. */
+function firstNonFinite(stored: Buffer, dtype: StorageDtype): { index: number; value: string } | undefined {
+  // Typed arrays need an aligned offset; copy the rare unaligned slice.
+  const bytes = stored.byteOffset % 4 === 0 ? stored : Buffer.from(stored);
+  if (dtype === 'float16') {
+    const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length >> 1);
+    for (let i = 0; i < halves.length; i++) {
+      const h = halves[i];
+      // All exponent bits set: an infinity (zero mantissa) or a NaN.
+      if ((h & 0x7c00) === 0x7c00) return { index: i, value: h & 0x3ff ? 'NaN' : h & 0x8000 ? '-Infinity' : 'Infinity' };
+    }
+    return undefined;
+  }
+  const floats = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length >> 2);
+  for (let i = 0; i < floats.length; i++) {
+    if (!Number.isFinite(floats[i])) return { index: i, value: String(floats[i]) };
+  }
+  return undefined;
 }
 
 async function readJson(file: string): Promise<unknown> {

@@ -291,6 +291,11 @@ export class BeamSearch {
     }
   }
 
+  /** Hypotheses the next step decodes (sentences x beam), 0 once done: the step's cost in rows. */
+  get rows(): number {
+    return this.state === undefined ? 0 : this.live.length;
+  }
+
   /** Whether every sentence has its hypotheses: results() is final, and the decoder state is freed. */
   get done(): boolean {
     return this.state === undefined;

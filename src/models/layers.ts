@@ -46,7 +46,7 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
  * Scaled dot-product attention. Keys stay [B, H, S, dh] and the scores use transposeB: on wasm the
  * batched matMul then reads contiguous rows, and the decoder's key cache grows along axis 2, one
  * block copy per (b, h) instead of one per key dimension (measured 1.4-2.1x faster per step,
- * src/bench/attention.ts).
+ * bench/results/engine.md, attention micro-benchmark).
  * q: [B, H, T, dh], k: [B, H, S, dh], v: [B, H, S, dh], bias: broadcastable to [B, H, T, S] -> [B, H, T, dh]
  */
 export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: tf.Tensor | null): tf.Tensor4D {

@@ -55,7 +55,12 @@ export function rowsCopyOnHost(): boolean {
 
 // t: [N, ...], rows: indices into N -> [rows.length, ...]
 export function takeRows<T extends tf.Tensor>(t: T, rows: readonly number[]): T {
-  if (!rowsCopyOnHost()) return tf.tidy(() => tf.gather(t, tf.tensor1d(rows as number[], 'int32')) as T);
+  if (!rowsCopyOnHost()) {
+    // The same error on every backend (tfjs-node's Gather words its own).
+    const n = t.shape[0];
+    for (const row of rows) if (!(row >= 0 && row < n)) throw new RangeError(`row ${row} is outside [0, ${n})`);
+    return tf.tidy(() => tf.gather(t, tf.tensor1d(rows as number[], 'int32')) as T);
+  }
   return hostRows(t.dataSync() as Float32Array | Int32Array, t.shape, t.dtype, rows) as T;
 }
 

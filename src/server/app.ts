@@ -1,43 +1,67 @@
 // The HTTP layer. A request's path: schema validation and tokenization here, then the batcher's
 // queue for its pair, a batch, an engine worker, and back. Nothing here touches tensors.
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { Batcher } from '../batching/index.ts';
+import * as path from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Batcher, DrainingError } from '../batching/index.ts';
 import { CheckpointReader } from '../models/checkpoint.ts';
 import { type ModelConfig, parsePair } from '../models/config.ts';
 import { subnetworkOf } from '../models/subnetwork.ts';
+import { verifyCheckpoint } from '../models/verify.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
-import { InputError, type Translation } from '../translator/index.ts';
+import type { Translation } from '../translator/index.ts';
+import { loadProfile } from '../text/detect.ts';
 import { EnginePool } from './engine-pool.ts';
 import type { BatchResult } from './engine-worker-client.ts';
 import type { CacheSnapshot } from './engine-protocol.ts';
+import { ClientShares, CostLimitError, requestCost } from './cost.ts';
 import { BatchCancelledError, NotReadyError, ShuttingDownError, answerFor } from './errors.ts';
+import { capConnections, httpLimitOptions } from './http-limits.ts';
+import { addMetricsRoute, createMetricsApp } from './metrics-access.ts';
 import { LANGUAGE_NAMES } from './languages.ts';
 import { ServerMetrics } from './metrics.ts';
-import { type BatchKey, type SourceText, type TranslateBody, type TranslationRequest, responseOf, translateSchema, validateRequest } from './request.ts';
+import { type BatchKey, type SourceText, type TranslationRequest, sentenceRequest } from './request.ts';
+import { libreTranslate } from './libretranslate.ts';
+import { type SubmitSentences, TextService } from './text-service.ts';
 import type { ServerSettings } from './settings.ts';
+import { registerFrontDoor } from './front-door/index.ts';
 
 export interface TaskmoeServer {
   app: FastifyInstance;
+  /** /metrics alone, with --metrics-port (the caller listens on it). */
+  metricsApp?: FastifyInstance;
   metrics: ServerMetrics;
   pool: EnginePool;
-  /** Resolves when the engine workers have warmed up and /readyz turns 200; rejects if they cannot start. */
+  /** Resolves when the engine workers have warmed up and /readyz turns 200 (a worker that cannot start is retried meanwhile; /readyz says why). */
   ready: Promise<void>;
-  /** Stops readiness, finishes queued and running work within the grace period, closes everything. */
+  /**
+   * Stops readiness, finishes queued and running work within the grace period, answers what is
+   * left 503 (Retry-After, Connection: close), closes everything.
+   */
   shutdown(): Promise<void>;
 }
+
+/** After the grace period, the time given to 503 answers to reach their clients before connections close. */
+const DRAIN_ANSWER_MS = 250;
 
 /** Builds the app and starts its engine workers, which warm up in the background (see `ready`). */
 export async function createServer(settings: ServerSettings, log: (msg: string) => void = () => {}): Promise<TaskmoeServer> {
   const reader = await CheckpointReader.open(settings.modelDir);
   const cfg = reader.config;
   const tokenizer = await Tokenizer.load(reader.tokenizerPath);
-  if (tokenizer.vocabSize !== cfg.vocabSize) throw new Error(`${settings.modelDir}: vocabSize ${cfg.vocabSize} does not match its tokenizer (${tokenizer.vocabSize} pieces)`);
+  // A corrupt or mismatched checkpoint stops the server here, before it listens: never ready, never serving empty text.
+  tokenizer.checkServes(cfg, path.join(settings.modelDir, 'config.json'));
+  await verifyCheckpoint(reader, log);
   const metrics = new ServerMetrics();
   const app = Fastify({
     bodyLimit: settings.bodyLimitBytes,
     // Strict validation: unknown fields and wrong types are 400s, not silently dropped or coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    ...httpLimitOptions(settings),
   });
+  capConnections(app.server, settings.maxConnections);
+  const shares = new ClientShares(settings.maxClientCost);
+  // Before any route: the OpenAPI generator and the key/quota guard must see every route.
+  await registerFrontDoor(app, settings);
   const state = { ready: false, draining: false };
   const workerCache = new Map<number, CacheSnapshot>();
   const workerTensors = new Map<number, number>();
@@ -76,6 +100,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     maxDelayMs: settings.maxDelayMs,
     maxQueuedSentences: settings.maxQueuedSentences,
     ...pool.lanes,
+    rowsPerSentence: (key) => key.options.beamSize ?? 1,
     run: async (key, texts, signal, worker) => {
       let result: BatchResult;
       try {
@@ -109,68 +134,63 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
 
   // The one place a failed request is answered and its rejection counted.
   app.setErrorHandler((err: Error, req, reply) => {
-    const answer = answerFor(err, settings.bodyLimitBytes);
+    const answer = answerFor(err, settings);
     if (answer.reason !== undefined) metrics.rejected.labels(answer.reason).inc();
     else req.log.error(err);
     return reply.code(answer.status).headers(answer.headers ?? {}).send({ error: answer.message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
 
-  const languages = cfg.languages.map((code) => ({
-    code,
-    name: LANGUAGE_NAMES[code] ?? code,
-    targets: cfg.pairs.filter((p) => p.startsWith(`${code}-`)).map((p) => parsePair(p).target),
-  }));
-
-  const translate = async (body: TranslateBody, reply: FastifyReply) => {
-    if (state.draining) throw new ShuttingDownError();
-    if (!state.ready) throw new NotReadyError();
-    const disconnected = new AbortController();
-    // The response stream closes before it finished only when the client went away.
-    const onClose = () => {
-      if (!reply.raw.writableFinished) disconnected.abort();
-    };
-    reply.raw.on('close', onClose);
+  // Sentences of one direction through the batcher, as one typed request (server/request.ts). Each
+  // submission is charged its cost: over --max-request-cost it is refused, and one client's share of
+  // a worker is bounded while it waits and runs.
+  const submit: SubmitSentences = async (direction, ids, options, ctx) => {
+    const request: TranslationRequest = sentenceRequest(cfg, direction, ids, options, ctx);
+    const { beamSize = 1, maxLength } = request.key.options;
+    const cost = requestCost(request.texts.map((t) => t.ids.length), beamSize, maxLength, cfg.maxLength);
+    if (cost > settings.maxRequestCost) throw new CostLimitError(cost, settings.maxRequestCost);
+    // The share is kept against the pair's home worker even when a replica runs the batch: the
+    // batcher picks the lane only at dispatch, and the home is the one worker that always holds the pair.
+    const release = shares.reserve(ctx.client, String(pool.homeOf(request.key.pair)), cost);
     try {
-      const request: TranslationRequest = validateRequest(body, { cfg, tokenizer }, { timeoutMs: settings.timeoutMs, signal: disconnected.signal });
-      return responseOf(request, await batcher.submit(request.key, request.texts, request));
+      return await batcher.submit(request.key, request.texts, request);
     } finally {
-      reply.raw.off('close', onClose);
+      release();
     }
   };
-
-  const schema = translateSchema(settings, cfg.maxLength);
-  app.post<{ Body: TranslateBody }>('/translate', { schema: { body: schema.body } }, (req, reply) => translate(req.body, reply));
-  // The pair in the URL lets a load balancer hash on it, so each pair reaches the replicas that hold it warm.
-  app.post<{ Body: Omit<TranslateBody, 'source' | 'target'> & Partial<TranslateBody>; Params: { source: string; target: string } }>(
-    '/translate/:source/:target',
-    { schema: { body: { ...schema.body, required: ['q'] }, params: schema.params } },
-    (req, reply) => {
-      const { source, target } = req.params;
-      if ((req.body.source ?? source) !== source || (req.body.target ?? target) !== target) {
-        throw new InputError(`the body's source/target (${req.body.source}-${req.body.target}) disagree with the URL (${source}-${target})`);
-      }
-      return translate({ ...req.body, source, target } as TranslateBody, reply);
+  const service = new TextService(cfg, tokenizer, loadProfile(settings.modelDir), submit);
+  await app.register(libreTranslate, {
+    settings,
+    maxLength: cfg.maxLength,
+    service,
+    languageNames: LANGUAGE_NAMES,
+    admit: () => {
+      if (state.draining) throw new ShuttingDownError();
+      if (!state.ready) throw new NotReadyError();
     },
-  );
-  app.get('/languages', async () => languages);
+  });
   app.get('/healthz', async () => ({ status: 'ok' }));
+  // Ready only while every engine worker can serve; otherwise 503 with the reason.
   app.get('/readyz', async (_req, reply) => {
-    if (state.draining) return reply.code(503).send({ status: 'draining' });
-    if (!state.ready) return reply.code(503).send({ status: 'warming up' });
+    const unready = (status: string, reason?: string) => reply.code(503).header('retry-after', '1').send({ status, ...(reason ? { reason } : {}), workers: pool.health() });
+    if (state.draining) return unready('draining');
+    if (!state.ready) return unready('warming up');
+    const down = pool.health().filter((w) => w.status !== 'ready');
+    if (down.length > 0) return unready('degraded', down.map((w) => w.reason ?? `engine worker ${w.worker} is ${w.status}`).join('; '));
     return { status: 'ready' };
   });
-  app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  const metricsApp = settings.metricsPort === '' ? undefined : createMetricsApp(metrics, settings.metricsToken);
+  if (metricsApp === undefined) addMetricsRoute(app, metrics, settings.metricsToken);
   app.get('/info', async () => ({
-    model: settings.modelDir,
+    // The model's name, never its filesystem path.
+    model: path.basename(path.resolve(settings.modelDir)),
+    engine: { backend: pool.health().find((w) => w.backend !== undefined)?.backend },
     routing: cfg.routing,
     moe: cfg.moe,
     ...(cfg.extracted ? { extracted: cfg.extracted } : {}),
     languages: cfg.languages,
     pairs: cfg.pairs,
+    pivot: { via: 'en', pairs: service.pivotPairs() },
     workers: pool.size,
     workerRestarts: pool.restarts,
     workerBusy: pool.busy(),
@@ -187,6 +207,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   }));
 
   await app.ready();
+  await metricsApp?.ready();
   const ready = pool.ready.then(() => {
     state.ready = true;
   });
@@ -195,12 +216,19 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   const shutdown = () => (shuttingDown ??= (async () => {
     state.draining = true;
     batcher.close();
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, settings.drainGraceMs).unref());
-    await Promise.race([batcher.drain(), grace]);
-    await app.close();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'grace'>((resolve) => (timer = setTimeout(() => resolve('grace'), settings.drainGraceMs)));
+    const outcome = await Promise.race([batcher.drain().then(() => 'drained' as const), grace]);
+    clearTimeout(timer);
+    if (outcome === 'grace') {
+      // Out of time: what is queued or running is answered 503 now, and gets a moment to reach its client.
+      batcher.abort(new DrainingError('all'));
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_ANSWER_MS));
+    }
+    await Promise.all([app.close(), metricsApp?.close()]);
     await pool.close();
   })());
-  return { app, metrics, pool, ready, shutdown };
+  return { app, metricsApp, metrics, pool, ready, shutdown };
 }
 
 function sum(xs: number[]): number {

@@ -3,7 +3,7 @@
 // replicas of busy sub-networks on other workers (the rule is in replicas.ts).
 import type { Lane } from '../batching/index.ts';
 import type { CacheSnapshot } from './engine-protocol.ts';
-import { type BatchResult, EngineWorker, type EngineWorkerOptions, type WorkerIndex } from './engine-worker-client.ts';
+import { type BatchResult, EngineWorker, type EngineWorkerOptions, type WorkerHealth, type WorkerIndex } from './engine-worker-client.ts';
 import { BusyMeter, type ReplicaThresholds, type SubnetworkLoad, type WorkerLoad, planReplica } from './replicas.ts';
 import type { BatchKey } from './request.ts';
 
@@ -35,6 +35,7 @@ export interface EnginePoolOptions extends EngineWorkerOptions {
 export interface LanePolicy {
   lanesOf: (pair: string) => readonly Lane[];
   batchesPerLane: number;
+  batchesPerPair: number;
 }
 
 interface Subnetwork {
@@ -64,7 +65,7 @@ export class EnginePool {
   private windowStart = performance.now();
   private closed = false;
 
-  /** Resolves once every worker has loaded its warm-up pairs; rejects if one fails to start. */
+  /** Resolves once every worker has loaded its warm-up pairs (a worker that fails to start is retried meanwhile). */
   readonly ready: Promise<void>;
 
   /** Starts the workers; they warm up in the background (see `ready`). */
@@ -92,20 +93,26 @@ export class EnginePool {
       intraOpThreads: opts.intraOpThreads,
     }, { ...opts, onStats }));
     for (const s of this.subnetworks) opts.onReplicas?.(s.id, 1);
-    this.ready = Promise.all(this.workers.map((w) => w.whenReady())).then(() => {});
+    this.ready = Promise.all(this.workers.map((w) => w.firstReady)).then(() => {});
     this.timer = setInterval(() => this.rebalance(), opts.replicas.windowMs);
     this.timer.unref();
   }
 
   /**
-   * The batcher's lanes are the workers holding the pair's sub-network. A worker takes a lane's next
-   * batch while one decodes, and merges it in as rows finish (continuous batching), so a lane runs
-   * two batches at once.
+   * The batcher's lanes are the workers holding the pair's sub-network. A worker takes a pair's next
+   * batch while one decodes, and merges it in as rows finish (continuous batching), so a pair runs
+   * two batches at once on each of its lanes. Pairs do not wait for each other's slots: the
+   * worker's scheduler shares its time between them (translator/scheduler.ts). A replica may bring
+   * any pair to any worker, so a lane has room for two batches of every pair.
    */
-  readonly lanes: LanePolicy = {
-    lanesOf: (pair) => this.workersOf(pair),
-    batchesPerLane: 2,
-  };
+  get lanes(): LanePolicy {
+    return { lanesOf: (pair) => this.workersOf(pair), batchesPerLane: 2 * Math.max(1, this.subnetworkOfPair.size), batchesPerPair: 2 };
+  }
+
+  /** The pairs whose sub-network's home is this worker. */
+  pairsOf(worker: WorkerIndex): string[] {
+    return [...this.subnetworkOfPair.keys()].filter((p) => this.homeOf(p) === worker);
+  }
 
   /** The workers a pair's sub-network is resident on, its home first. */
   workersOf(pair: string): readonly WorkerIndex[] {
@@ -217,6 +224,11 @@ export class EnginePool {
 
   get size(): number {
     return this.workers.length;
+  }
+
+  /** Every worker's state; the server is ready only while all are. */
+  health(): WorkerHealth[] {
+    return this.workers.map((w) => w.health());
   }
 
   get restarts(): number {

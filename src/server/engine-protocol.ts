@@ -1,4 +1,5 @@
 // Messages between the server thread and its engine workers.
+import type { WithId } from '../util/rpc.ts';
 import type { Translation } from '../translator/index.ts';
 import type { BatchKey } from './request.ts';
 
@@ -14,11 +15,13 @@ export interface EngineWorkerData {
 }
 
 /** The pool stops a worker by terminating its thread. A cancelled batch's sentences are dropped unanswered. */
-export type ToWorker =
-  | { type: 'translate'; id: number; key: BatchKey; sources: number[][] }
-  | { type: 'cancel'; id: number }
-  /** Load the sub-network of `pair` into the cache (a replica), answered by 'loaded'. */
-  | { type: 'load'; id: number; pair: string };
+export type ToWorker = WithId<TranslateBatch> | WithId<LoadSubnetwork> | { type: 'cancel'; id: number };
+
+/** A batch to translate; it travels with the id its result or error answers (util/rpc.ts). */
+export type TranslateBatch = { type: 'translate'; key: BatchKey; sources: number[][] };
+
+/** Load the sub-network of `pair` into the cache (a replica), answered by 'loaded' or 'error'. */
+export type LoadSubnetwork = { type: 'load'; pair: string };
 
 export interface CacheSnapshot {
   entries: number;
@@ -31,7 +34,7 @@ export interface CacheSnapshot {
 }
 
 export type FromWorker =
-  | { type: 'ready'; cache: CacheSnapshot; tensors: number }
+  | { type: 'ready'; cache: CacheSnapshot; tensors: number; backend: string }
   | { type: 'fatal'; message: string }
   | { type: 'result'; id: number; translations: Translation[]; durationMs: number; cache: CacheSnapshot; tensors: number }
   | { type: 'loaded'; id: number; cache: CacheSnapshot; tensors: number }

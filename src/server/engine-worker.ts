@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     return { entries, bytes, hits, misses, evictions, entryBytes: cache.entryBytes() };
   };
   await cache.warm(data.warmPairs.map(parsePair));
-  send({ type: 'ready', cache: snapshot(), tensors: tf.memory().numTensors });
+  send({ type: 'ready', cache: snapshot(), tensors: tf.memory().numTensors, backend: tf.getBackend() });
 
   // Batches of one pair decode together, joining while earlier ones run (continuous batching);
   // messages are taken between decoder steps, so a new batch never waits for a running one to end.

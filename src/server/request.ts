@@ -1,29 +1,12 @@
-// A translation request as validation produces it. It travels unchanged from here through the
-// batcher's queue, a batch and an engine worker, and back to the response, as TGI's router carries
-// its ValidGenerateRequest: nothing downstream re-reads the body or parses a key back.
+// A translation request as the batcher sees it: sentences of one direction, tokenized and checked,
+// with one batch key. LibreTranslate's routes (libretranslate.ts) turn a body into texts, the text
+// pipeline (text-service.ts) cuts texts into sentences, and each direction's sentences become one
+// TranslationRequest here, which travels unchanged through the batcher's queue, a batch and an
+// engine worker, as TGI's router carries its ValidGenerateRequest.
 import type { BatchItem, QueueKey } from '../batching/index.ts';
 import { type ModelConfig, pairKey } from '../models/config.ts';
 import type { Direction } from '../models/transformer.ts';
-import type { Tokenizer } from '../tokenizer/index.ts';
-import { type TranslateOptions, type Translation, checkDirection, checkSourceLength } from '../translator/index.ts';
-import type { ServerSettings } from './settings.ts';
-
-/** The body of POST /translate (LibreTranslate's API), as the schema admits it. */
-export interface TranslateBody {
-  q: string | string[];
-  source: string;
-  target: string;
-  format?: 'text';
-  alternatives?: number;
-  beam_size?: number;
-  max_length?: number;
-  api_key?: string;
-}
-
-export interface TranslateResponse {
-  translatedText: string | string[];
-  alternatives?: string[] | string[][];
-}
+import { type TranslateOptions, checkDirection, checkSourceLength } from '../translator/index.ts';
 
 /** What sentences must share to be batched together: a direction and the decoding options. */
 export interface BatchKey extends QueueKey {
@@ -33,20 +16,16 @@ export interface BatchKey extends QueueKey {
   readonly options: TranslateOptions;
 }
 
-/** One text of a request, tokenized: the batcher's item. */
+/** One sentence, tokenized: the batcher's item. */
 export interface SourceText extends BatchItem {
   readonly ids: number[];
 }
 
 export interface TranslationRequest {
   readonly key: BatchKey;
-  /** One per text of `q`, in order. */
+  /** One per sentence, in order. */
   readonly texts: readonly SourceText[];
-  /** Alternatives to answer per text (nBest - 1). */
-  readonly alternatives: number;
-  /** `q` was one string, so the response holds strings rather than arrays. */
-  readonly single: boolean;
-  /** Milliseconds since the epoch: validation's end plus the server's timeout (tokenizing is not queue time). */
+  /** Milliseconds since the epoch: when the request's first sentences were queued plus the server's timeout. */
   readonly deadline: number;
   /** Aborts when the client goes away. */
   readonly signal: AbortSignal;
@@ -59,67 +38,21 @@ export function batchKeyOf(direction: Direction, options: TranslateOptions): Bat
   return { direction, pair, options, id: JSON.stringify([pair, beamSize, nBest, maxLength ?? null]) };
 }
 
-export function translateSchema(s: ServerSettings, maxLength: number) {
-  return {
-    body: {
-      type: 'object',
-      required: ['q', 'source', 'target'],
-      additionalProperties: false,
-      properties: {
-        q: {
-          anyOf: [
-            { type: 'string', minLength: 1, maxLength: s.maxTextChars },
-            { type: 'array', minItems: 1, maxItems: s.maxTexts, items: { type: 'string', minLength: 1, maxLength: s.maxTextChars } },
-          ],
-        },
-        source: { type: 'string', minLength: 1 },
-        target: { type: 'string', minLength: 1 },
-        format: { type: 'string', enum: ['text'] },
-        alternatives: { type: 'integer', minimum: 0, maximum: s.maxAlternatives },
-        beam_size: { type: 'integer', minimum: 1, maximum: s.maxBeam },
-        max_length: { type: 'integer', minimum: 1, maximum: maxLength },
-        // Accepted so that LibreTranslate clients work unchanged; taskmoe has no API keys.
-        api_key: { type: 'string' },
-      },
-    },
-    params: {
-      type: 'object',
-      properties: { source: { type: 'string' }, target: { type: 'string' } },
-    },
-  };
-}
-
 /**
- * The typed request of a body the schema admitted; throws InputError naming what the model cannot
- * serve (the direction, a text too long once tokenized).
+ * The typed request of tokenized sentences; throws InputError naming what the model cannot serve
+ * (the direction, a sentence too long: the text pipeline cuts sentences to fit, so that is a bug).
  */
-export function validateRequest(
-  body: TranslateBody,
-  model: { cfg: ModelConfig; tokenizer: Tokenizer },
-  { timeoutMs, signal }: { timeoutMs: number; signal: AbortSignal },
+export function sentenceRequest(
+  cfg: ModelConfig,
+  direction: Direction,
+  ids: number[][],
+  options: TranslateOptions,
+  { deadline, signal }: { deadline: number; signal: AbortSignal },
 ): TranslationRequest {
-  const { cfg, tokenizer } = model;
-  const direction = { source: body.source, target: body.target };
   checkDirection(cfg.languages, cfg.pairs, direction);
-  const alternatives = body.alternatives ?? 0;
-  const options: TranslateOptions = {
-    beamSize: Math.max(body.beam_size ?? 1, alternatives + 1),
-    nBest: alternatives + 1,
-    maxLength: body.max_length,
-  };
-  const q = Array.isArray(body.q) ? body.q : [body.q];
-  const texts = q.map((text, i) => {
-    const ids = tokenizer.encodeSource(text, direction.target);
-    checkSourceLength(ids, cfg.maxLength, `q[${i}]`);
-    return { ids, tokens: ids.length };
+  const texts = ids.map((s, i) => {
+    checkSourceLength(s, cfg.maxLength, `sentence ${i}`);
+    return { ids: s, tokens: s.length };
   });
-  return { key: batchKeyOf(direction, options), texts, alternatives, single: !Array.isArray(body.q), deadline: Date.now() + timeoutMs, signal };
-}
-
-/** The response to a request, from its texts' translations in order. */
-export function responseOf(request: TranslationRequest, results: Translation[]): TranslateResponse {
-  const translatedText = results.map((r) => r.text);
-  const response: TranslateResponse = { translatedText: request.single ? translatedText[0] : translatedText };
-  if (request.alternatives > 0) response.alternatives = request.single ? results[0].alternatives : results.map((r) => r.alternatives);
-  return response;
+  return { key: batchKeyOf(direction, options), texts, deadline, signal };
 }

@@ -7,6 +7,9 @@ export async function serve(settings: ServerSettings, log: (msg: string) => void
   const server = await createServer(settings, log);
   // Listen first: /healthz answers and /readyz says 503 while the workers warm up.
   const address = await server.app.listen({ port: settings.port, host: settings.host });
+  if (server.metricsApp !== undefined) {
+    log(`taskmoe: /metrics on ${await server.metricsApp.listen({ port: Number(settings.metricsPort), host: settings.host })}`);
+  }
   try {
     await server.ready;
   } catch (err) {

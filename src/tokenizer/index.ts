@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { type ModelInfo, readModelInfo } from './model-proto.ts';
 
 /** The parts of @agnai/sentencepiece-js used here; the package ships no type declarations. */
 interface SentencePieceJs {
@@ -19,6 +20,8 @@ export class Tokenizer {
   private readonly pieceIds: Map<string, number>;
 
   private constructor(
+    /** The .model file it was loaded from. */
+    readonly path: string,
     private readonly processor: SentencePieceJs,
     private readonly model: ModelInfo,
   ) {
@@ -36,7 +39,7 @@ export class Tokenizer {
     if (statusText !== 'OK') {
       throw new Error(`invalid sentencepiece model ${modelPath}: ${statusText}`);
     }
-    return new Tokenizer(processor, readModelInfo(bytes, modelPath));
+    return new Tokenizer(modelPath, processor, readModelInfo(bytes, modelPath));
   }
 
   get vocabSize(): number {
@@ -73,6 +76,19 @@ export class Tokenizer {
   }
 
   /** Id of the target-language tag `<2xx>`. */
+  /**
+   * Checks that this tokenizer serves a model config: the same vocabulary size and a tag for every
+   * language. `configName` (a file, usually) starts the error message.
+   */
+  checkServes(cfg: { vocabSize: number; languages: readonly string[] }, configName: string): void {
+    if (this.vocabSize !== cfg.vocabSize) throw new Error(`${configName}: vocabSize ${cfg.vocabSize} does not match ${this.path} (${this.vocabSize} pieces)`);
+    const missing = cfg.languages.filter((lang) => !this.pieceIds.has(`<2${lang}>`));
+    if (missing.length > 0) {
+      const tags = missing.map((l) => `<2${l}>`).join(', ');
+      throw new Error(`${configName} lists languages whose tags ${this.path} lacks: ${tags} (retrain the tokenizer with these languages, or drop them from "languages")`);
+    }
+  }
+
   languageTagId(lang: string): number {
     const id = this.pieceIds.get(`<2${lang}>`);
     if (id === undefined) {
@@ -97,105 +113,4 @@ async function readModelFile(modelPath: string): Promise<Uint8Array> {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
     throw new Error(`cannot read sentencepiece model ${modelPath}: ${reason}`);
   }
-}
-
-interface ModelInfo {
-  pieces: string[];
-  unkId: number;
-  bosId: number;
-  eosId: number;
-  padId: number;
-}
-
-// Field numbers from sentencepiece_model.proto. The library exposes neither the vocabulary size
-// nor the special ids, so they are read from the ModelProto directly.
-const MODEL_PIECES = 1;
-const MODEL_TRAINER_SPEC = 2;
-const PIECE_TEXT = 1;
-const TRAINER_SPECIAL_IDS: Record<number, keyof Omit<ModelInfo, 'pieces'>> = {
-  40: 'unkId',
-  41: 'bosId',
-  42: 'eosId',
-  43: 'padId',
-};
-
-function readModelInfo(bytes: Uint8Array, modelPath: string): ModelInfo {
-  // proto2 defaults, used when the trainer spec leaves a field out.
-  const info: ModelInfo = { pieces: [], unkId: 0, bosId: 1, eosId: 2, padId: -1 };
-  try {
-    for (const field of readFields(bytes)) {
-      if (field.number === MODEL_PIECES) info.pieces.push(readPieceText(field.bytes()));
-      if (field.number === MODEL_TRAINER_SPEC) readSpecialIds(field.bytes(), info);
-    }
-  } catch (err) {
-    throw new Error(`invalid sentencepiece model ${modelPath}: ${(err as Error).message}`);
-  }
-  for (const key of ['padId', 'unkId', 'bosId', 'eosId'] as const) {
-    if (info[key] < 0 || info[key] >= info.pieces.length) {
-      throw new Error(`sentencepiece model ${modelPath} has no ${key} (taskmoe needs pad, unk, bos and eos pieces)`);
-    }
-  }
-  return info;
-}
-
-function readPieceText(pieceMessage: Uint8Array): string {
-  for (const field of readFields(pieceMessage)) {
-    if (field.number === PIECE_TEXT) return new TextDecoder().decode(field.bytes());
-  }
-  throw new Error('vocabulary entry without a piece');
-}
-
-function readSpecialIds(trainerSpec: Uint8Array, info: ModelInfo): void {
-  for (const field of readFields(trainerSpec)) {
-    const key = TRAINER_SPECIAL_IDS[field.number];
-    if (key !== undefined) info[key] = field.int32();
-  }
-}
-
-interface ProtoField {
-  number: number;
-  bytes(): Uint8Array;
-  int32(): number;
-}
-
-/** Minimal protobuf wire-format reader: just enough to walk a ModelProto. */
-function* readFields(buf: Uint8Array): Generator<ProtoField> {
-  let pos = 0;
-  const varint = (): number => {
-    let value = 0;
-    for (let shift = 0; ; shift += 7) {
-      if (pos >= buf.length) throw new Error('truncated protobuf varint');
-      const byte = buf[pos++]!;
-      // int32 values are sign-extended to 10 bytes; only the low 32 bits matter.
-      if (shift < 32) value |= (byte & 0x7f) << shift;
-      if ((byte & 0x80) === 0) return value;
-      if (shift >= 63) throw new Error('protobuf varint too long');
-    }
-  };
-  const skip = (count: number): number => {
-    if (count < 0 || pos + count > buf.length) throw new Error('truncated protobuf field');
-    pos += count;
-    return pos - count;
-  };
-  while (pos < buf.length) {
-    const key = varint() >>> 0;
-    const number = key >>> 3;
-    const wireType = key & 7;
-    if (wireType === 0) {
-      const value = varint();
-      yield { number, bytes: () => wrongType(number), int32: () => value };
-    } else if (wireType === 2) {
-      const length = varint();
-      const start = skip(length);
-      yield { number, bytes: () => buf.subarray(start, start + length), int32: () => wrongType(number) };
-    } else if (wireType === 1 || wireType === 5) {
-      skip(wireType === 1 ? 8 : 4);
-    } else {
-      throw new Error(`unsupported protobuf wire type ${wireType} (field ${number})`);
-    }
-  }
-}
-
-function wrongType(fieldNumber: number): never {
-  throw new Error(`protobuf field ${fieldNumber} has an unexpected wire type`);
 }

@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { readCorpus } from '../data/corpus.ts';
+import { mulberry32 } from '../util/random.ts';
 
 export interface TrainTokenizerOptions {
-  /** Directory of `en-XX.tsv` files: `English<TAB>XX` per line, UTF-8, no header. */
-  dataDir: string;
+  /** Directory (or directories, read as one corpus) of `en-XX.tsv` files: `English<TAB>XX` per line, UTF-8, no header. */
+  dataDir: string | string[];
   vocabSize: number;
   /** Path of the model to write; must end with `.model` (the `.vocab` lands beside it). */
   out: string;
@@ -29,12 +31,10 @@ export interface TrainTokenizerResult {
 const DEFAULT_SENTENCES_PER_LANGUAGE = 20000;
 const DEFAULT_SEED = 1;
 const DEFAULT_CHARACTER_COVERAGE = 0.9995;
-const PAIR_FILE = /^en-([\w-]+)\.tsv$/;
 
 export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<TrainTokenizerResult> {
   const settings = resolveSettings(opts);
-  const files = await selectPairFiles(opts.dataDir, opts.languages);
-  const byLanguage = await readSentencesByLanguage(files);
+  const byLanguage = await readSentencesByLanguage(opts.dataDir, opts.languages);
   const sample = sampleBalanced(byLanguage, settings.sentencesPerLanguage, settings.seed);
   const languages = [...byLanguage.keys()];
 
@@ -92,52 +92,20 @@ function requirePositiveInteger(name: string, value: number): void {
   if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${value}`);
 }
 
-/** Maps each non-English language to its pair file, restricted to `languages` when given. */
-async function selectPairFiles(dataDir: string, languages?: string[]): Promise<Map<string, string>> {
-  const available = new Map<string, string>();
-  for (const name of (await readdir(dataDir)).sort()) {
-    const lang = PAIR_FILE.exec(name)?.[1];
-    if (lang !== undefined) available.set(lang, join(dataDir, name));
-  }
-  if (languages === undefined) return requireSomePairs(available, dataDir);
-
-  const wanted = [...new Set(languages.filter((lang) => lang !== 'en'))].sort();
-  const missing = wanted.filter((lang) => !available.has(lang));
-  if (missing.length > 0) {
-    throw new Error(`no en-XX.tsv file in ${dataDir} for: ${missing.join(', ')}`);
-  }
-  return requireSomePairs(new Map(wanted.map((lang) => [lang, available.get(lang)!])), dataDir);
-}
-
-function requireSomePairs(files: Map<string, string>, dataDir: string): Map<string, string> {
-  // English text comes from the pair files, so at least one other language is needed.
-  if (files.size === 0) throw new Error(`no en-XX.tsv pair files selected in ${dataDir}`);
-  return files;
-}
-
 /** Distinct sentences per language, `en` first; English is pooled from every selected file. */
-async function readSentencesByLanguage(files: Map<string, string>): Promise<Map<string, string[]>> {
+async function readSentencesByLanguage(dirs: string | string[], languages?: string[]): Promise<Map<string, string[]>> {
+  const corpus = await readCorpus(dirs, { languages });
   const english = new Set<string>();
   const others = new Map<string, string[]>();
-  for (const [lang, file] of files) {
+  for (const [lang, pairs] of corpus.files) {
     const foreign = new Set<string>();
-    for (const [en, xx] of readPairs(await readFile(file, 'utf8'))) {
-      english.add(en);
-      foreign.add(xx);
+    for (const { source, target } of pairs) {
+      english.add(source);
+      foreign.add(target);
     }
     others.set(lang, [...foreign]);
   }
   return new Map([['en', [...english]], ...others]);
-}
-
-/** Yields the well-formed pairs: exactly one TAB and text on both sides. */
-function* readPairs(text: string): Generator<[string, string]> {
-  for (const line of text.split('\n')) {
-    const fields = line.replace(/\r$/, '').split('\t');
-    if (fields.length !== 2) continue;
-    const [en, xx] = fields.map((field) => field.trim());
-    if (en && xx) yield [en, xx];
-  }
 }
 
 /** Up to `perLanguage` sentences from each language, so big languages do not crowd out small ones. */
@@ -155,18 +123,6 @@ function sampleWithoutReplacement<T>(items: T[], count: number, random: () => nu
     [pool[i], pool[j]] = [pool[j]!, pool[i]!];
   }
   return pool.slice(0, take);
-}
-
-/** Small seedable PRNG; Math.random cannot be seeded and the sample must be reproducible. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function runSpmTrain(cwd: string, args: string[]): Promise<void> {

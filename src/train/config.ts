@@ -40,8 +40,10 @@ export interface TrainSettings {
   saveEvery: number;
   /** Steps between model-only snapshots in OUT/snapshots/step-N, kept for averaging (0: none). Default 0. */
   snapshotEvery: number;
-  /** Corpus directory of dev en-XX.tsv files; no dev evaluation without it. Default none. */
-  devDir?: string;
+  /** Corpus directories of training en-XX.tsv files, read as one corpus (--data replaces them). Default none. */
+  data?: string[];
+  /** Corpus directory (or directories) of dev en-XX.tsv files; no dev evaluation without it. Default none. */
+  devDir?: string | string[];
   /** Dev pairs per direction for the dev loss (the first ones of each file). Default 200. */
   devSentences: number;
   /** Dev pairs per direction greedily decoded for BLEU and chrF. Default 50. */
@@ -76,6 +78,9 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   workers: 1,
 };
 
+/** Fields holding lists of paths, which have no default. */
+const PATH_LISTS = ['data', 'devDir'];
+
 export interface TrainConfig {
   model: ModelConfig;
   train: TrainSettings;
@@ -93,15 +98,19 @@ export function parseTrainConfig(raw: Record<string, unknown>, baseDir: string, 
   if (typeof section !== 'object' || Array.isArray(section)) throw new ConfigError(`${where}: "train" must be an object`);
   const train: TrainSettings = { ...TRAIN_DEFAULTS };
   for (const [key, value] of Object.entries(section)) {
-    if (!(key in TRAIN_DEFAULTS) && key !== 'devDir') throw new ConfigError(`${where}: unknown field "train.${key}"`);
+    if (!(key in TRAIN_DEFAULTS) && !PATH_LISTS.includes(key)) throw new ConfigError(`${where}: unknown field "train.${key}"`);
     const isPath = key === 'tokenizer' || key === 'devDir';
-    if (isPath ? typeof value !== 'string' : !(typeof value === 'number' && Number.isFinite(value) && value >= 0)) {
-      throw new ConfigError(`${where}: "train.${key}" must be ${isPath ? 'a path' : 'a non-negative number'}, got ${JSON.stringify(value)}`);
+    const isPathList = PATH_LISTS.includes(key) && Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string');
+    if (key === 'data' ? !isPathList : isPath ? !(typeof value === 'string' || isPathList) : !(typeof value === 'number' && Number.isFinite(value) && value >= 0)) {
+      const what = key === 'data' ? 'a non-empty list of paths' : key === 'devDir' ? 'a path or a non-empty list of paths' : isPath ? 'a path' : 'a non-negative number';
+      throw new ConfigError(`${where}: "train.${key}" must be ${what}, got ${JSON.stringify(value)}`);
     }
     (train as unknown as Record<string, unknown>)[key] = value;
   }
   if (!Number.isInteger(train.workers) || train.workers < 1) throw new ConfigError(`${where}: "train.workers" must be a positive integer, got ${train.workers}`);
-  train.tokenizer = path.resolve(baseDir, train.tokenizer);
-  if (train.devDir !== undefined) train.devDir = path.resolve(baseDir, train.devDir);
+  const resolve = (p: string) => path.resolve(baseDir, p);
+  train.tokenizer = resolve(train.tokenizer);
+  if (train.data !== undefined) train.data = train.data.map(resolve);
+  if (train.devDir !== undefined) train.devDir = typeof train.devDir === 'string' ? resolve(train.devDir) : train.devDir.map(resolve);
   return { model, train };
 }

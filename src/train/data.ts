@@ -5,6 +5,7 @@ import { type Corpus, directionsOf, pairsFor, temperatureWeights } from '../data
 import { pairKey } from '../models/config.ts';
 import type { Direction } from '../models/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
+import type { Rng } from '../util/random.ts';
 
 export interface Example {
   dir: Direction;
@@ -43,30 +44,6 @@ export function tokenizeCorpus(corpus: Corpus, tok: Tokenizer, pairs: string[], 
     if (examples.length > 0) byDirection.set(pairKey(dir.source, dir.target), examples);
   }
   return byDirection;
-}
-
-/** mulberry32: a 32-bit state, so the sampler's whole state fits in one JSON number. */
-export class Rng {
-  constructor(public state: number) {}
-
-  // -> uniform in [0, 1)
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  // weights summing to 1 -> an index drawn with those probabilities
-  pick(weights: number[]): number {
-    let u = this.next();
-    for (let i = 0; i < weights.length - 1; i++) {
-      u -= weights[i];
-      if (u < 0) return i;
-    }
-    return weights.length - 1;
-  }
 }
 
 /**

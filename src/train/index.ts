@@ -2,7 +2,7 @@
 // periodic dev evaluation and checkpoints, resuming exactly from the last checkpoint if asked.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readCorpus, directionsOf, pairsFor } from '../data/corpus.ts';
+import { describeSkipped, readCorpus, directionsOf, pairsFor } from '../data/corpus.ts';
 import { pairKey } from '../models/config.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
 import { type TrainConfig, readTrainConfig } from './config.ts';
@@ -19,8 +19,8 @@ export { ParallelTrainer } from './parallel.ts';
 export interface TrainOptions {
   /** Training config: a model config.json plus a "train" section (see TrainSettings). */
   config: string;
-  /** Corpus directory of en-XX.tsv files. */
-  data: string;
+  /** Corpus directories of en-XX.tsv files, read as one corpus (default: the config's train.data). */
+  data?: string | string[];
   /** Output directory; checkpoints go to OUT/latest (the model itself in OUT/latest/model), snapshots to OUT/snapshots. */
   out: string;
   /** Train until this step (default: train.steps of the config). */
@@ -63,8 +63,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const { model: cfg, train: settings }: TrainConfig = readTrainConfig(opts.config);
   const tokenizer = await Tokenizer.load(settings.tokenizer);
-  if (tokenizer.vocabSize !== cfg.vocabSize) throw new Error(`vocabSize ${cfg.vocabSize} does not match ${settings.tokenizer} (${tokenizer.vocabSize} pieces)`);
-  const corpus = await readCorpus(opts.data, { languages: cfg.languages });
+  // The vocabulary and every configured language's <2xx> tag, named when missing.
+  tokenizer.checkServes(cfg, opts.config);
+  const data = opts.data ?? settings.data;
+  if (data === undefined) throw new Error(`no training data: pass --data DIR or list directories in "train.data" of ${opts.config}`);
+  const corpus = await readCorpus(data, { languages: cfg.languages });
+  for (const line of describeSkipped(corpus.stats)) log(`taskmoe train: ${line}`);
   const examples = tokenizeCorpus(corpus, tokenizer, cfg.pairs, cfg.maxLength);
   log(`taskmoe train: ${[...examples].map(([d, e]) => `${d} ${e.length}`).join(', ')}`);
   const latest = latestCheckpoint(opts.out);
@@ -133,7 +137,7 @@ interface DevData {
   translations: DevTranslations[];
 }
 
-async function readDev(dir: string, languages: string[], pairs: string[], maxLength: number, tok: Tokenizer, lossSentences: number, decodeSentences: number): Promise<DevData> {
+async function readDev(dir: string | string[], languages: string[], pairs: string[], maxLength: number, tok: Tokenizer, lossSentences: number, decodeSentences: number): Promise<DevData> {
   const corpus = await readCorpus(dir, { languages, maxPerFile: Math.max(lossSentences, decodeSentences) });
   const examples = [...tokenizeCorpus(corpus, tok, pairs, maxLength, lossSentences).values()].flat();
   const translations = directionsOf(corpus.languages)

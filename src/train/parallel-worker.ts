@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.ts';
 import type { FromTrainWorker, ToTrainWorker, TrainWorkerData } from './parallel.ts';
 import { Replica } from './trainer.ts';
+import type { WithId } from '../util/rpc.ts';
 
 const port = parentPort!;
 const data = workerData as TrainWorkerData;
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   const replica = Replica.fromWeights(data.cfg, data.settings, data.specialIds, new Map(data.layout.map((slot) => [slot.name, current(slot)])));
   send({ type: 'ready' });
 
-  port.on('message', (msg: ToTrainWorker) => {
+  port.on('message', (msg: WithId<ToTrainWorker>) => {
     try {
       for (const slot of data.layout) {
         const v = replica.variables.get(slot.name)!;

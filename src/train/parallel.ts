@@ -4,9 +4,10 @@
 // takes the Adam step once and publishes the new weights, so there is one copy of the optimizer
 // state and nothing that could drift between workers.
 import type { Worker } from 'node:worker_threads';
+import { RpcClient } from '../util/rpc.ts';
 import { startWorker } from '../util/worker-thread.ts';
 import * as tf from '@tensorflow/tfjs';
-import { backendInfo } from '../backend/index.ts';
+import { backendChoice } from '../backend/index.ts';
 import type { ModelConfig } from '../models/config.ts';
 import type { TrainSettings } from './config.ts';
 import type { Example } from './data.ts';
@@ -33,7 +34,7 @@ export interface TrainWorkerData {
   grads: SharedArrayBuffer;
 }
 
-export type ToTrainWorker = { type: 'step'; id: number; batch: Example[] };
+export type ToTrainWorker = { type: 'step'; batch: Example[] };
 
 export type FromTrainWorker =
   | { type: 'ready' }
@@ -59,36 +60,24 @@ export function splitBatch(batch: Example[], n: number): Example[][] {
   return shards;
 }
 
-// The backend of this thread, as initBackend's `force` names it, for the workers to use the same.
-function backendChoice(): string {
-  const info = backendInfo();
-  if (info === undefined) return tf.getBackend() === 'tensorflow' ? 'node' : tf.getBackend();
-  return info.name === 'tensorflow' ? (info.gpu ? 'gpu' : 'node') : info.name;
-}
-
 class TrainWorker {
   readonly ready: Promise<void>;
   readonly grads: Float32Array;
   private readonly worker: Worker;
-  private pending?: { id: number; resolve: (r: ShardResult) => void; reject: (e: Error) => void };
-  private nextId = 1;
-  /** Set once the worker failed or exited: every later step fails with it instead of waiting. */
-  private failure?: Error;
+  private readonly rpc: RpcClient<ToTrainWorker, ShardResult>;
   private closing = false;
+  private failed = false;
 
   constructor(readonly index: number, data: TrainWorkerData) {
     this.grads = new Float32Array(data.grads);
     this.worker = startWorker(import.meta.url, 'parallel-worker', data);
+    this.rpc = new RpcClient((msg) => this.worker.postMessage(msg));
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (msg: FromTrainWorker) => {
         if (msg.type === 'ready') resolve();
         else if (msg.type === 'fatal') reject(this.fail(`failed to start: ${msg.message}`));
         else if (msg.type === 'error') this.fail(`failed: ${msg.message}`);
-        else if (this.pending?.id === msg.id) {
-          const { resolve: done } = this.pending;
-          this.pending = undefined;
-          done(msg);
-        }
+        else this.rpc.resolve(msg.id, msg);
       });
       this.worker.on('error', (err) => reject(this.fail(`failed: ${err.stack ?? err.message}`)));
       this.worker.on('exit', (code) => reject(this.fail(`exited (code ${code})`)));
@@ -96,25 +85,20 @@ class TrainWorker {
     this.ready.catch(() => {}); // start() observes it; a later failure must not raise an unhandled rejection
   }
 
-  // -> the error every pending and later step of this worker rejects with
+  // -> the error every pending and later step of this worker rejects with (the first failure's)
   private fail(what: string): Error {
-    if (this.failure === undefined) {
-      this.failure = new Error(this.closing ? `train worker ${this.index} was closed` : `train worker ${this.index} ${what}`);
+    const error = new Error(this.closing ? `train worker ${this.index} was closed` : `train worker ${this.index} ${what}`);
+    if (!this.failed) {
+      this.failed = true;
       // A worker that failed is not trusted to go on: its tfjs scopes may be left open mid-step.
       if (!this.closing) void this.worker.terminate();
     }
-    this.pending?.reject(this.failure);
-    this.pending = undefined;
-    return this.failure;
+    this.rpc.fail(error, { permanent: true });
+    return error;
   }
 
   run(batch: Example[]): Promise<ShardResult> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending = { id, resolve, reject };
-      this.worker.postMessage({ type: 'step', id, batch } satisfies ToTrainWorker);
-    });
+    return this.rpc.call({ type: 'step', batch });
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,7 @@
 // One training run in memory: the model over tf.Variables, the optimizer, the sampler, and the
 // forward pass that turns a batch into the loss (cross-entropy plus load balancing).
 import * as tf from '@tensorflow/tfjs';
-import { corpusBleu, corpusChrf } from '../eval/metrics.ts';
+import { corpusBleu, corpusChrf } from '../eval/bleu-chrf.ts';
 import type { ModelConfig } from '../models/config.ts';
 import { decode } from '../models/decoding.ts';
 import { initWeights } from '../models/init.ts';
@@ -12,7 +12,8 @@ import { gatherRows, matMul2d } from '../models/ops.ts';
 import { Decoder, type Direction, Embeddings, Encoder, type GateCollector } from '../models/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import type { TrainSettings } from './config.ts';
-import { BatchSampler, type Example, Rng, exampleLength } from './data.ts';
+import { BatchSampler, type Example, exampleLength } from './data.ts';
+import { Rng } from '../util/random.ts';
 import { labelSmoothedCrossEntropy, loadBalancingLoss } from './loss.ts';
 import { Adam, type UpdateStats } from './optimizer.ts';
 import { type TrainingState, saveTrainingState } from './state.ts';

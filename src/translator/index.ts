@@ -8,6 +8,7 @@ import { decode, type DecodeOptions, type Hypothesis } from '../models/decoding.
 import { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
 import { Tokenizer } from '../tokenizer/index.ts';
+import { verifyCheckpoint } from '../models/verify.ts';
 
 /** The demo model shipped in the repository, used when no model is given. */
 export const DEFAULT_MODEL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'demo');
@@ -35,22 +36,19 @@ export interface Translation {
 
 export class Translator {
   constructor(readonly model: Seq2Seq, readonly tokenizer: Tokenizer) {
-    if (tokenizer.vocabSize !== model.config.vocabSize) {
-      throw new Error(`the model's vocabSize ${model.config.vocabSize} does not match its tokenizer's ${tokenizer.vocabSize} pieces`);
-    }
-    for (const lang of model.config.languages) tokenizer.languageTagId(lang);
+    tokenizer.checkServes(model.config, "the model's config");
   }
 
   /**
    * Loads a checkpoint: the full model, or with `dir` only the sub-network serving that direction
-   * (task-routed components extracted, read from disk alone).
+   * (task-routed components extracted, read from disk alone). The checkpoint is verified first
+   * (checksums, values, language tags); `warn` hears about one written without checksums.
    */
-  static async load(modelDir: string, dir?: Direction): Promise<Translator> {
+  static async load(modelDir: string, dir?: Direction, warn: (msg: string) => void = console.error): Promise<Translator> {
     const reader = await CheckpointReader.open(modelDir);
     const tokenizer = await Tokenizer.load(reader.tokenizerPath);
-    if (tokenizer.vocabSize !== reader.config.vocabSize) {
-      throw new Error(`${path.join(modelDir, 'config.json')}: vocabSize ${reader.config.vocabSize} does not match ${reader.tokenizerPath} (${tokenizer.vocabSize} pieces)`);
-    }
+    tokenizer.checkServes(reader.config, path.join(modelDir, 'config.json'));
+    await verifyCheckpoint(reader, warn);
     if (dir !== undefined) checkDirection(reader.config.languages, reader.config.pairs, dir);
     const model = dir === undefined ? await Seq2Seq.load(reader) : await Seq2Seq.loadSubnetwork(reader, dir);
     return new Translator(model, tokenizer);

@@ -3,9 +3,14 @@
 // is answered as soon as its own sentences finish; batches of different sub-networks take steps in
 // turn. Jobs of different pairs share a batch when they run on the same weights (with Token/Target,
 // every pair into one target language). Between steps the event loop runs, so jobs that arrive
-// meanwhile can join. A beam-search job decodes as a batch of its own, a step per turn like the
-// others, so a long beam search holds no greedy job back. A job whose caller gives up (its signal
-// aborts) leaves at the next step, so no step is spent on it.
+// meanwhile can join. A beam-search job decodes as a batch of its own, stepping in turn with the
+// others. A job whose caller gives up (its signal aborts) leaves at the next step, so no step is
+// spent on it.
+//
+// Engine time is shared fairly between pairs: each turn steps the running batch whose flow (its
+// pair) has been charged least, a step costing its rows (sentences x beam). A heavy beam request
+// of one pair therefore takes one step while another pair's short request takes as many steps as
+// fit in the same rows, instead of every running batch stepping once per turn.
 import { BeamSearch, GreedyBatch } from '../models/decoding.ts';
 import type { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
@@ -23,12 +28,15 @@ interface Job {
 }
 
 interface Running {
+  /** The fairness account it is charged to: its first job's pair. */
+  flow: string;
   model: Seq2Seq;
   batch: GreedyBatch<{ job: Job; index: number }>;
   jobs: Set<Job>;
 }
 
 interface RunningBeam {
+  flow: string;
   job: Job;
   search: BeamSearch;
 }
@@ -48,6 +56,11 @@ export class TranslationScheduler {
   private running: Running[] = [];
   private beams: RunningBeam[] = [];
   private looping = false;
+  /** Rows stepped per flow while it has running batches; a flow that starts is charged the least of the others. */
+  private readonly charged = new Map<string, number>();
+  /** Steps taken, and the step each batch last took (ties between equally charged batches go to the one that waited longest). */
+  private steps = 0;
+  private readonly lastStep = new WeakMap<Running | RunningBeam, number>();
 
   /** maxRows: sentences a running batch may hold before later jobs wait (a job alone may exceed it). */
   constructor(private readonly maxRows: number) {}
@@ -92,13 +105,34 @@ export class TranslationScheduler {
     try {
       while (this.waiting.length > 0 || this.running.length > 0 || this.beams.length > 0) {
         this.admit();
-        for (const running of [...this.running]) this.step(running);
-        for (const beam of [...this.beams]) this.stepBeam(beam);
+        this.stepNext();
         await nextTurn();
       }
     } finally {
       this.looping = false;
     }
+  }
+
+  /** One step of the running batch whose flow has been charged least, charged its rows. */
+  private stepNext(): void {
+    const units: (Running | RunningBeam)[] = [...this.running, ...this.beams];
+    if (units.length === 0) return;
+    const floor = Math.min(...[...this.charged.values()]);
+    for (const u of units) if (!this.charged.has(u.flow)) this.charged.set(u.flow, Number.isFinite(floor) ? floor : 0);
+    const order = (u: Running | RunningBeam) => [this.charged.get(u.flow)!, this.lastStep.get(u) ?? -1];
+    const next = units.reduce((best, u) => {
+      const [a, b] = order(u);
+      const [c, d] = order(best);
+      return a < c || (a === c && b < d) ? u : best;
+    });
+    const rows = 'search' in next ? next.search.rows : next.batch.size;
+    this.lastStep.set(next, this.steps++);
+    this.charged.set(next.flow, this.charged.get(next.flow)! + Math.max(1, rows));
+    if ('search' in next) this.stepBeam(next);
+    else this.step(next);
+    // A flow with nothing running leaves the accounts; when it returns it starts level with the others.
+    const active = new Set([...this.running, ...this.beams].map((u) => u.flow));
+    for (const flow of this.charged.keys()) if (!active.has(flow)) this.charged.delete(flow);
   }
 
   /** Starts the waiting jobs that can start, in arrival order; a batch's later jobs never overtake its earlier ones. */
@@ -107,7 +141,7 @@ export class TranslationScheduler {
     this.waiting = this.waiting.filter((job) => {
       if ((job.options.beamSize ?? 1) > 1) {
         const { translator, sources, dir, options } = job;
-        attempt(job, () => this.beams.push({ job, search: new BeamSearch(translator.model, sources, sources.map(() => dir), translator.decodeOptions(options)) }));
+        attempt(job, () => this.beams.push({ flow: flowOf(job), job, search: new BeamSearch(translator.model, sources, sources.map(() => dir), translator.decodeOptions(options)) }));
         return false;
       }
       const model = job.translator.model;
@@ -117,7 +151,7 @@ export class TranslationScheduler {
         return true;
       }
       if (running === undefined) {
-        running = { model, batch: new GreedyBatch(model, job.translator.decodeOptions({})), jobs: new Set() };
+        running = { flow: flowOf(job), model, batch: new GreedyBatch(model, job.translator.decodeOptions({})), jobs: new Set() };
         this.running.push(running);
       }
       const { batch, jobs } = running;
@@ -162,6 +196,10 @@ export class TranslationScheduler {
     running.batch.dispose();
     this.running = this.running.filter((r) => r !== running);
   }
+}
+
+function flowOf(job: Job): string {
+  return `${job.dir.source}-${job.dir.target}`;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
+import { TEST_BACKEND } from './backend.ts';
 
 const ENTRY = path.join(import.meta.dirname, 'cli-entry.ts');
 
@@ -9,11 +10,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `taskmoe args...` in a child process on the wasm backend, feeding `stdin`. */
-export function runCli(args: string[], stdin = ''): Promise<CliResult> {
+/** Runs `taskmoe args...` in a child process on the test run's backend (or `backend`), feeding `stdin`. */
+export function runCli(args: string[], stdin = '', backend: string = TEST_BACKEND): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], {
-      env: { ...process.env, TASKMOE_BACKEND: 'wasm' },
+      env: { ...process.env, TASKMOE_BACKEND: backend },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -22,6 +22,7 @@ const CHRF_BETA = 2;
 
 // Python's str.split()/str.strip() whitespace (str.isspace), which is what sacreBLEU uses.
 // JavaScript's \s differs: it lacks \x1c-\x1f and \x85 and adds \ufeff.
+// eslint-disable-next-line no-control-regex -- \x1c-\x1f are whitespace to Python
 const PY_WHITESPACE_RUN = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
 const PY_TRAILING_WHITESPACE = new RegExp(`(?:${PY_WHITESPACE_RUN.source})$`);
 
@@ -32,6 +33,7 @@ function pySplit(text: string): string[] {
 // The four regexes of sacreBLEU's TokenizerRegexp, applied in order. No `u` flag: the
 // identity escapes (\{, \~, \`) are only legal without it, and matching by UTF-16 unit
 // cannot split a surrogate pair here because every replacement keeps its groups adjacent.
+/* eslint-disable no-useless-escape -- sacreBLEU's patterns, kept verbatim */
 const TOKENIZER_13A_RULES: ReadonlyArray<readonly [RegExp, string]> = [
   // Symbols and most ASCII punctuation (not ' , - . or alphanumerics).
   [/([\{-\~\[-\` -\&\(-\+\:-\@\/])/g, ' $1 '],
@@ -42,6 +44,7 @@ const TOKENIZER_13A_RULES: ReadonlyArray<readonly [RegExp, string]> = [
   // Dash when preceded by a digit.
   [/([0-9])(-)/g, '$1 $2 '],
 ];
+/* eslint-enable no-useless-escape */
 
 /** sacreBLEU's default `13a` tokenizer (mteval-v13a.pl rules). */
 export function tokenize13a(line: string): string {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { corpusBleu, corpusChrf, tokenize13a } from '../src/eval/metrics.ts';
+import { corpusBleu, corpusChrf, tokenize13a } from '../src/eval/bleu-chrf.ts';
 
 // Expected values below are derived by hand from the mteval-v13a / sacreBLEU definitions;
 // floats are compared with a tolerance because exp/log may differ in the last bit.

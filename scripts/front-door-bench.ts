@@ -1,0 +1,107 @@
+// Benchmark (not a test) of the front door's cost, side by side in one run:
+//   1. server throughput with API keys and quotas off against --api-keys with per-key limits high
+//      enough never to refuse (every request: key lookup + one SQLite transaction), closed loop,
+//      rounds interleaved, median round of each;
+//   2. the guard's own cost per request (key lookup + quota transaction), timed alone.
+// Usage: node --import tsx scripts/front-door-bench.ts [--model DIR] [--seconds N] [--rounds N] [--concurrency N]
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { readCorpus, pairsFor } from '../src/data/corpus.ts';
+import { createServer, type TaskmoeServer } from '../src/server/app.ts';
+import { KeyStore, keyDbPath } from '../src/server/front-door/key-store.ts';
+import { Limiter } from '../src/server/front-door/limiter.ts';
+import { resolveSettings } from '../src/server/settings.ts';
+import { median } from '../src/bench/stats.ts';
+import { DEFAULT_MODEL_DIR } from '../src/translator/index.ts';
+import { tempDir } from '../test/helpers/engine.ts';
+
+const { values } = parseArgs({ options: { model: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, data: { type: 'string' } } });
+const model = path.resolve(values.model ?? DEFAULT_MODEL_DIR);
+const seconds = Number(values.seconds ?? 8);
+const rounds = Number(values.rounds ?? 5);
+const concurrency = Number(values.concurrency ?? 32);
+const corpus = await readCorpus(path.resolve(values.data ?? '/work/shared/data/gettext-mt/dev'), { languages: ['en', 'de'], maxPerFile: 400 });
+const texts = pairsFor(corpus.files, { source: 'en', target: 'de' }).map((p) => p.source);
+
+const dataDir = tempDir('front-door-bench-');
+const base = { ...resolveSettings({}, {}), modelDir: model, workers: 1, warm: 'en-de', dataDir };
+const off = await createServer(base);
+const on = await createServer({ ...base, apiKeys: true, reqPerMinute: 1_000_000_000, charsPerDay: 1_000_000_000 });
+await Promise.all([off.ready, on.ready]);
+const admin = KeyStore.open(keyDbPath(dataDir));
+const key = admin.add({ name: 'bench', reqPerMinute: 1_000_000_000, charsPerDay: 1_000_000_000 }).key;
+
+interface Round {
+  requestsPerSecond: number;
+  /** Process CPU time (all threads: HTTP, batcher, engine worker, this client) per answered request. */
+  cpuMsPerRequest: number;
+}
+
+/** Closed loop over inject(): `concurrency` clients, each one text per request. */
+async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'): Promise<Round> {
+  const warmUntil = performance.now() + 2000;
+  let from = Infinity;
+  let end = Infinity;
+  let answered = 0;
+  let cpuFrom = process.cpuUsage();
+  let next = 0;
+  const client = async () => {
+    while (performance.now() < end) {
+      const q = texts[next++ % texts.length];
+      const res = await server.app.inject({ method: 'POST', url, payload: { q, source: 'en', target: 'de', ...(apiKey ? { api_key: apiKey } : {}) } });
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}: ${res.body}`);
+      const now = performance.now();
+      if (from === Infinity && now >= warmUntil) {
+        from = now;
+        end = from + seconds * 1000;
+        cpuFrom = process.cpuUsage();
+      } else if (now > from && now <= end) answered++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, client));
+  const cpu = process.cpuUsage(cpuFrom);
+  return { requestsPerSecond: answered / seconds, cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / answered };
+}
+
+console.log(`front door bench: ${model}, en-de, ${concurrency} in flight, ${seconds} s x ${rounds} rounds (interleaved), 1 engine worker each`);
+const rounds_ = { off: [] as Round[], on: [] as Round[] };
+for (let r = 1; r <= rounds; r++) {
+  // Alternate which goes first, so that neither always follows the other.
+  const order = r % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
+  for (const which of order) rounds_[which].push(which === 'off' ? await load(off) : await load(on, key));
+  const f = (x: Round) => `${x.requestsPerSecond.toFixed(1)} req/s, ${x.cpuMsPerRequest.toFixed(2)} CPU ms/req`;
+  console.log(`round ${r}: off ${f(rounds_.off.at(-1)!)}  on ${f(rounds_.on.at(-1)!)}`);
+}
+const med = (xs: Round[], k: keyof Round) => median(xs.map((x) => x[k]));
+const [mOff, mOn] = [med(rounds_.off, 'requestsPerSecond'), med(rounds_.on, 'requestsPerSecond')];
+const [cOff, cOn] = [med(rounds_.off, 'cpuMsPerRequest'), med(rounds_.on, 'cpuMsPerRequest')];
+console.log(`throughput, median round: keys+quotas off ${mOff.toFixed(1)} req/s, on ${mOn.toFixed(1)} req/s, ratio on/off ${(mOn / mOff).toFixed(4)}`);
+console.log(`CPU per request, median round: off ${cOff.toFixed(2)} ms, on ${cOn.toFixed(2)} ms, ratio on/off ${(cOn / cOff).toFixed(4)}`);
+
+// The same on /detect, which does no engine work (a light request: the guard's share is largest).
+const detect = { off: [] as Round[], on: [] as Round[] };
+for (let r = 1; r <= rounds; r++) {
+  const order = r % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
+  for (const which of order) detect[which].push(which === 'off' ? await load(off, undefined, '/detect') : await load(on, key, '/detect'));
+}
+const [dOff, dOn] = [med(detect.off, 'requestsPerSecond'), med(detect.on, 'requestsPerSecond')];
+console.log(`/detect (no engine work), median round: off ${dOff.toFixed(0)} req/s, on ${dOn.toFixed(0)} req/s, ratio on/off ${(dOn / dOff).toFixed(4)}`);
+await Promise.all([off.shutdown(), on.shutdown()]);
+
+// The guard's work alone: the key lookup and the quota transaction of one request.
+const limiter = new Limiter(admin.db);
+const n = 20_000;
+const limits = { reqPerMinute: 1_000_000_000, charsPerDay: 1_000_000_000 };
+const samples: number[] = [];
+for (let rep = 0; rep < 5; rep++) {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    admin.get(key);
+    limiter.admit(`key:${key}`, limits, 40);
+  }
+  samples.push(((performance.now() - t0) * 1000) / n);
+}
+const guardUs = median(samples);
+console.log(`guard alone (key lookup + quota transaction, WAL, synchronous=NORMAL): median ${guardUs.toFixed(1)} us per request over 5 x ${n}`);
+console.log(`guard / CPU per request with keys off: ${((guardUs / 1000 / cOff) * 100).toFixed(3)}% (the overhead bound: its share of what a request costs)`);
+admin.close();
