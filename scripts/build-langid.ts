@@ -17,7 +17,9 @@ const { values } = parseArgs({
   },
 });
 const perLanguage = Number(values['per-language']);
-const { languages } = JSON.parse(fs.readFileSync(path.join(values.model!, 'config.json'), 'utf8')) as { languages: string[] };
+const { languages } = JSON.parse(fs.readFileSync(path.join(values.model!, 'config.json'), 'utf8')) as {
+  languages: string[];
+};
 const samples = new Map<string, string[]>(languages.map((l) => [l, []]));
 for (const lang of languages) {
   if (lang === 'en') continue;
@@ -33,9 +35,14 @@ for (const lang of languages) {
 for (const [lang, texts] of samples) {
   const unique = [...new Set(texts)];
   const step = Math.max(1, unique.length / perLanguage);
-  samples.set(lang, Array.from({ length: Math.min(perLanguage, unique.length) }, (_, i) => unique[Math.floor(i * step)]));
+  samples.set(
+    lang,
+    Array.from({ length: Math.min(perLanguage, unique.length) }, (_, i) => unique[Math.floor(i * step)]),
+  );
 }
 const profile = trainProfile(samples);
 const out = path.join(values.model!, 'langid.json');
 fs.writeFileSync(out, JSON.stringify(profile));
-console.log(`${out}: ${Object.keys(profile.grams).length} n-grams, ${languages.map((l) => `${l} ${samples.get(l)!.length}`).join(', ')} sentences`);
+console.log(
+  `${out}: ${Object.keys(profile.grams).length} n-grams, ${languages.map((l) => `${l} ${samples.get(l)!.length}`).join(', ')} sentences`,
+);

@@ -20,7 +20,20 @@ const { values } = parseArgs({
 });
 const profile = JSON.parse(fs.readFileSync(path.join(values.model!, 'langid.json'), 'utf8')) as LangIdProfile;
 const languages = profile.languages;
-const ISO3: Record<string, string> = { en: 'eng', de: 'deu', es: 'spa', fr: 'fra', ru: 'rus', sv: 'swe', uk: 'ukr', it: 'ita', nl: 'nld', pt: 'por', pl: 'pol', cs: 'ces' };
+const ISO3: Record<string, string> = {
+  en: 'eng',
+  de: 'deu',
+  es: 'spa',
+  fr: 'fra',
+  ru: 'rus',
+  sv: 'swe',
+  uk: 'ukr',
+  it: 'ita',
+  nl: 'nld',
+  pt: 'por',
+  pl: 'pol',
+  cs: 'ces',
+};
 const FROM3 = Object.fromEntries(Object.entries(ISO3).map(([a, b]) => [b, a]));
 
 const detectors: Record<string, (t: string) => string | undefined> = {
@@ -67,13 +80,16 @@ for (const lang of languages) {
   }
   console.log(`| ${lang} | ${counts.short} / ${counts.long} | ${cells.join(' | ')} |`);
 }
-console.log(`| all | | ${names.flatMap((n) => ['short', 'long'].map((b) => `${((100 * totals[`${n} ${b}`].ok) / totals[`${n} ${b}`].n).toFixed(1)}%`)).join(' | ')} |`);
+console.log(
+  `| all | | ${names.flatMap((n) => ['short', 'long'].map((b) => `${((100 * totals[`${n} ${b}`].ok) / totals[`${n} ${b}`].n).toFixed(1)}%`)).join(' | ')} |`,
+);
 
 // Time per 100-character text: dev messages joined and cut into 100-character pieces.
 const pieces: string[] = [];
 for (const lang of languages) {
   const all = [...dev.get(lang)!].join(' ');
-  for (let i = 0; i + 100 <= all.length && pieces.length < 300 * (languages.indexOf(lang) + 1); i += 100) pieces.push(all.slice(i, i + 100));
+  for (let i = 0; i + 100 <= all.length && pieces.length < 300 * (languages.indexOf(lang) + 1); i += 100)
+    pieces.push(all.slice(i, i + 100));
 }
 for (const name of names) {
   for (const p of pieces.slice(0, 50)) detectors[name](p); // warm-up
@@ -84,5 +100,7 @@ for (const name of names) {
     times.push(Number(process.hrtime.bigint() - t0) / 1e6 / pieces.length);
   }
   times.sort((a, b) => a - b);
-  console.log(`${name}: median ${(times[2] * 1000).toFixed(1)} µs per 100-character text (${pieces.length} texts, 5 runs)`);
+  console.log(
+    `${name}: median ${(times[2] * 1000).toFixed(1)} µs per 100-character text (${pieces.length} texts, 5 runs)`,
+  );
 }

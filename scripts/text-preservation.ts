@@ -23,42 +23,75 @@ const limit = Number(values.limit);
 
 await initBackend({ log: () => {} });
 const translators = new Map<string, Translator>();
-const config = JSON.parse(fs.readFileSync(path.join(values.model!, 'config.json'), 'utf8')) as { languages: string[]; pairs: string[]; maxLength: number };
+const config = JSON.parse(fs.readFileSync(path.join(values.model!, 'config.json'), 'utf8')) as {
+  languages: string[];
+  pairs: string[];
+  maxLength: number;
+};
 
-interface Tally { messages: number; whole: number; spans: number; kept: number }
+interface Tally {
+  messages: number;
+  whole: number;
+  spans: number;
+  kept: number;
+}
 const tally = () => ({ messages: 0, whole: 0, spans: 0, kept: 0 });
 const rows: Array<{ data: string; mode: string; byKind: Map<string, Tally>; all: Tally }> = [];
 
 for (const dir of values.data!.split(',')) {
   const data = path.basename(path.dirname(dir));
-  const modes = { raw: { byKind: new Map<string, Tally>(), all: tally() }, 'model kept in place': { byKind: new Map<string, Tally>(), all: tally() }, pipeline: { byKind: new Map<string, Tally>(), all: tally() } };
+  const modes = {
+    raw: { byKind: new Map<string, Tally>(), all: tally() },
+    'model kept in place': { byKind: new Map<string, Tally>(), all: tally() },
+    pipeline: { byKind: new Map<string, Tally>(), all: tally() },
+  };
   for (const pair of config.pairs) {
     const [source, target] = pair.split('-');
     const other = source === 'en' ? target : source;
     const file = path.join(dir, `en-${other}.tsv`);
     if (!fs.existsSync(file)) continue;
     const side = source === 'en' ? 0 : 1;
-    let texts = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => l.split('\t')[side]).filter((t) => t && (mask(t).spans.length > 0 || mask(t).placeholders.length > 0));
+    let texts = fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t')[side])
+      .filter((t) => t && (mask(t).spans.length > 0 || mask(t).placeholders.length > 0));
     if (limit > 0) texts = texts.slice(0, limit);
     if (texts.length === 0) continue;
     const key = `${source}-${target}`;
     let translator = translators.get(key);
-    if (translator === undefined) translators.set(key, (translator = await Translator.load(values.model!, { source, target })));
+    if (translator === undefined)
+      translators.set(key, (translator = await Translator.load(values.model!, { source, target })));
     const t = translator;
     const dirn = { source, target };
     const tooLong = (s: string) => t.tokenizer.encodeSource(s, target).length > config.maxLength;
     // The raw baseline: sentences of the unmasked text straight to the model (no masks).
-    const rawOut = t.translate(texts.map((x) => (tooLong(x) ? x.slice(0, 200) : x)), dirn).map((x) => x.text);
+    const rawOut = t
+      .translate(
+        texts.map((x) => (tooLong(x) ? x.slice(0, 200) : x)),
+        dirn,
+      )
+      .map((x) => x.text);
     let modelOut: string[] = [];
-    const piped = await translateTexts(texts, async (ss) => {
-      const out = t.translate(ss, dirn).map((x) => x.text);
-      modelOut = modelOut.concat(out.map((o, i) => {
-        const wanted = [...maskIds(ss[i]).map((id) => `{${id}}`), ...placeholdersIn(ss[i])];
-        const kept = preserved(wanted.map((text) => ({ kind: 'atomic' as const, text })), o).kept;
-        return `${kept}/${wanted.length}`;
-      }));
-      return out;
-    }, tooLong);
+    const piped = await translateTexts(
+      texts,
+      async (ss) => {
+        const out = t.translate(ss, dirn).map((x) => x.text);
+        modelOut = modelOut.concat(
+          out.map((o, i) => {
+            const wanted = [...maskIds(ss[i]).map((id) => `{${id}}`), ...placeholdersIn(ss[i])];
+            const kept = preserved(
+              wanted.map((text) => ({ kind: 'atomic' as const, text })),
+              o,
+            ).kept;
+            return `${kept}/${wanted.length}`;
+          }),
+        );
+        return out;
+      },
+      tooLong,
+    );
     texts.forEach((text, i) => {
       const m = mask(text);
       const spans = [...m.spans, ...m.placeholders];
@@ -68,7 +101,10 @@ for (const dir of values.data!.split(',')) {
     for (const m of modelOut) {
       const [kept, total] = m.split('/').map(Number);
       const a = modes['model kept in place'].all;
-      a.messages++; a.spans += total; a.kept += kept; if (kept === total) a.whole++;
+      a.messages++;
+      a.spans += total;
+      a.kept += kept;
+      if (kept === total) a.whole++;
     }
     process.stderr.write(`${data} ${pair}: ${texts.length} messages\n`);
   }
@@ -86,14 +122,22 @@ function count(m: { byKind: Map<string, Tally>; all: Tally }, spans: Span[], out
   }
 }
 function add(t: Tally, kept: number, total: number): void {
-  t.messages++; t.spans += total; t.kept += kept; if (kept === total) t.whole++;
+  t.messages++;
+  t.spans += total;
+  t.kept += kept;
+  if (kept === total) t.whole++;
 }
 const pct = (a: number, b: number) => (b === 0 ? '-' : `${((100 * a) / b).toFixed(1)}%`);
 
 console.log('| data | mode | kind | messages | messages with every span kept | spans kept |');
 console.log('|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.data} | ${r.mode} | all | ${r.all.messages} | ${pct(r.all.whole, r.all.messages)} | ${pct(r.all.kept, r.all.spans)} (${r.all.kept}/${r.all.spans}) |`);
-  for (const [kind, t] of [...r.byKind].sort()) console.log(`| ${r.data} | ${r.mode} | ${kind} | ${t.messages} | ${pct(t.whole, t.messages)} | ${pct(t.kept, t.spans)} |`);
+  console.log(
+    `| ${r.data} | ${r.mode} | all | ${r.all.messages} | ${pct(r.all.whole, r.all.messages)} | ${pct(r.all.kept, r.all.spans)} (${r.all.kept}/${r.all.spans}) |`,
+  );
+  for (const [kind, t] of [...r.byKind].sort())
+    console.log(
+      `| ${r.data} | ${r.mode} | ${kind} | ${t.messages} | ${pct(t.whole, t.messages)} | ${pct(t.kept, t.spans)} |`,
+    );
 }
 for (const t of translators.values()) t.dispose();

@@ -16,13 +16,24 @@ export const STORED_NAME = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 export class FileStore {
   private readonly files: LRUCache<string, StoredFile>;
 
-  constructor(readonly ttlMs: number, readonly maxBytes: number) {
-    this.files = new LRUCache<string, StoredFile>({ ttl: ttlMs, maxSize: maxBytes, sizeCalculation: (f) => Math.max(1, f.data.length), ttlAutopurge: true });
+  constructor(
+    readonly ttlMs: number,
+    readonly maxBytes: number,
+  ) {
+    this.files = new LRUCache<string, StoredFile>({
+      ttl: ttlMs,
+      maxSize: maxBytes,
+      sizeCalculation: (f) => Math.max(1, f.data.length),
+      ttlAutopurge: true,
+    });
   }
 
   /** Stores a file and returns its name; a file over the whole budget is refused. */
   put(file: StoredFile, extension: string): string {
-    if (file.data.length > this.maxBytes) throw new Error(`translated file of ${file.data.length} bytes exceeds the download store of ${this.maxBytes} bytes`);
+    if (file.data.length > this.maxBytes)
+      throw new Error(
+        `translated file of ${file.data.length} bytes exceeds the download store of ${this.maxBytes} bytes`,
+      );
     const name = `${randomUUID()}.${extension}`;
     this.files.set(name, file);
     return name;

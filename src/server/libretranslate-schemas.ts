@@ -17,7 +17,11 @@ const detection = {
 const language = {
   type: 'object',
   required: ['code', 'name', 'targets'],
-  properties: { code: { type: 'string' }, name: { type: 'string' }, targets: { type: 'array', items: { type: 'string' } } },
+  properties: {
+    code: { type: 'string' },
+    name: { type: 'string' },
+    targets: { type: 'array', items: { type: 'string' } },
+  },
 } as const;
 
 export function translateSchemas(s: ServerSettings, maxLength: number) {
@@ -26,12 +30,19 @@ export function translateSchemas(s: ServerSettings, maxLength: number) {
     type: 'object',
     required: ['q', 'target'],
     properties: {
-      q: { anyOf: [text, { type: 'array', minItems: 1, maxItems: s.maxTexts, items: text }], description: 'a text, or an array of texts' },
+      q: {
+        anyOf: [text, { type: 'array', minItems: 1, maxItems: s.maxTexts, items: text }],
+        description: 'a text, or an array of texts',
+      },
       source: { type: 'string', minLength: 1, description: 'language code, or "auto" to detect it (the default)' },
       target: { type: 'string', minLength: 1 },
       format: { type: 'string', enum: ['text', 'html'] },
       alternatives: { type: 'integer', minimum: 0, maximum: s.maxAlternatives },
-      api_key: { type: 'string', description: 'an API key: required when the server runs with --api-keys; a key lifts or sets the client\'s quotas (docs/front-door.md); "" counts as none' },
+      api_key: {
+        type: 'string',
+        description:
+          'an API key: required when the server runs with --api-keys; a key lifts or sets the client\'s quotas (docs/front-door.md); "" counts as none',
+      },
       beam_size: { type: 'integer', minimum: 1, maximum: s.maxBeam },
       max_length: { type: 'integer', minimum: 1, maximum: maxLength },
     },
@@ -42,7 +53,12 @@ export function translateSchemas(s: ServerSettings, maxLength: number) {
       required: ['translatedText'],
       properties: {
         translatedText: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
-        alternatives: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'array', items: { type: 'array', items: { type: 'string' } } }] },
+        alternatives: {
+          anyOf: [
+            { type: 'array', items: { type: 'string' } },
+            { type: 'array', items: { type: 'array', items: { type: 'string' } } },
+          ],
+        },
         detectedLanguage: { anyOf: [detection, { type: 'array', items: detection }] },
       },
     },
@@ -53,7 +69,11 @@ export function translateSchemas(s: ServerSettings, maxLength: number) {
     translatePair: {
       consumes: CONSUMES,
       body: { ...body, required: ['q'] },
-      params: { type: 'object', required: ['source', 'target'], properties: { source: { type: 'string' }, target: { type: 'string' } } },
+      params: {
+        type: 'object',
+        required: ['source', 'target'],
+        properties: { source: { type: 'string' }, target: { type: 'string' } },
+      },
       response,
     },
     detect: {
@@ -76,7 +96,12 @@ export function translateSchemas(s: ServerSettings, maxLength: number) {
             supportedFilesFormat: { type: 'array', items: { type: 'string' } },
             language: {
               type: 'object',
-              properties: Object.fromEntries(['source', 'target'].map((k) => [k, { type: 'object', properties: { code: { type: 'string' }, name: { type: 'string' } } }])),
+              properties: Object.fromEntries(
+                ['source', 'target'].map((k) => [
+                  k,
+                  { type: 'object', properties: { code: { type: 'string' }, name: { type: 'string' } } },
+                ]),
+              ),
             },
           },
         },
@@ -94,7 +119,10 @@ export function translateSchemas(s: ServerSettings, maxLength: number) {
           api_key: { type: 'string' },
         },
       },
-      response: { 200: { type: 'object', required: ['translatedFileUrl'], properties: { translatedFileUrl: { type: 'string' } } }, ...errors(400, 413, 429, 500, 503, 504) },
+      response: {
+        200: { type: 'object', required: ['translatedFileUrl'], properties: { translatedFileUrl: { type: 'string' } } },
+        ...errors(400, 413, 429, 500, 503, 504),
+      },
     },
     downloadFile: {
       params: { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: STORED_NAME } } },
@@ -102,7 +130,16 @@ export function translateSchemas(s: ServerSettings, maxLength: number) {
     },
     suggest: {
       consumes: CONSUMES,
-      body: { type: 'object', properties: { q: { type: 'string' }, s: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, api_key: { type: 'string' } } },
+      body: {
+        type: 'object',
+        properties: {
+          q: { type: 'string' },
+          s: { type: 'string' },
+          source: { type: 'string' },
+          target: { type: 'string' },
+          api_key: { type: 'string' },
+        },
+      },
       response: errors(403),
     },
   };

@@ -51,7 +51,13 @@ const INTEGER_FIELDS = ['alternatives', 'beam_size', 'max_length'];
 
 export async function libreTranslate(app: FastifyInstance, opts: LibreTranslateOptions): Promise<void> {
   const { settings, service } = opts;
-  const origins = settings.corsOrigins.trim() === '*' ? '*' : settings.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
+  const origins =
+    settings.corsOrigins.trim() === '*'
+      ? '*'
+      : settings.corsOrigins
+          .split(',')
+          .map((o) => o.trim())
+          .filter(Boolean);
   await app.register(cors, { origin: origins, methods: ['GET', 'POST', 'OPTIONS'] });
   await app.register(formbody);
   await app.register(multipart, {
@@ -64,9 +70,15 @@ export async function libreTranslate(app: FastifyInstance, opts: LibreTranslateO
   // Form and multipart fields are strings: numbers become numbers before validation.
   app.addHook('preValidation', async (req) => {
     const type = req.headers['content-type'] ?? '';
-    if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type) || typeof req.body !== 'object' || req.body === null) return;
+    if (
+      !/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type) ||
+      typeof req.body !== 'object' ||
+      req.body === null
+    )
+      return;
     const body = req.body as Record<string, unknown>;
-    for (const f of INTEGER_FIELDS) if (typeof body[f] === 'string' && /^-?\d+$/.test(body[f] as string)) body[f] = Number(body[f]);
+    for (const f of INTEGER_FIELDS)
+      if (typeof body[f] === 'string' && /^-?\d+$/.test(body[f] as string)) body[f] = Number(body[f]);
   });
 
   const files = new FileStore(settings.downloadTtlS * 1000, settings.downloadStoreBytes);
@@ -80,25 +92,36 @@ export async function libreTranslate(app: FastifyInstance, opts: LibreTranslateO
       if (!reply.raw.writableFinished) disconnected.abort();
     };
     reply.raw.on('close', onClose);
-    return { ctx: { timeoutMs: settings.timeoutMs, signal: disconnected.signal, client: reply.request.ip }, done: () => reply.raw.off('close', onClose) };
+    return {
+      ctx: { timeoutMs: settings.timeoutMs, signal: disconnected.signal, client: reply.request.ip },
+      done: () => reply.raw.off('close', onClose),
+    };
   };
 
   const translate = async (body: TranslateBody, reply: FastifyReply) => {
     opts.admit();
     const format = body.format ?? 'text';
     const alternatives = body.alternatives ?? 0;
-    if (format === 'html' && alternatives > 0) throw new InputError('alternatives are not supported with format "html"');
+    if (format === 'html' && alternatives > 0)
+      throw new InputError('alternatives are not supported with format "html"');
     const texts = Array.isArray(body.q) ? body.q : [body.q];
     const { ctx, done } = contextOf(reply);
     try {
-      const result = await service.translate({
-        texts,
-        source: body.source ?? 'auto',
-        target: body.target,
-        format,
-        alternatives,
-        options: { beamSize: Math.max(body.beam_size ?? 1, alternatives + 1), nBest: alternatives + 1, maxLength: body.max_length },
-      }, ctx);
+      const result = await service.translate(
+        {
+          texts,
+          source: body.source ?? 'auto',
+          target: body.target,
+          format,
+          alternatives,
+          options: {
+            beamSize: Math.max(body.beam_size ?? 1, alternatives + 1),
+            nBest: alternatives + 1,
+            maxLength: body.max_length,
+          },
+        },
+        ctx,
+      );
       const single = !Array.isArray(body.q);
       return {
         translatedText: single ? result.translated[0] : result.translated,
@@ -110,20 +133,33 @@ export async function libreTranslate(app: FastifyInstance, opts: LibreTranslateO
     }
   };
 
-  app.post<{ Body: TranslateBody }>('/translate', { schema: schemas.translate }, (req, reply) => translate(req.body, reply));
+  app.post<{ Body: TranslateBody }>('/translate', { schema: schemas.translate }, (req, reply) =>
+    translate(req.body, reply),
+  );
   // The pair in the URL lets a load balancer hash on it, so each pair reaches the replicas that hold it warm.
-  app.post<{ Body: Partial<TranslateBody>; Params: { source: string; target: string } }>('/translate/:source/:target', { schema: schemas.translatePair }, (req, reply) => {
-    const { source, target } = req.params;
-    if ((req.body.source ?? source) !== source || (req.body.target ?? target) !== target) {
-      throw new InputError(`the body's source/target (${req.body.source}-${req.body.target}) disagree with the URL (${source}-${target})`);
-    }
-    return translate({ ...req.body, source, target } as TranslateBody, reply);
-  });
+  app.post<{ Body: Partial<TranslateBody>; Params: { source: string; target: string } }>(
+    '/translate/:source/:target',
+    { schema: schemas.translatePair },
+    (req, reply) => {
+      const { source, target } = req.params;
+      if ((req.body.source ?? source) !== source || (req.body.target ?? target) !== target) {
+        throw new InputError(
+          `the body's source/target (${req.body.source}-${req.body.target}) disagree with the URL (${source}-${target})`,
+        );
+      }
+      return translate({ ...req.body, source, target } as TranslateBody, reply);
+    },
+  );
 
   app.post<{ Body: { q: string } }>('/detect', { schema: schemas.detect }, async (req) => service.detect(req.body.q));
 
   app.get('/languages', { schema: schemas.languages }, async () =>
-    service.languages.map((code) => ({ code, name: opts.languageNames[code] ?? code, targets: service.targetsOf(code) })));
+    service.languages.map((code) => ({
+      code,
+      name: opts.languageNames[code] ?? code,
+      targets: service.targetsOf(code),
+    })),
+  );
 
   app.get('/frontend/settings', { schema: schemas.frontendSettings }, async () => ({
     // LibreTranslate's meaning: keys are in use (they lift limits) / every call needs one.
@@ -136,43 +172,75 @@ export async function libreTranslate(app: FastifyInstance, opts: LibreTranslateO
     supportedFilesFormat: Object.keys(FILE_KINDS),
     language: {
       source: { code: 'auto', name: 'Auto Detect' },
-      target: { code: service.languages.find((l) => l !== 'en') ?? 'en', name: opts.languageNames[service.languages.find((l) => l !== 'en') ?? 'en'] ?? '' },
+      target: {
+        code: service.languages.find((l) => l !== 'en') ?? 'en',
+        name: opts.languageNames[service.languages.find((l) => l !== 'en') ?? 'en'] ?? '',
+      },
     },
   }));
 
-  app.post<{ Body: { file: UploadedFile | string; source?: string; target: string } }>('/translate_file', { schema: schemas.translateFile }, async (req, reply) => {
-    opts.admit();
-    const file = req.body.file;
-    if (typeof file !== 'object' || file === null || !Buffer.isBuffer(file.data)) throw new InputError('"file" must be a file upload (multipart/form-data)');
-    const ext = path.extname(file.filename ?? '').toLowerCase();
-    const kind = FILE_KINDS[ext];
-    if (kind === undefined) throw new InputError(`unsupported file type "${ext || file.filename}"; supported: ${Object.keys(FILE_KINDS).join(', ')}`);
-    let content: string;
-    try {
-      content = new TextDecoder('utf-8', { fatal: true }).decode(file.data);
-    } catch {
-      throw new InputError(`"${file.filename}" is not UTF-8 text`);
-    }
-    const { ctx, done } = contextOf(reply);
-    let out: string;
-    try {
-      out = await service.translateFile(kind.kind, file.filename, content, req.body.source ?? 'auto', req.body.target, ctx);
-    } finally {
-      done();
-    }
-    const base = path.basename(file.filename, path.extname(file.filename));
-    const name = files.put({ filename: `${base}.${req.body.target}${ext}`, contentType: kind.contentType, data: Buffer.from(out, 'utf8') }, kind.kind);
-    return { translatedFileUrl: `${req.protocol}://${req.host}/download_file/${name}` };
-  });
+  app.post<{ Body: { file: UploadedFile | string; source?: string; target: string } }>(
+    '/translate_file',
+    { schema: schemas.translateFile },
+    async (req, reply) => {
+      opts.admit();
+      const file = req.body.file;
+      if (typeof file !== 'object' || file === null || !Buffer.isBuffer(file.data))
+        throw new InputError('"file" must be a file upload (multipart/form-data)');
+      const ext = path.extname(file.filename ?? '').toLowerCase();
+      const kind = FILE_KINDS[ext];
+      if (kind === undefined)
+        throw new InputError(
+          `unsupported file type "${ext || file.filename}"; supported: ${Object.keys(FILE_KINDS).join(', ')}`,
+        );
+      let content: string;
+      try {
+        content = new TextDecoder('utf-8', { fatal: true }).decode(file.data);
+      } catch {
+        throw new InputError(`"${file.filename}" is not UTF-8 text`);
+      }
+      const { ctx, done } = contextOf(reply);
+      let out: string;
+      try {
+        out = await service.translateFile(
+          kind.kind,
+          file.filename,
+          content,
+          req.body.source ?? 'auto',
+          req.body.target,
+          ctx,
+        );
+      } finally {
+        done();
+      }
+      const base = path.basename(file.filename, path.extname(file.filename));
+      const name = files.put(
+        { filename: `${base}.${req.body.target}${ext}`, contentType: kind.contentType, data: Buffer.from(out, 'utf8') },
+        kind.kind,
+      );
+      return { translatedFileUrl: `${req.protocol}://${req.host}/download_file/${name}` };
+    },
+  );
 
-  app.get<{ Params: { name: string } }>('/download_file/:name', { schema: schemas.downloadFile }, async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
-    const file = files.get(req.params.name);
-    if (file === undefined) return reply.code(404).send({ error: `no file ${req.params.name}: it expired (files are kept ${settings.downloadTtlS} s) or never existed` });
-    return reply
-      .header('content-type', file.contentType)
-      .header('content-disposition', `attachment; filename="${file.filename.replace(/["\\\r\n]/g, '_')}"`)
-      .send(file.data);
-  });
+  app.get<{ Params: { name: string } }>(
+    '/download_file/:name',
+    { schema: schemas.downloadFile },
+    async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
+      const file = files.get(req.params.name);
+      if (file === undefined)
+        return reply
+          .code(404)
+          .send({
+            error: `no file ${req.params.name}: it expired (files are kept ${settings.downloadTtlS} s) or never existed`,
+          });
+      return reply
+        .header('content-type', file.contentType)
+        .header('content-disposition', `attachment; filename="${file.filename.replace(/["\\\r\n]/g, '_')}"`)
+        .send(file.data);
+    },
+  );
 
-  app.post('/suggest', { schema: schemas.suggest }, async (_req, reply) => reply.code(403).send({ error: 'Suggestions are disabled on this server.' }));
+  app.post('/suggest', { schema: schemas.suggest }, async (_req, reply) =>
+    reply.code(403).send({ error: 'Suggestions are disabled on this server.' }),
+  );
 }

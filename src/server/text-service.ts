@@ -11,7 +11,12 @@ import type { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, type TranslateOptions, type Translation } from '../translator/index.ts';
 
 /** Sends tokenized sentences of one direction through the batcher; resolves in order. */
-export type SubmitSentences = (direction: Direction, ids: number[][], options: TranslateOptions, ctx: { deadline: number; signal: AbortSignal; client: string }) => Promise<Translation[]>;
+export type SubmitSentences = (
+  direction: Direction,
+  ids: number[][],
+  options: TranslateOptions,
+  ctx: { deadline: number; signal: AbortSignal; client: string },
+) => Promise<Translation[]>;
 
 export interface RequestContext {
   /** The request's time in the queue and engine; the clock starts when its first sentences are queued (preparing text is not queue time). */
@@ -50,7 +55,12 @@ const PIVOT = 'en';
 export class TextService {
   readonly pairs: Set<string>;
 
-  constructor(private readonly cfg: ModelConfig, private readonly tokenizer: Tokenizer, private readonly profile: LangIdProfile | undefined, private readonly submit: SubmitSentences) {
+  constructor(
+    private readonly cfg: ModelConfig,
+    private readonly tokenizer: Tokenizer,
+    private readonly profile: LangIdProfile | undefined,
+    private readonly submit: SubmitSentences,
+  ) {
     this.pairs = new Set(cfg.pairs);
   }
 
@@ -61,8 +71,16 @@ export class TextService {
   /** The route of a direction: one hop when the model serves it, two through English, else undefined. */
   route(source: string, target: string): Direction[] | undefined {
     if (this.pairs.has(`${source}-${target}`)) return [{ source, target }];
-    if (source !== PIVOT && target !== PIVOT && this.pairs.has(`${source}-${PIVOT}`) && this.pairs.has(`${PIVOT}-${target}`)) {
-      return [{ source, target: PIVOT }, { source: PIVOT, target }];
+    if (
+      source !== PIVOT &&
+      target !== PIVOT &&
+      this.pairs.has(`${source}-${PIVOT}`) &&
+      this.pairs.has(`${PIVOT}-${target}`)
+    ) {
+      return [
+        { source, target: PIVOT },
+        { source: PIVOT, target },
+      ];
     }
     return undefined;
   }
@@ -74,20 +92,28 @@ export class TextService {
 
   /** The pairs served only through English. */
   pivotPairs(): string[] {
-    return this.cfg.languages.flatMap((s) => this.cfg.languages.filter((t) => t !== s && !this.pairs.has(`${s}-${t}`) && this.route(s, t) !== undefined).map((t) => `${s}-${t}`));
+    return this.cfg.languages.flatMap((s) =>
+      this.cfg.languages
+        .filter((t) => t !== s && !this.pairs.has(`${s}-${t}`) && this.route(s, t) !== undefined)
+        .map((t) => `${s}-${t}`),
+    );
   }
 
   /** Detected languages of a text, best first; throws when the model ships no langid.json. */
   detect(text: string): Detection[] {
-    if (this.profile === undefined) throw new InputError('this model has no language identification profile (langid.json); give "source" explicitly');
+    if (this.profile === undefined)
+      throw new InputError('this model has no language identification profile (langid.json); give "source" explicitly');
     return detect(this.profile, text, this.cfg.languages);
   }
 
   /** Throws an InputError naming the field when a language or direction cannot be served. */
   checkLanguages(source: string, target: string): void {
-    if (source !== 'auto' && !this.cfg.languages.includes(source)) throw new InputError(`unknown source language "${source}"; supported: auto, ${this.cfg.languages.join(', ')}`);
-    if (!this.cfg.languages.includes(target)) throw new InputError(`unknown target language "${target}"; supported: ${this.cfg.languages.join(', ')}`);
-    if (source !== 'auto' && source !== target && this.route(source, target) === undefined) throw new InputError(`unsupported pair ${source}-${target}`);
+    if (source !== 'auto' && !this.cfg.languages.includes(source))
+      throw new InputError(`unknown source language "${source}"; supported: auto, ${this.cfg.languages.join(', ')}`);
+    if (!this.cfg.languages.includes(target))
+      throw new InputError(`unknown target language "${target}"; supported: ${this.cfg.languages.join(', ')}`);
+    if (source !== 'auto' && source !== target && this.route(source, target) === undefined)
+      throw new InputError(`unsupported pair ${source}-${target}`);
   }
 
   /** Whether a sentence needs cutting before the model takes it (maxLength tokens with tag and end). */
@@ -96,25 +122,36 @@ export class TextService {
   /** Translates texts (plain or html) of one request, each with its own detected source when "auto". */
   async translate(job: TextJob, ctx: RequestContext): Promise<TextResult> {
     this.checkLanguages(job.source, job.target);
-    const detected = job.source === 'auto' ? job.texts.map((t) => this.detect(job.format === 'html' ? t.replace(/<[^>]*>/g, ' ') : t)[0]) : undefined;
+    const detected =
+      job.source === 'auto'
+        ? job.texts.map((t) => this.detect(job.format === 'html' ? t.replace(/<[^>]*>/g, ' ') : t)[0])
+        : undefined;
     const sources = detected ? detected.map((d) => d.language) : job.texts.map(() => job.source);
     const translated = new Array<string>(job.texts.length);
     const alternatives = job.texts.map((): string[] => []);
     // Texts grouped by source language: each group one pass through the pipeline.
     const groups = new Map<string, number[]>();
     sources.forEach((s, i) => groups.set(s, [...(groups.get(s) ?? []), i]));
-    await Promise.all([...groups].map(async ([source, idx]) => {
-      const texts = idx.map((i) => job.texts[i]);
-      if (source === job.target) {
-        idx.forEach((i) => (translated[i] = job.texts[i]));
-        return;
-      }
-      const { best, alts } = await this.translateGroup(texts, source, job, ctx, idx.map((i) => job.names?.[i] ?? `q[${i}]`));
-      idx.forEach((i, k) => {
-        translated[i] = best[k];
-        alternatives[i] = alts.map((a) => a[k]);
-      });
-    }));
+    await Promise.all(
+      [...groups].map(async ([source, idx]) => {
+        const texts = idx.map((i) => job.texts[i]);
+        if (source === job.target) {
+          idx.forEach((i) => (translated[i] = job.texts[i]));
+          return;
+        }
+        const { best, alts } = await this.translateGroup(
+          texts,
+          source,
+          job,
+          ctx,
+          idx.map((i) => job.names?.[i] ?? `q[${i}]`),
+        );
+        idx.forEach((i, k) => {
+          translated[i] = best[k];
+          alternatives[i] = alts.map((a) => a[k]);
+        });
+      }),
+    );
     return { translated, alternatives, ...(detected ? { detected } : {}) };
   }
 
@@ -122,26 +159,46 @@ export class TextService {
    * The sentence translator of a direction: one decode, or two through English. `last` holds the
    * final hop's hypotheses of the latest call (for alternatives).
    */
-  sentenceTranslator(source: string, target: string, options: TranslateOptions, ctx: RequestContext): TranslateSentences & { last: Translation[] } {
+  sentenceTranslator(
+    source: string,
+    target: string,
+    options: TranslateOptions,
+    ctx: RequestContext,
+  ): TranslateSentences & { last: Translation[] } {
     const route = this.route(source, target);
     if (route === undefined) throw new InputError(`unsupported pair ${source}-${target}`);
-    const hop = (direction: Direction, opts: TranslateOptions): TranslateSentences => async (sentences) => {
-      const ids = sentences.map((s) => this.tokenizer.encodeSource(s, direction.target));
-      ctx.deadline ??= Date.now() + ctx.timeoutMs;
-      const results = await this.submit(direction, ids, opts, { deadline: ctx.deadline, signal: ctx.signal, client: ctx.client });
-      fn.last = results;
-      return results.map((r) => r.text);
-    };
-    const fn = Object.assign(async (sentences: string[]) => {
-      if (route.length === 1) return hop(route[0], options)(sentences);
-      // Earlier hops decode greedily; a pivot sentence longer than the model takes is cut like any text.
-      const english = await hop(route[0], {})(sentences);
-      return translateTexts(english, hop(route[1], options), this.tooLong);
-    }, { last: [] as Translation[] });
+    const hop =
+      (direction: Direction, opts: TranslateOptions): TranslateSentences =>
+      async (sentences) => {
+        const ids = sentences.map((s) => this.tokenizer.encodeSource(s, direction.target));
+        ctx.deadline ??= Date.now() + ctx.timeoutMs;
+        const results = await this.submit(direction, ids, opts, {
+          deadline: ctx.deadline,
+          signal: ctx.signal,
+          client: ctx.client,
+        });
+        fn.last = results;
+        return results.map((r) => r.text);
+      };
+    const fn = Object.assign(
+      async (sentences: string[]) => {
+        if (route.length === 1) return hop(route[0], options)(sentences);
+        // Earlier hops decode greedily; a pivot sentence longer than the model takes is cut like any text.
+        const english = await hop(route[0], {})(sentences);
+        return translateTexts(english, hop(route[1], options), this.tooLong);
+      },
+      { last: [] as Translation[] },
+    );
     return fn;
   }
 
-  private async translateGroup(texts: string[], source: string, job: TextJob, ctx: RequestContext, names: string[]): Promise<{ best: string[]; alts: string[][] }> {
+  private async translateGroup(
+    texts: string[],
+    source: string,
+    job: TextJob,
+    ctx: RequestContext,
+    names: string[],
+  ): Promise<{ best: string[]; alts: string[][] }> {
     const run = this.sentenceTranslator(source, job.target, job.options, ctx);
     if (job.format === 'html') return { best: await translateHtml(texts, run, this.tooLong, names), alts: [] };
     const best = await translateTexts(texts, run, this.tooLong);
@@ -156,7 +213,14 @@ export class TextService {
   }
 
   /** Translates a file's content by its kind. */
-  async translateFile(kind: 'txt' | 'html' | 'po', name: string, content: string, source: string, target: string, ctx: RequestContext): Promise<string> {
+  async translateFile(
+    kind: 'txt' | 'html' | 'po',
+    name: string,
+    content: string,
+    source: string,
+    target: string,
+    ctx: RequestContext,
+  ): Promise<string> {
     this.checkLanguages(source, target);
     const src = source === 'auto' ? this.detect(content.slice(0, 2000))[0].language : source;
     if (src === target) return content;
@@ -168,7 +232,18 @@ export class TextService {
         throw err;
       }
     }
-    const result = await this.translate({ texts: [content], source: src, target, format: kind === 'html' ? 'html' : 'text', alternatives: 0, options: {}, names: [name] }, ctx);
+    const result = await this.translate(
+      {
+        texts: [content],
+        source: src,
+        target,
+        format: kind === 'html' ? 'html' : 'text',
+        alternatives: 0,
+        options: {},
+        names: [name],
+      },
+      ctx,
+    );
     return result.translated[0];
   }
 }

@@ -22,7 +22,11 @@ export interface Detection {
 
 /** The text as the classifier sees it: lower case, letters and apostrophes, words padded with spaces. */
 export function normalize(text: string): string {
-  return ` ${text.toLowerCase().replace(/\{\d+\}|%\w+|&\w+;|https?:\S+/g, ' ').replace(/[^\p{L}'’]+/gu, ' ').trim()} `;
+  return ` ${text
+    .toLowerCase()
+    .replace(/\{\d+\}|%\w+|&\w+;|https?:\S+/g, ' ')
+    .replace(/[^\p{L}'’]+/gu, ' ')
+    .trim()} `;
 }
 
 /** Each n-gram of the normalized text, with repeats. */
@@ -43,7 +47,8 @@ export function trainProfile(samples: Map<string, string[]>, orders = [1, 2, 3, 
   const languages = [...samples.keys()];
   const counts = languages.map((lang) => {
     const c = new Map<string, number>();
-    for (const text of samples.get(lang)!) for (const g of ngrams(normalize(text), orders)) c.set(g, (c.get(g) ?? 0) + 1);
+    for (const text of samples.get(lang)!)
+      for (const g of ngrams(normalize(text), orders)) c.set(g, (c.get(g) ?? 0) + 1);
     return c;
   });
   const vocab = new Set<string>();
@@ -51,14 +56,18 @@ export function trainProfile(samples: Map<string, string[]>, orders = [1, 2, 3, 
   const totals = counts.map((c) => [...vocab].reduce((s, g) => s + (c.get(g) ?? 0), 0));
   const grams: Record<string, number[]> = {};
   for (const g of vocab) {
-    grams[g] = counts.map((c, l) => Math.round(1000 * Math.log(((c.get(g) ?? 0) + 1) / (totals[l] + vocab.size))) / 1000);
+    grams[g] = counts.map(
+      (c, l) => Math.round(1000 * Math.log(((c.get(g) ?? 0) + 1) / (totals[l] + vocab.size))) / 1000,
+    );
   }
   return { orders, languages, grams };
 }
 
 /** The profile's languages for `text`, best first; `among` limits them (e.g. to a model's languages). */
 export function detect(profile: LangIdProfile, text: string, among?: string[]): Detection[] {
-  const idx = profile.languages.map((l, i) => (among === undefined || among.includes(l) ? i : -1)).filter((i) => i >= 0);
+  const idx = profile.languages
+    .map((l, i) => (among === undefined || among.includes(l) ? i : -1))
+    .filter((i) => i >= 0);
   const score = new Float64Array(profile.languages.length);
   let seen = 0;
   for (const g of ngrams(normalize(text), profile.orders)) {

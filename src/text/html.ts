@@ -9,27 +9,19 @@ import { type DefaultTreeAdapterTypes as T, parse, parseFragment } from 'parse5'
 import { type Prepared, type TranslateSentences, finishMasked, prepare, translatePrepared } from './pipeline.ts';
 import type { TooLong } from './segment.ts';
 import { unmask } from './mask.ts';
+import { ATOMIC, FATAL, INLINE, OPTIONAL_END, UNTOUCHED, VOID } from './html-elements.ts';
 
 /** A malformed document: `line` is where the problem starts (1-based). */
 export class MarkupError extends Error {
   /** A caller's mistake: HTTP layers answer it as a 400. */
   readonly statusCode = 400;
-  constructor(readonly line: number, message: string) {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
     super(`line ${line}: ${message}`);
   }
 }
-
-const INLINE = new Set(['a', 'abbr', 'b', 'bdi', 'bdo', 'cite', 'data', 'del', 'dfn', 'em', 'font', 'i', 'ins', 'label', 'mark', 'q', 's', 'small', 'span', 'strong', 'sub', 'sup', 'time', 'u', 'tt', 'big']);
-/** Kept whole, as an unchangeable span, where they sit inside text. */
-const ATOMIC = new Set(['br', 'img', 'wbr', 'input', 'code', 'kbd', 'samp', 'var', 'math', 'svg', 'button', 'select', 'textarea', 'script', 'style', 'iframe', 'object', 'video', 'audio', 'canvas']);
-/** Never translated, wherever they are. */
-const UNTOUCHED = new Set(['script', 'style', 'code', 'pre', 'textarea', 'template', 'svg', 'math', 'noscript', 'kbd', 'samp', 'var']);
-const VOID = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'source', 'track', 'wbr', 'param', 'keygen']);
-/** Elements whose end tag HTML lets an author leave out. */
-const OPTIONAL_END = new Set(['html', 'head', 'body', 'p', 'li', 'dt', 'dd', 'option', 'optgroup', 'rb', 'rt', 'rtc', 'rp', 'tr', 'td', 'th', 'thead', 'tbody', 'tfoot', 'colgroup', 'caption']);
-/** Tokenizer errors that mean the markup is broken, not merely sloppy. */
-const FATAL = new Set(['eof-in-tag', 'eof-in-comment', 'eof-in-doctype', 'eof-in-cdata', 'eof-in-script-html-comment-like-text', 'duplicate-attribute', 'missing-attribute-value',
-  'unexpected-character-in-attribute-name', 'unexpected-equals-sign-before-attribute-name', 'missing-whitespace-between-attributes', 'end-tag-with-attributes', 'abrupt-closing-of-empty-comment', 'incorrectly-closed-comment']);
 
 type Node = T.ChildNode;
 type Element = T.Element;
@@ -46,7 +38,12 @@ interface Run {
 }
 
 /** Translates html documents or fragments: all their runs in one call, then one more for runs whose markers broke. */
-export async function translateHtml(htmls: string[], translate: TranslateSentences, tooLong?: TooLong, names?: string[]): Promise<string[]> {
+export async function translateHtml(
+  htmls: string[],
+  translate: TranslateSentences,
+  tooLong?: TooLong,
+  names?: string[],
+): Promise<string[]> {
   const docs = htmls.map((html, i) => {
     try {
       return { html, runs: findRuns(html) };
@@ -69,11 +66,13 @@ export async function translateHtml(htmls: string[], translate: TranslateSentenc
     const out = await translatePrepared(prep, translate, finishMasked);
     let at = 0;
     broken.forEach((i, b) => {
-      rebuilt[i] = pieces[b].map((p, k) => {
-        if (k % 2 === 1) return p.text;
-        const j = at++;
-        return unmask(escapeText(out[j]), prep[j]);
-      }).join('');
+      rebuilt[i] = pieces[b]
+        .map((p, k) => {
+          if (k % 2 === 1) return p.text;
+          const j = at++;
+          return unmask(escapeText(out[j]), prep[j]);
+        })
+        .join('');
     });
   }
   let r = 0;
@@ -91,7 +90,11 @@ export async function translateHtml(htmls: string[], translate: TranslateSentenc
 /** Parses `html`, throwing a MarkupError for broken markup, and returns its runs of translatable inline content. */
 export function findRuns(html: string): Run[] {
   const errors: MarkupError[] = [];
-  const options = { sourceCodeLocationInfo: true, onParseError: (e: { code: string; startLine: number }) => FATAL.has(e.code) && errors.push(new MarkupError(e.startLine, e.code.replace(/-/g, ' '))) };
+  const options = {
+    sourceCodeLocationInfo: true,
+    onParseError: (e: { code: string; startLine: number }) =>
+      FATAL.has(e.code) && errors.push(new MarkupError(e.startLine, e.code.replace(/-/g, ' '))),
+  };
   const root = /^\s*(<!doctype|<html[\s>])/i.test(html) ? parse(html, options) : parseFragment(html, options);
   checkBalance(html, root, errors);
   if (errors.length > 0) throw errors.sort((a, b) => a.line - b.line)[0];
@@ -126,12 +129,20 @@ function isInlineContent(node: Node): boolean {
   if (node.nodeName === '#text' || node.nodeName === '#comment') return true;
   if (!('tagName' in node) || node.sourceCodeLocation === undefined || node.sourceCodeLocation === null) return false;
   if (ATOMIC.has(node.tagName)) return true;
-  return INLINE.has(node.tagName) && !untouched(node) && node.sourceCodeLocation.endTag !== undefined && node.childNodes.every(isInlineContent);
+  return (
+    INLINE.has(node.tagName) &&
+    !untouched(node) &&
+    node.sourceCodeLocation.endTag !== undefined &&
+    node.childNodes.every(isInlineContent)
+  );
 }
 
 function untouched(el: Element): boolean {
   if (UNTOUCHED.has(el.tagName)) return true;
-  return el.attrs.some((a) => (a.name === 'translate' && a.value === 'no') || (a.name === 'class' && /(^|\s)notranslate(\s|$)/.test(a.value)));
+  return el.attrs.some(
+    (a) =>
+      (a.name === 'translate' && a.value === 'no') || (a.name === 'class' && /(^|\s)notranslate(\s|$)/.test(a.value)),
+  );
 }
 
 function hasText(node: Node): boolean {
@@ -141,7 +152,13 @@ function hasText(node: Node): boolean {
 }
 
 function runOf(html: string, nodes: Node[]): Run {
-  const run: Run = { start: loc(nodes[0]).startOffset, end: loc(nodes[nodes.length - 1]).endOffset, elements: [], text: '', atomic: [] };
+  const run: Run = {
+    start: loc(nodes[0]).startOffset,
+    end: loc(nodes[nodes.length - 1]).endOffset,
+    elements: [],
+    text: '',
+    atomic: [],
+  };
   const add = (node: Node) => {
     const l = loc(node);
     if (node.nodeName === '#text') {
@@ -152,7 +169,11 @@ function runOf(html: string, nodes: Node[]): Run {
     } else {
       const el = node as Element;
       const tags = el.sourceCodeLocation!;
-      run.elements.push({ tag: el.tagName, open: html.slice(tags.startTag!.startOffset, tags.startTag!.endOffset), close: html.slice(tags.endTag!.startOffset, tags.endTag!.endOffset) });
+      run.elements.push({
+        tag: el.tagName,
+        open: html.slice(tags.startTag!.startOffset, tags.startTag!.endOffset),
+        close: html.slice(tags.endTag!.startOffset, tags.endTag!.endOffset),
+      });
       run.text += `<${el.tagName}>`;
       el.childNodes.forEach(add);
       run.text += `</${el.tagName}>`;
@@ -209,7 +230,9 @@ function piecesOf(run: Run): Array<{ text: string; atomic: Array<[number, number
   let element = 0;
   const stack: number[] = [];
   const textPiece = (end: number) => {
-    const atomic = run.atomic.filter(([s]) => s >= pos && s < end).map(([s, e]): [number, number] => [s - pos, e - pos]);
+    const atomic = run.atomic
+      .filter(([s]) => s >= pos && s < end)
+      .map(([s, e]): [number, number] => [s - pos, e - pos]);
     out.push({ text: run.text.slice(pos, end), atomic });
   };
   for (const m of run.text.matchAll(MARKER)) {
@@ -241,7 +264,8 @@ function checkBalance(html: string, root: T.ParentNode, errors: MarkupError[]): 
       else if (!VOID.has(node.tagName) && !OPTIONAL_END.has(node.tagName) && l.startTag) {
         errors.push(new MarkupError(l.startTag.startLine, `<${node.tagName}> is never closed`));
       }
-      if (['script', 'style', 'textarea', 'title'].includes(node.tagName) && l.startTag) skipped.push([l.startTag.endOffset, l.endTag?.startOffset ?? html.length]);
+      if (['script', 'style', 'textarea', 'title'].includes(node.tagName) && l.startTag)
+        skipped.push([l.startTag.endOffset, l.endTag?.startOffset ?? html.length]);
     }
     if (node.nodeName === '#comment' && l) skipped.push([l.startOffset, l.endOffset]);
     if ('childNodes' in node) node.childNodes.forEach(walk);

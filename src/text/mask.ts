@@ -6,7 +6,8 @@
 // put back at the end of its sentence and what it repeated is kept once, so every span comes out
 // exactly as it went in.
 
-export type SpanKind = 'url' | 'email' | 'path' | 'printf' | 'python' | 'named' | 'brace' | 'template' | 'entity' | 'atomic';
+export type SpanKind =
+  'url' | 'email' | 'path' | 'printf' | 'python' | 'named' | 'brace' | 'template' | 'entity' | 'atomic';
 
 export interface Span {
   kind: SpanKind;
@@ -23,7 +24,8 @@ export interface Masked {
 }
 
 const PYTHON = /%\([\w.-]+\)[-+#0]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]/gu;
-const PRINTF = /%(?:\d+\$)?[-+#0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t|I64|I32|I)?[diouxXeEfFgGaAcspn]|%%/gu;
+const PRINTF =
+  /%(?:\d+\$)?[-+#0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t|I64|I32|I)?[diouxXeEfFgGaAcspn]|%%/gu;
 /** Placeholders in a translation: the kinds left in place. */
 const PLACEHOLDER = new RegExp(`${PYTHON.source}|${PRINTF.source}`, 'gu');
 const IN_PLACE = new Set<SpanKind>(['printf', 'python']);
@@ -84,7 +86,12 @@ export function mask(text: string, atomic: Array<[number, number]> = []): Masked
 function isPath(s: string): boolean {
   if (/^[A-Za-z]:\\/.test(s)) return true;
   const parts = s.split('/').filter(Boolean);
-  return parts.length >= 2 || s.startsWith('~') || s.startsWith('.') || /^\/(?:etc|tmp|usr|var|home|dev|proc|opt|srv|bin|sbin|lib|root|boot|mnt|media|run|sys)\/?$/.test(s);
+  return (
+    parts.length >= 2 ||
+    s.startsWith('~') ||
+    s.startsWith('.') ||
+    /^\/(?:etc|tmp|usr|var|home|dev|proc|opt|srv|bin|sbin|lib|root|boot|mnt|media|run|sys)\/?$/.test(s)
+  );
 }
 
 /**
@@ -109,7 +116,12 @@ export function repair(translated: string, source: string): string {
     return whole;
   });
   text = dropBrokenPercents(text, source);
-  const missing = [...maskIds(source).filter((i) => !seen.has(i)).map(maskOf), ...[...left].flatMap(([p, n]) => Array<string>(n).fill(p))];
+  const missing = [
+    ...maskIds(source)
+      .filter((i) => !seen.has(i))
+      .map(maskOf),
+    ...[...left].flatMap(([p, n]) => Array<string>(n).fill(p)),
+  ];
   if (missing.length > 0) {
     const tail = /[\s.!?。！？:;…]*$/.exec(text)![0];
     const body = text.slice(0, text.length - tail.length);
@@ -171,7 +183,12 @@ function countOf(xs: string[]): Map<string, number> {
 export function unmask(text: string, masked: Pick<Masked, 'spans' | 'placeholders'>): string {
   const sequential = masked.placeholders.filter(isSequential).map((p) => p.text);
   let k = 0;
-  const ordered = sequential.length < 2 ? text : text.replace(PLACEHOLDER, (p) => (isSequential({ kind: 'printf', text: p }) && k < sequential.length ? sequential[k++] : p));
+  const ordered =
+    sequential.length < 2
+      ? text
+      : text.replace(PLACEHOLDER, (p) =>
+          isSequential({ kind: 'printf', text: p }) && k < sequential.length ? sequential[k++] : p,
+        );
   if (masked.spans.length === 0) return ordered;
   return ordered.replace(MASK, (whole, n: string) => {
     const i = indexOf(n);

@@ -28,7 +28,10 @@ export function needsModel(sentence: string): boolean {
 /** Puts a prepared text back together from the translations of its sentences, masks still in (each once). */
 export function finishMasked(p: Prepared, translated: string[]): string {
   const sources = sentencesOf(p.pieces);
-  return assemble(p.pieces, translated.map((t, i) => repair(t, sources[i])));
+  return assemble(
+    p.pieces,
+    translated.map((t, i) => repair(t, sources[i])),
+  );
 }
 
 /** Puts a prepared text back together from the translations of its sentences, spans restored. */
@@ -40,12 +43,17 @@ export function finish(p: Prepared, translated: string[]): string {
  * Translates prepared texts with one call to `translate` for all their sentences. Sentences
  * without words (a lone placeholder, a number) are kept as they are.
  */
-export async function translatePrepared(texts: Prepared[], translate: TranslateSentences, done = finish): Promise<string[]> {
+export async function translatePrepared(
+  texts: Prepared[],
+  translate: TranslateSentences,
+  done = finish,
+): Promise<string[]> {
   const sentences = texts.map((p) => sentencesOf(p.pieces));
   const flat = sentences.flat();
   const asked = flat.map((s, i) => (needsModel(s) ? i : -1)).filter((i) => i >= 0);
   const answers = asked.length > 0 ? await translate(asked.map((i) => flat[i])) : [];
-  if (answers.length !== asked.length) throw new Error(`translator answered ${answers.length} sentences for ${asked.length}`);
+  if (answers.length !== asked.length)
+    throw new Error(`translator answered ${answers.length} sentences for ${asked.length}`);
   const out = flat.slice();
   asked.forEach((i, k) => (out[i] = answers[k]));
   let at = 0;
@@ -58,5 +66,8 @@ export async function translatePrepared(texts: Prepared[], translate: TranslateS
 
 /** Translates whole texts: long ones cut into sentences `tooLong` accepts, spans kept. */
 export function translateTexts(texts: string[], translate: TranslateSentences, tooLong?: TooLong): Promise<string[]> {
-  return translatePrepared(texts.map((t) => prepare(t, tooLong)), translate);
+  return translatePrepared(
+    texts.map((t) => prepare(t, tooLong)),
+    translate,
+  );
 }

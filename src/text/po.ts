@@ -11,21 +11,33 @@ import type { TooLong } from './segment.ts';
 export class CatalogError extends Error {
   /** A caller's mistake: HTTP layers answer it as a 400. */
   readonly statusCode = 400;
-  constructor(readonly line: number, message: string) {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
     super(`line ${line}: ${message}`);
   }
 }
 
 /** Plural forms of the languages taskmoe models serve (from gettext's own table). */
 const PLURAL_FORMS: Record<string, string> = {
-  en: 'nplurals=2; plural=(n != 1);', de: 'nplurals=2; plural=(n != 1);', es: 'nplurals=2; plural=(n != 1);',
-  sv: 'nplurals=2; plural=(n != 1);', it: 'nplurals=2; plural=(n != 1);', nl: 'nplurals=2; plural=(n != 1);',
-  pt: 'nplurals=2; plural=(n > 1);', fr: 'nplurals=2; plural=(n > 1);', tr: 'nplurals=2; plural=(n != 1);', fi: 'nplurals=2; plural=(n != 1);',
+  en: 'nplurals=2; plural=(n != 1);',
+  de: 'nplurals=2; plural=(n != 1);',
+  es: 'nplurals=2; plural=(n != 1);',
+  sv: 'nplurals=2; plural=(n != 1);',
+  it: 'nplurals=2; plural=(n != 1);',
+  nl: 'nplurals=2; plural=(n != 1);',
+  pt: 'nplurals=2; plural=(n > 1);',
+  fr: 'nplurals=2; plural=(n > 1);',
+  tr: 'nplurals=2; plural=(n != 1);',
+  fi: 'nplurals=2; plural=(n != 1);',
   ru: 'nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2);',
   uk: 'nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2);',
   pl: 'nplurals=3; plural=(n==1 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2);',
   cs: 'nplurals=3; plural=(n==1) ? 0 : (n>=2 && n<=4) ? 1 : 2;',
-  ja: 'nplurals=1; plural=0;', ko: 'nplurals=1; plural=0;', zh: 'nplurals=1; plural=0;',
+  ja: 'nplurals=1; plural=0;',
+  ko: 'nplurals=1; plural=0;',
+  zh: 'nplurals=1; plural=0;',
 };
 
 const KEYWORD_LINE = /^(?:#~\s*)?(?:msgctxt|msgid|msgid_plural|msgstr(?:\[\d+\])?)\s+"(?:\\.|[^"\\])*"\s*$/;
@@ -35,33 +47,56 @@ const STRING_LINE = /^(?:#~\s*)?"(?:\\.|[^"\\])*"\s*$/;
 export function checkCatalog(text: string): void {
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
-    if (line === '' || (line.startsWith('#') && !line.startsWith('#~')) || KEYWORD_LINE.test(line) || STRING_LINE.test(line)) return;
+    if (
+      line === '' ||
+      (line.startsWith('#') && !line.startsWith('#~')) ||
+      KEYWORD_LINE.test(line) ||
+      STRING_LINE.test(line)
+    )
+      return;
     if (line.startsWith('#~') && !/"/.test(line)) return;
-    throw new CatalogError(i + 1, /^(msg\w*(\[\d+\])?\s+)?"/.test(line) ? 'unterminated string' : `unexpected "${line.slice(0, 40)}"`);
+    throw new CatalogError(
+      i + 1,
+      /^(msg\w*(\[\d+\])?\s+)?"/.test(line) ? 'unterminated string' : `unexpected "${line.slice(0, 40)}"`,
+    );
   });
 }
 
 /** The catalog's plural count for `target`: its own Plural-Forms when it has a real one, else gettext's for the language. */
 function pluralForms(headers: Record<string, string>, target: string): { header: string; n: number } {
   const own = headers['Plural-Forms'];
-  const header = own && /nplurals=\d+/.test(own) && headers.Language === target ? own : (PLURAL_FORMS[target] ?? PLURAL_FORMS.en);
+  const header =
+    own && /nplurals=\d+/.test(own) && headers.Language === target ? own : (PLURAL_FORMS[target] ?? PLURAL_FORMS.en);
   return { header, n: Number(/nplurals=(\d+)/.exec(header)![1]) };
 }
 
 /** Translates a .po catalog's untranslated entries into `target`; returns the new catalog text. */
-export async function translateCatalog(text: string, target: string, translate: TranslateSentences, tooLong?: TooLong): Promise<string> {
+export async function translateCatalog(
+  text: string,
+  target: string,
+  translate: TranslateSentences,
+  tooLong?: TooLong,
+): Promise<string> {
   checkCatalog(text);
   let table: PoTable;
   try {
     table = po.parse(text);
   } catch (err) {
     const line = (err as { lineNumber?: number }).lineNumber ?? 1;
-    throw new CatalogError(line, (err as Error).message.replace(/^Error parsing PO data: /, '').replace(/ at line \d+\./, '.'));
+    throw new CatalogError(
+      line,
+      (err as Error).message.replace(/^Error parsing PO data: /, '').replace(/ at line \d+\./, '.'),
+    );
   }
   const headers = table.headers;
   // The header is filled in now: no longer a fuzzy template.
   const header = table.translations['']?.[''];
-  if (header?.comments?.flag) header.comments.flag = header.comments.flag.split(',').map((f) => f.trim()).filter((f) => f !== 'fuzzy').join(', ');
+  if (header?.comments?.flag)
+    header.comments.flag = header.comments.flag
+      .split(',')
+      .map((f) => f.trim())
+      .filter((f) => f !== 'fuzzy')
+      .join(', ');
   const plural = pluralForms(headers, target);
   const jobs: Array<{ entry: { msgstr: string[] }; form: number; source: string }> = [];
   for (const context of Object.values(table.translations)) {
@@ -72,7 +107,8 @@ export async function translateCatalog(text: string, target: string, translate: 
         jobs.push({ entry, form: 0, source: entry.msgid });
       } else {
         entry.msgstr = Array.from({ length: plural.n }, () => '');
-        for (let f = 0; f < plural.n; f++) jobs.push({ entry, form: f, source: f === 0 ? entry.msgid : entry.msgid_plural });
+        for (let f = 0; f < plural.n; f++)
+          jobs.push({ entry, form: f, source: f === 0 ? entry.msgid : entry.msgid_plural });
       }
     }
   }
@@ -89,7 +125,11 @@ export async function translateCatalog(text: string, target: string, translate: 
     'Plural-Forms': plural.header,
     'PO-Revision-Date': poDate(new Date()),
   });
-  for (const [key, fallback] of [['Project-Id-Version', 'PACKAGE VERSION'], ['Last-Translator', 'taskmoe machine translation'], ['Language-Team', 'none']] as const) {
+  for (const [key, fallback] of [
+    ['Project-Id-Version', 'PACKAGE VERSION'],
+    ['Last-Translator', 'taskmoe machine translation'],
+    ['Language-Team', 'none'],
+  ] as const) {
     if (!headers[key] || /FULL NAME|LANGUAGE </.test(headers[key])) headers[key] = fallback;
   }
   table.charset = 'utf-8';

@@ -64,7 +64,10 @@ export function splitLong(sentence: string, tooLong: TooLong): Piece[] {
   // A single word the model cannot take whole: cut between characters (code points).
   const at = cut ?? codePointMiddle(sentence);
   if (at <= 0 || at >= sentence.length) return [{ sentence }];
-  return merge([...splitLong(sentence.slice(0, at), tooLong), ...trimmed(sentence.slice(at)).flatMap((p) => ('sentence' in p ? splitLong(p.sentence, tooLong) : [p]))]);
+  return merge([
+    ...splitLong(sentence.slice(0, at), tooLong),
+    ...trimmed(sentence.slice(at)).flatMap((p) => ('sentence' in p ? splitLong(p.sentence, tooLong) : [p])),
+  ]);
 }
 
 /** The clause boundary closest to the middle, of the strongest kind present. */

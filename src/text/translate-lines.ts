@@ -5,7 +5,12 @@ import type { Direction } from '../models/transformer.ts';
 import type { TranslateOptions, Translator } from '../translator/index.ts';
 import { prepare, translatePrepared } from './pipeline.ts';
 
-export async function translateLines(translator: Translator, lines: string[], dir: Direction, opts: TranslateOptions): Promise<Array<{ text: string; alternatives: string[] }>> {
+export async function translateLines(
+  translator: Translator,
+  lines: string[],
+  dir: Direction,
+  opts: TranslateOptions,
+): Promise<Array<{ text: string; alternatives: string[] }>> {
   translator.checkDirection(dir);
   const { tokenizer, model } = translator;
   const tooLong = (s: string) => tokenizer.encodeSource(s, dir.target).length > model.config.maxLength;
