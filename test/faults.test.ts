@@ -9,9 +9,10 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createServer, type TaskmoeServer } from '../src/server/app.ts';
-import { resolveSettings, type ServerSettings } from '../src/server/settings.ts';
+import type { ServerSettings } from '../src/server/settings.ts';
 import { TEST_BACKEND } from './helpers/backend.ts';
 import { randomCheckpoint, tinyConfig } from './helpers/engine.ts';
+import { startServer, testSettings } from './helpers/server.ts';
 
 const cfg = tinyConfig('token', 'target');
 let modelDir: string;
@@ -20,15 +21,8 @@ before(async () => {
   modelDir = await randomCheckpoint(cfg, 31);
 });
 
-function settings(over: Partial<ServerSettings>): ServerSettings {
-  return { ...resolveSettings({}, {}), modelDir, workers: 1, warm: 'all', ...over };
-}
-
-async function start(over: Partial<ServerSettings> = {}): Promise<TaskmoeServer> {
-  const server = await createServer(settings(over));
-  await server.ready;
-  return server;
-}
+const settings = (over: Partial<ServerSettings>): ServerSettings => testSettings(modelDir, over);
+const start = (over: Partial<ServerSettings> = {}): Promise<TaskmoeServer> => startServer(modelDir, over);
 
 function translate(server: TaskmoeServer, body: unknown, remoteAddress?: string) {
   return server.app.inject({ method: 'POST', url: '/translate', payload: body as object, ...(remoteAddress ? { remoteAddress } : {}) });

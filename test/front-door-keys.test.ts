@@ -264,7 +264,7 @@ describe('taskmoe keys', () => {
     const key = added.stdout.trim();
     assert.match(key, /^[0-9a-f-]{36}$/);
     const listed = await runCli(['keys', 'list', '--json', '--data-dir', dataDir]);
-    assert.deepEqual(JSON.parse(listed.stdout).map((k: any) => [k.key, k.name, k.reqPerMinute, k.charsPerDay]), [[key, 'team a', 7, 900]]);
+    assert.deepEqual(JSON.parse(listed.stdout).map((k: { key: string; name: string; reqPerMinute: number; charsPerDay: number }) => [k.key, k.name, k.reqPerMinute, k.charsPerDay]), [[key, 'team a', 7, 900]]);
     const bad = await runCli(['keys', 'add', '--req-per-minute', 'many', '--data-dir', dataDir]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--req-per-minute must be a non-negative integer/);

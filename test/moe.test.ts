@@ -47,7 +47,7 @@ test('sparse MoE dispatch equals the dense weighted sum over each row\'s chosen 
       for (let s = 0; s < k; s++) {
         const e = routes.experts[r * k + s];
         if (e < 0) continue;
-        acc = acc.add(ffn(x.slice([r, 0], [1, d]), experts[e].wi, experts[e].wo).mul(gates[r][s]));
+        acc = acc.add(ffn(x.slice([r, 0], [1, d]), experts[e]).mul(gates[r][s]));
       }
       return acc.arraySync() as number[][];
     })[0];

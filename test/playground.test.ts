@@ -33,7 +33,13 @@ async function open(url: string): Promise<Page> {
 }
 
 /** What the API answers for the same request, to compare with what the page shows. */
-async function apiTranslate(url: string, body: object): Promise<any> {
+interface ApiAnswer {
+  translatedText: string;
+  alternatives?: string[];
+  detectedLanguage?: { language: string; confidence: number };
+}
+
+async function apiTranslate(url: string, body: object): Promise<ApiAnswer> {
   const res = await fetch(`${url}/translate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   assert.equal(res.status, 200);
   return res.json();
@@ -116,8 +122,8 @@ describe('the playground', () => {
     await page.click('#translate');
     await page.waitForFunction(() => document.getElementById('detected')?.textContent?.startsWith('Detected:'));
     const expected = await apiTranslate(url, { q: 'Datei speichern', source: 'auto', target: 'en' });
-    const detected = expected.detectedLanguage.language as string;
-    assert.match(await page.textContent('#detected') ?? '', new RegExp(`Detected: \\w+ \\(${Math.round(expected.detectedLanguage.confidence)}%\\)`));
+    const detected = expected.detectedLanguage!.language as string;
+    assert.match(await page.textContent('#detected') ?? '', new RegExp(`Detected: \\w+ \\(${Math.round(expected.detectedLanguage!.confidence)}%\\)`));
     assert.equal(await page.textContent('#output'), expected.translatedText);
     await page.screenshot({ path: path.join(shots, '3-detected.png') });
     await page.click('#swap');

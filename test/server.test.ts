@@ -4,24 +4,17 @@ import { spawn } from 'node:child_process';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createServer, type TaskmoeServer } from '../src/server/app.ts';
+import type { TaskmoeServer } from '../src/server/app.ts';
 import { batchKeyOf } from '../src/server/request.ts';
-import { resolveSettings, type ServerSettings } from '../src/server/settings.ts';
+import type { ServerSettings } from '../src/server/settings.ts';
 import { TEST_BACKEND } from './helpers/backend.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from './helpers/engine.ts';
+import { startServer } from './helpers/server.ts';
 
 const cfg = tinyConfig('token', 'target');
 let modelDir: string;
 
-function settings(over: Partial<ServerSettings>): ServerSettings {
-  return { ...resolveSettings({}, {}), modelDir, workers: 1, warm: 'all', ...over };
-}
-
-async function start(over: Partial<ServerSettings> = {}): Promise<TaskmoeServer> {
-  const server = await createServer(settings(over));
-  await server.ready;
-  return server;
-}
+const start = (over: Partial<ServerSettings> = {}): Promise<TaskmoeServer> => startServer(modelDir, over);
 
 function translate(server: TaskmoeServer, body: unknown, url = '/translate') {
   return server.app.inject({ method: 'POST', url, payload: body as object });

@@ -1,7 +1,6 @@
 // The `taskmoe` command: one handler per subcommand, each parsing its own flags.
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { initBackend } from '../backend/index.ts';
 import { averageCheckpoints } from '../models/average.ts';
 import { CheckpointReader, writeCheckpoint } from '../models/checkpoint.ts';
@@ -18,6 +17,9 @@ import { SETTINGS, SettingsError, resolveSettings } from '../server/settings.ts'
 import { serve } from '../server/serve.ts';
 import { train } from '../train/index.ts';
 import { evaluate, formatEvaluation } from '../eval/evaluate.ts';
+import { IMPORT_USAGE, importCommand } from '../import/command.ts';
+import { extractByUsage } from './extract-usage.ts';
+import { UsageError, dtypeFlag, listFlag, nonNegativeInt, parse, positiveInt, required } from './flags.ts';
 
 const USAGE = `taskmoe: serve and run task-routed Mixture-of-Experts translation models
 
@@ -31,7 +33,9 @@ Usage:
       Writes a randomly initialised checkpoint (for tests and benchmarks).
   taskmoe extract --model DIR --source xx --target yy --out DIR2 [--dtype float32|float16]
       Writes the sub-network serving xx->yy as a checkpoint of its own.
-  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
+  taskmoe extract --by-usage --calibration FILE --keep K --model DIR --source xx --target yy --out DIR2
+      Token-routed MoE layers keep the K experts with the most gate mass over FILE's sources (one a line, or TSV).
+${IMPORT_USAGE}  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
       Rewrites a checkpoint with its weights stored as float32 or float16.
   taskmoe average --out DIR [--dtype float32|float16] MODEL_DIR...
       Writes the element-wise mean of checkpoints of one model config (checkpoint averaging).
@@ -68,55 +72,6 @@ Server settings (flag / environment variable, default):
 ${SETTINGS.map((s) => `  --${s.flag} / ${s.env}: ${s.help}${s.help.includes('(default') ? '' : ` (default: ${JSON.stringify(s.default())})`}`).join('\n')}
 `;
 
-/** A usage mistake: printed with a pointer to --help, exit status 2. */
-class UsageError extends Error {}
-
-type Flags = Record<string, string | boolean | undefined>;
-
-function parse(args: string[], options: ParseArgsConfig['options'], allowPositionals = false): { flags: Flags; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
-    return { flags: values as Flags, positionals };
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
-
-function required(flags: Flags, name: string): string {
-  const v = flags[name];
-  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
-  return v;
-}
-
-function positiveInt(flags: Flags, name: string): number | undefined {
-  return intAtLeast(flags, name, 1, 'a positive integer');
-}
-
-function nonNegativeInt(flags: Flags, name: string): number | undefined {
-  return intAtLeast(flags, name, 0, 'a non-negative integer');
-}
-
-function intAtLeast(flags: Flags, name: string, min: number, what: string): number | undefined {
-  const v = flags[name];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be ${what}, got "${v}"`);
-  return n;
-}
-
-/** A comma-separated list flag: --languages de,fr -> ['de', 'fr']. */
-function listFlag(flags: Flags, name: string): string[] | undefined {
-  const v = flags[name];
-  return typeof v === 'string' ? v.split(',').filter((x) => x !== '') : undefined;
-}
-
-function dtypeFlag(flags: Flags): 'float32' | 'float16' | undefined {
-  const v = flags.dtype;
-  if (v === undefined) return undefined;
-  if (v !== 'float32' && v !== 'float16') throw new UsageError(`--dtype must be float32 or float16, got "${v}"`);
-  return v;
-}
-
 const log = (msg: string) => console.error(msg);
 
 async function cmdInit(args: string[]): Promise<number> {
@@ -142,7 +97,13 @@ async function cmdInit(args: string[]): Promise<number> {
 }
 
 async function cmdExtract(args: string[]): Promise<number> {
-  const { flags } = parse(args, { model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' } });
+  const usage = { 'by-usage': { type: 'boolean' }, calibration: { type: 'string' }, keep: { type: 'string' } } as const;
+  const { flags } = parse(args, { model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, ...usage });
+  if (flags['by-usage']) {
+    const o = { model: required(flags, 'model'), source: required(flags, 'source'), target: required(flags, 'target'), out: required(flags, 'out') };
+    await initBackend({ log });
+    return extractByUsage({ ...o, calibration: required(flags, 'calibration'), keep: Number(required(flags, 'keep')), dtype: dtypeFlag(flags) }, log);
+  }
   const reader = await CheckpointReader.open(required(flags, 'model'));
   await verifyCheckpoint(reader, log);
   const dir = { source: required(flags, 'source'), target: required(flags, 'target') };
@@ -150,7 +111,7 @@ async function cmdExtract(args: string[]): Promise<number> {
   await initBackend({ log });
   const sub = await Seq2Seq.loadSubnetwork(reader, dir);
   try {
-    await writeCheckpoint(out, sub.config, sub.weights, reader.tokenizerPath, dtypeFlag(flags) ?? reader.dtype);
+    await writeCheckpoint(out, sub.config, sub.weights, reader.tokenizerPath, dtypeFlag(flags) ?? reader.dtype, reader.extraFiles);
   } finally {
     sub.dispose();
   }
@@ -170,7 +131,7 @@ async function cmdConvert(args: string[]): Promise<number> {
   await initBackend({ log });
   const weights = await reader.read(reader.shapes.keys());
   try {
-    await writeCheckpoint(out, reader.config, weights, reader.tokenizerPath, dtype);
+    await writeCheckpoint(out, reader.config, weights, reader.tokenizerPath, dtype, reader.extraFiles);
   } finally {
     for (const t of weights.values()) t.dispose();
   }
@@ -396,6 +357,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   translate: cmdTranslate,
   bench: cmdBench,
   tokenizer: cmdTokenizer,
+  import: importCommand,
   keys: async (args) => (await import('../server/front-door/keys-cli.ts')).runKeys(args),
 };
 

@@ -33,7 +33,7 @@ export async function averageCheckpoints(dirs: string[], out: string, dtype?: St
       mean.set(name, tf.tidy(() => tf.div(sum!, readers.length)));
       sum!.dispose();
     }
-    await writeCheckpoint(out, first.config, mean, first.tokenizerPath, dtype ?? first.dtype);
+    await writeCheckpoint(out, first.config, mean, first.tokenizerPath, dtype ?? first.dtype, first.extraFiles);
   } finally {
     tf.dispose([...mean.values()]);
   }

@@ -99,6 +99,8 @@ export async function writeCheckpoint(
   weights: Map<string, tf.Tensor>,
   tokenizerFile: string,
   dtype: StorageDtype = 'float32',
+  /** More files to place in the checkpoint, [name in it, path now] (an imported model's vocabularies). */
+  extraFiles: [string, string][] = [],
 ): Promise<void> {
   const expected = tensorShapes(cfg);
   for (const [name, shape] of expected) {
@@ -150,6 +152,7 @@ export async function writeCheckpoint(
     await fsp.copyFile(tokenizerFile, path.join(tmp, cfg.tokenizer));
     const vocab = tokenizerFile.replace(/\.model$/, '.vocab');
     if (vocab !== tokenizerFile && fs.existsSync(vocab)) await fsp.copyFile(vocab, path.join(tmp, cfg.tokenizer.replace(/\.model$/, '.vocab')));
+    for (const [name, from] of extraFiles) await fsp.copyFile(from, path.join(tmp, name));
     await replaceDir(tmp, dir);
   } catch (err) {
     await fsp.rm(tmp, { recursive: true, force: true });
@@ -191,6 +194,12 @@ export class CheckpointReader implements TensorSource {
     return path.join(this.dir, this.config.tokenizer);
   }
 
+  /** The tokenizer files besides config.tokenizer (an imported model's target model and vocabularies), [name, path]. */
+  get extraFiles(): [string, string][] {
+    const { targetTokenizer, vocab, targetVocab } = this.config;
+    return [targetTokenizer, vocab, targetVocab].flatMap((f) => (f === undefined ? [] : [[f, path.join(this.dir, f)] as [string, string]]));
+  }
+
   /** Storage dtype of the weights (float16 when any tensor is stored as float16). */
   get dtype(): StorageDtype {
     for (const l of this.located.values()) if (l.entry.quantization?.dtype === 'float16') return 'float16';
@@ -216,7 +225,9 @@ export class CheckpointReader implements TensorSource {
     const file = (f: string) => path.join(dir, f);
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new CheckpointError(`checkpoint ${dir}: not a directory`);
     const config = parseConfig(await readJson(file(CONFIG_FILE)), file(CONFIG_FILE));
-    if (!fs.existsSync(file(config.tokenizer))) throw new CheckpointError(`checkpoint ${dir}: missing file ${config.tokenizer} (the SentencePiece model)`);
+    for (const f of [config.tokenizer, config.targetTokenizer, config.vocab, config.targetVocab]) {
+      if (f !== undefined && !fs.existsSync(file(f))) throw new CheckpointError(`checkpoint ${dir}: missing file ${f} (named in ${CONFIG_FILE})`);
+    }
     const groups = (await readJson(file(MANIFEST_FILE))) as ManifestGroup[];
     if (!Array.isArray(groups) || !groups.every((g) => Array.isArray(g?.paths) && Array.isArray(g?.weights))) {
       throw new CheckpointError(`${file(MANIFEST_FILE)}: not a weights manifest (an array of {paths, weights})`);

@@ -13,6 +13,51 @@ export interface MoeConfig {
   every: number;
 }
 
+/**
+ * How a model trained elsewhere (Marian, M2M-100, NLLB) differs from taskmoe's own Transformer.
+ * Every field is optional in config.json; archOf() fills in taskmoe's behaviour, the default.
+ */
+export interface Architecture {
+  /** 'sinusoidal': sin | cos halves at 10000^(2i/d) (taskmoe, Marian); 'fairseq': at 10000^(i/(d/2-1)) (M2M-100, NLLB); 'learned': a stored table. */
+  positions: 'sinusoidal' | 'fairseq' | 'learned';
+  /** Row of the position table that position 0 reads (M2M-100/NLLB: padding_idx + 1 = 2). */
+  positionOffset: number;
+  /** Token embeddings are multiplied by sqrt(dModel). */
+  scaleEmbedding: boolean;
+  /** 'pre': x + f(LN(x)) and a final LN per stack; 'post': LN(x + f(x)), no final LN (Marian). */
+  norm: 'pre' | 'post';
+  activation: 'relu' | 'gelu' | 'swish';
+  /** Every projection and FFN matrix has a bias vector. */
+  bias: boolean;
+  /** The output projection is the (target) embedding transposed; false: a separate "output" tensor. */
+  tiedOutput: boolean;
+  /** A bias added to the logits ("output.bias", Marian's final_logits_bias). */
+  logitsBias: boolean;
+  layerNormEps: number;
+}
+
+export const DEFAULT_ARCHITECTURE: Architecture = {
+  positions: 'sinusoidal', positionOffset: 0, scaleEmbedding: true, norm: 'pre', activation: 'relu',
+  bias: false, tiedOutput: true, logitsBias: false, layerNormEps: 1e-5,
+};
+
+/**
+ * How a source and the decoder's first tokens name the languages: 'target-tag' (taskmoe: the source
+ * starts with <2xx> of the target), 'language-tokens' (M2M-100, NLLB: the source starts with its
+ * own language's token and the decoder's first output is forced to the target's), 'none' (Marian:
+ * one pair per model).
+ */
+export type Prompt = 'target-tag' | 'language-tokens' | 'none';
+
+/** Token ids a model trained elsewhere fixes in its config rather than in its SentencePiece model. */
+export interface SpecialIds {
+  /** The decoder's first input (Marian: pad; M2M-100/NLLB: eos). */
+  decoderStart: number;
+  eos: number;
+  pad: number;
+  unk: number;
+}
+
 export interface ModelConfig {
   vocabSize: number;
   dModel: number;
@@ -34,6 +79,32 @@ export interface ModelConfig {
    * component is a plain dense stack whose MoE layers have FFN width topK * dFF.
    */
   extracted?: Partial<Record<Component, string>>;
+  /** Architecture variants (imported models); absent fields are taskmoe's defaults. */
+  arch?: Partial<Architecture>;
+  /** Set when the target side has its own vocabulary (tensor "embed.target"); vocabSize is the source's. */
+  targetVocabSize?: number;
+  /** SentencePiece model of the target side, when it has its own (Marian's target.spm). */
+  targetTokenizer?: string;
+  /** JSON {piece: id} mapping SentencePiece pieces to model ids (Marian, M2M-100, NLLB); absent: ids are the SentencePiece ids. */
+  vocab?: string;
+  /** The target side's own {piece: id} mapping. */
+  targetVocab?: string;
+  /** Default 'target-tag'. */
+  prompt?: Prompt;
+  /** With prompt 'language-tokens': each language's token id. */
+  languageTokens?: Record<string, number>;
+  /** With a vocab mapping: the special ids (otherwise they come from the SentencePiece model). */
+  specialIds?: SpecialIds;
+  /** Ids decoding never outputs (Marian's bad_words_ids: its pad). */
+  suppressIds?: number[];
+}
+
+export function archOf(cfg: ModelConfig): Architecture {
+  return { ...DEFAULT_ARCHITECTURE, ...cfg.arch };
+}
+
+export function targetVocabSize(cfg: ModelConfig): number {
+  return cfg.targetVocabSize ?? cfg.vocabSize;
 }
 
 export class ConfigError extends Error {}
@@ -94,15 +165,26 @@ export function ffnWidth(cfg: ModelConfig, c: Component, i: number): number {
  */
 export function tensorShapes(cfg: ModelConfig): TensorShapes {
   const { dModel: d, dFF, vocabSize } = cfg;
+  const arch = archOf(cfg);
+  const vt = targetVocabSize(cfg);
   const shapes: TensorShapes = new Map();
   shapes.set('embed', [vocabSize, d]);
+  if (cfg.targetVocabSize !== undefined) shapes.set('embed.target', [vt, d]);
+  if (arch.positions === 'learned') shapes.set('embed.positions', [cfg.maxLength + arch.positionOffset, d]);
+  if (!arch.tiedOutput) shapes.set('output', [d, vt]);
+  if (arch.logitsBias) shapes.set('output.bias', [vt]);
+  // a projection [in, out] and, with biases, its bias [out]
+  const proj = (name: string, shape: [number, number]): void => {
+    shapes.set(name, shape);
+    if (arch.bias) shapes.set(biasName(name), [shape[1]]);
+  };
   for (const c of COMPONENTS) {
     const attention = (p: string): void => {
       shapes.set(`${p}.ln.g`, [d]);
       shapes.set(`${p}.ln.b`, [d]);
-      shapes.set(`${p}.wq`, [d, d]);
-      shapes.set(`${p}.wkv`, [d, 2 * d]);
-      shapes.set(`${p}.wo`, [d, d]);
+      proj(`${p}.wq`, [d, d]);
+      proj(`${p}.wkv`, [d, 2 * d]);
+      proj(`${p}.wo`, [d, d]);
     };
     if (hasExperts(cfg, c) && isTaskRouting(cfg.routing[c])) {
       shapes.set(`${c}.taskEmbed`, [taskList(cfg, c).length, d]);
@@ -116,26 +198,36 @@ export function tensorShapes(cfg: ModelConfig): TensorShapes {
       if (isMoeLayer(cfg, c, i) && hasExperts(cfg, c)) {
         shapes.set(`${l}.ffn.gate`, [d, cfg.moe.numExperts]);
         for (let e = 0; e < cfg.moe.numExperts; e++) {
-          shapes.set(`${l}.ffn.experts.${e}.wi`, [d, dFF]);
-          shapes.set(`${l}.ffn.experts.${e}.wo`, [dFF, d]);
+          proj(`${l}.ffn.experts.${e}.wi`, [d, dFF]);
+          proj(`${l}.ffn.experts.${e}.wo`, [dFF, d]);
         }
       } else {
         const w = ffnWidth(cfg, c, i);
-        shapes.set(`${l}.ffn.wi`, [d, w]);
-        shapes.set(`${l}.ffn.wo`, [w, d]);
+        proj(`${l}.ffn.wi`, [d, w]);
+        proj(`${l}.ffn.wo`, [w, d]);
       }
     }
-    shapes.set(`${c}.lnF.g`, [d]);
-    shapes.set(`${c}.lnF.b`, [d]);
+    if (arch.norm === 'pre') {
+      shapes.set(`${c}.lnF.g`, [d]);
+      shapes.set(`${c}.lnF.b`, [d]);
+    }
   }
   return shapes;
 }
 
+/** The bias of a projection: "….wq" -> "….bq", "….ffn.wi" -> "….ffn.bi". */
+export function biasName(weightName: string): string {
+  return weightName.replace(/\.w(\w*)$/, '.b$1');
+}
+
 /** Which part of the model a tensor belongs to, for parameter counts. */
 export function tensorComponent(name: string): Component | 'embeddings' {
-  if (name === 'embed') return 'embeddings';
+  if (name === 'embed' || name.startsWith('embed.') || name.startsWith('output')) return 'embeddings';
   return name.startsWith('encoder.') ? 'encoder' : 'decoder';
 }
+
+/** An ISO 639 code, or NLLB's code with its script ("deu_Latn"). */
+const LANGUAGE_CODE = /^[a-z]{2,3}(_[A-Z][a-z]{3})?$/;
 
 const positiveInt = (v: unknown): boolean => Number.isInteger(v) && (v as number) > 0;
 
@@ -164,8 +256,8 @@ export function parseConfig(raw: unknown, where = 'config.json'): ModelConfig {
     }
   }
   const languages = o.languages;
-  if (!Array.isArray(languages) || languages.length === 0 || !languages.every((l) => typeof l === 'string' && /^[a-z]{2,3}$/.test(l))) {
-    fail('"languages" must be a non-empty array of language codes such as "en"');
+  if (!Array.isArray(languages) || languages.length === 0 || !languages.every((l) => typeof l === 'string' && LANGUAGE_CODE.test(l))) {
+    fail('"languages" must be a non-empty array of language codes such as "en" (or NLLB\'s "deu_Latn")');
   }
   if (new Set(languages as string[]).size !== (languages as string[]).length) fail('"languages" has duplicates');
   const pairs = o.pairs;
@@ -203,5 +295,60 @@ export function parseConfig(raw: unknown, where = 'config.json'): ModelConfig {
       cfg.extracted[c] = ex[c] as string;
     }
   }
+  parseImportFields(o, cfg, fail);
   return cfg;
+}
+
+const ARCH_CHOICES: { [K in keyof Architecture]: readonly unknown[] | 'boolean' | 'number' } = {
+  positions: ['sinusoidal', 'fairseq', 'learned'], positionOffset: 'number', scaleEmbedding: 'boolean', norm: ['pre', 'post'],
+  activation: ['relu', 'gelu', 'swish'], bias: 'boolean', tiedOutput: 'boolean', logitsBias: 'boolean', layerNormEps: 'number',
+};
+const PROMPTS: readonly Prompt[] = ['target-tag', 'language-tokens', 'none'];
+
+/** The fields models imported from elsewhere add (arch, separate vocabularies, prompts), checked into cfg. */
+function parseImportFields(o: Record<string, unknown>, cfg: ModelConfig, fail: (msg: string) => never): void {
+  if (o.arch !== undefined) {
+    const arch = o.arch as Record<string, unknown>;
+    if (typeof arch !== 'object' || arch === null || Array.isArray(arch)) fail('"arch" must be an object');
+    for (const [k, v] of Object.entries(arch)) {
+      const choice = ARCH_CHOICES[k as keyof Architecture];
+      if (choice === undefined) fail(`unknown field "arch.${k}"; known: ${Object.keys(ARCH_CHOICES).join(', ')}`);
+      const ok = Array.isArray(choice) ? choice.includes(v) : choice === 'number' ? typeof v === 'number' && Number.isFinite(v) && v >= 0 : typeof v === 'boolean';
+      if (!ok) fail(`"arch.${k}" must be ${Array.isArray(choice) ? `one of ${choice.join(', ')}` : `a ${choice}`}, got ${JSON.stringify(v)}`);
+    }
+    cfg.arch = arch as Partial<Architecture>;
+  }
+  if (o.targetVocabSize !== undefined) {
+    if (!positiveInt(o.targetVocabSize)) fail(`"targetVocabSize" must be a positive integer, got ${JSON.stringify(o.targetVocabSize)}`);
+    cfg.targetVocabSize = o.targetVocabSize as number;
+  }
+  for (const k of ['targetTokenizer', 'vocab', 'targetVocab'] as const) {
+    if (o[k] === undefined) continue;
+    if (typeof o[k] !== 'string' || (o[k] as string).includes('..') || (o[k] as string).includes('/')) fail(`"${k}" must be a file name inside the checkpoint`);
+    cfg[k] = o[k] as string;
+  }
+  if (o.prompt !== undefined) {
+    if (!PROMPTS.includes(o.prompt as Prompt)) fail(`"prompt" must be one of ${PROMPTS.join(', ')}, got ${JSON.stringify(o.prompt)}`);
+    cfg.prompt = o.prompt as Prompt;
+  }
+  const vocabLimit = Math.max(cfg.vocabSize, targetVocabSize(cfg));
+  const isId = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < vocabLimit;
+  if (o.languageTokens !== undefined) {
+    const lt = o.languageTokens as Record<string, unknown>;
+    if (typeof lt !== 'object' || lt === null) fail('"languageTokens" must be an object {language: token id}');
+    for (const l of cfg.languages) if (!isId(lt[l])) fail(`"languageTokens.${l}" must be a token id below ${vocabLimit}, got ${JSON.stringify(lt[l])}`);
+    cfg.languageTokens = Object.fromEntries(cfg.languages.map((l) => [l, lt[l] as number]));
+  }
+  if (cfg.prompt === 'language-tokens' && cfg.languageTokens === undefined) fail('"prompt": "language-tokens" needs "languageTokens"');
+  if (o.specialIds !== undefined) {
+    const sp = o.specialIds as Record<string, unknown>;
+    if (typeof sp !== 'object' || sp === null) fail('"specialIds" must be an object {decoderStart, eos, pad, unk}');
+    for (const k of ['decoderStart', 'eos', 'pad', 'unk']) if (!isId(sp[k])) fail(`"specialIds.${k}" must be a token id below ${vocabLimit}, got ${JSON.stringify(sp[k])}`);
+    cfg.specialIds = { decoderStart: sp.decoderStart as number, eos: sp.eos as number, pad: sp.pad as number, unk: sp.unk as number };
+  }
+  if (o.suppressIds !== undefined) {
+    if (!Array.isArray(o.suppressIds) || !o.suppressIds.every(isId)) fail('"suppressIds" must be an array of token ids');
+    cfg.suppressIds = o.suppressIds as number[];
+  }
+  if (cfg.vocab !== undefined && cfg.specialIds === undefined) fail('"vocab" needs "specialIds"');
 }

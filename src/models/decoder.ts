@@ -2,7 +2,7 @@
 // reordered (beam search) between steps.
 import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, numLayers } from './config.ts';
-import { type Weights, attention, causalBias, layerNorm, linear, mergeHeads, splitHeads, windowBias } from './layers.ts';
+import { type Weights, attention, causalBias, mergeHeads, splitHeads, windowBias } from './layers.ts';
 import { type Routes, concatRoutes, disposeRoutes, selectRoutes } from './moe.ts';
 import { takeRows } from './ops.ts';
 import { type Direction, type Embeddings, type GateCollector, Stack, maskedMean } from './stack.ts';
@@ -48,7 +48,7 @@ export class Decoder extends Stack {
       const crossK: tf.Tensor4D[] = [];
       const crossV: tf.Tensor4D[] = [];
       for (let i = 0; i < numLayers(this.cfg, 'decoder'); i++) {
-        const [k, v] = tf.split(linear(memory, this.w(`${this.layer(i)}.crossAttn.wkv`)), 2, 1) as tf.Tensor2D[];
+        const [k, v] = tf.split(this.proj(memory, `${this.layer(i)}.crossAttn.wkv`), 2, 1) as tf.Tensor2D[];
         crossK.push(splitHeads(k, rows, this.cfg.numHeads));
         crossV.push(splitHeads(v, rows, this.cfg.numHeads));
       }
@@ -82,29 +82,29 @@ export class Decoder extends Stack {
     const staggered = state.selfStart.some((s) => s > 0);
     const next = tf.tidy(() => {
       const selfBias = t > 1 ? causalBias(t) : staggered ? windowBias(state.selfStart, state.selfStart.map(() => columns + 1), columns + 1) : null;
-      let x = emb.embed(tokens, staggered ? state.selfStart.map((s) => columns - s) : columns);
+      let x = emb.embed(tokens, staggered ? state.selfStart.map((s) => columns - s) : columns, 'target');
       const selfK: tf.Tensor4D[] = [];
       const selfV: tf.Tensor4D[] = [];
       for (let i = 0; i < numLayers(this.cfg, 'decoder'); i++) {
         const l = this.layer(i);
         // causal self-attention over the cache plus the new positions
-        let h = layerNorm(x, this.w(`${l}.selfAttn.ln.g`), this.w(`${l}.selfAttn.ln.b`));
-        const q = splitHeads(linear(h, this.w(`${l}.selfAttn.wq`)), rows, heads);
-        const [k, v] = tf.split(linear(h, this.w(`${l}.selfAttn.wkv`)), 2, 1) as tf.Tensor2D[];
-        const kAll = tf.concat([state.selfK[i], splitHeads(k, rows, heads)], 2);
-        const vAll = tf.concat([state.selfV[i], splitHeads(v, rows, heads)], 2);
-        selfK.push(kAll);
-        selfV.push(vAll);
-        x = x.add(linear(mergeHeads(attention(q, kAll, vAll, selfBias)), this.w(`${l}.selfAttn.wo`)));
+        x = this.residual(x, `${l}.selfAttn.ln`, (h) => {
+          const q = splitHeads(this.proj(h, `${l}.selfAttn.wq`), rows, heads);
+          const [k, v] = tf.split(this.proj(h, `${l}.selfAttn.wkv`), 2, 1) as tf.Tensor2D[];
+          const kAll = tf.concat([state.selfK[i], splitHeads(k, rows, heads)], 2);
+          const vAll = tf.concat([state.selfV[i], splitHeads(v, rows, heads)], 2);
+          selfK.push(kAll);
+          selfV.push(vAll);
+          return this.proj(mergeHeads(attention(q, kAll, vAll, selfBias)), `${l}.selfAttn.wo`);
+        });
         // cross-attention over the encoder output
-        h = layerNorm(x, this.w(`${l}.crossAttn.ln.g`), this.w(`${l}.crossAttn.ln.b`));
-        const qc = splitHeads(linear(h, this.w(`${l}.crossAttn.wq`)), rows, heads);
-        x = x.add(linear(mergeHeads(attention(qc, state.crossK[i], state.crossV[i], state.srcBias)), this.w(`${l}.crossAttn.wo`)));
-        // feed-forward
-        h = layerNorm(x, this.w(`${l}.ffn.ln.g`), this.w(`${l}.ffn.ln.b`));
-        x = x.add(this.ffnBlock(i, h, state.routes[i], t, undefined, collect));
+        x = this.residual(x, `${l}.crossAttn.ln`, (h) => {
+          const qc = splitHeads(this.proj(h, `${l}.crossAttn.wq`), rows, heads);
+          return this.proj(mergeHeads(attention(qc, state.crossK[i], state.crossV[i], state.srcBias)), `${l}.crossAttn.wo`);
+        });
+        x = this.residual(x, `${l}.ffn.ln`, (h) => this.ffnBlock(i, h, state.routes[i], t, undefined, collect));
       }
-      const logits = emb.logits(layerNorm(x, this.w('decoder.lnF.g'), this.w('decoder.lnF.b')));
+      const logits = emb.logits(this.finalNorm(x));
       return { logits, selfK, selfV };
     });
     for (const c of [...state.selfK, ...state.selfV]) c.dispose();

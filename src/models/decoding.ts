@@ -2,7 +2,9 @@
 // live, finish, or reach their length limit) happens on the CPU; the device computes logits and
 // the top candidates.
 import * as tf from '@tensorflow/tfjs';
+import { targetVocabSize } from './config.ts';
 import type { Seq2Seq } from './model.ts';
+import { forcedPrefix, suppressed } from './prompt.ts';
 import { takeRows } from './ops.ts';
 import type { DecoderState, Direction } from './transformer.ts';
 
@@ -147,6 +149,8 @@ interface GreedyRow<Tag> {
   limit: number;
   /** Tokens fed to the decoder so far: the row's next position. */
   fed: number;
+  /** Tokens still to be output whatever the logits (the target language token), then fed. */
+  forced: number[];
   next: number;
   done: boolean;
 }
@@ -190,7 +194,7 @@ export class GreedyBatch<Tag> {
       throw err;
     }
     for (const [i, tag] of tags.entries()) {
-      this.rows.push({ tag, tokens: [], logProb: 0, limit: limits[i], fed: 0, next: this.opts.bosId, done: false });
+      this.rows.push({ tag, tokens: [], logProb: 0, limit: limits[i], fed: 0, forced: forcedPrefix(this.model.config, dirs[i]), next: this.opts.bosId, done: false });
     }
   }
 
@@ -201,13 +205,20 @@ export class GreedyBatch<Tag> {
     const logits = this.model.decoder.forward(this.model.embeddings, this.state, this.rows.map((r) => [r.next]));
     // log p(argmax) as the log of the largest softmax probability: wasm's fused Softmax kernel takes
     // ~0.6 ms on [32, 8000] logits where max - logSumExp takes ~3.8 ms (its Exp kernel alone ~3.5 ms).
-    const [best, bestLogProb] = tf.tidy((): tf.Tensor[] => [logits.argMax(1), tf.log(tf.softmax(logits).max(1))]);
+    const [best, bestLogProb] = tf.tidy((): tf.Tensor[] => {
+      const allowed = suppressed(this.model.config, logits) ?? logits;
+      return [allowed.argMax(1), tf.log(tf.softmax(allowed).max(1))];
+    });
     const next = best.dataSync();
     const lp = bestLogProb.dataSync();
     tf.dispose([logits, best, bestLogProb]);
     const finished: { tag: Tag; hypothesis: Hypothesis }[] = [];
     this.rows.forEach((r, row) => {
       r.fed++;
+      if (!r.done && r.forced.length > 0) {
+        r.next = r.forced.shift()!;
+        return;
+      }
       r.next = next[row];
       if (r.done) return; // finished, waiting for the next compaction
       r.logProb += lp[row];
@@ -256,6 +267,8 @@ export class GreedyBatch<Tag> {
 interface Live {
   tokens: number[];
   logProb: number;
+  /** The token fed at the next step (the last output, or a forced one). */
+  input?: number;
 }
 
 /**
@@ -273,6 +286,8 @@ export class BeamSearch {
   private live: Live[];
   private inputs: number[];
   private steps = 0;
+  /** Per sentence, the tokens forced as its first outputs. */
+  private readonly forced: number[][];
 
   constructor(private readonly model: Seq2Seq, sources: number[][], dirs: Direction[], private readonly opts: DecodeOptions) {
     if (sources.length !== dirs.length) throw new Error(`${sources.length} sources but ${dirs.length} directions`);
@@ -283,6 +298,7 @@ export class BeamSearch {
     this.sentenceDone = dirs.map(() => false);
     this.live = Array.from({ length: dirs.length * this.beam }, () => ({ tokens: [], logProb: 0 }));
     this.inputs = this.live.map(() => opts.bosId);
+    this.forced = dirs.map((d) => forcedPrefix(model.config, d));
     const enc = encodeByLength(model, sources, dirs);
     try {
       this.state = model.decoder.start(enc, dirs, this.beam);
@@ -306,12 +322,13 @@ export class BeamSearch {
     if (this.state === undefined) return;
     const { model, opts, beam, live, finished } = this;
     const batch = this.dirs.length;
-    const vocab = model.config.vocabSize;
+    const vocab = targetVocabSize(model.config); // the output vocabulary
     const step = this.steps++;
     const logits = model.decoder.forward(model.embeddings, this.state, this.inputs.map((t) => [t]));
     const liveLogProb = live.map((h, row) => (step === 0 && row % beam !== 0 ? -Infinity : h.logProb));
     const [values, indices] = tf.tidy(() => {
-      const total = tf.logSoftmax(logits).add(tf.tensor2d(liveLogProb, [batch * beam, 1]));
+      const logProbs = tf.logSoftmax(logits);
+      const total = (suppressed(model.config, logProbs) ?? logProbs).add(tf.tensor2d(liveLogProb, [batch * beam, 1]));
       const { values, indices } = tf.topk(total.reshape([batch, beam * vocab]), 2 * beam);
       return [values, indices];
     });
@@ -324,7 +341,11 @@ export class BeamSearch {
     const nextLive: Live[] = [];
     for (let b = 0; b < batch; b++) {
       const chosen: { parent: number; token: number; logProb: number }[] = [];
-      if (!this.sentenceDone[b]) {
+      const forcedLength = this.forced[b].length;
+      if (step < forcedLength) {
+        // A forced token extends the one live hypothesis at no cost, as Transformers' forced_bos_token_id does.
+        chosen.push({ parent: b * beam, token: this.forced[b][step], logProb: live[b * beam].logProb });
+      } else if (!this.sentenceDone[b]) {
         for (let r = 0; r < 2 * beam && chosen.length < beam; r++) {
           const c = candIndex[b * 2 * beam + r];
           const parent = b * beam + Math.floor(c / vocab);
@@ -337,7 +358,7 @@ export class BeamSearch {
             chosen.push({ parent, token, logProb });
           }
         }
-        const length = step + 1;
+        const length = step + 1 - forcedLength;
         if (length >= this.limits[b]) {
           for (const c of chosen) finish(b, [...live[c.parent].tokens, c.token], c.logProb, length);
         }
@@ -347,7 +368,8 @@ export class BeamSearch {
       while (chosen.length < beam) chosen.push({ parent: b * beam, token: opts.eosId, logProb: -Infinity });
       for (const c of chosen) {
         parents.push(c.parent);
-        nextLive.push({ tokens: [...live[c.parent].tokens, c.token], logProb: c.logProb });
+        const output = step < forcedLength ? live[c.parent].tokens : [...live[c.parent].tokens, c.token];
+        nextLive.push({ tokens: output, logProb: c.logProb, input: c.token });
       }
     }
     if (this.sentenceDone.every(Boolean)) {
@@ -356,7 +378,7 @@ export class BeamSearch {
     }
     model.decoder.reorder(this.state, parents);
     this.live = nextLive;
-    this.inputs = nextLive.map((h) => h.tokens[h.tokens.length - 1]);
+    this.inputs = nextLive.map((h) => h.input!);
   }
 
   /** The n best hypotheses of each sentence, best first (complete once done). */

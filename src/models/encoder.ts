@@ -1,7 +1,7 @@
 // The encoder: self-attention and (MoE) FFN layers over the padded source batch.
 import * as tf from '@tensorflow/tfjs';
 import { type ModelConfig, numLayers } from './config.ts';
-import { type Weights, attention, layerNorm, linear, mergeHeads, splitHeads, windowBias } from './layers.ts';
+import { type Weights, attention, mergeHeads, splitHeads, windowBias } from './layers.ts';
 import { disposeRoutes } from './moe.ts';
 import { type Direction, type Embeddings, type GateCollector, Stack, maskedMean } from './stack.ts';
 
@@ -27,23 +27,24 @@ export class Encoder extends Stack {
       const padded = ids.map((s) => [...s, ...new Array<number>(srcLen - s.length).fill(0)]);
       const bias = windowBias(lengths.map(() => 0), lengths, srcLen);
       const validMask = tf.tensor2d(rowValid.map(Number), [batch * srcLen, 1]);
-      let x = emb.embed(padded);
+      let x = emb.embed(padded, 0, 'source');
+      const heads = this.cfg.numHeads;
       for (let i = 0; i < numLayers(this.cfg, 'encoder'); i++) {
         const l = this.layer(i);
-        // self-attention
-        let h = layerNorm(x, this.w(`${l}.selfAttn.ln.g`), this.w(`${l}.selfAttn.ln.b`));
-        const q = splitHeads(linear(h, this.w(`${l}.selfAttn.wq`)), batch, this.cfg.numHeads);
-        const [k, v] = tf.split(linear(h, this.w(`${l}.selfAttn.wkv`)), 2, 1) as tf.Tensor2D[];
-        const a = attention(q, splitHeads(k, batch, this.cfg.numHeads), splitHeads(v, batch, this.cfg.numHeads), bias);
-        x = x.add(linear(mergeHeads(a), this.w(`${l}.selfAttn.wo`)));
-        // feed-forward
-        h = layerNorm(x, this.w(`${l}.ffn.ln.g`), this.w(`${l}.ffn.ln.b`));
-        const hh = h;
-        const routes = this.sentenceRoute(i, dirs, () => maskedMean(hh, validMask, batch, srcLen), collect);
-        x = x.add(this.ffnBlock(i, h, routes, srcLen, rowValid, collect));
-        disposeRoutes(routes);
+        x = this.residual(x, `${l}.selfAttn.ln`, (h) => {
+          const q = splitHeads(this.proj(h, `${l}.selfAttn.wq`), batch, heads);
+          const [k, v] = tf.split(this.proj(h, `${l}.selfAttn.wkv`), 2, 1) as tf.Tensor2D[];
+          const a = attention(q, splitHeads(k, batch, heads), splitHeads(v, batch, heads), bias);
+          return this.proj(mergeHeads(a), `${l}.selfAttn.wo`);
+        });
+        x = this.residual(x, `${l}.ffn.ln`, (h) => {
+          const routes = this.sentenceRoute(i, dirs, () => maskedMean(h, validMask, batch, srcLen), collect);
+          const y = this.ffnBlock(i, h, routes, srcLen, rowValid, collect);
+          disposeRoutes(routes);
+          return y;
+        });
       }
-      return layerNorm(x, this.w('encoder.lnF.g'), this.w('encoder.lnF.b'));
+      return this.finalNorm(x);
     });
     return { out, batch, srcLen, lengths };
   }

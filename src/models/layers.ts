@@ -12,22 +12,37 @@ export function weight<R extends tf.Rank>(w: Weights, name: string): tf.Tensor<R
   return t as tf.Tensor<R>;
 }
 
-const LN_EPS = 1e-5;
-
 // x: [N, d] -> [N, d]
-export function layerNorm(x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D): tf.Tensor2D {
+export function layerNorm(x: tf.Tensor2D, g: tf.Tensor1D, b: tf.Tensor1D, eps = 1e-5): tf.Tensor2D {
   const { mean, variance } = tf.moments(x, -1, true);
-  return x.sub(mean).mul(tf.rsqrt(variance.add(LN_EPS))).mul(g).add(b);
+  return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(g).add(b);
 }
 
-// x: [N, d], w: [d, f] -> [N, f]
-export function linear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return matMul2d(x, w);
+// x: [N, d], w: [d, f], b: [f] -> [N, f]
+export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor2D {
+  const y = matMul2d(x, w);
+  return b === undefined ? y : y.add(b);
 }
 
-// x: [N, d] -> relu(x wi) wo: [N, d]
-export function ffn(x: tf.Tensor2D, wi: tf.Tensor2D, wo: tf.Tensor2D): tf.Tensor2D {
-  return matMul2d(tf.relu(matMul2d(x, wi)), wo);
+export type Activation = 'relu' | 'gelu' | 'swish';
+
+export function activate(x: tf.Tensor2D, act: Activation): tf.Tensor2D {
+  if (act === 'relu') return tf.relu(x);
+  if (act === 'swish') return x.mul(tf.sigmoid(x));
+  return x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5); // exact (erf) GELU, as torch's default
+}
+
+/** One FFN's weights: wi [d, f], wo [f, d] and, in models with biases, bi [f], bo [d]. */
+export interface FfnWeights {
+  wi: tf.Tensor2D;
+  wo: tf.Tensor2D;
+  bi?: tf.Tensor1D;
+  bo?: tf.Tensor1D;
+}
+
+// x: [N, d] -> act(x wi + bi) wo + bo: [N, d]
+export function ffn(x: tf.Tensor2D, w: FfnWeights, act: Activation = 'relu'): tf.Tensor2D {
+  return linear(activate(linear(x, w.wi, w.bi), act), w.wo, w.bo);
 }
 
 // x: [B*T, H*dh] -> [B, H, T, dh]
@@ -75,14 +90,23 @@ export function causalBias(t: number): tf.Tensor4D {
   return tf.tidy(() => tf.linalg.bandPart(tf.ones([t, t]), -1, 0).sub(1).mul(1e9).reshape([1, 1, t, t]));
 }
 
-/** Sinusoidal position encodings, [maxLen, d]. */
-export function sinusoidalPositions(maxLen: number, d: number): tf.Tensor2D {
+/**
+ * Sinusoidal position encodings for positions offset .. offset + maxLen - 1, [maxLen, d]: sines in
+ * the first half, cosines in the second, at frequencies 10000^(-2i/d) (taskmoe, Marian) or, for
+ * 'fairseq' (M2M-100, NLLB), 10000^(-i/(d/2 - 1)).
+ */
+export function sinusoidalPositions(maxLen: number, d: number, kind: 'sinusoidal' | 'fairseq' = 'sinusoidal', offset = 0): tf.Tensor2D {
   const table = new Float32Array(maxLen * d);
-  for (let pos = 0; pos < maxLen; pos++) {
-    for (let i = 0; i < d / 2; i++) {
-      const angle = pos / Math.pow(10000, (2 * i) / d);
-      table[pos * d + i] = Math.sin(angle);
-      table[pos * d + d / 2 + i] = Math.cos(angle);
+  const half = Math.floor(d / 2);
+  // fairseq computes in float32: exp(i * -log(10000)/(half-1)), then pos * freq
+  const step = Math.fround(Math.log(10000) / (half - 1));
+  const freq = (i: number) => (kind === 'fairseq' ? Math.fround(Math.exp(Math.fround(i * -step))) : 1 / Math.pow(10000, (2 * i) / d));
+  for (let p = 0; p < maxLen; p++) {
+    const pos = p + offset;
+    for (let i = 0; i < half; i++) {
+      const angle = kind === 'fairseq' ? Math.fround(pos * freq(i)) : pos * freq(i);
+      table[p * d + i] = Math.sin(angle);
+      table[p * d + half + i] = Math.cos(angle);
     }
   }
   return tf.tensor2d(table, [maxLen, d]);

@@ -3,7 +3,8 @@
 import type { TensorSource } from './checkpoint.ts';
 import type { ModelConfig } from './config.ts';
 import { readComponent, subnetworkConfig, subnetworkTasks } from './extract.ts';
-import type { Weights } from './layers.ts';
+import { embeddingNames } from './embeddings.ts';
+import { type Weights, weight } from './layers.ts';
 import { Decoder, type Direction, Embeddings, Encoder } from './transformer.ts';
 
 export class Seq2Seq {
@@ -17,7 +18,8 @@ export class Seq2Seq {
   /** Builds the model from weights it then owns. */
   static fromWeights(config: ModelConfig, weights: Weights): Seq2Seq {
     const part = (prefix: string) => new Map([...weights].filter(([n]) => n.startsWith(prefix)));
-    return new Seq2Seq(config, new Embeddings(config, part('embed')), new Encoder(config, part('encoder.')), new Decoder(config, part('decoder.')));
+    const embedding = new Map(embeddingNames(config).map((n) => [n, weight(weights, n)]));
+    return new Seq2Seq(config, new Embeddings(config, embedding), new Encoder(config, part('encoder.')), new Decoder(config, part('decoder.')));
   }
 
   /** The full model as stored. */
@@ -31,7 +33,7 @@ export class Seq2Seq {
     if (config.pairs.length === 0) throw new Error(`the model does not serve ${dir.source}-${dir.target}`);
     const tasks = subnetworkTasks(reader.config, dir);
     const weights: Weights = new Map([
-      ...(await reader.read(['embed'])),
+      ...(await reader.read(embeddingNames(config))),
       ...(await readComponent(reader, 'encoder', tasks.encoder)),
       ...(await readComponent(reader, 'decoder', tasks.decoder)),
     ]);
@@ -40,7 +42,7 @@ export class Seq2Seq {
 
   /** All weights by name, as a checkpoint stores them. */
   get weights(): Weights {
-    return new Map([['embed', this.embeddings.table], ...this.encoder.weights, ...this.decoder.weights]);
+    return new Map([...this.embeddings.weights, ...this.encoder.weights, ...this.decoder.weights]);
   }
 
   get bytes(): number {

@@ -1,7 +1,8 @@
 // Mixture-of-Experts FFN: top-k gating and a sparse dispatch that computes each expert only on
 // the rows routed to it (gather, one 2-D matMul pair per expert, weighted combine).
 import * as tf from '@tensorflow/tfjs';
-import { ffn } from './layers.ts';
+import { type Activation, type FfnWeights, ffn } from './layers.ts';
+import type { Component } from './config.ts';
 import { gatherRows, takeRows } from './ops.ts';
 
 /** Where each row goes: `experts[r * k + s]` is row r's s-th expert (-1: the row is padding, skip it). */
@@ -70,16 +71,13 @@ export function dropRows(r: Routes, rowValid: boolean[]): Routes {
   return { ...r, experts };
 }
 
-export interface ExpertWeights {
-  wi: tf.Tensor2D;
-  wo: tf.Tensor2D;
-}
+export type ExpertWeights = FfnWeights;
 
 /**
  * y[r] = sum_s gates[r, s] * FFN_{experts[r, s]}(x[r]).
  * x: [N, d] -> [N, d]. Each expert sees only its rows; a row skipped by every expert gets zeros.
  */
-export function moeFFN(x: tf.Tensor2D, routes: Routes, experts: ExpertWeights[]): tf.Tensor2D {
+export function moeFFN(x: tf.Tensor2D, routes: Routes, experts: ExpertWeights[], act: Activation = 'relu'): tf.Tensor2D {
   const [n, d] = x.shape;
   const { k } = routes;
   const rowsOf: number[][] = experts.map(() => []);
@@ -95,12 +93,12 @@ export function moeFFN(x: tf.Tensor2D, routes: Routes, experts: ExpertWeights[])
     // Where each (row, slot) finds its expert's output in the concatenation; unused slots read the zero row.
     const position = new Int32Array(n * k).fill(-1);
     let offset = 0;
-    experts.forEach(({ wi, wo }, e) => {
+    experts.forEach((expert, e) => {
       const rows = rowsOf[e];
       if (rows.length === 0) return;
       const takesAllRowsInOrder = rows.length === n && rows.every((r, j) => r === j);
       const xe = takesAllRowsInOrder ? x : gatherRows(x, tf.tensor1d(rows, 'int32'));
-      outputs.push(ffn(xe, wi, wo));
+      outputs.push(ffn(xe, expert, act));
       slotsOf[e].forEach((slot, j) => (position[slot] = offset + j));
       offset += rows.length;
     });
@@ -117,4 +115,23 @@ export function moeFFN(x: tf.Tensor2D, routes: Routes, experts: ExpertWeights[])
 /** Frees the gate tensor of routes built outside a tidy. */
 export function disposeRoutes(r: Routes | undefined): void {
   r?.gates.dispose();
+}
+
+/**
+ * What the gate of one MoE layer decided, handed to a collector during training (for the
+ * load-balancing loss) while `probs` is alive: the full softmax [rows, E] and each row's top-1
+ * expert, -1 for a padding row. Rows are tokens under token routing, sentences otherwise.
+ */
+export interface GateRecord {
+  component: Component;
+  layer: number;
+  probs: tf.Tensor2D;
+  top1: Int32Array;
+}
+
+export type GateCollector = (gate: GateRecord) => void;
+
+// routes over rows -> each row's first choice (-1 where the row is skipped)
+export function firstChoices(r: Routes): Int32Array {
+  return Int32Array.from({ length: r.experts.length / r.k }, (_, row) => r.experts[row * r.k]);
 }

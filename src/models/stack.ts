@@ -1,40 +1,19 @@
-// What the encoder and the decoder share: the tied embeddings, and the Stack of layers with the
-// routing of its MoE layers (per token, or per sentence by its task).
+// What the encoder and the decoder share: the Stack of layers with the routing of its MoE layers
+// (per token, or per sentence by its task) and the architecture's blocks (pre- or post-LN residuals,
+// biases). The embeddings live in embeddings.ts.
 import * as tf from '@tensorflow/tfjs';
-import { type Component, type ModelConfig, hasExperts, isMoeLayer, numLayers, taskKey, taskList } from './config.ts';
-import { type Weights, linear, ffn, sinusoidalPositions, weight } from './layers.ts';
-import { type ExpertWeights, type Routes, dropRows, moeFFN, repeatRoutes, topKGating } from './moe.ts';
-import { gatherRows, hostRows, rowsCopyOnHost, takeRows } from './ops.ts';
+import { type Architecture, type Component, type ModelConfig, archOf, biasName, hasExperts, isMoeLayer, numLayers, taskKey, taskList } from './config.ts';
+import { type FfnWeights, type Weights, layerNorm, linear, ffn, weight } from './layers.ts';
+import { type ExpertWeights, type GateCollector, type Routes, dropRows, firstChoices, moeFFN, repeatRoutes, topKGating } from './moe.ts';
+import { gatherRows } from './ops.ts';
+import { tensorBytes } from './embeddings.ts';
 
-/** Bytes held by a set of tensors. */
-export function tensorBytes(tensors: Iterable<tf.Tensor>): number {
-  let bytes = 0;
-  for (const t of tensors) bytes += t.size * (t.dtype === 'int32' || t.dtype === 'float32' ? 4 : 1);
-  return bytes;
-}
+export { Embeddings, type Side, embeddingNames, tensorBytes } from './embeddings.ts';
+export { type GateCollector, type GateRecord, firstChoices } from './moe.ts';
 
 export function disposeAll(w: Weights): void {
   for (const t of w.values()) t.dispose();
   w.clear();
-}
-
-/**
- * What the gate of one MoE layer decided, handed to a collector during training (for the
- * load-balancing loss) while `probs` is alive: the full softmax [rows, E] and each row's top-1
- * expert, -1 for a padding row. Rows are tokens under token routing, sentences otherwise.
- */
-export interface GateRecord {
-  component: Component;
-  layer: number;
-  probs: tf.Tensor2D;
-  top1: Int32Array;
-}
-
-export type GateCollector = (gate: GateRecord) => void;
-
-// routes over rows -> each row's first choice (-1 where the row is skipped)
-export function firstChoices(r: Routes): Int32Array {
-  return Int32Array.from({ length: r.experts.length / r.k }, (_, row) => r.experts[row * r.k]);
 }
 
 /** A translation direction as the model sees it. */
@@ -43,84 +22,52 @@ export interface Direction {
   target: string;
 }
 
-/** The token embedding (shared by source, target and output projection) and the position table. */
-export class Embeddings {
-  readonly table: tf.Tensor2D; // [V, d]
-  /** The table transposed once, so the output projection is an untransposed matMul. */
-  readonly tableT: tf.Tensor2D; // [d, V]
-  readonly positions: tf.Tensor2D; // [maxLength, d]
-  readonly scale: number;
-  private readonly hostCopies = new Map<tf.Tensor2D, Float32Array>();
-
-  constructor(readonly cfg: ModelConfig, weights: Weights) {
-    this.table = weight<tf.Rank.R2>(weights, 'embed');
-    this.tableT = this.table.transpose();
-    this.positions = sinusoidalPositions(cfg.maxLength, cfg.dModel);
-    this.scale = Math.sqrt(cfg.dModel);
-  }
-
-  // ids: [B, T] from position `start`, or with T = 1 each row at its own position -> [B*T, d]
-  embed(ids: number[][], start: number | readonly number[] = 0): tf.Tensor2D {
-    const [b, t, d] = [ids.length, ids[0].length, this.cfg.dModel];
-    const end = (typeof start === 'number' ? start : Math.max(...start)) + t;
-    if (end > this.cfg.maxLength) throw new Error(`sequence of ${end} tokens exceeds maxLength ${this.cfg.maxLength}`);
-    const tokens = this.tokenRows(ids.flat()).mul(this.scale);
-    if (typeof start !== 'number') {
-      if (t !== 1) throw new Error(`per-row positions need one token per row, got ${t}`);
-      return tokens.add(this.rowsOf(this.positions, start));
-    }
-    const pos = this.positions.slice([start, 0], [t, d]);
-    return tokens.reshape([b, t, d]).add(pos).reshape([b * t, d]);
-  }
-
-  // ids: [N] -> rows of the table [N, d]
-  protected tokenRows(ids: number[]): tf.Tensor2D {
-    return this.rowsOf(this.table, ids);
-  }
-
-  // table: [R, d], rows: [N] -> [N, d]
-  private rowsOf(table: tf.Tensor2D, rows: readonly number[]): tf.Tensor2D {
-    if (!rowsCopyOnHost()) return takeRows(table, rows);
-    // A host copy of the table (it never changes at inference), so a lookup copies N rows, not the table.
-    let host = this.hostCopies.get(table);
-    if (host === undefined) this.hostCopies.set(table, (host = table.dataSync() as Float32Array));
-    return hostRows(host, table.shape, 'float32', rows) as tf.Tensor2D;
-  }
-
-  // x: [N, d] -> logits [N, V]
-  logits(x: tf.Tensor2D): tf.Tensor2D {
-    return linear(x, this.tableT);
-  }
-
-  get bytes(): number {
-    return tensorBytes([this.table, this.tableT, this.positions]);
-  }
-
-  dispose(): void {
-    this.table.dispose();
-    this.tableT.dispose();
-    this.positions.dispose();
-  }
-}
-
 /**
  * One encoder or decoder stack and the routing of its MoE layers. It owns its weights
  * (not the embeddings) and frees them on dispose().
  */
 export abstract class Stack {
   readonly experts: (ExpertWeights[] | undefined)[];
+  readonly arch: Architecture;
   private readonly tasks: Map<string, number>;
 
   constructor(readonly cfg: ModelConfig, readonly component: Component, readonly weights: Weights) {
+    this.arch = archOf(cfg);
     this.tasks = new Map(taskList(cfg, component).map((t, i) => [t, i]));
     this.experts = Array.from({ length: numLayers(cfg, component) }, (_, i) =>
       isMoeLayer(cfg, component, i) && hasExperts(cfg, component)
-        ? Array.from({ length: cfg.moe.numExperts }, (_, e) => ({
-            wi: weight<tf.Rank.R2>(weights, `${this.layer(i)}.ffn.experts.${e}.wi`),
-            wo: weight<tf.Rank.R2>(weights, `${this.layer(i)}.ffn.experts.${e}.wo`),
-          }))
+        ? Array.from({ length: cfg.moe.numExperts }, (_, e) => this.ffnWeights(`${this.layer(i)}.ffn.experts.${e}`))
         : undefined,
     );
+  }
+
+  /** The FFN under `prefix` (`….ffn` or `….ffn.experts.e`), its biases when the model has them. */
+  protected ffnWeights(prefix: string): FfnWeights {
+    return {
+      wi: this.w(`${prefix}.wi`), wo: this.w(`${prefix}.wo`),
+      bi: this.weights.get(`${prefix}.bi`) as tf.Tensor1D | undefined, bo: this.weights.get(`${prefix}.bo`) as tf.Tensor1D | undefined,
+    };
+  }
+
+  // h: [N, in] -> h w + b: [N, out], `name` the weight ("….wq"); the bias is used when the model has one
+  protected proj(h: tf.Tensor2D, name: string): tf.Tensor2D {
+    return linear(h, this.w(name), this.weights.get(biasName(name)) as tf.Tensor1D | undefined);
+  }
+
+  // x: [N, d] -> LN(x) with the named norm ("….selfAttn.ln")
+  protected norm(x: tf.Tensor2D, ln: string): tf.Tensor2D {
+    return layerNorm(x, this.w(`${ln}.g`), this.w(`${ln}.b`), this.arch.layerNormEps);
+  }
+
+  /** A residual block around f: x + f(LN(x)) for pre-LN, LN(x + f(x)) for post-LN (Marian). x: [N, d] -> [N, d] */
+  protected residual(x: tf.Tensor2D, ln: string, f: (h: tf.Tensor2D) => tf.Tensor2D): tf.Tensor2D {
+    if (this.arch.norm === 'post') return this.norm(x.add(f(x)), ln);
+    return x.add(f(this.norm(x, ln)));
+  }
+
+  /** The stack's output: its final LN for pre-LN models; post-LN layers end normalised already. */
+  protected finalNorm(x: tf.Tensor2D): tf.Tensor2D {
+    return this.arch.norm === 'pre' ? this.norm(x, `${this.component}.lnF`) : x;
   }
 
   get routing() {
@@ -179,7 +126,7 @@ export abstract class Stack {
   protected ffnBlock(i: number, h: tf.Tensor2D, sentence: Routes | undefined, rowsPerSentence: number, rowValid?: boolean[], collect?: GateCollector): tf.Tensor2D {
     const experts = this.experts[i];
     const l = this.layer(i);
-    if (experts === undefined) return ffn(h, this.w(`${l}.ffn.wi`), this.w(`${l}.ffn.wo`));
+    if (experts === undefined) return ffn(h, this.ffnWeights(`${l}.ffn`), this.arch.activation);
     let routes: Routes;
     let probs: tf.Tensor2D | undefined;
     if (sentence !== undefined) {
@@ -190,7 +137,7 @@ export abstract class Stack {
     }
     if (rowValid !== undefined) routes = dropRows(routes, rowValid);
     if (probs !== undefined) collect?.({ component: this.component, layer: i, probs, top1: firstChoices(routes) });
-    return moeFFN(h, routes, experts);
+    return moeFFN(h, routes, experts, this.arch.activation);
   }
 
   get bytes(): number {

@@ -9,9 +9,11 @@
 import { LRUCache } from 'lru-cache';
 import type { TensorSource } from './checkpoint.ts';
 import type { Component } from './config.ts';
+import { embeddingNames } from './embeddings.ts';
 import { readComponent, subnetworkConfig } from './extract.ts';
 import type { Weights } from './layers.ts';
 import { Seq2Seq } from './model.ts';
+import { ModelSet, memberKey } from './model-set.ts';
 import { subnetworkOf } from './subnetwork.ts';
 import { Decoder, type Direction, Embeddings, Encoder } from './transformer.ts';
 
@@ -77,7 +79,8 @@ export class SubnetworkCache {
   private readonly recentLoads: number[] = [];
   private disposed = false;
 
-  constructor(private readonly source: TensorSource, options: SubnetworkCacheOptions) {
+  /** One checkpoint, or a model set whose members' entries share the budget (keys prefixed by member name). */
+  constructor(private readonly sources: TensorSource | ModelSet, options: SubnetworkCacheOptions) {
     if (!Number.isInteger(options.budgetBytes) || options.budgetBytes <= 0) {
       throw new Error(`budgetBytes must be a positive integer, got ${options.budgetBytes}`);
     }
@@ -93,14 +96,16 @@ export class SubnetworkCache {
   /** Lends the sub-network serving `dir`, loading whichever of its three entries are not on the device. */
   async acquire(dir: Direction): Promise<Lease> {
     if (this.disposed) throw new Error('the sub-network cache is disposed');
-    const cfg = this.source.config;
+    const { name, source } = this.sourceFor(dir);
+    const cfg = source.config;
     const config = subnetworkConfig(cfg, dir);
     if (config.pairs.length === 0) throw new Error(`the model does not serve ${dir.source}-${dir.target}`);
-    const { encoder: encoderTask, decoder: decoderTask, entries: keys } = subnetworkOf(cfg, dir);
+    const { encoder: encoderTask, decoder: decoderTask, entries: subnetworkEntries } = subnetworkOf(cfg, dir);
+    const keys = subnetworkEntries.map((k) => memberKey(name, k));
     const settled = await Promise.allSettled([
-      this.claim(keys[0], () => this.loadEmbeddings()),
-      this.claim(keys[1], () => this.loadStack('encoder', encoderTask)),
-      this.claim(keys[2], () => this.loadStack('decoder', decoderTask)),
+      this.claim(keys[0], () => this.loadEmbeddings(source)),
+      this.claim(keys[1], () => this.loadStack(source, 'encoder', encoderTask)),
+      this.claim(keys[2], () => this.loadStack(source, 'decoder', decoderTask)),
     ]);
     const entries = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = settled.find((s) => s.status === 'rejected');
@@ -190,9 +195,17 @@ export class SubnetworkCache {
     return entry;
   }
 
-  private async loadEmbeddings(): Promise<Embeddings> {
-    const weights = await this.source.read(['embed']);
-    return buildOrFree(weights, () => new Embeddings(this.source.config, weights));
+  /** The checkpoint serving `dir` and its name in cache keys ('' for a single checkpoint). */
+  private sourceFor(dir: Direction): { name: string; source: TensorSource } {
+    if (!(this.sources instanceof ModelSet)) return { name: '', source: this.sources };
+    const member = this.sources.memberFor(dir);
+    if (member === undefined) throw new Error(`the model does not serve ${dir.source}-${dir.target}`);
+    return { name: member.name, source: member.reader };
+  }
+
+  private async loadEmbeddings(source: TensorSource): Promise<Embeddings> {
+    const weights = await source.read(embeddingNames(source.config));
+    return buildOrFree(weights, () => new Embeddings(source.config, weights));
   }
 
   /**
@@ -200,10 +213,10 @@ export class SubnetworkCache {
    * extracted stack's config marks it extracted; a shared one keeps the checkpoint's. Either way the
    * config depends only on the key, as one entry serves every direction that maps to it.
    */
-  private async loadStack(c: Component, task: string | undefined): Promise<Encoder | Decoder> {
-    const cfg = this.source.config;
+  private async loadStack(source: TensorSource, c: Component, task: string | undefined): Promise<Encoder | Decoder> {
+    const cfg = source.config;
     const config = task === undefined ? cfg : { ...cfg, extracted: { ...cfg.extracted, [c]: task } };
-    const weights = await readComponent(this.source, c, task);
+    const weights = await readComponent(source, c, task);
     return buildOrFree(weights, () => (c === 'encoder' ? new Encoder(config, weights) : new Decoder(config, weights)));
   }
 

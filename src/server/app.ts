@@ -3,12 +3,9 @@
 import * as path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Batcher, DrainingError } from '../batching/index.ts';
-import { CheckpointReader } from '../models/checkpoint.ts';
-import { type ModelConfig, parsePair } from '../models/config.ts';
-import { subnetworkOf } from '../models/subnetwork.ts';
 import { verifyCheckpoint } from '../models/verify.ts';
-import { Tokenizer } from '../tokenizer/index.ts';
 import type { Translation } from '../translator/index.ts';
+import { ServedModel } from '../translator/served-model.ts';
 import { loadProfile } from '../text/detect.ts';
 import { EnginePool } from './engine-pool.ts';
 import type { BatchResult } from './engine-worker-client.ts';
@@ -45,12 +42,11 @@ const DRAIN_ANSWER_MS = 250;
 
 /** Builds the app and starts its engine workers, which warm up in the background (see `ready`). */
 export async function createServer(settings: ServerSettings, log: (msg: string) => void = () => {}): Promise<TaskmoeServer> {
-  const reader = await CheckpointReader.open(settings.modelDir);
-  const cfg = reader.config;
-  const tokenizer = await Tokenizer.load(reader.tokenizerPath);
-  // A corrupt or mismatched checkpoint stops the server here, before it listens: never ready, never serving empty text.
-  tokenizer.checkServes(cfg, path.join(settings.modelDir, 'config.json'));
-  await verifyCheckpoint(reader, log);
+  // One checkpoint, or a directory of them (imported per-pair models) served as one. A corrupt or
+  // mismatched checkpoint stops the server here, before it listens: never ready, never serving empty text.
+  const served = await ServedModel.open(settings.modelDir);
+  for (const m of served.set.members) await verifyCheckpoint(m.reader, log);
+  const cfg = served.set.first.config;
   const metrics = new ServerMetrics();
   const app = Fastify({
     bodyLimit: settings.bodyLimitBytes,
@@ -70,9 +66,9 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     workers: settings.workers,
     cacheBytes: settings.cacheBytes,
     maxRows: settings.maxBatchSentences,
-    pairs: cfg.pairs,
-    subnetworkOf: (pair) => subnetworkOf(cfg, parsePair(pair)),
-    warmPairs: warmPairs(settings.warm, cfg),
+    pairs: served.pairs,
+    subnetworkOf: (pair) => served.subnetwork(pair),
+    warmPairs: warmPairs(settings.warm, served.pairs),
     intraOpThreads: settings.intraOpThreads,
     replicas: { busyRatio: settings.replicaBusyPercent / 100, waitMs: settings.replicaWaitMs, maxReplicas: settings.maxReplicas, windowMs: settings.replicaWindowMs },
     onReplicas: (subnetwork, n) => metrics.subnetworkReplicas.labels(subnetwork).set(n),
@@ -145,9 +141,11 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   // submission is charged its cost: over --max-request-cost it is refused, and one client's share of
   // a worker is bounded while it waits and runs.
   const submit: SubmitSentences = async (direction, ids, options, ctx) => {
-    const request: TranslationRequest = sentenceRequest(cfg, direction, ids, options, ctx);
+    // Checked against the config of the member serving the direction.
+    const memberCfg = served.configFor(direction);
+    const request: TranslationRequest = sentenceRequest(memberCfg, direction, ids, options, ctx);
     const { beamSize = 1, maxLength } = request.key.options;
-    const cost = requestCost(request.texts.map((t) => t.ids.length), beamSize, maxLength, cfg.maxLength);
+    const cost = requestCost(request.texts.map((t) => t.ids.length), beamSize, maxLength, memberCfg.maxLength);
     if (cost > settings.maxRequestCost) throw new CostLimitError(cost, settings.maxRequestCost);
     // The share is kept against the pair's home worker even when a replica runs the batch: the
     // batcher picks the lane only at dispatch, and the home is the one worker that always holds the pair.
@@ -158,10 +156,10 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
       release();
     }
   };
-  const service = new TextService(cfg, tokenizer, loadProfile(settings.modelDir), submit);
+  const service = new TextService(served, loadProfile(settings.modelDir), submit);
   await app.register(libreTranslate, {
     settings,
-    maxLength: cfg.maxLength,
+    maxLength: served.maxLength,
     service,
     languageNames: LANGUAGE_NAMES,
     admit: () => {
@@ -188,8 +186,9 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     routing: cfg.routing,
     moe: cfg.moe,
     ...(cfg.extracted ? { extracted: cfg.extracted } : {}),
-    languages: cfg.languages,
-    pairs: cfg.pairs,
+    languages: served.languages,
+    pairs: served.pairs,
+    ...(served.set.members.length > 1 ? { members: served.set.members.map((m) => ({ name: m.name, pairs: m.reader.config.pairs })) } : {}),
     pivot: { via: 'en', pairs: service.pivotPairs() },
     workers: pool.size,
     workerRestarts: pool.restarts,
@@ -235,11 +234,11 @@ function sum(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0);
 }
 
-function warmPairs(warm: string, cfg: ModelConfig): string[] {
-  if (warm === 'all') return cfg.pairs;
+function warmPairs(warm: string, served: string[]): string[] {
+  if (warm === 'all') return served;
   if (warm === 'none') return [];
   const pairs = warm.split(',').map((p) => p.trim()).filter(Boolean);
-  const unknown = pairs.filter((p) => !cfg.pairs.includes(p));
+  const unknown = pairs.filter((p) => !served.includes(p));
   if (unknown.length > 0) throw new Error(`--warm / TASKMOE_WARM names pairs the model does not serve: ${unknown.join(', ')}`);
   return pairs;
 }

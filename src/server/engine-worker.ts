@@ -4,10 +4,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.ts';
 import { parsePair } from '../models/config.ts';
-import { CheckpointReader } from '../models/checkpoint.ts';
 import { SubnetworkCache } from '../models/subnetwork-cache.ts';
-import { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, Translator } from '../translator/index.ts';
+import { ServedModel } from '../translator/served-model.ts';
 import { TranslationScheduler } from '../translator/scheduler.ts';
 import type { CacheSnapshot, EngineWorkerData, FromWorker, ToWorker } from './engine-protocol.ts';
 
@@ -19,9 +18,8 @@ process.env.TASKMOE_ONNX_THREADS = String(data.intraOpThreads);
 
 async function main(): Promise<void> {
   await initBackend(); // logs which backend this worker runs and whether it uses a GPU
-  const reader = await CheckpointReader.open(data.modelDir);
-  const tokenizer = await Tokenizer.load(reader.tokenizerPath);
-  const cache = new SubnetworkCache(reader, {
+  const served = await ServedModel.open(data.modelDir);
+  const cache = new SubnetworkCache(served.set, {
     budgetBytes: data.cacheBytes,
     onEvent: (e) => send({ type: 'cache', event: e.type, ...(e.type === 'load' ? { seconds: e.seconds } : {}) }),
   });
@@ -57,7 +55,7 @@ async function main(): Promise<void> {
     try {
       const { direction, options } = msg.key;
       lease = await cache.acquire(direction);
-      const translations = await scheduler.translate(new Translator(lease.model, tokenizer), msg.sources, direction, options, cancel.signal);
+      const translations = await scheduler.translate(new Translator(lease.model, served.tokenizerFor(direction)), msg.sources, direction, options, cancel.signal);
       send({ type: 'result', id: msg.id, translations, durationMs: performance.now() - started, cache: snapshot(), tensors: tf.memory().numTensors });
     } catch (err) {
       // The pool answered a cancelled batch itself.

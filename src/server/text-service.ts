@@ -1,14 +1,14 @@
 // Whole texts, html, catalogs and detection over the sentence batcher: what LibreTranslate's routes
 // ask of a model. Directions the model lacks go through English (two decodes, each batched like
-// any other sentence). It knows the model's languages, pairs and tokenizer, and no HTTP.
-import type { ModelConfig } from '../models/config.ts';
+// any other sentence). It knows the served model's languages, pairs and each direction's tokenizer,
+// and no HTTP.
 import type { Direction } from '../models/transformer.ts';
 import { type Detection, type LangIdProfile, detect } from '../text/detect.ts';
 import { translateHtml } from '../text/html.ts';
 import { type TranslateSentences, translateTexts } from '../text/pipeline.ts';
 import { CatalogError, translateCatalog } from '../text/po.ts';
-import type { Tokenizer } from '../tokenizer/index.ts';
 import { InputError, type TranslateOptions, type Translation } from '../translator/index.ts';
+import type { ServedModel } from '../translator/served-model.ts';
 
 /** Sends tokenized sentences of one direction through the batcher; resolves in order. */
 export type SubmitSentences = (
@@ -56,16 +56,15 @@ export class TextService {
   readonly pairs: Set<string>;
 
   constructor(
-    private readonly cfg: ModelConfig,
-    private readonly tokenizer: Tokenizer,
+    private readonly model: ServedModel,
     private readonly profile: LangIdProfile | undefined,
     private readonly submit: SubmitSentences,
   ) {
-    this.pairs = new Set(cfg.pairs);
+    this.pairs = new Set(model.pairs);
   }
 
   get languages(): string[] {
-    return this.cfg.languages;
+    return this.model.languages;
   }
 
   /** The route of a direction: one hop when the model serves it, two through English, else undefined. */
@@ -87,13 +86,13 @@ export class TextService {
 
   /** Every target reachable from `source`, directly or through English. */
   targetsOf(source: string): string[] {
-    return this.cfg.languages.filter((t) => t !== source && this.route(source, t) !== undefined);
+    return this.languages.filter((t) => t !== source && this.route(source, t) !== undefined);
   }
 
   /** The pairs served only through English. */
   pivotPairs(): string[] {
-    return this.cfg.languages.flatMap((s) =>
-      this.cfg.languages
+    return this.languages.flatMap((s) =>
+      this.languages
         .filter((t) => t !== s && !this.pairs.has(`${s}-${t}`) && this.route(s, t) !== undefined)
         .map((t) => `${s}-${t}`),
     );
@@ -103,21 +102,36 @@ export class TextService {
   detect(text: string): Detection[] {
     if (this.profile === undefined)
       throw new InputError('this model has no language identification profile (langid.json); give "source" explicitly');
-    return detect(this.profile, text, this.cfg.languages);
+    return detect(this.profile, text, this.languages);
   }
 
   /** Throws an InputError naming the field when a language or direction cannot be served. */
   checkLanguages(source: string, target: string): void {
-    if (source !== 'auto' && !this.cfg.languages.includes(source))
-      throw new InputError(`unknown source language "${source}"; supported: auto, ${this.cfg.languages.join(', ')}`);
-    if (!this.cfg.languages.includes(target))
-      throw new InputError(`unknown target language "${target}"; supported: ${this.cfg.languages.join(', ')}`);
+    if (source !== 'auto' && !this.languages.includes(source))
+      throw new InputError(`unknown source language "${source}"; supported: auto, ${this.languages.join(', ')}`);
+    if (!this.languages.includes(target))
+      throw new InputError(`unknown target language "${target}"; supported: ${this.languages.join(', ')}`);
     if (source !== 'auto' && source !== target && this.route(source, target) === undefined)
       throw new InputError(`unsupported pair ${source}-${target}`);
   }
 
-  /** Whether a sentence needs cutting before the model takes it (maxLength tokens with tag and end). */
-  tooLong = (sentence: string): boolean => this.tokenizer.encodeSource(sentence, PIVOT).length > this.cfg.maxLength;
+  /** Source ids of a sentence, by the tokenizer of the model serving `direction`. */
+  private encode(sentence: string, direction: Direction): number[] {
+    return this.model.tokenizerFor(direction).encodeSource(sentence, direction.target, direction.source);
+  }
+
+  /** Whether a sentence needs cutting before the model serving `direction` takes it (its maxLength tokens with prompt and end). */
+  tooLongFor(direction: Direction): (sentence: string) => boolean {
+    const { maxLength } = this.model.configFor(direction);
+    return (sentence) => this.encode(sentence, direction).length > maxLength;
+  }
+
+  /** The first hop of a direction's route: the model that takes the source text. */
+  private firstHop(source: string, target: string): Direction {
+    const route = this.route(source, target);
+    if (route === undefined) throw new InputError(`unsupported pair ${source}-${target}`);
+    return route[0];
+  }
 
   /** Translates texts (plain or html) of one request, each with its own detected source when "auto". */
   async translate(job: TextJob, ctx: RequestContext): Promise<TextResult> {
@@ -170,7 +184,7 @@ export class TextService {
     const hop =
       (direction: Direction, opts: TranslateOptions): TranslateSentences =>
       async (sentences) => {
-        const ids = sentences.map((s) => this.tokenizer.encodeSource(s, direction.target));
+        const ids = sentences.map((s) => this.encode(s, direction));
         ctx.deadline ??= Date.now() + ctx.timeoutMs;
         const results = await this.submit(direction, ids, opts, {
           deadline: ctx.deadline,
@@ -185,7 +199,7 @@ export class TextService {
         if (route.length === 1) return hop(route[0], options)(sentences);
         // Earlier hops decode greedily; a pivot sentence longer than the model takes is cut like any text.
         const english = await hop(route[0], {})(sentences);
-        return translateTexts(english, hop(route[1], options), this.tooLong);
+        return translateTexts(english, hop(route[1], options), this.tooLongFor(route[1]));
       },
       { last: [] as Translation[] },
     );
@@ -200,14 +214,15 @@ export class TextService {
     names: string[],
   ): Promise<{ best: string[]; alts: string[][] }> {
     const run = this.sentenceTranslator(source, job.target, job.options, ctx);
-    if (job.format === 'html') return { best: await translateHtml(texts, run, this.tooLong, names), alts: [] };
-    const best = await translateTexts(texts, run, this.tooLong);
+    const tooLong = this.tooLongFor(this.firstHop(source, job.target));
+    if (job.format === 'html') return { best: await translateHtml(texts, run, tooLong, names), alts: [] };
+    const best = await translateTexts(texts, run, tooLong);
     if (job.alternatives === 0 || this.route(source, job.target)!.length > 1) return { best, alts: [] };
     // Alternatives: each text again from its sentences' k-th hypotheses (no new decoding).
     const kept = run.last;
     const alts: string[][] = [];
     for (let k = 0; k < job.alternatives; k++) {
-      alts.push(await translateTexts(texts, async () => kept.map((r) => r.alternatives[k] ?? r.text), this.tooLong));
+      alts.push(await translateTexts(texts, async () => kept.map((r) => r.alternatives[k] ?? r.text), tooLong));
     }
     return { best, alts };
   }
@@ -226,7 +241,12 @@ export class TextService {
     if (src === target) return content;
     if (kind === 'po') {
       try {
-        return await translateCatalog(content, target, this.sentenceTranslator(src, target, {}, ctx), this.tooLong);
+        return await translateCatalog(
+          content,
+          target,
+          this.sentenceTranslator(src, target, {}, ctx),
+          this.tooLongFor(this.firstHop(src, target)),
+        );
       } catch (err) {
         if (err instanceof CatalogError) err.message = `${name}: ${err.message}`;
         throw err;

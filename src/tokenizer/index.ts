@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import type { Prompt } from '../models/config.ts';
 import { type ModelInfo, readModelInfo } from './model-proto.ts';
 
 /** The parts of @agnai/sentencepiece-js used here; the package ships no type declarations. */
@@ -28,7 +29,8 @@ export class Tokenizer {
     this.pieceIds = new Map(model.pieces.map((piece, id) => [piece, id]));
   }
 
-  static async load(modelPath: string): Promise<Tokenizer> {
+  /** `mapped`: the model's ids come from a vocabulary mapping (imported models), so the special pieces may be absent. */
+  static async load(modelPath: string, mapped = false): Promise<Tokenizer> {
     const bytes = await readModelFile(modelPath);
     const processor = new SentencePieceProcessor();
     // The library's load() ignores the status of the underlying Load(); ask for it afterwards.
@@ -39,11 +41,19 @@ export class Tokenizer {
     if (statusText !== 'OK') {
       throw new Error(`invalid sentencepiece model ${modelPath}: ${statusText}`);
     }
-    return new Tokenizer(modelPath, processor, readModelInfo(bytes, modelPath));
+    return new Tokenizer(modelPath, processor, readModelInfo(bytes, modelPath, mapped));
   }
 
   get vocabSize(): number {
     return this.model.pieces.length;
+  }
+  /** The SentencePiece pieces, by id. */
+  get pieces(): readonly string[] {
+    return this.model.pieces;
+  }
+  /** The id of a piece, undefined when it is not in the model. */
+  pieceId(piece: string): number | undefined {
+    return this.pieceIds.get(piece);
   }
   get padId(): number {
     return this.model.padId;
@@ -75,13 +85,14 @@ export class Tokenizer {
     return this.processor.decodeIds(ids);
   }
 
-  /** Id of the target-language tag `<2xx>`. */
   /**
    * Checks that this tokenizer serves a model config: the same vocabulary size and a tag for every
    * language. `configName` (a file, usually) starts the error message.
    */
-  checkServes(cfg: { vocabSize: number; languages: readonly string[] }, configName: string): void {
+  checkServes(cfg: { vocabSize: number; languages: readonly string[]; prompt?: Prompt }, configName: string): void {
     if (this.vocabSize !== cfg.vocabSize) throw new Error(`${configName}: vocabSize ${cfg.vocabSize} does not match ${this.path} (${this.vocabSize} pieces)`);
+    // Only a model prompted with <2xx> tags needs them in its vocabulary.
+    if ((cfg.prompt ?? 'target-tag') !== 'target-tag') return;
     const missing = cfg.languages.filter((lang) => !this.pieceIds.has(`<2${lang}>`));
     if (missing.length > 0) {
       const tags = missing.map((l) => `<2${l}>`).join(', ');
@@ -89,6 +100,7 @@ export class Tokenizer {
     }
   }
 
+  /** Id of the target-language tag `<2xx>`. */
   languageTagId(lang: string): number {
     const id = this.pieceIds.get(`<2${lang}>`);
     if (id === undefined) {
@@ -101,7 +113,7 @@ export class Tokenizer {
   }
 
   /** Model input for translating `text` into `targetLang`: [<2xx>, ...pieces, EOS]. */
-  encodeSource(text: string, targetLang: string): number[] {
+  encodeSource(text: string, targetLang: string, _sourceLang?: string): number[] {
     return [this.languageTagId(targetLang), ...this.encode(text), this.eosId];
   }
 }

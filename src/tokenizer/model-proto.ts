@@ -126,8 +126,12 @@ interface Model {
   trainer_spec?: { unk_id: number; bos_id: number; eos_id: number; pad_id: number } | null;
 }
 
-/** The vocabulary and special ids of a serialized ModelProto; throws naming `modelPath` when it is not one taskmoe can use. */
-export function readModelInfo(bytes: Uint8Array, modelPath: string): ModelInfo {
+/**
+ * The vocabulary and special ids of a serialized ModelProto; throws naming `modelPath` when it is not
+ * one taskmoe can use. `mapped`: ids come from a vocabulary mapping (imported models), so the
+ * special pieces need not be in the model.
+ */
+export function readModelInfo(bytes: Uint8Array, modelPath: string, mapped = false): ModelInfo {
   let model: Model;
   try {
     model = ModelProto.decode(bytes) as unknown as Model;
@@ -142,7 +146,7 @@ export function readModelInfo(bytes: Uint8Array, modelPath: string): ModelInfo {
   });
   const spec = model.trainer_spec ?? ModelProto.lookupType('sentencepiece.TrainerSpec').create() as unknown as NonNullable<Model['trainer_spec']>;
   const info: ModelInfo = { pieces, unkId: spec.unk_id, bosId: spec.bos_id, eosId: spec.eos_id, padId: spec.pad_id };
-  for (const key of ['padId', 'unkId', 'bosId', 'eosId'] as const) {
+  for (const key of mapped ? [] : (['padId', 'unkId', 'bosId', 'eosId'] as const)) {
     if (info[key] < 0 || info[key] >= info.pieces.length) {
       throw new Error(`sentencepiece model ${modelPath} has no ${key} (taskmoe needs pad, unk, bos and eos pieces)`);
     }

@@ -21,8 +21,8 @@ import { type TrainingState, saveTrainingState } from './state.ts';
 /** Embeddings whose output projection transposes the live table on each call, so that it trains. */
 class TrainableEmbeddings extends Embeddings {
   // ids: [N] -> [N, d], differentiable with respect to the table
-  protected override tokenRows(ids: number[]): tf.Tensor2D {
-    return gatherRows(this.table, tf.tensor1d(ids, 'int32'));
+  protected override tokenRows(table: tf.Tensor2D, ids: number[]): tf.Tensor2D {
+    return gatherRows(table, tf.tensor1d(ids, 'int32'));
   }
 
   // x: [N, d] -> logits [N, V]

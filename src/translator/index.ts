@@ -7,7 +7,7 @@ import { pairKey } from '../models/config.ts';
 import { decode, type DecodeOptions, type Hypothesis } from '../models/decoding.ts';
 import { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
-import { Tokenizer } from '../tokenizer/index.ts';
+import { type TextTokenizer, loadTokenizer } from '../tokenizer/model-tokenizer.ts';
 import { verifyCheckpoint } from '../models/verify.ts';
 
 /** The demo model shipped in the repository, used when no model is given. */
@@ -35,7 +35,7 @@ export interface Translation {
 }
 
 export class Translator {
-  constructor(readonly model: Seq2Seq, readonly tokenizer: Tokenizer) {
+  constructor(readonly model: Seq2Seq, readonly tokenizer: TextTokenizer) {
     tokenizer.checkServes(model.config, "the model's config");
   }
 
@@ -46,7 +46,7 @@ export class Translator {
    */
   static async load(modelDir: string, dir?: Direction, warn: (msg: string) => void = console.error): Promise<Translator> {
     const reader = await CheckpointReader.open(modelDir);
-    const tokenizer = await Tokenizer.load(reader.tokenizerPath);
+    const tokenizer = await loadTokenizer(reader.dir, reader.config);
     tokenizer.checkServes(reader.config, path.join(modelDir, 'config.json'));
     await verifyCheckpoint(reader, warn);
     if (dir !== undefined) checkDirection(reader.config.languages, reader.config.pairs, dir);
@@ -67,7 +67,7 @@ export class Translator {
   encode(texts: string[], dir: Direction): number[][] {
     this.checkDirection(dir);
     return texts.map((text, i) => {
-      const ids = this.tokenizer.encodeSource(text, dir.target);
+      const ids = this.tokenizer.encodeSource(text, dir.target, dir.source);
       checkSourceLength(ids, this.model.config.maxLength, `text ${i}`);
       return ids;
     });
