@@ -58,7 +58,7 @@ export class ServedModel {
     const dir = parsePair(pair);
     const m = this.member(dir);
     const { id, entries } = subnetworkOf(m.reader.config, dir);
-    return { id: `${m.name} ${id}`, entries: entries.map((k) => memberKey(m.name, k)) };
+    return { id: m.name === '' ? id : `${m.name} ${id}`, entries: entries.map((k) => memberKey(m.name, k)) };
   }
 
   tokenizerFor(dir: Direction): TextTokenizer {
