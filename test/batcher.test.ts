@@ -74,6 +74,7 @@ interface RunCall {
   pair: string;
   items: Item[];
   signal: AbortSignal;
+  lane: number;
   /** Resolves with `pair:payload` for each item, so mapping mistakes show in the results. */
   succeed(): void;
   fail(error: Error): void;
@@ -81,12 +82,13 @@ interface RunCall {
 
 function fakeRunner(): { calls: RunCall[]; run: BatcherOptions<QueueKey, Item, string>['run'] } {
   const calls: RunCall[] = [];
-  const run = ({ pair }: QueueKey, items: Item[], signal: AbortSignal): Promise<string[]> =>
+  const run = ({ pair }: QueueKey, items: Item[], signal: AbortSignal, lane: number): Promise<string[]> =>
     new Promise((resolve, reject) => {
       calls.push({
         pair,
         items,
         signal,
+        lane,
         succeed: () => resolve(items.map((item) => `${pair}:${String(item.payload)}`)),
         fail: reject,
       });
@@ -127,7 +129,7 @@ function track<T>(promise: Promise<T>): Outcome<T> {
 }
 
 test('batches hold a single pair and results go back to the right requests', async () => {
-  const { clock, runner, batcher } = setup({ laneOf: () => 0 });
+  const { clock, runner, batcher } = setup({ lanesOf: () => [0] });
   const deA = track(batcher.submit(key('en-de'), items('a1', 'a2')));
   const frB = track(batcher.submit(key('en-fr'), items('b1')));
   const deC = track(batcher.submit(key('en-de'), items('c1')));
@@ -241,7 +243,7 @@ test('on a shared lane the ready queue with the oldest head goes first', async (
 test('each lane runs one batch at a time, and lanes run in parallel', async () => {
   const { runner, batcher } = setup({
     maxBatchSentences: 2,
-    laneOf: (pair) => (pair.startsWith('en-') ? 0 : 1),
+    lanesOf: (pair) => [pair.startsWith('en-') ? 0 : 1],
   });
   void batcher.submit(key('en-de'), items('de1', 'de2'));
   void batcher.submit(key('en-fr'), items('fr1', 'fr2'));
@@ -261,6 +263,38 @@ test('each lane runs one batch at a time, and lanes run in parallel', async () =
   runner.calls[0]!.succeed();
   await flush();
   assert.equal(runner.calls[2]?.pair, 'en-fr');
+});
+
+test('a pair on several lanes: each batch goes to the least-loaded free lane, counting every pair\'s running sentences', async () => {
+  const lanes: Record<string, number[]> = { 'en-de': [0], 'en-fr': [0, 1] };
+  const { runner, batcher } = setup({ maxBatchSentences: 3, maxDelayMs: 0, batchesPerLane: 2, lanesOf: (pair) => lanes[pair] });
+  void batcher.submit(key('en-de'), items('d1', 'd2', 'd3'));
+  await flush();
+  void batcher.submit(key('en-fr'), items('f1'));
+  await flush();
+  // Lane 0 runs three sentences of en-de: en-fr's first batch goes to the idle lane 1.
+  assert.deepEqual(runner.calls.map((c) => [c.pair, c.lane]), [['en-de', 0], ['en-fr', 1]]);
+  void batcher.submit(key('en-fr'), items('f2', 'f3'));
+  await flush();
+  // Lane 1 runs one sentence, lane 0 three: lane 1 again, now full (two batches).
+  assert.deepEqual(runner.calls[2] && [runner.calls[2].pair, runner.calls[2].lane], ['en-fr', 1]);
+  void batcher.submit(key('en-fr'), items('f4'));
+  await flush();
+  assert.deepEqual([runner.calls[3]?.pair, runner.calls[3]?.lane], ['en-fr', 0], 'lane 1 is full, so lane 0 takes it');
+  void batcher.submit(key('en-fr'), items('f5'));
+  await flush();
+  assert.equal(runner.calls.length, 4, 'both lanes are full: the batch waits');
+  runner.calls[0]!.succeed(); // lane 0 frees a slot
+  await flush();
+  assert.deepEqual([runner.calls[4]?.pair, runner.calls[4]?.lane], ['en-fr', 0]);
+  // A lane that joins while a batch waits is used once the batcher is told (lanesChanged).
+  void batcher.submit(key('en-de'), items('d4'));
+  await flush();
+  assert.equal(runner.calls.length, 5, 'lane 0 is full');
+  lanes['en-de'] = [0, 2];
+  batcher.lanesChanged();
+  await flush();
+  assert.deepEqual([runner.calls[5]?.pair, runner.calls[5]?.lane], ['en-de', 2]);
 });
 
 test('with batchesPerLane 2 a lane takes a second batch while one runs, and a third waits for a free slot', async () => {
@@ -513,7 +547,7 @@ test('a runner returning the wrong number of results fails its batch', async () 
 });
 
 test('drain dispatches queued work at once and waits for it; closed batchers refuse work', async () => {
-  const { runner, batcher } = setup({ maxDelayMs: 1000, laneOf: (pair) => ['en-de', 'en-fr'].indexOf(pair) });
+  const { runner, batcher } = setup({ maxDelayMs: 1000, lanesOf: (pair) => [['en-de', 'en-fr'].indexOf(pair)] });
   const de = track(batcher.submit(key('en-de'), items('a')));
   const fr = track(batcher.submit(key('en-fr'), items('b')));
   const drained = track(batcher.drain());
@@ -563,7 +597,7 @@ test('works on the real clock and timers', async () => {
 });
 
 test('a batch holds one key: keys of one pair queue apart and run in separate batches', async () => {
-  const { clock, runner, batcher } = setup({ laneOf: () => 0, batchesPerLane: 2 });
+  const { clock, runner, batcher } = setup({ lanesOf: () => [0], batchesPerLane: 2 });
   const beam = track(batcher.submit(key('en-de', 'en-de beam 4'), items('b1', 'b2')));
   const greedy = track(batcher.submit(key('en-de'), items('g1')));
   void batcher.submit(key('en-de', 'en-de beam 4'), items('b3'));
@@ -601,7 +635,7 @@ test('admission counts a pair over all of its keys, and reports that sum as its 
 });
 
 test('with batchesPerPair below batchesPerLane, one pair\'s backlog leaves another pair room on a shared lane', async () => {
-  const { runner, batcher } = setup({ maxBatchSentences: 1, laneOf: () => 0, batchesPerLane: 4, batchesPerPair: 2 });
+  const { runner, batcher } = setup({ maxBatchSentences: 1, lanesOf: () => [0], batchesPerLane: 4, batchesPerPair: 2 });
   for (const p of ['a1', 'a2', 'a3', 'a4']) void batcher.submit(key('en-de'), items(p));
   await flush();
   assert.deepEqual(runner.calls.map(payloadsOf), [['a1'], ['a2']], 'en-de takes its two slots, no more');

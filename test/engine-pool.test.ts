@@ -20,7 +20,10 @@ before(async () => {
 after(() => Promise.all(pools.map((p) => p.close())));
 
 function pool(dir = modelDir): EnginePool {
-  const p = new EnginePool({ modelDir: dir, workers: 1, cacheBytes: 64 << 20, maxRows: 8, pairs: ['en-de'], subnetworkOf: () => 'de', warmPairs: ['en-de'] });
+  const p = new EnginePool({ modelDir: dir, workers: 1, cacheBytes: 64 << 20, maxRows: 8, pairs: ['en-de'], subnetworkOf: () => ({ id: 'de', entries: [] }), warmPairs: ['en-de'],
+    intraOpThreads: 1,
+    replicas: { busyRatio: 0.75, waitMs: 250, maxReplicas: 1, windowMs: 60_000 },
+  });
   pools.push(p);
   return p;
 }

@@ -43,7 +43,9 @@ before(async () => {
 describe('a server with default batching', () => {
   let server: TaskmoeServer;
   before(async () => {
-    server = await start({ workers: 2 });
+    // Replicas off: a replica loaded under this test's load would add its weights to the tensor
+    // count it checks (replicas and their tensors: test/replicas.test.ts).
+    server = await start({ workers: 2, maxReplicas: 1 });
   });
   after(() => server.shutdown());
 

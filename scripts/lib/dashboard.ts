@@ -169,6 +169,16 @@ export const ROWS: RowSpec[] = [
         ],
         mustHaveData: false,
       },
+      {
+        title: 'Replicas and worker busy ratio',
+        description: 'Engine workers each sub-network is resident on (replicas follow load: a sub-network busy past TASKMOE_REPLICA_BUSY_PERCENT gets another worker with cache room), and each worker\'s busy fraction. Workers all near 1 with a sub-network on every one: the pod is at capacity.',
+        unit: 'short',
+        targets: [
+          { expr: `max by (subnetwork) (taskmoe_subnetwork_replicas{${SEL}})`, legend: 'replicas {{subnetwork}}' },
+          { expr: `avg by (pod, worker) (taskmoe_worker_busy_ratio{${SEL}})`, legend: 'busy {{pod}} worker {{worker}}' },
+        ],
+        mustHaveData: true,
+      },
     ],
   },
   {

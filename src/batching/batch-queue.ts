@@ -5,7 +5,7 @@ export interface BatchItem {
 
 /**
  * What the batcher needs of a queue's key. Requests with equal ids share a queue, so a batch holds
- * one key's items; `pair` groups keys for admission (`maxQueuedSentences`) and chooses the lane.
+ * one key's items; `pair` groups keys for admission (`maxQueuedSentences`) and chooses the lanes.
  * The id identifies the whole key (pair included): an identity only, never parsed back.
  */
 export interface QueueKey {
@@ -32,10 +32,7 @@ export class BatchQueue<K extends QueueKey, I extends BatchItem, Owner> {
   private items: QueuedItem<I, Owner>[] = [];
   private queuedTokens = 0;
 
-  constructor(
-    readonly key: K,
-    readonly lane: Lane,
-  ) {}
+  constructor(readonly key: K) {}
 
   get sentences(): number {
     return this.items.length;

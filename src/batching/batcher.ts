@@ -2,8 +2,9 @@
 // hands them to an injected runner (the engine worker). It knows nothing of tensors or HTTP.
 //
 // Scheduling model: one FIFO queue per batch key (a pair and whatever else a batch must share,
-// such as decoding options); admission is bounded per pair, over all of the pair's keys. Pairs
-// are mapped to lanes (executors), and a lane runs at most batchesPerLane batches at a time. Whenever anything changes (submit, batch done,
+// such as decoding options); admission is bounded per pair, over all of the pair's keys. A pair
+// may run on several lanes (executors); each batch goes to the least-loaded free one, and a lane
+// runs at most batchesPerLane batches at a time. Whenever anything changes (submit, batch done,
 // request dropped, close), `schedule()` dispatches ready queues on free lanes, oldest head
 // first, and arms a single timer for the next maxDelay expiry; when nothing waits, no timer
 // exists, so an idle batcher never keeps the process alive. A running batch whose every request has
@@ -38,7 +39,7 @@ interface RunningBatch<K, I, R> {
   readonly abort: AbortController;
 }
 
-const SINGLE_LANE: Lane = 0;
+const SINGLE_LANE: readonly Lane[] = [0];
 
 export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private readonly maxBatchSentences: number;
@@ -47,7 +48,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private readonly maxDelayMs: number;
   private readonly maxQueuedSentences: number;
   private readonly run: BatcherOptions<K, I, R>['run'];
-  private readonly laneOf: (pair: string) => Lane;
+  private readonly lanesOf: (pair: string) => readonly Lane[];
   private readonly batchesPerLane: number;
   private readonly batchesPerPair: number;
   /** Every request not yet settled, for abort(). */
@@ -72,7 +73,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     this.maxDelayMs = nonNegativeLimit('maxDelayMs', options.maxDelayMs, 10);
     this.maxQueuedSentences = positiveLimit('maxQueuedSentences', options.maxQueuedSentences, 1024);
     this.run = options.run;
-    this.laneOf = options.laneOf ?? (() => SINGLE_LANE);
+    this.lanesOf = options.lanesOf ?? (() => SINGLE_LANE);
     this.batchesPerLane = positiveLimit('batchesPerLane', options.batchesPerLane, 1);
     this.batchesPerPair = positiveLimit('batchesPerPair', options.batchesPerPair, this.batchesPerLane);
     this.observer = options.observer ?? {};
@@ -148,18 +149,24 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     return { queuedSentences, runningBatches: this.running.size };
   }
 
+  /** The lane policy changed (a lane joined a pair): dispatch whatever can go now. */
+  lanesChanged(): void {
+    this.schedule();
+  }
+
   private refuse(reason: RejectionReason, error: Error): Promise<never> {
     this.observer.onRejected?.(reason);
     return Promise.reject(error);
   }
 
+  /** Queued sentences on the pair's lanes, shared out over those lanes. */
   private retryAfterSeconds(pair: string): number {
-    const lane = this.laneOf(pair);
+    const lanes = new Set(this.lanesOf(pair));
     let sentencesAhead = 0;
     for (const queue of this.queues.values()) {
-      if (queue.lane === lane) sentencesAhead += queue.sentences;
+      if (this.lanesOf(queue.key.pair).some((lane) => lanes.has(lane))) sentencesAhead += queue.sentences;
     }
-    return estimateRetryAfterSeconds(sentencesAhead, this.maxBatchSentences, this.durations.meanMs());
+    return estimateRetryAfterSeconds(sentencesAhead / Math.max(1, lanes.size), this.maxBatchSentences, this.durations.meanMs());
   }
 
   private watchDeadline(request: PendingRequest<K, R>, deadline: number): void {
@@ -195,7 +202,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private queueOf(key: K): BatchQueue<K, I, PendingRequest<K, R>> {
     let queue = this.queues.get(key.id);
     if (!queue) {
-      queue = new BatchQueue(key, this.laneOf(key.pair));
+      queue = new BatchQueue(key);
       this.queues.set(key.id, queue);
     }
     return queue;
@@ -204,8 +211,8 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   /** Brings the batcher up to date after any change; the one place that dispatches. */
   private schedule(): void {
     const now = this.clock.now();
-    for (let queue = this.nextReadyQueue(now); queue; queue = this.nextReadyQueue(now)) {
-      this.dispatch(queue, now);
+    for (let next = this.nextReadyQueue(now); next; next = this.nextReadyQueue(now)) {
+      this.dispatch(next.queue, next.lane, now);
     }
     this.armDelayTimer();
     if (this.drainWaiters.length > 0 && this.isIdle()) {
@@ -215,14 +222,28 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     }
   }
 
-  /** The ready queue on a free lane whose head arrived first. */
-  private nextReadyQueue(now: number): BatchQueue<K, I, PendingRequest<K, R>> | undefined {
-    let oldest: BatchQueue<K, I, PendingRequest<K, R>> | undefined;
+  /** The ready queue with a free lane whose head arrived first, and the lane to run it on. */
+  private nextReadyQueue(now: number): { queue: BatchQueue<K, I, PendingRequest<K, R>>; lane: Lane } | undefined {
+    let oldest: { queue: BatchQueue<K, I, PendingRequest<K, R>>; lane: Lane } | undefined;
     for (const queue of this.queues.values()) {
-      if (this.laneFull(queue.lane, queue.key.pair) || !this.isReady(queue, now)) continue;
-      if (!oldest || queue.head!.seq < oldest.head!.seq) oldest = queue;
+      if (oldest && queue.head!.seq > oldest.queue.head!.seq) continue;
+      if (!this.isReady(queue, now)) continue;
+      const lane = this.leastLoadedFreeLane(queue.key.pair);
+      if (lane !== undefined) oldest = { queue, lane };
     }
     return oldest;
+  }
+
+  /** Of the pair's lanes with a free slot, the one running the fewest sentences, then the fewest batches, then the first listed. */
+  private leastLoadedFreeLane(pair: string): Lane | undefined {
+    let best: { lane: Lane; batches: number; pairBatches: number; sentences: number } | undefined;
+    for (const lane of this.lanesOf(pair)) {
+      const load = this.laneLoad(lane, pair);
+      // batchesPerPair caps one pair's share of each lane, so a hot pair leaves room for others.
+      if (load.batches >= this.batchesPerLane || load.pairBatches >= this.batchesPerPair) continue;
+      if (!best || load.sentences < best.sentences || (load.sentences === best.sentences && load.batches < best.batches)) best = { lane, ...load };
+    }
+    return best?.lane;
   }
 
   private isReady(queue: BatchQueue<K, I, PendingRequest<K, R>>, now: number): boolean {
@@ -239,25 +260,28 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     return Math.max(1, Math.floor(this.maxBatchSentences / Math.max(1, this.rowsPerSentence(key))));
   }
 
-  private laneFull(lane: Lane, pair: string): boolean {
-    let load = 0;
-    let pairLoad = 0;
+  /** What a lane runs now: all its batches, those of `pair`, and their sentences. */
+  private laneLoad(lane: Lane, pair: string): { batches: number; pairBatches: number; sentences: number } {
+    let batches = 0;
+    let pairBatches = 0;
+    let sentences = 0;
     for (const running of this.running) {
       if (running.lane !== lane) continue;
-      load++;
-      if (running.pair === pair) pairLoad++;
+      batches++;
+      if (running.pair === pair) pairBatches++;
+      sentences += running.entries.length;
     }
-    return load >= this.batchesPerLane || pairLoad >= this.batchesPerPair;
+    return { batches, pairBatches, sentences };
   }
 
   /**
-   * Keeps one timer, for the earliest maxDelay expiry among queues on free lanes. Queues on
-   * full lanes need none: the end of a running batch triggers `schedule()` anyway.
+   * Keeps one timer, for the earliest maxDelay expiry among queues with a free lane. Queues whose
+   * lanes are all full need none: the end of a running batch triggers `schedule()` anyway.
    */
   private armDelayTimer(): void {
     let dueAt = Infinity;
     for (const queue of this.queues.values()) {
-      if (this.laneFull(queue.lane, queue.key.pair)) continue;
+      if (this.leastLoadedFreeLane(queue.key.pair) === undefined) continue;
       dueAt = Math.min(dueAt, queue.head!.enqueuedAt + this.maxDelayMs);
     }
     if (this.delayTimer?.dueAt === dueAt) return;
@@ -271,14 +295,14 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     this.delayTimer = { dueAt, cancel };
   }
 
-  private dispatch(queue: BatchQueue<K, I, PendingRequest<K, R>>, now: number): void {
+  private dispatch(queue: BatchQueue<K, I, PendingRequest<K, R>>, lane: Lane, now: number): void {
     const batch = queue.takeBatch(this.batchSentences(queue.key), this.maxBatchTokens);
     if (queue.sentences === 0) this.queues.delete(queue.key.id);
     for (const entry of batch) entry.owner.queued -= 1;
     // Similar lengths side by side keep padding low for the runner; results are mapped back
     // through each entry's owner and index, so the order change is invisible to callers.
     batch.sort((a, b) => a.item.tokens - b.item.tokens);
-    const running: RunningBatch<K, I, R> = { lane: queue.lane, pair: queue.key.pair, entries: batch, abort: new AbortController() };
+    const running: RunningBatch<K, I, R> = { lane, pair: queue.key.pair, entries: batch, abort: new AbortController() };
     this.running.add(running);
     this.observer.onQueueDepth?.(queue.key.pair, this.depth(queue.key.pair));
     this.observer.onBatch?.(queue.key, {
@@ -294,7 +318,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     const startedAt = this.clock.now();
     let outcome: { results: R[] } | { error: unknown };
     try {
-      outcome = { results: await this.runChecked(key, batch, running.abort.signal) };
+      outcome = { results: await this.runChecked(key, running) };
     } catch (error) {
       outcome = { error };
     }
@@ -312,8 +336,8 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   }
 
   /** A runner that returns the wrong number of results fails its batch rather than hanging it. */
-  private async runChecked(key: K, batch: QueuedEntry<K, I, R>[], signal: AbortSignal): Promise<R[]> {
-    const results = await this.run(key, batch.map((entry) => entry.item), signal);
+  private async runChecked(key: K, { entries: batch, abort, lane }: RunningBatch<K, I, R>): Promise<R[]> {
+    const results = await this.run(key, batch.map((entry) => entry.item), abort.signal, lane);
     if (results.length !== batch.length) {
       throw new Error(`run for ${key.pair} returned ${results.length} results for ${batch.length} items`);
     }

@@ -41,9 +41,13 @@ export interface BatcherOptions<K extends QueueKey, I extends BatchItem, R> {
    * Returns one result per item, in the order of `batch`; a rejection fails the whole batch.
    * `signal` aborts once no request in the batch wants its results any more.
    */
-  run: (key: K, batch: I[], signal: AbortSignal) => Promise<R[]>;
-  /** Pairs on the same lane share one executor. Default: a single lane for all pairs. */
-  laneOf?: (pair: string) => Lane;
+  run: (key: K, batch: I[], signal: AbortSignal, lane: Lane) => Promise<R[]>;
+  /**
+   * The lanes (executors) that may run a pair's batches, asked at every dispatch, so the set may
+   * change over time; each batch goes to the least-loaded free one (fewest running sentences, then
+   * earliest in the list). Pairs sharing a lane share its executor. Default: one lane for all pairs.
+   */
+  lanesOf?: (pair: string) => readonly Lane[];
   /**
    * Batches a lane runs at once (default 1). An executor that batches continuously takes more than
    * one: the next batch joins the running one as its sentences finish, instead of queueing here.

@@ -122,7 +122,7 @@ export async function benchFaults(opts: FaultBenchOptions = {}): Promise<void> {
 
     // The most expensive allowed request, and a probe of another pair on the same worker.
     const heavyPair = 'en-de';
-    const worker = server.pool.workerOf(heavyPair);
+    const worker = server.pool.homeOf(heavyPair);
     const probePair = server.pool.pairsOf(worker).find((p) => !p.endsWith('-de')) ?? server.pool.pairsOf(worker).find((p) => p !== heavyPair)!;
     const [ps, pt] = probePair.split('-');
     const probe = () => post(port, { q: 'Could not open file', source: ps, target: pt });

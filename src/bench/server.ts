@@ -3,9 +3,11 @@
 //   1. batching on against a maximum batch of 1, one pair, at saturation;
 //   2. one pair against requests spread over every pair with a cache budget below their total;
 //   3. the server at saturation against the engine alone (in a fresh worker thread, batches of the
-//      server's maximum size joining the running one as in a server's lane), on the same sentences.
+//      server's maximum size joining the running one as in a server's lane), on the same sentences;
+//   4. one pair at saturation on one engine worker against N workers (server-workers.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { readCorpus, pairsFor } from '../data/corpus.ts';
 import { CheckpointReader } from '../models/checkpoint.ts';
@@ -18,6 +20,7 @@ import type { EngineAloneJob, EngineAloneResult } from './engine-alone-worker.ts
 import { ensureBackend } from './backend.ts';
 import { closedLoop, freePort, parseMetrics, sumMetric, waitFor } from './load.ts';
 import { median, percentile } from './stats.ts';
+import { type WorkersComparison, compareWorkers, formatWorkers, saturationRound } from './server-workers.ts';
 
 export interface ServerBenchOptions {
   /** Checkpoint to serve (default: the demo model). */
@@ -29,8 +32,12 @@ export interface ServerBenchOptions {
   /** Rounds of all cases, interleaved; each case reports its median round. */
   rounds?: number;
   warmupSeconds?: number;
-  /** Requests in flight. */
+  /** Requests in flight (per engine worker in the workers comparison). */
   concurrency?: number;
+  /** N of the one-pair comparison of 1 and N workers (default: one per core). */
+  workers?: number;
+  /** Run only the comparison of 1 and N workers. */
+  workersOnly?: boolean;
   json?: string;
   log?: (line: string) => void;
 }
@@ -49,6 +56,8 @@ export interface LoadResult {
   errors: Record<string, number>;
   meanBatchSentences: number;
   cache?: { hits: number; misses: number; evictions: number; hitRatio: number };
+  /** Workers the measured pair's sub-network was resident on at the end. */
+  replicas?: number;
 }
 
 export interface ServerBenchResult {
@@ -59,9 +68,10 @@ export interface ServerBenchResult {
   batching: { on: LoadResult; off: LoadResult; speedup: number };
   pairs: { one: LoadResult; spread: LoadResult; cacheMiB: number; subnetworksMiB: number; ratio: number };
   overhead: { server: LoadResult; engineSentencesPerSecond: number; engineRounds: number[]; engineBatch: number; overhead: number };
+  workers: WorkersComparison;
 }
 
-interface Job {
+export interface Job {
   source: string;
   target: string;
   text: string;
@@ -72,12 +82,14 @@ const MiB = 1024 * 1024;
 const MAX_BATCH = 32;
 
 /** The run of the median throughput, carrying every round's throughput. */
-function medianRun(runs: LoadResult[]): LoadResult {
+export function medianRun(runs: LoadResult[]): LoadResult {
   const sorted = [...runs].sort((a, b) => a.sentencesPerSecond - b.sentencesPerSecond);
   return { ...sorted[Math.floor((sorted.length - 1) / 2)], rounds: runs.map((r) => r.sentencesPerSecond) };
 }
 
-export async function benchServer(opts: ServerBenchOptions = {}): Promise<ServerBenchResult> {
+export type WorkersBenchResult = Pick<ServerBenchResult, 'model' | 'concurrency' | 'seconds' | 'rounds' | 'workers'>;
+
+export async function benchServer(opts: ServerBenchOptions = {}): Promise<ServerBenchResult | WorkersBenchResult> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const model = path.resolve(opts.model ?? DEFAULT_MODEL_DIR);
   const dataDir = path.resolve(opts.data ?? path.join('..', 'shared', 'data', 'gettext-mt', 'dev'));
@@ -104,6 +116,23 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
   const backend = await ensureBackend(() => {});
   log(`bench server: ${model}, ${cfg.pairs.length} pairs, ${concurrency} requests in flight, ${warmupSeconds} s warm-up + ${seconds} s per run, ${rounds} rounds, backend ${backend.description}`);
   const run = (label: string, jobs: Job[], args: string[]) => loadServer({ label, model, jobs, args, seconds, warmupSeconds, concurrency, pair: jobs === oneJobs ? onePair : undefined });
+  const n = opts.workers ?? os.availableParallelism();
+  const saturation = { model, jobs: oneJobs, pair: onePair, seconds, warmupSeconds, concurrency };
+  if (opts.workersOnly) {
+    const single: LoadResult[] = [];
+    const many: LoadResult[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      log(`round ${round}/${rounds}`);
+      const r = await saturationRound(saturation, n, log);
+      single.push(r.single);
+      many.push(r.many);
+    }
+    const result: WorkersBenchResult = { model, concurrency, seconds, rounds, workers: compareWorkers(single, many, n) };
+    log('');
+    log(formatWorkers(result.workers));
+    if (opts.json !== undefined) fs.writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
+    return result;
+  }
 
   // Per worker: the shared parts plus about one and a half task sub-networks, below what its pairs need.
   const sizes = await subnetworkBytes(reader, onePair);
@@ -113,7 +142,7 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
 
   // Rounds interleave the cases, so that a slow spell of the machine does not land on one case alone;
   // each case reports its median round.
-  const runs = { on: [] as LoadResult[], off: [] as LoadResult[], one: [] as LoadResult[], spread: [] as LoadResult[], engine: [] as number[] };
+  const runs = { on: [] as LoadResult[], off: [] as LoadResult[], one: [] as LoadResult[], spread: [] as LoadResult[], engine: [] as number[], single: [] as LoadResult[], many: [] as LoadResult[] };
   for (let round = 1; round <= rounds; round++) {
     log(`round ${round}/${rounds}`);
     const record = (list: LoadResult[], r: LoadResult) => {
@@ -126,6 +155,9 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
     record(runs.spread, await run(`${perPair.length} pairs, cache ${cacheMiB} MiB/worker`, spreadJobs, cacheArgs));
     runs.engine.push(await engineThroughput(model, onePair, oneJobs, MAX_BATCH, seconds));
     log(`engine alone, ${onePair}, batches of ${MAX_BATCH}: ${runs.engine.at(-1)!.toFixed(1)} sentences/s`);
+    const workers = await saturationRound(saturation, n, log);
+    runs.single.push(workers.single);
+    runs.many.push(workers.many);
   }
   const [on, off, one, spread] = [runs.on, runs.off, runs.one, runs.spread].map(medianRun);
   const engineSentencesPerSecond = median(runs.engine);
@@ -138,6 +170,7 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
     batching: { on, off, speedup: on.sentencesPerSecond / off.sentencesPerSecond },
     pairs: { one, spread, cacheMiB, subnetworksMiB, ratio: spread.sentencesPerSecond / one.sentencesPerSecond },
     overhead: { server: on, engineSentencesPerSecond, engineRounds: runs.engine, engineBatch: MAX_BATCH, overhead: 1 - on.sentencesPerSecond / engineSentencesPerSecond },
+    workers: compareWorkers(runs.single, runs.many, n),
   };
   log('');
   log(formatSummary(result));
@@ -202,7 +235,7 @@ async function startServer(model: string, args: string[]): Promise<Child> {
   };
 }
 
-interface LoadSpec {
+export interface LoadSpec {
   label: string;
   model: string;
   jobs: Job[];
@@ -221,7 +254,7 @@ interface LoadSpec {
  * inside it. Counting only requests both sent and answered inside the window would undercount
  * whenever the latency is a sizeable part of the window.
  */
-async function loadServer(spec: LoadSpec): Promise<LoadResult> {
+export async function loadServer(spec: LoadSpec): Promise<LoadResult> {
   const server = await startServer(spec.model, spec.args);
   try {
     const warmupUntil = performance.now() + spec.warmupSeconds * 1000;
@@ -251,7 +284,7 @@ async function loadServer(spec: LoadSpec): Promise<LoadResult> {
       },
     });
     const metrics = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
-    const info = (await (await fetch(`${server.url}/info`)).json()) as { cache: { hits: number; misses: number; evictions: number } };
+    const info = (await (await fetch(`${server.url}/info`)).json()) as { cache: { hits: number; misses: number; evictions: number }; replicas: Record<string, number[]> };
     const { hits, misses, evictions } = info.cache;
     const labels: Record<string, string> = spec.pair === undefined ? {} : { pair: spec.pair };
     const batchSum = sumMetric(metrics, 'taskmoe_batch_sentences_sum', labels);
@@ -265,6 +298,7 @@ async function loadServer(spec: LoadSpec): Promise<LoadResult> {
       errors,
       meanBatchSentences: batchCount > 0 ? batchSum / batchCount : 0,
       cache: { hits, misses, evictions, hitRatio: hits / Math.max(1, hits + misses) },
+      ...(spec.pair === undefined ? {} : { replicas: info.replicas[spec.pair]?.length }),
     };
   } finally {
     await server.stop();
@@ -288,7 +322,7 @@ async function engineThroughput(model: string, pair: string, jobs: Job[], batch:
   }
 }
 
-function formatRow(r: LoadResult): string {
+export function formatRow(r: LoadResult): string {
   const errors = Object.entries(r.errors).map(([code, n]) => `${n}x${code}`).join(' ') || 'none';
   const cache = r.cache === undefined ? '' : `, cache hit ratio ${(100 * r.cache.hitRatio).toFixed(1)}% (${r.cache.evictions} evictions)`;
   return `${r.label}: ${r.sentencesPerSecond.toFixed(1)} sentences/s, p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms, mean batch ${r.meanBatchSentences.toFixed(1)}, errors ${errors}${cache}`;
@@ -310,5 +344,7 @@ export function formatSummary(r: ServerBenchResult): string {
     `batching speedup ${r.batching.speedup.toFixed(2)}x (target >= 5x)`,
     `all pairs / one pair throughput ${r.pairs.ratio.toFixed(2)} (sub-networks ${r.pairs.subnetworksMiB.toFixed(1)} MiB in all, budget ${r.pairs.cacheMiB} MiB per worker)`,
     `server overhead at saturation ${(100 * r.overhead.overhead).toFixed(1)}% (target <= 15%)`,
+    '',
+    formatWorkers(r.workers),
   ].join('\n');
 }

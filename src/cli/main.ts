@@ -45,8 +45,9 @@ ${IMPORT_USAGE}  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
       Parameter counts and bytes per component, and the size of every task's sub-network.
   taskmoe bench engine [--json FILE] [--quick] [--configs wmt32,e128] [--batch 1,8] [--variants token,task-extracted] [--reps N] [--onnx [--threads 1,2]]
       Decoding throughput of dense, token, task and task-extracted models (random weights); --onnx: ONNX Runtime beside wasm.
-  taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--json FILE]
-      Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead.
+  taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--workers N] [--workers-only] [--json FILE]
+      Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead,
+      one pair at saturation on 1 and N workers (default N: one per core; --workers-only runs just that).
   taskmoe bench faults [--model DIR] [--workers N]
       Fault probe on loopback (issue 12's Measures): statuses per class, wrong answers, probe latency under a heavy request, RSS, SIGTERM and crash recovery times.
   taskmoe bench train [--config CFG.json] [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N] [--json FILE]
@@ -222,7 +223,7 @@ async function cmdTranslate(args: string[]): Promise<number> {
 async function cmdBench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what === 'server') {
-    const { flags } = parse(rest, { model: { type: 'string' }, data: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, json: { type: 'string' } });
+    const { flags } = parse(rest, { model: { type: 'string' }, data: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, workers: { type: 'string' }, 'workers-only': { type: 'boolean' }, json: { type: 'string' } });
     await initBackend({ log });
     const { benchServer } = await import('../bench/server.ts');
     await benchServer({
@@ -231,6 +232,8 @@ async function cmdBench(args: string[]): Promise<number> {
       seconds: positiveInt(flags, 'seconds'),
       rounds: positiveInt(flags, 'rounds'),
       concurrency: positiveInt(flags, 'concurrency'),
+      workers: positiveInt(flags, 'workers'),
+      workersOnly: flags['workers-only'] === true,
       json: flags.json as string | undefined,
     });
     return 0;

@@ -49,3 +49,8 @@ export class ModelSet {
     return this.members[0].reader;
   }
 }
+
+/** A cache key of a member's component: a set's members keep their entries apart by name. */
+export function memberKey(name: string, key: string): string {
+  return name === '' ? key : `${name}/${key}`;
+}

@@ -13,8 +13,8 @@ import { embeddingNames } from './embeddings.ts';
 import { readComponent, subnetworkConfig } from './extract.ts';
 import type { Weights } from './layers.ts';
 import { Seq2Seq } from './model.ts';
-import { ModelSet } from './model-set.ts';
-import { componentKey, subnetworkOf } from './subnetwork.ts';
+import { ModelSet, memberKey } from './model-set.ts';
+import { subnetworkOf } from './subnetwork.ts';
 import { Decoder, type Direction, Embeddings, Encoder } from './transformer.ts';
 
 export type CacheEvent =
@@ -51,7 +51,6 @@ export interface Lease {
 }
 
 const RECENT_LOADS = 256;
-const EMBEDDINGS_KEY = 'embeddings';
 
 type Part = Embeddings | Encoder | Decoder;
 
@@ -101,12 +100,12 @@ export class SubnetworkCache {
     const cfg = source.config;
     const config = subnetworkConfig(cfg, dir);
     if (config.pairs.length === 0) throw new Error(`the model does not serve ${dir.source}-${dir.target}`);
-    const { encoder: encoderTask, decoder: decoderTask } = subnetworkOf(cfg, dir);
-    const key = (k: string) => (name === '' ? k : `${name}/${k}`);
+    const { encoder: encoderTask, decoder: decoderTask, entries: subnetworkEntries } = subnetworkOf(cfg, dir);
+    const keys = subnetworkEntries.map((k) => memberKey(name, k));
     const settled = await Promise.allSettled([
-      this.claim(key(EMBEDDINGS_KEY), () => this.loadEmbeddings(source)),
-      this.claim(key(componentKey('encoder', encoderTask)), () => this.loadStack(source, 'encoder', encoderTask)),
-      this.claim(key(componentKey('decoder', decoderTask)), () => this.loadStack(source, 'decoder', decoderTask)),
+      this.claim(keys[0], () => this.loadEmbeddings(source)),
+      this.claim(keys[1], () => this.loadStack(source, 'encoder', encoderTask)),
+      this.claim(keys[2], () => this.loadStack(source, 'decoder', decoderTask)),
     ]);
     const entries = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = settled.find((s) => s.status === 'rejected');
@@ -146,6 +145,11 @@ export class SubnetworkCache {
     let heldBytes = 0;
     for (const e of this.held.values()) heldBytes += e.bytes;
     return { entries: this.lru.size, bytes: this.lru.calculatedSize, heldBytes, ...this.counts, loadSeconds: [...this.recentLoads] };
+  }
+
+  /** Device bytes of each cached entry, by key. */
+  entryBytes(): Record<string, number> {
+    return Object.fromEntries([...this.lru.entries()].map(([key, entry]) => [key, entry.bytes]));
   }
 
   /** The cached entries' keys, most recently used first. */

@@ -10,7 +10,12 @@ export interface Subnetwork {
   readonly decoder: string | undefined;
   /** Equal for directions that run on the same weights; an identity, never parsed. */
   readonly id: string;
+  /** The cache keys of its three entries: embeddings, encoder, decoder. */
+  readonly entries: readonly [string, string, string];
 }
+
+/** The cache key of the embeddings, which every direction shares. */
+export const EMBEDDINGS_KEY = 'embeddings';
 
 /**
  * The sub-network serving `dir`. A component is cut out per task only when it still holds experts
@@ -20,7 +25,8 @@ export function subnetworkOf(cfg: ModelConfig, dir: Direction): Subnetwork {
   const taskOf = (c: Component) => (hasExperts(cfg, c) && isTaskRouting(cfg.routing[c]) ? taskKey(cfg.routing[c], dir.source, dir.target) : undefined);
   const encoder = taskOf('encoder');
   const decoder = taskOf('decoder');
-  return { encoder, decoder, id: `${componentKey('encoder', encoder)} ${componentKey('decoder', decoder)}` };
+  const entries = [EMBEDDINGS_KEY, componentKey('encoder', encoder), componentKey('decoder', decoder)] as const;
+  return { encoder, decoder, id: `${entries[1]} ${entries[2]}`, entries };
 }
 
 /** The cache key of component c: `c:task` when cut out per task (`decoder:de`, `decoder:en-de`), `c:*` when shared. */

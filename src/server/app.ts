@@ -67,8 +67,13 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     cacheBytes: settings.cacheBytes,
     maxRows: settings.maxBatchSentences,
     pairs: served.pairs,
-    subnetworkOf: (pair) => served.subnetworkId(pair),
+    subnetworkOf: (pair) => served.subnetwork(pair),
     warmPairs: warmPairs(settings.warm, served.pairs),
+    intraOpThreads: settings.intraOpThreads,
+    replicas: { busyRatio: settings.replicaBusyPercent / 100, waitMs: settings.replicaWaitMs, maxReplicas: settings.maxReplicas, windowMs: settings.replicaWindowMs },
+    onReplicas: (subnetwork, n) => metrics.subnetworkReplicas.labels(subnetwork).set(n),
+    onWorkerBusy: (worker, ratio) => metrics.workerBusy.labels(String(worker)).set(ratio),
+    onLanesChanged: () => batcher.lanesChanged(),
     log,
     onCacheEvent: (e) => {
       if (e.event === 'hit') metrics.cacheHits.inc();
@@ -92,10 +97,10 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     maxQueuedSentences: settings.maxQueuedSentences,
     ...pool.lanes,
     rowsPerSentence: (key) => key.options.beamSize ?? 1,
-    run: async (key, texts, signal) => {
+    run: async (key, texts, signal, worker) => {
       let result: BatchResult;
       try {
-        result = await pool.run(key, texts.map((t) => t.ids), signal);
+        result = await pool.run(key, texts.map((t) => t.ids), signal, worker);
       } catch (err) {
         if (err instanceof BatchCancelledError) metrics.cancelledSentences.labels(key.pair).inc(texts.length);
         throw err;
@@ -112,6 +117,7 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
         metrics.batchSentences.labels(pair).observe(b.sentences);
         metrics.batchTokens.labels(pair).observe(b.tokens);
         for (const w of b.waitsMs) metrics.queueWait.labels(pair).observe(w / 1000);
+        pool.observeWaits(pair, b.waitsMs);
       },
     },
   });
@@ -141,7 +147,9 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     const { beamSize = 1, maxLength } = request.key.options;
     const cost = requestCost(request.texts.map((t) => t.ids.length), beamSize, maxLength, memberCfg.maxLength);
     if (cost > settings.maxRequestCost) throw new CostLimitError(cost, settings.maxRequestCost);
-    const release = shares.reserve(ctx.client, String(pool.workerOf(request.key.pair)), cost);
+    // The share is kept against the pair's home worker even when a replica runs the batch: the
+    // batcher picks the lane only at dispatch, and the home is the one worker that always holds the pair.
+    const release = shares.reserve(ctx.client, String(pool.homeOf(request.key.pair)), cost);
     try {
       return await batcher.submit(request.key, request.texts, request);
     } finally {
@@ -184,6 +192,8 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     pivot: { via: 'en', pairs: service.pivotPairs() },
     workers: pool.size,
     workerRestarts: pool.restarts,
+    workerBusy: pool.busy(),
+    replicas: Object.fromEntries(cfg.pairs.map((p) => [p, pool.workersOf(p)])),
     batching: { maxBatchSentences: settings.maxBatchSentences, maxBatchTokens: settings.maxBatchTokens, maxDelayMs: settings.maxDelayMs },
     cache: {
       budgetBytesPerWorker: settings.cacheBytes,

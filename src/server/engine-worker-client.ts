@@ -6,7 +6,7 @@ import type { Worker } from 'node:worker_threads';
 import type { Translation } from '../translator/index.ts';
 import { RpcClient } from '../util/rpc.ts';
 import { startWorker } from '../util/worker-thread.ts';
-import type { CacheSnapshot, EngineWorkerData, FromWorker, ToWorker, TranslateBatch } from './engine-protocol.ts';
+import type { CacheSnapshot, EngineWorkerData, FromWorker, LoadSubnetwork, ToWorker, TranslateBatch } from './engine-protocol.ts';
 import { BatchCancelledError, EngineError, EngineInputError, EngineUnavailableError } from './errors.ts';
 import type { BatchKey } from './request.ts';
 
@@ -35,6 +35,9 @@ export interface WorkerHealth {
   backend?: string;
 }
 
+/** The reply to a 'load' request: the sub-network is in the worker's cache. */
+const LOADED = 'loaded';
+
 /** Wait before the second retry of a failing worker, doubling per consecutive failure up to the cap (the first retry is immediate). */
 const RESTART_BACKOFF_MS = 250;
 const RESTART_BACKOFF_CAP_MS = 10_000;
@@ -43,7 +46,7 @@ const RESTART_BACKOFF_CAP_MS = 10_000;
 export class EngineWorker {
   private worker!: Worker;
   /** Batches sent to the current worker (its replacement after a crash takes later ones). */
-  private readonly rpc = new RpcClient<TranslateBatch, BatchResult>((msg) => this.worker.postMessage(msg));
+  private readonly rpc = new RpcClient<TranslateBatch | LoadSubnetwork, BatchResult | typeof LOADED>((msg) => this.worker.postMessage(msg));
   /** The current start attempt: resolves when it is ready, rejects the moment it fails. */
   private ready!: Promise<void>;
   private failStart: (e: Error) => void = () => {};
@@ -138,6 +141,9 @@ export class EngineWorker {
     if (msg.type === 'result') {
       this.opts.onStats?.(this.index, msg.cache, msg.tensors);
       this.rpc.resolve(msg.id, { translations: msg.translations, durationMs: msg.durationMs });
+    } else if (msg.type === 'loaded') {
+      this.opts.onStats?.(this.index, msg.cache, msg.tensors);
+      this.rpc.resolve(msg.id, LOADED);
     } else if (msg.type === 'error') {
       this.rpc.reject(msg.id, msg.input ? new EngineInputError(msg.message) : new EngineError(msg.message));
     }
@@ -155,7 +161,10 @@ export class EngineWorker {
       });
     }
     if (signal?.aborted) throw cancelled();
-    const { id, reply } = this.rpc.send({ type: 'translate', key, sources });
+    const sent = this.rpc.send({ type: 'translate', key, sources });
+    const { id } = sent;
+    // A 'translate' request is answered by 'result' (or 'error'), never by LOADED.
+    const reply = sent.reply as Promise<BatchResult>;
     if (signal === undefined) return reply;
     return new Promise((resolve, reject) => {
       // Aborting drops the batch in the worker (its sentences are left unanswered) and rejects at once.
@@ -176,6 +185,13 @@ export class EngineWorker {
         },
       );
     });
+  }
+
+  /** Loads the sub-network of `pair` into this worker's cache (a replica); resolves once it is there. */
+  async load(pair: string): Promise<void> {
+    if (this.status === 'down') throw this.unavailable();
+    await this.ready;
+    await this.rpc.call({ type: 'load', pair });
   }
 
   /** For tests and operators: kill the worker as a crash would. */

@@ -14,6 +14,8 @@ import type { CacheSnapshot, EngineWorkerData, FromWorker, ToWorker } from './en
 const port = parentPort!;
 const data = workerData as EngineWorkerData;
 const send = (msg: FromWorker) => port.postMessage(msg);
+// ONNX Runtime sessions read their intra-op thread count here (this thread's copy of the environment).
+process.env.TASKMOE_ONNX_THREADS = String(data.intraOpThreads);
 
 async function main(): Promise<void> {
   await initBackend(); // logs which backend this worker runs and whether it uses a GPU
@@ -24,7 +26,7 @@ async function main(): Promise<void> {
   });
   const snapshot = (): CacheSnapshot => {
     const { entries, bytes, hits, misses, evictions } = cache.stats();
-    return { entries, bytes, hits, misses, evictions };
+    return { entries, bytes, hits, misses, evictions, entryBytes: cache.entryBytes() };
   };
   // ONNX Runtime builds a model part's sessions with its first engine: here, not on the first request.
   await cache.warm(data.warmPairs.map(parsePair), (model) => servingEngineOf(model));
@@ -37,6 +39,15 @@ async function main(): Promise<void> {
   port.on('message', async (msg: ToWorker) => {
     if (msg.type === 'cancel') {
       cancels.get(msg.id)?.abort();
+      return;
+    }
+    if (msg.type === 'load') {
+      try {
+        await cache.warm([parsePair(msg.pair)]);
+        send({ type: 'loaded', id: msg.id, cache: snapshot(), tensors: tf.memory().numTensors });
+      } catch (err) {
+        send({ type: 'error', id: msg.id, message: (err as Error).message, input: false });
+      }
       return;
     }
     const started = performance.now();

@@ -27,6 +27,8 @@ export class ServerMetrics {
   readonly subnetworkLoad = new Histogram({ name: 'taskmoe_subnetwork_load_seconds', help: 'Time to read and extract one sub-network component', buckets: LOAD_BUCKETS, registers: [this.registry] });
   readonly engineTensors = new Gauge({ name: 'taskmoe_engine_tensors', help: 'Live tensors in the engine workers (tf.memory().numTensors)', registers: [this.registry] });
   readonly cancelledSentences = new Counter({ name: 'taskmoe_cancelled_sentences_total', help: 'Sentences of batches dropped in the engine before they finished, because every request waiting for them gave up (deadline, disconnect)', labelNames: ['pair'], registers: [this.registry] });
+  readonly subnetworkReplicas = new Gauge({ name: 'taskmoe_subnetwork_replicas', help: 'Engine workers a sub-network is resident on (replicas follow load, see docs/replicas.md)', labelNames: ['subnetwork'], registers: [this.registry] });
+  readonly workerBusy = new Gauge({ name: 'taskmoe_worker_busy_ratio', help: 'Fraction of the last replica window each engine worker ran at least one batch', labelNames: ['worker'], registers: [this.registry] });
   readonly rejected = new Counter({ name: 'taskmoe_rejected_total', help: 'Requests refused, by reason (see errors.ts)', labelNames: ['reason'], registers: [this.registry] });
 
   constructor() {

@@ -28,6 +28,16 @@ export interface ServerSettings {
   drainGraceMs: number;
   /** Pairs loaded before /readyz turns 200: "all", "none" or a comma-separated list. */
   warm: string;
+  /** Intra-op threads of each engine worker's kernels. */
+  intraOpThreads: number;
+  /** A sub-network gets another replica once its replicas were busy this percent of a window ... */
+  replicaBusyPercent: number;
+  /** ... or its sentences waited this long in the queue on average. */
+  replicaWaitMs: number;
+  /** Workers one sub-network may be resident on at most (1: no replicas). */
+  maxReplicas: number;
+  /** How often replica placement looks at the load, and over what window. */
+  replicaWindowMs: number;
   /** Longest a client may take to send a request's headers, and its whole request (headers and body). */
   headerTimeoutMs: number;
   requestTimeoutMs: number;
@@ -116,6 +126,11 @@ export const SETTINGS: readonly Spec[] = [
   { key: 'downloadTtlS', flag: 'download-ttl-s', env: 'TASKMOE_DOWNLOAD_TTL_S', kind: 'int', default: () => 600, help: 'seconds a translated file stays downloadable' },
   { key: 'downloadStoreBytes', flag: 'download-store-mb', env: 'TASKMOE_DOWNLOAD_STORE_MB', kind: 'int', default: () => 64, help: 'MiB of translated files held for download' },
   { key: 'warm', flag: 'warm', env: 'TASKMOE_WARM', kind: 'string', default: () => 'all', help: 'pairs loaded before ready: all, none, or e.g. en-de,de-en' },
+  { key: 'intraOpThreads', flag: 'intra-op-threads', env: 'TASKMOE_INTRA_OP_THREADS', kind: 'int', default: () => 1, help: 'threads each engine worker\'s kernels use (ONNX Runtime sessions; tfjs-wasm is single-threaded); 1, with one worker per core, measured best under load' },
+  { key: 'replicaBusyPercent', flag: 'replica-busy-percent', env: 'TASKMOE_REPLICA_BUSY_PERCENT', kind: 'int', default: () => 75, help: 'a sub-network busy this percent of a window on its workers gets a replica on a less busy worker with cache room' },
+  { key: 'replicaWaitMs', flag: 'replica-wait-ms', env: 'TASKMOE_REPLICA_WAIT_MS', kind: 'int', default: () => 250, help: '... as does one whose sentences waited this long in the queue on average' },
+  { key: 'maxReplicas', flag: 'max-replicas', env: 'TASKMOE_MAX_REPLICAS', kind: 'int', default: () => 64, help: 'workers one sub-network may be resident on; 1 turns replicas off (64: in effect every worker)' },
+  { key: 'replicaWindowMs', flag: 'replica-window-ms', env: 'TASKMOE_REPLICA_WINDOW_MS', kind: 'int', default: () => 2000, help: 'how often replica placement looks at the load, and over what window' },
   { key: 'headerTimeoutMs', flag: 'header-timeout-ms', env: 'TASKMOE_HEADER_TIMEOUT_MS', kind: 'int', default: () => 10000, help: 'longest a client may take to send its request headers (then 408, connection closed)' },
   { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'TASKMOE_REQUEST_TIMEOUT_MS', kind: 'int', default: () => 20000, help: 'longest a client may take to send a whole request, headers and body (then 408, connection closed)' },
   { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout-ms', env: 'TASKMOE_KEEP_ALIVE_TIMEOUT_MS', kind: 'int', default: () => 5000, help: 'how long an idle keep-alive connection stays open' },

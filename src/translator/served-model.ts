@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { type ModelConfig, parsePair } from '../models/config.ts';
 import { subnetworkOf } from '../models/subnetwork.ts';
-import { type Member, ModelSet } from '../models/model-set.ts';
+import { type Member, ModelSet, memberKey } from '../models/model-set.ts';
 import type { Direction } from '../models/transformer.ts';
 import { type TextTokenizer, loadTokenizer } from '../tokenizer/model-tokenizer.ts';
 import { InputError, checkDirection } from './index.ts';
@@ -50,11 +50,15 @@ export class ServedModel {
     return this.member(dir).reader.config;
   }
 
-  /** Equal for pairs that run on the same weights: the member's name and its sub-network's id. */
-  subnetworkId(pair: string): string {
+  /**
+   * The sub-network a pair runs on: an id equal for pairs on the same weights (the member's name and
+   * its sub-network's id), and the cache entries it needs, as a worker's cache names them.
+   */
+  subnetwork(pair: string): { id: string; entries: string[] } {
     const dir = parsePair(pair);
     const m = this.member(dir);
-    return `${m.name} ${subnetworkOf(m.reader.config, dir).id}`;
+    const { id, entries } = subnetworkOf(m.reader.config, dir);
+    return { id: m.name === '' ? id : `${m.name} ${id}`, entries: entries.map((k) => memberKey(m.name, k)) };
   }
 
   tokenizerFor(dir: Direction): TextTokenizer {
