@@ -2,7 +2,7 @@
 # Deployment checks (issue 5). Installs what it needs (Debian's prometheus, for promtool and the
 # server) when missing, then:
 #   1. type-checks the scripts;
-#   2. the offline checks in test/deploy.test.ts: every Kubernetes manifest and every kustomization
+#   2. the offline checks in test/deploy/deploy.test.ts: every Kubernetes manifest and every kustomization
 #      (base, cpu and gpu overlays, example) as `kubectl kustomize` renders it, against the
 #      Kubernetes schemas, strict fields included; cross-checks with the server's settings, routes
 #      and port; dashboard, alert rules, prometheus-adapter rules, Dockerfile and .dockerignore;
@@ -31,7 +31,7 @@ step "type-check scripts"
 npx tsc -p scripts/tsconfig.json
 
 step "offline manifest, dashboard, rules and Dockerfile checks"
-node --import tsx --test --test-reporter=dot test/deploy.test.ts
+node --import tsx --test --test-reporter=dot test/deploy/deploy.test.ts
 
 step "generated files"
 node --import tsx scripts/gen-deploy-assets.ts --check

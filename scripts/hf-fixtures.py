@@ -2,7 +2,7 @@
 """Builds tiny random Hugging Face translation models (Marian, M2M-100, NLLB-MoE) with real
 SentencePiece models, saves them under test/fixtures/hf/<name>/model, and records in
 test/fixtures/hf/<name>/reference.json what Transformers computes for a dozen inputs: source token
-ids, logits of a teacher-forced prefix, and greedy and beam-4 `generate` outputs. test/hf-import.test.ts
+ids, logits of a teacher-forced prefix, and greedy and beam-4 `generate` outputs. test/models/hf-import.test.ts
 imports each model and checks taskmoe against these records; CI needs no Python.
 
   python3 -m venv /tmp/venv && /tmp/venv/bin/pip install --retries 0 torch transformers safetensors sentencepiece
