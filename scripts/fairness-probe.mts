@@ -10,7 +10,7 @@ const longText = (i: number) => Array.from({ length: 60 }, (_, k) => base[(k + i
 const idle: number[] = [];
 for (let i = 0; i < 10; i++) { const p0 = performance.now(); await server.app.inject({ method: 'POST', url: '/translate', payload: { q: 'Could not open file', source: 'en', target: 'es' } }); idle.push(performance.now() - p0); }
 console.log('idle', idle.map((x) => x.toFixed(0)).join(' '));
-console.log('en-de worker', server.pool.homeOf('en-de'), 'en-es worker', server.pool.workerOf('en-es'));
+console.log('en-de worker', server.pool.homeOf('en-de'), 'en-es worker', server.pool.homeOf('en-es'));
 const t0 = performance.now();
 const at = () => ((performance.now() - t0) / 1000).toFixed(2);
 let done = false;
