@@ -1,4 +1,5 @@
 // A server for tests: the default settings with one engine worker and every pair warmed.
+import { parseMetrics, sumMetric } from '../../src/bench/load.ts';
 import { createServer, type TaskmoeServer } from '../../src/server/app.ts';
 import { resolveSettings, type ServerSettings } from '../../src/server/settings.ts';
 
@@ -12,4 +13,9 @@ export async function startServer(modelDir: string, over: Partial<ServerSettings
   const server = await createServer(testSettings(modelDir, over));
   await server.ready;
   return server;
+}
+
+/** Sum of a metric's series whose labels include `labels`, from the server's Prometheus registry. */
+export async function metric(server: TaskmoeServer, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return sumMetric(parseMetrics(await server.metrics.registry.metrics()), name, labels);
 }

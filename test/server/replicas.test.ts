@@ -7,6 +7,7 @@ import { BusyMeter, type ReplicaThresholds, type SubnetworkLoad, type WorkerLoad
 import { batchKeyOf } from '../../src/server/request.ts';
 import { resolveSettings, type ServerSettings } from '../../src/server/settings.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from '../helpers/engine.ts';
+import { metric } from '../helpers/server.ts';
 
 const T: ReplicaThresholds = { busyRatio: 0.75, waitMs: 250, maxReplicas: 8 };
 const SIZES = new Map([['embeddings', 100], ['encoder:*', 300], ['decoder:de', 200], ['decoder:fr', 200]]);
@@ -86,18 +87,6 @@ async function start(over: Partial<ServerSettings>): Promise<TaskmoeServer> {
   const server = await createServer(settings(over));
   await server.ready;
   return server;
-}
-
-async function metric(server: TaskmoeServer, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await server.metrics.registry.metrics();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const m = line.match(/^(\w+)(?:\{(.*)\})? (\S+)$/);
-    if (m === null || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) total += Number(m[3]);
-  }
-  return total;
 }
 
 const TEXTS = ['Could not open file', 'Save as', 'The file %s already exists.', 'Quit', 'Print the document', 'Unknown option: --verbose'];

@@ -9,7 +9,7 @@ import { batchKeyOf } from '../../src/server/request.ts';
 import type { ServerSettings } from '../../src/server/settings.ts';
 import { TEST_BACKEND } from '../helpers/backend.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from '../helpers/engine.ts';
-import { startServer } from '../helpers/server.ts';
+import { metric, startServer } from '../helpers/server.ts';
 
 const cfg = tinyConfig('token', 'target');
 let modelDir: string;
@@ -18,19 +18,6 @@ const start = (over: Partial<ServerSettings> = {}): Promise<TaskmoeServer> => st
 
 function translate(server: TaskmoeServer, body: unknown, url = '/translate') {
   return server.app.inject({ method: 'POST', url, payload: body as object });
-}
-
-/** Sum of a metric's series whose labels include `labels`, from the Prometheus text format. */
-async function metric(server: TaskmoeServer, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await server.metrics.registry.metrics();
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const m = line.match(/^(\w+)(?:\{(.*)\})? (\S+)$/);
-    if (m === null || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) total += Number(m[3]);
-  }
-  return total;
 }
 
 const SENTENCES = ['Could not open file', 'Save as', 'The file %s already exists.', 'Quit', 'Print the document', 'Unknown option: --verbose'];
