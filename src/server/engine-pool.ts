@@ -240,6 +240,11 @@ export class EnginePool {
     return this.workers[index].crash();
   }
 
+  /** No more replicas (shutdown): a sub-network load now would only delay the workers' exit. */
+  stopRebalancing(): void {
+    clearInterval(this.timer);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);

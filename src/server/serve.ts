@@ -29,4 +29,7 @@ export async function serve(settings: ServerSettings, log: (msg: string) => void
     process.once('SIGINT', () => stop('SIGINT'));
   });
   log('taskmoe: stopped');
+  // Exit now rather than when the event loop empties: the natural exit also tears down the main
+  // thread's V8 heap page by page, which takes a few hundred ms here, past the drain's budget.
+  process.exit(0);
 }

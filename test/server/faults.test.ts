@@ -244,9 +244,9 @@ function post(port: number, body: unknown): Promise<{ status: number; headers: h
   });
 }
 
-test('SIGTERM with beam work in flight ends within --drain-grace-ms plus a margin; what cannot finish is a 503 with Retry-After and Connection: close (defect 5)', async () => {
+test('SIGTERM with beam work in flight ends within --drain-grace-ms plus 0.5 s; what cannot finish is a 503 with Retry-After and Connection: close (defect 5)', async () => {
   const port = 19000 + Math.floor(Math.random() * 1000);
-  const grace = 1500;
+  const grace = 4500;
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, '..', 'helpers', 'cli-entry.ts'), 'serve', '--model', modelDir, '--port', String(port),
     '--host', '127.0.0.1', '--workers', '1', '--drain-grace-ms', String(grace), '--timeout-ms', '120000', '--max-client-cost', '100000000'], {
     env: { ...process.env, TASKMOE_BACKEND: TEST_BACKEND },
@@ -262,7 +262,7 @@ test('SIGTERM with beam work in flight ends within --drain-grace-ms plus a margi
     }).on('error', () => resolve(false));
   }), 90_000);
   // Far more beam work than the grace allows.
-  const requests = Array.from({ length: 12 }, (_, i) => post(port, { q: texts(32, `Print page ${i}`), source: 'en', target: i % 2 ? 'de' : 'fr', beam_size: 8, max_length: 40 }));
+  const requests = Array.from({ length: 24 }, (_, i) => post(port, { q: texts(32, `Print page ${i}`), source: 'en', target: i % 2 ? 'de' : 'fr', beam_size: 8, max_length: 40 }));
   await new Promise((r) => setTimeout(r, 500));
   const t0 = Date.now();
   child.kill('SIGTERM');
@@ -270,8 +270,9 @@ test('SIGTERM with beam work in flight ends within --drain-grace-ms plus a margi
   const code = await exited;
   const elapsed = Date.now() - t0;
   assert.equal(code, 0, stderr);
-  // The margin: 503s reaching their clients (0.25 s), engine workers finishing their current step, process exit; generous for a loaded machine.
-  assert.ok(elapsed < grace + 3000, `exited ${elapsed} ms after SIGTERM with --drain-grace-ms ${grace}`);
+  // The grace's last 1.5 s is kept for the 503s to reach their clients and the workers and process to
+  // tear down (app.ts, workGraceMs); the work itself had 3 s, far less than it needs.
+  assert.ok(elapsed < grace + 500, `exited ${elapsed} ms after SIGTERM with --drain-grace-ms ${grace}`);
   const cut = answers.filter((a) => a.status !== 200);
   assert.ok(cut.length > 0, 'some work could not finish within the grace');
   for (const a of cut) {
