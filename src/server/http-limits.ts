@@ -1,10 +1,10 @@
 // Bounds on what a connection may hold: how long a client may take to send its headers and its
 // whole request (a body trickled a byte at a time is cut off), how long an idle keep-alive
-// connection stays open, and how many connections are open at once.
+// connection stays open, how many connections are open at once, and which proxies name the client.
 import type { Server } from 'node:http';
 import type { ServerSettings } from './settings.ts';
 
-type Limits = Pick<ServerSettings, 'headerTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs'>;
+type Limits = Pick<ServerSettings, 'headerTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'trustProxy'>;
 
 /** Fastify's options for the limits; Node answers a request over its time with 408 and closes the connection. */
 export function httpLimitOptions(s: Limits) {
@@ -17,7 +17,18 @@ export function httpLimitOptions(s: Limits) {
     return503OnClosing: false,
     // Closing ends every connection, idle or not, once the drain has answered what it could.
     forceCloseConnections: true,
+    // req.ip, which rate limits and client shares key by, is the socket's address unless a proxy is trusted.
+    trustProxy: trustProxyOption(s.trustProxy),
   } as const;
+}
+
+/** --trust-proxy as fastify's trustProxy: off, any proxy, a hop count, or addresses/CIDRs. */
+export function trustProxyOption(value: string): boolean | number | string[] {
+  const v = value.trim();
+  if (v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v.split(',').map((a) => a.trim()).filter(Boolean);
 }
 
 /** Connections past `max` are closed as they arrive (Node counts them and drops the excess). */

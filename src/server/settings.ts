@@ -45,6 +45,8 @@ export interface ServerSettings {
   keepAliveTimeoutMs: number;
   /** Open connections before further ones are closed as they arrive. */
   maxConnections: number;
+  /** Which proxies' X-Forwarded-For names the client (rate limits, client shares): "" none, "true" any, a hop count, or addresses/CIDRs. */
+  trustProxy: string;
   /** A request's largest cost in decoder row-steps (texts x beam x longest output); above it, 400. */
   maxRequestCost: number;
   /** Cost one client may have queued and running on one engine worker; above it, 429. */
@@ -135,6 +137,7 @@ export const SETTINGS: readonly Spec[] = [
   { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'TASKMOE_REQUEST_TIMEOUT_MS', kind: 'int', default: () => 20000, help: 'longest a client may take to send a whole request, headers and body (then 408, connection closed)' },
   { key: 'keepAliveTimeoutMs', flag: 'keep-alive-timeout-ms', env: 'TASKMOE_KEEP_ALIVE_TIMEOUT_MS', kind: 'int', default: () => 5000, help: 'how long an idle keep-alive connection stays open' },
   { key: 'maxConnections', flag: 'max-connections', env: 'TASKMOE_MAX_CONNECTIONS', kind: 'int', default: () => 1024, help: 'open connections; further ones are closed as they arrive' },
+  { key: 'trustProxy', flag: 'trust-proxy', env: 'TASKMOE_TRUST_PROXY', kind: 'string', default: () => '', help: 'behind a proxy: whose X-Forwarded-For names the client for rate limits and client shares ("true" any, a hop count, or comma-separated addresses/CIDRs; off by default)' },
   { key: 'maxRequestCost', flag: 'max-request-cost', env: 'TASKMOE_MAX_REQUEST_COST', kind: 'int', default: () => 32768, help: "a request's largest cost, texts x beam x longest output in tokens (400 above it)" },
   { key: 'maxClientCost', flag: 'max-client-cost', env: 'TASKMOE_MAX_CLIENT_COST', kind: 'int', default: () => 65536, help: 'cost one client may have queued and running on one engine worker (429 above it)' },
   { key: 'metricsPort', flag: 'metrics-port', env: 'TASKMOE_METRICS_PORT', kind: 'string', default: () => '', help: 'serve /metrics on this port instead of the API port' },

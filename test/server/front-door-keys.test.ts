@@ -212,6 +212,23 @@ describe('a server with --api-keys', () => {
 });
 
 describe('a server with per-address limits and no keys', () => {
+  test('behind a proxy: X-Forwarded-For names the client only with --trust-proxy', async () => {
+    const modelDir = await randomCheckpoint(tinyConfig('token', 'target'), 12);
+    const q = { q: 'Quit', source: 'en', target: 'de' };
+    // Two clients behind one proxy at 10.0.0.1, one request per minute each.
+    const via = (s: TaskmoeServer, client: string) => s.app.inject({ method: 'POST', url: '/translate', payload: q, remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': client } });
+    for (const trustProxy of ['', '10.0.0.0/8']) {
+      const server = await createServer({ ...resolveSettings({}, {}), modelDir, dataDir: tempDir(), workers: 1, warm: 'all', reqPerMinute: 1, trustProxy });
+      await server.ready;
+      try {
+        assert.equal((await via(server, '192.0.2.1')).statusCode, 200);
+        assert.equal((await via(server, '192.0.2.2')).statusCode, trustProxy ? 200 : 429, `trustProxy "${trustProxy}": the second client ${trustProxy ? 'has its own limit' : 'shares the proxy\'s'}`);
+      } finally {
+        await server.shutdown();
+      }
+    }
+  });
+
   test('limits each address, keeps its counts across a restart, and still honours a key\'s own limits', async () => {
     const modelDir = await randomCheckpoint(tinyConfig('token', 'target'), 11);
     const dataDir = tempDir();
