@@ -2,12 +2,13 @@
 // whole request (a body trickled a byte at a time is cut off), how long an idle keep-alive
 // connection stays open, how many connections are open at once, and which proxies name the client.
 import type { Server } from 'node:http';
+import type { FastifyHttpOptions } from 'fastify';
 import type { ServerSettings } from './settings.ts';
 
 type Limits = Pick<ServerSettings, 'headerTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'trustProxy'>;
 
 /** Fastify's options for the limits; Node answers a request over its time with 408 and closes the connection. */
-export function httpLimitOptions(s: Limits) {
+export function httpLimitOptions(s: Limits): FastifyHttpOptions<Server> {
   return {
     requestTimeout: s.requestTimeoutMs,
     keepAliveTimeout: s.keepAliveTimeoutMs,
@@ -19,15 +20,16 @@ export function httpLimitOptions(s: Limits) {
     forceCloseConnections: true,
     // req.ip, which rate limits and client shares key by, is the socket's address unless a proxy is trusted.
     trustProxy: trustProxyOption(s.trustProxy),
-  } as const;
+  };
 }
 
 /** --trust-proxy as fastify's trustProxy: off, any proxy, a hop count, or addresses/CIDRs. */
-export function trustProxyOption(value: string): boolean | number | string[] {
+export function trustProxyOption(value: string): FastifyHttpOptions<Server>['trustProxy'] {
   const v = value.trim();
   if (v === '' || v === 'false') return false;
   if (v === 'true') return true;
-  if (/^\d+$/.test(v)) return Number(v);
+  // A hop count (its type in fastify's options lacks number, which proxy-addr takes).
+  if (/^\d+$/.test(v)) return Number(v) as unknown as boolean;
   return v.split(',').map((a) => a.trim()).filter(Boolean);
 }
 
