@@ -10,7 +10,10 @@ import { resolveSettings } from '../src/server/settings.ts';
 import { percentile as quantile } from '../src/bench/stats.ts';
 
 const s = { ...resolveSettings({}, {}), workers: 2, timeoutMs: 600_000 };
-const server = await createServer(s, () => {});
+let t0 = performance.now();
+const at = () => ((performance.now() - t0) / 1000).toFixed(2);
+// The pool's log (replica loads) with the time since the heavy request was sent.
+const server = await createServer(s, (msg) => console.log(`${at()} s: ${msg}`));
 await server.ready;
 const probePair = 'en-es';
 const heavyPair = server.pool.pairsOf(server.pool.homeOf(probePair)).find((p) => p !== probePair && p.startsWith('en-'))!;
@@ -34,8 +37,7 @@ if (process.argv.includes('--preheat')) {
 }
 const idle: number[] = [];
 for (let i = 0; i < 100; i++) idle.push(await probe());
-const t0 = performance.now();
-const at = () => ((performance.now() - t0) / 1000).toFixed(2);
+t0 = performance.now();
 let done = false;
 const heavy = server.app
   .inject({ method: 'POST', url: '/translate', payload: { q: Array.from({ length: 42 }, (_, i) => longText(i)), source: 'en', target: heavyTarget, beam_size: 8, alternatives: 4, max_length: 96 } })

@@ -106,7 +106,18 @@ export class EnginePool {
    * any pair to any worker, so a lane has room for two batches of every pair.
    */
   get lanes(): LanePolicy {
-    return { lanesOf: (pair) => this.workersOf(pair), batchesPerLane: 2 * Math.max(1, this.subnetworkOfPair.size), batchesPerPair: 2 };
+    return { lanesOf: (pair) => this.lanesFor(pair), batchesPerLane: 2 * Math.max(1, this.subnetworkOfPair.size), batchesPerPair: 2 };
+  }
+
+  /**
+   * The workers a pair's batches may go to: its sub-network's, less a worker loading a replica
+   * (extraction holds its thread for seconds, so a batch sent there would wait that long) unless
+   * that leaves none.
+   */
+  private lanesFor(pair: string): readonly WorkerIndex[] {
+    const all = this.workersOf(pair);
+    const free = all.filter((w) => !this.subnetworks.some((s) => s.loading === w));
+    return free.length > 0 ? free : all;
   }
 
   /** The pairs whose sub-network's home is this worker. */
@@ -202,6 +213,8 @@ export class EnginePool {
       (err: Error) => this.opts.log?.(`engine pool: replica of ${s.id} on worker ${worker} failed to load: ${err.message}`),
     ).finally(() => {
       s.loading = undefined;
+      // The worker takes batches again.
+      if (!this.closed) this.opts.onLanesChanged?.();
     });
   }
 

@@ -10,7 +10,8 @@
 // Engine time is shared fairly between pairs: each turn steps the running batch whose flow (its
 // pair) has been charged least, a step costing its rows (sentences x beam). A heavy beam request
 // of one pair therefore takes one step while another pair's short request takes as many steps as
-// fit in the same rows, instead of every running batch stepping once per turn.
+// fit in the same rows, instead of every running batch stepping once per turn; a pair that starts
+// gets one heavy step's rows of credit, so its short request runs before the heavy one steps again.
 import { BeamSearch, GreedyBatch } from '../models/decoding.ts';
 import type { DecoderEngine } from '../models/engine.ts';
 import type { Direction } from '../models/transformer.ts';
@@ -42,6 +43,9 @@ interface RunningBeam {
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** What one step of a running batch costs: its rows (sentences x beam). */
+const rowsOf = (u: Running | RunningBeam): number => Math.max(1, 'search' in u ? u.search.rows : u.batch.size);
 
 /** The caller aborted the job: its sentences were dropped unfinished. */
 export class JobCancelledError extends Error {
@@ -117,17 +121,20 @@ export class TranslationScheduler {
   private stepNext(): void {
     const units: (Running | RunningBeam)[] = [...this.running, ...this.beams];
     if (units.length === 0) return;
+    // A flow that starts is charged the least of the others less one step of the largest running
+    // batch: a short request takes that many rows of its own steps before a heavy batch steps again,
+    // rather than waiting a heavy step for each step of its own.
     const floor = Math.min(...[...this.charged.values()]);
-    for (const u of units) if (!this.charged.has(u.flow)) this.charged.set(u.flow, Number.isFinite(floor) ? floor : 0);
+    const credit = Math.max(...units.map(rowsOf));
+    for (const u of units) if (!this.charged.has(u.flow)) this.charged.set(u.flow, Number.isFinite(floor) ? floor - credit : 0);
     const order = (u: Running | RunningBeam) => [this.charged.get(u.flow)!, this.lastStep.get(u) ?? -1];
     const next = units.reduce((best, u) => {
       const [a, b] = order(u);
       const [c, d] = order(best);
       return a < c || (a === c && b < d) ? u : best;
     });
-    const rows = 'search' in next ? next.search.rows : next.batch.size;
     this.lastStep.set(next, this.steps++);
-    this.charged.set(next.flow, this.charged.get(next.flow)! + Math.max(1, rows));
+    this.charged.set(next.flow, this.charged.get(next.flow)! + rowsOf(next));
     if ('search' in next) this.stepBeam(next);
     else this.step(next);
     // A flow with nothing running leaves the accounts; when it returns it starts level with the others.

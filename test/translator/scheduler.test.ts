@@ -101,7 +101,7 @@ test('a beam search takes a step per turn: a greedy job that arrives later is no
   assert.equal(tf.memory().numTensors, baseline);
 });
 
-test('engine time is shared fairly between pairs: a heavy beam request of one pair holds another pair\'s short request back by at most a step or two', async () => {
+test('engine time is shared fairly between pairs: a heavy beam request of one pair holds another pair\'s short request back by at most one step', async () => {
   const scheduler = new TranslationScheduler(8);
   const baseline = tf.memory().numTensors;
   // Three beam batches of en-de, 3 sentences x beam 4 = 12 rows each, decoding 30 steps.
@@ -121,7 +121,8 @@ test('engine time is shared fairly between pairs: a heavy beam request of one pa
     const probeResult = await scheduler.translate(translator, probe.sources, toFr, probe.options);
     const heavyStepsMeanwhile = beamSteps - before;
     // Before, every running batch stepped once per turn: 3 heavy steps per probe step (about 18 here).
-    assert.ok(heavyStepsMeanwhile <= 2, `${heavyStepsMeanwhile} heavy steps while a 6-step probe of another pair ran`);
+    // A starting pair gets a heavy step's rows (12) of credit: the probe's 6 steps (1 row each) run before the next heavy step.
+    assert.ok(heavyStepsMeanwhile <= 1, `${heavyStepsMeanwhile} heavy steps while a 6-step probe of another pair ran`);
     assert.deepEqual(probeResult, translator.translateIds(probe.sources, toFr, probe.options));
     assert.deepEqual(await Promise.all(heavyDone), heavy.map((h) => translator.translateIds(h.sources, toDe, h.options)));
   } finally {
