@@ -39,11 +39,11 @@ export interface TaskmoeServer {
 
 /**
  * The grace is the whole budget from SIGTERM to exit (a Kubernetes pod's grace period): its last
- * third, up to 1.5 s, is kept for closing. Tearing down the engine workers' V8 heaps and then the
- * process's memory takes 0.3-0.8 s each on a loaded 2-core VM (unmapping pages), and cannot be cut short.
+ * half, up to 2 s, is kept for closing. Tearing down the engine workers' V8 heaps and then the
+ * process's memory takes 0.3-0.8 s each on a 2-core VM, more under load (unmapping pages), and cannot be cut short.
  */
 export function workGraceMs(drainGraceMs: number): number {
-  return drainGraceMs - Math.min(1500, Math.floor(drainGraceMs / 3));
+  return drainGraceMs - Math.min(2000, Math.floor(drainGraceMs / 2));
 }
 
 /** At the end of the drain, the most time given to the last answers to reach their clients before connections close. */
