@@ -2,7 +2,6 @@
 // bounded in count and time. Cost limits and fair engine time, honest readiness under worker
 // crashes, bounded connections and shutdown, and no internals on the API port.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -12,6 +11,7 @@ import { createServer, type TaskmoeServer } from '../../src/server/app.ts';
 import type { ServerSettings } from '../../src/server/settings.ts';
 import { TEST_BACKEND } from '../helpers/backend.ts';
 import { randomCheckpoint, tinyConfig } from '../helpers/engine.ts';
+import { startServerProcess } from '../../src/bench/server-process.ts';
 import { startServer, testSettings } from '../helpers/server.ts';
 
 const cfg = tinyConfig('token', 'target');
@@ -245,31 +245,24 @@ function post(port: number, body: unknown): Promise<{ status: number; headers: h
 }
 
 test('SIGTERM with beam work in flight ends within --drain-grace-ms plus a margin; what cannot finish is a 503 with Retry-After and Connection: close (defect 5)', async () => {
-  const port = 19000 + Math.floor(Math.random() * 1000);
   const grace = 1500;
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, '..', 'helpers', 'cli-entry.ts'), 'serve', '--model', modelDir, '--port', String(port),
-    '--host', '127.0.0.1', '--workers', '1', '--drain-grace-ms', String(grace), '--timeout-ms', '120000', '--max-client-cost', '100000000'], {
+  const server = await startServerProcess({
+    model: modelDir,
+    args: ['--workers', '1', '--drain-grace-ms', String(grace), '--timeout-ms', '120000', '--max-client-cost', '100000000'],
+    cli: { execArgv: ['--import', 'tsx'], entry: path.join(import.meta.dirname, '..', 'helpers', 'cli-entry.ts') },
     env: { ...process.env, TASKMOE_BACKEND: TEST_BACKEND },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    readyTimeoutMs: 90_000,
   });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  await until('the server is ready', () => new Promise((resolve) => {
-    http.get({ port, host: '127.0.0.1', path: '/readyz' }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    }).on('error', () => resolve(false));
-  }), 90_000);
+  const port = server.port;
   // Far more beam work than the grace allows.
   const requests = Array.from({ length: 12 }, (_, i) => post(port, { q: texts(32, `Print page ${i}`), source: 'en', target: i % 2 ? 'de' : 'fr', beam_size: 8, max_length: 40 }));
   await new Promise((r) => setTimeout(r, 500));
   const t0 = Date.now();
-  child.kill('SIGTERM');
+  server.child.kill('SIGTERM');
   const answers = await Promise.all(requests);
-  const code = await exited;
+  const code = await server.exited;
   const elapsed = Date.now() - t0;
-  assert.equal(code, 0, stderr);
+  assert.equal(code, 0, server.output());
   // The margin: 503s reaching their clients (0.25 s), engine workers finishing their current step, process exit; generous for a loaded machine.
   assert.ok(elapsed < grace + 3000, `exited ${elapsed} ms after SIGTERM with --drain-grace-ms ${grace}`);
   const cut = answers.filter((a) => a.status !== 200);
