@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import { createServer, type TaskmoeServer } from '../server/app.ts';
 import { resolveSettings } from '../server/settings.ts';
 import { DEFAULT_MODEL_DIR } from '../translator/index.ts';
+import { sleep } from './load.ts';
 import { startServerProcess } from './server-process.ts';
 import { median, percentile } from './stats.ts';
 
@@ -18,7 +19,6 @@ export interface FaultBenchOptions {
 
 type Counts = Record<string, number>;
 const count = (c: Counts, status: number) => void (c[status] = (c[status] ?? 0) + 1);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
 
 /** A source of about `tokens` tokens for the demo vocabulary (the issue's ~95-token texts). */
