@@ -219,7 +219,7 @@ export interface LoadSpec {
  * whenever the latency is a sizeable part of the window.
  */
 export async function loadServer(spec: LoadSpec): Promise<LoadResult> {
-  // Pairs load on first use, so that a case's warm-up is part of its warm-up time.
+  // --warm none: ready at once; the sub-networks load during the run's own warm-up.
   const server = await startServerProcess({ model: spec.model, args: ['--warm', 'none', ...spec.args] });
   try {
     const warmupUntil = performance.now() + spec.warmupSeconds * 1000;
