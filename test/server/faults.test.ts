@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import { before, describe, test } from 'node:test';
 import type { TaskmoeServer } from '../../src/server/app.ts';
 import type { ServerSettings } from '../../src/server/settings.ts';
+// Sets TASKMOE_BACKEND for the engine workers: the test backend (wasm unless TASKMOE_BACKEND=node).
+import '../helpers/backend.ts';
 import { randomCheckpoint } from '../helpers/engine.ts';
 import { FAULT_CONFIG, FAULT_SEED, texts, translate, until } from '../helpers/faults.ts';
 import { startServer } from '../helpers/server.ts';
