@@ -145,8 +145,13 @@ export class TranslationScheduler {
   /** Starts the waiting jobs that can start, in arrival order; a batch's later jobs never overtake its earlier ones. */
   private admit(): void {
     const full = new Set<Running>();
+    // One new beam search per turn: its encoder runs in its constructor, so two at once would hold
+    // every other pair's steps back for both.
+    let beamStarted = false;
     this.waiting = this.waiting.filter((job) => {
       if ((job.options.beamSize ?? 1) > 1) {
+        if (beamStarted) return true;
+        beamStarted = true;
         const { translator, sources, dir, options } = job;
         attempt(job, () => this.beams.push({ flow: flowOf(job), job, search: new BeamSearch(translator.engine, sources, sources.map(() => dir), translator.decodeOptions(options)) }));
         return false;
