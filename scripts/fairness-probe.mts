@@ -4,12 +4,14 @@
 // and their ratio. Default settings except --timeout-ms (so the heavy request finishes).
 // The first requests after start are slow (cold code paths), so 3 probes are taken and shown first;
 // --preheat also sends one small beam request of the heavy pair before measuring.
-// flock /work/wt/bench.lock env TASKMOE_BACKEND=wasm node --import tsx scripts/fairness-probe.mts [--preheat]
+// flock /work/wt/bench.lock env TASKMOE_BACKEND=wasm node --import tsx scripts/fairness-probe.mts [--preheat] [--no-replicas]
 import { createServer } from '../src/server/app.ts';
 import { resolveSettings } from '../src/server/settings.ts';
 import { percentile as quantile } from '../src/bench/stats.ts';
 
-const s = { ...resolveSettings({}, {}), workers: 2, timeoutMs: 600_000 };
+// --no-replicas (max-replicas 1) keeps every en-es probe on the heavy request's worker: with replicas
+// the pool may place en-es on the other worker once it is busy, and the probes go there.
+const s = { ...resolveSettings({}, {}), workers: 2, timeoutMs: 600_000, ...(process.argv.includes('--no-replicas') ? { maxReplicas: 1 } : {}) };
 let t0 = performance.now();
 const at = () => ((performance.now() - t0) / 1000).toFixed(2);
 // The pool's log (replica loads) with the time since the heavy request was sent.
