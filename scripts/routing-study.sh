@@ -9,13 +9,13 @@
 #   PARALLEL   trainings at once (default 2); THREADS TensorFlow intra-op threads each (default 2/PARALLEL)
 #   DATA_ROOT  the corpora (default ../shared/data, else ../../shared/data from a worktree)
 #   DEV_SENTENCES  dev sentences per direction scored (default 200: the first N of dev/en-XX.tsv)
-#   STAGES     any of train,eval,size,bench (default all)
+#   STAGES     any of train,eval,size,bench,report (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KINDS=${KINDS:-dense token-token token-target token-pair sentence-target}
 PARALLEL=${PARALLEL:-2}
 DEV_SENTENCES=${DEV_SENTENCES:-200}
-STAGES=${STAGES:-train,eval,size,bench}
+STAGES=${STAGES:-train,eval,size,bench,report}
 LANGS=de,fr,ru,zh
 if [ -z "${DATA_ROOT:-}" ]; then
   DATA_ROOT=../shared/data
@@ -55,4 +55,56 @@ if stage train; then
   done
   wait
   for kind in $KINDS; do trained "$kind" || { echo "routing-study: $kind did not finish; see $RUN/$kind.log" >&2; exit 1; }; done
+fi
+
+# A fixed dev subset: DEV_SENTENCES evenly spaced lines of each dev/en-XX.tsv (the files are sorted
+# by source string, so the first N would all start with "%").
+DEV="$RUN/dev$DEV_SENTENCES"
+if [ ! -d "$DEV" ]; then
+  mkdir -p "$DEV.tmp"
+  for l in ${LANGS//,/ }; do
+    f="$DATA_ROOT/gettext-mt/dev/en-$l.tsv"
+    awk -v n="$(wc -l <"$f")" -v k="$DEV_SENTENCES" 'NR % int(n / k) == 0 && c < k { print; c++ }' "$f" >"$DEV.tmp/en-$l.tsv"
+  done
+  mv "$DEV.tmp" "$DEV"
+fi
+
+if stage eval; then
+  for kind in $KINDS; do
+    [ -f "$RUN/$kind/eval.json" ] && continue
+    nice -n 10 node bin/taskmoe.js eval --model "$RUN/$kind/latest/model" --data "$DEV" --languages "$LANGS" \
+      --batch-size 64 --json "$RUN/$kind/eval.json" 2>&1 | tee "$RUN/$kind.eval.log" | grep -v '^evaluate'
+  done
+fi
+
+if stage size; then
+  for kind in $KINDS; do
+    node bin/taskmoe.js inspect "$RUN/$kind/latest/model" --json >"$RUN/$kind/inspect.json" 2>/dev/null
+    # The en-de sub-network where the routing has one (task-routed decoders); the log says which.
+    rm -rf "$RUN/$kind/extract-en-de"
+    if node bin/taskmoe.js extract --model "$RUN/$kind/latest/model" --source en --target de \
+      --out "$RUN/$kind/extract-en-de" >"$RUN/$kind/extract.log" 2>&1; then
+      node bin/taskmoe.js inspect "$RUN/$kind/extract-en-de" --json >"$RUN/$kind/extract-inspect.json" 2>/dev/null
+    else
+      rm -f "$RUN/$kind/extract-inspect.json"
+    fi
+    tail -n 1 "$RUN/$kind/extract.log"
+  done
+fi
+
+# Decoding throughput of the study's shape (random weights, 32 source and 32 target tokens, greedy),
+# at batch 1 and 32: tfjs-wasm for every routing the engine benchmark has (study128: dense at
+# dFF 512, Token/Token, Token/Target whole and extracted; study128-dense: the study's dense model),
+# and ONNX Runtime (what CPU serving uses) for the dense model and the extracted sub-network.
+if stage bench; then
+  [ -f "$RUN/bench-engine-wasm.json" ] || TASKMOE_BACKEND=wasm flock /work/wt/bench.lock node bin/taskmoe.js bench engine \
+    --configs study128,study128-dense --batch 1,32 --json "$RUN/bench-engine-wasm.json" >"$RUN/bench-engine-wasm.log" 2>&1
+  [ -f "$RUN/bench-engine-onnx.json" ] || TASKMOE_BACKEND=wasm flock /work/wt/bench.lock node bin/taskmoe.js bench engine --onnx \
+    --configs study128,study128-dense --variants dense,task-extracted --batch 1,32 --threads 1 \
+    --json "$RUN/bench-engine-onnx.json" >"$RUN/bench-engine-onnx.log" 2>&1
+fi
+
+# The tables (runs/routing-study/tables.md, pasted into docs/routing-study.md) and the plot.
+if stage report; then
+  node --import tsx scripts/routing-plot.ts "$RUN" docs/routing-study.svg | tee "$RUN/tables.md"
 fi
