@@ -38,6 +38,8 @@ interface Result {
   /** /usr/bin/time's figures for the training (data loading included). */
   wallSeconds?: number;
   cpuSeconds?: number;
+  /** Mean training cross-entropy over the logged steps of the last quarter (every model saw the same batches). */
+  lateCe?: number;
 }
 
 const readJson = <T>(file: string): T | undefined => (fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as T) : undefined);
@@ -58,11 +60,15 @@ function load(run: string): Result[] {
     const log = fs.existsSync(`${dir}.log`) ? fs.readFileSync(`${dir}.log`, 'utf8') : '';
     // One line per training session (a resumed run has several): sum them.
     const times = [...log.matchAll(/time: ([\d.]+) s wall, ([\d.]+) s user, ([\d.]+) s sys/g)];
+    const ce = new Map([...log.matchAll(/^step (\d+)\/(\d+) loss \S+ \(ce ([\d.]+)/gm)].map((m) => [Number(m[1]), { last: Number(m[2]), ce: Number(m[3]) }]));
+    const lastStep = Math.max(0, ...[...ce.values()].map((v) => v.last));
+    const late = [...ce.entries()].filter(([step]) => step > 0.75 * lastStep).map(([, v]) => v.ce);
     out.push({
       k, directions: evaluation.directions, bleu: evaluation.average.bleu, chrf: evaluation.average.chrf, inspect,
       extracted: readJson<Inspect>(path.join(dir, 'extract-inspect.json')),
       wallSeconds: times.length > 0 ? times.reduce((a, m) => a + Number(m[1]), 0) : undefined,
       cpuSeconds: times.length > 0 ? times.reduce((a, m) => a + Number(m[2]) + Number(m[3]), 0) : undefined,
+      lateCe: late.length > 0 ? mean(late) : undefined,
     });
   }
   return out;
@@ -88,14 +94,20 @@ function tables(results: Result[], bench: { wasm: BenchCell[]; onnx: BenchCell[]
   const dense = results.find((r) => r.k.kind === 'dense');
   const xxEn = (r: Result) => mean(r.directions.filter((d) => d.direction.endsWith('-en')).map((d) => d.bleu));
   const enXx = (r: Result) => mean(r.directions.filter((d) => d.direction.startsWith('en-')).map((d) => d.bleu));
-  lines.push('| routing (enc/dec) | BLEU | chrF | BLEU xx→en | BLEU en→xx | BLEU − dense | paper: BLEU − dense | parameters | serving en-de | extracted decoder | wasm tok/s B=1 | B=32 | ONNX tok/s B=1 | B=32 | training wall / CPU |');
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  lines.push('| routing (enc/dec) | train CE, last quarter | dev BLEU | dev chrF | BLEU xx→en | BLEU en→xx | BLEU − dense | paper: BLEU − dense |');
+  lines.push('|---|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    const paper = r.k.kind === 'dense' ? '0' : r.k.paperBleu !== undefined ? `+${(r.k.paperBleu - 20.0).toFixed(1)}` : 'n/a';
+    const gain = dense ? `${r.bleu >= dense.bleu ? '+' : ''}${(r.bleu - dense.bleu).toFixed(2)}` : '–';
+    lines.push(`| ${r.k.label} | ${r.lateCe?.toFixed(3) ?? '–'} | ${r.bleu.toFixed(2)} | ${r.chrf.toFixed(2)} | ${xxEn(r).toFixed(2)} | ${enXx(r).toFixed(2)} | ${gain} | ${paper} |`);
+  }
+  lines.push('', '| routing | parameters | serving en-de | extracted decoder | wasm tok/s B=1 | B=32 | ONNX tok/s B=1 | B=32 | training wall / CPU |');
+  lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const ex = r.extracted;
-    const exCell = ex ? `${millions(ex.params.decoder)} (${(ex.params.decoder * 4 / 2 ** 20).toFixed(1)} MiB f32; whole ${millions(r.inspect.params.decoder)})` : `none: whole decoder ${millions(r.inspect.params.decoder)}`;
-    const paper = r.k.paperBleu !== undefined ? `+${(r.k.paperBleu - 20.0).toFixed(1)}` : 'n/a';
+    const exCell = ex ? `${millions(ex.params.decoder)} (${((ex.params.decoder * 4) / 2 ** 20).toFixed(1)} MiB f32; whole ${millions(r.inspect.params.decoder)})` : `none: whole decoder ${millions(r.inspect.params.decoder)}`;
     const time = r.wallSeconds !== undefined ? `${(r.wallSeconds / 60).toFixed(1)} / ${(r.cpuSeconds! / 60).toFixed(1)} min` : '–';
-    lines.push(`| ${r.k.label} | ${r.bleu.toFixed(2)} | ${r.chrf.toFixed(2)} | ${xxEn(r).toFixed(2)} | ${enXx(r).toFixed(2)} | ${dense ? (r.bleu - dense.bleu >= 0 ? '+' : '') + (r.bleu - dense.bleu).toFixed(2) : '–'} | ${r.k.kind === 'dense' ? '0' : paper} | ${millions(r.inspect.params.total)} | ${millions(perPair(r))} | ${exCell} | ` +
+    lines.push(`| ${r.k.label} | ${millions(r.inspect.params.total)} | ${millions(perPair(r))} | ${exCell} | ` +
       `${f1(throughput(bench.wasm, r.k, 1))} | ${f1(throughput(bench.wasm, r.k, 32))} | ${f1(throughput(bench.onnx, r.k, 1))} | ${f1(throughput(bench.onnx, r.k, 32))} | ${time} |`);
   }
   const directions = results[0]?.directions.map((d) => d.direction) ?? [];
