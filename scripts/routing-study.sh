@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The routing study (docs/routing-study.md): five small models of one active size, one training
 # budget each (models/routing-study/*.json: d128, 2+2 layers, 8 experts top-2 in every 2nd layer,
-# 200 steps of 1024-token batches), de, fr, ru, zh <-> en from gettext-mt's train/, then dev
+# 150 steps of 1024-token batches on a 200-step schedule), de, fr, ru, zh <-> en from gettext-mt's train/, then dev
 # BLEU/chrF, parameters, the extracted decoder and engine throughput of each.
 # Resumable: every stage skips what runs/routing-study/ already holds (training continues from its
 # last checkpoint), so run it again after an interruption. Logs go to runs/routing-study/*.log.
@@ -36,7 +36,8 @@ if [ ! -f "$RUN/spm4k.model" ]; then
     --sentences-per-language 10000 --seed 1 --out "$RUN/spm4k.model" 2>&1 | tee "$RUN/tokenizer.log"
 fi
 
-steps_of() { node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).train.steps)' "models/routing-study/$1.json"; }
+# The step a training ends at: train.stopAt (the budget) where set, else train.steps.
+steps_of() { node -e 'const t = JSON.parse(require("fs").readFileSync(process.argv[1])).train; console.log(t.stopAt || t.steps)' "models/routing-study/$1.json"; }
 trained() { [ -f "$RUN/$1/latest/trainer.json" ] && node -e 'process.exit(JSON.parse(require("fs").readFileSync(process.argv[1])).step >= +process.argv[2] ? 0 : 1)' "$RUN/$1/latest/trainer.json" "$(steps_of "$1")"; }
 train() { # kind: trains (or continues) one model at nice 19, its log in $RUN/kind.log
   local kind=$1
