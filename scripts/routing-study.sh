@@ -8,7 +8,7 @@
 #   KINDS      the routings to run (default: all five)
 #   PARALLEL   trainings at once (default 2); THREADS TensorFlow intra-op threads each (default 2/PARALLEL)
 #   DATA_ROOT  the corpora (default ../shared/data, else ../../shared/data from a worktree)
-#   DEV_SENTENCES  dev sentences per direction scored (default 200: the first N of dev/en-XX.tsv)
+#   DEV_SENTENCES  dev sentences per direction scored (default 200, evenly spaced)
 #   STAGES     any of train,eval,size,bench,report (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,15 +58,13 @@ if stage train; then
   for kind in $KINDS; do trained "$kind" || { echo "routing-study: $kind did not finish; see $RUN/$kind.log" >&2; exit 1; }; done
 fi
 
-# A fixed dev subset: DEV_SENTENCES evenly spaced lines of each dev/en-XX.tsv (the files are sorted
-# by source string, so the first N would all start with "%").
+# A fixed dev subset: DEV_SENTENCES pairs per direction, evenly spaced among those that fit the
+# models (64 tokens with the language tag and end marker: 62 pieces; scripts/routing-dev-subset.ts).
 DEV="$RUN/dev$DEV_SENTENCES"
 if [ ! -d "$DEV" ]; then
-  mkdir -p "$DEV.tmp"
-  for l in ${LANGS//,/ }; do
-    f="$DATA_ROOT/gettext-mt/dev/en-$l.tsv"
-    awk -v n="$(wc -l <"$f")" -v k="$DEV_SENTENCES" 'NR % int(n / k) == 0 && c < k { print; c++ }' "$f" >"$DEV.tmp/en-$l.tsv"
-  done
+  FILES=()
+  for l in ${LANGS//,/ }; do FILES+=("$DATA_ROOT/gettext-mt/dev/en-$l.tsv"); done
+  node --import tsx scripts/routing-dev-subset.ts "$RUN/spm4k.model" 62 "$DEV_SENTENCES" "$DEV.tmp" "${FILES[@]}"
   mv "$DEV.tmp" "$DEV"
 fi
 
