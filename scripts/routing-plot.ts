@@ -47,6 +47,12 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.le
 const f1 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(1));
 const millions = (n: number) => `${(n / 1e6).toFixed(2)}M`;
 
+/** The step a routing's training ends at: train.stopAt where set, else train.steps (models/routing-study/KIND.json). */
+function trainingBudget(kind: string): number {
+  const train = readJson<{ train: { steps: number; stopAt?: number } }>(path.join('models/routing-study', `${kind}.json`))?.train;
+  return train?.stopAt || train?.steps || Infinity;
+}
+
 function load(run: string): Result[] {
   const out: Result[] = [];
   for (const k of KINDS) {
@@ -60,9 +66,9 @@ function load(run: string): Result[] {
     const log = fs.existsSync(`${dir}.log`) ? fs.readFileSync(`${dir}.log`, 'utf8') : '';
     // One line per training session (a resumed run has several): sum them.
     const times = [...log.matchAll(/time: ([\d.]+) s wall, ([\d.]+) s user, ([\d.]+) s sys/g)];
-    const ce = new Map([...log.matchAll(/^step (\d+)\/(\d+) loss \S+ \(ce ([\d.]+)/gm)].map((m) => [Number(m[1]), { last: Number(m[2]), ce: Number(m[3]) }]));
-    const lastStep = Math.max(0, ...[...ce.values()].map((v) => v.last));
-    const late = [...ce.entries()].filter(([step]) => step > 0.75 * lastStep).map(([, v]) => v.ce);
+    const ce = new Map([...log.matchAll(/^step (\d+)\/\d+ loss \S+ \(ce ([\d.]+)/gm)].map((m) => [Number(m[1]), { ce: Number(m[2]) }]));
+    const budget = trainingBudget(k.kind);
+    const late = [...ce.entries()].filter(([step]) => step > 0.75 * budget && step <= budget).map(([, v]) => v.ce);
     out.push({
       k, directions: evaluation.directions, bleu: evaluation.average.bleu, chrf: evaluation.average.chrf, inspect,
       extracted: readJson<Inspect>(path.join(dir, 'extract-inspect.json')),
