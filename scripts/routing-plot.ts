@@ -111,7 +111,10 @@ function tables(results: Result[], bench: { wasm: BenchCell[]; onnx: BenchCell[]
   lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const ex = r.extracted;
-    const exCell = ex ? `${millions(ex.params.decoder)} (${((ex.params.decoder * 4) / 2 ** 20).toFixed(1)} MiB f32; whole ${millions(r.inspect.params.decoder)})` : `none: whole decoder ${millions(r.inspect.params.decoder)}`;
+    const whole = r.inspect.params.decoder;
+    const exCell = ex === undefined || ex.params.decoder === whole
+      ? `${millions(whole)}: nothing to cut (serves every pair)`
+      : `${millions(ex.params.decoder)} (${((ex.params.decoder * 4) / 2 ** 20).toFixed(1)} MiB float32) of ${millions(whole)}: ${(whole / ex.params.decoder).toFixed(2)}x smaller`;
     const time = r.wallSeconds !== undefined ? `${(r.wallSeconds / 60).toFixed(1)} / ${(r.cpuSeconds! / 60).toFixed(1)} min` : '–';
     lines.push(`| ${r.k.label} | ${millions(r.inspect.params.total)} | ${millions(perPair(r))} | ${exCell} | ` +
       `${f1(throughput(bench.wasm, r.k, 1))} | ${f1(throughput(bench.wasm, r.k, 32))} | ${f1(throughput(bench.onnx, r.k, 1))} | ${f1(throughput(bench.onnx, r.k, 32))} | ${time} |`);
