@@ -40,6 +40,8 @@ interface Result {
   cpuSeconds?: number;
   /** Mean training cross-entropy over the logged steps of the last quarter (every model saw the same batches). */
   lateCe?: number;
+  /** Training cross-entropy at each logged step of that last quarter. */
+  lateSteps: Map<number, number>;
 }
 
 const readJson = <T>(file: string): T | undefined => (fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as T) : undefined);
@@ -68,13 +70,15 @@ function load(run: string): Result[] {
     const times = [...log.matchAll(/time: ([\d.]+) s wall, ([\d.]+) s user, ([\d.]+) s sys/g)];
     const ce = new Map([...log.matchAll(/^step (\d+)\/\d+ loss \S+ \(ce ([\d.]+)/gm)].map((m) => [Number(m[1]), { ce: Number(m[2]) }]));
     const budget = trainingBudget(k.kind);
-    const late = [...ce.entries()].filter(([step]) => step > 0.75 * budget && step <= budget).map(([, v]) => v.ce);
+    const lateSteps = new Map([...ce.entries()].filter(([step]) => step > 0.75 * budget && step <= budget).map(([step, v]) => [step, v.ce]));
+    const late = [...lateSteps.values()];
     out.push({
       k, directions: evaluation.directions, bleu: evaluation.average.bleu, chrf: evaluation.average.chrf, inspect,
       extracted: readJson<Inspect>(path.join(dir, 'extract-inspect.json')),
       wallSeconds: times.length > 0 ? times.reduce((a, m) => a + Number(m[1]), 0) : undefined,
       cpuSeconds: times.length > 0 ? times.reduce((a, m) => a + Number(m[2]) + Number(m[3]), 0) : undefined,
       lateCe: late.length > 0 ? mean(late) : undefined,
+      lateSteps,
     });
   }
   return out;
@@ -100,12 +104,15 @@ function tables(results: Result[], bench: { wasm: BenchCell[]; onnx: BenchCell[]
   const dense = results.find((r) => r.k.kind === 'dense');
   const xxEn = (r: Result) => mean(r.directions.filter((d) => d.direction.endsWith('-en')).map((d) => d.bleu));
   const enXx = (r: Result) => mean(r.directions.filter((d) => d.direction.startsWith('en-')).map((d) => d.bleu));
-  lines.push('| routing (enc/dec) | train CE, last quarter | dev BLEU | dev chrF | BLEU xx→en | BLEU en→xx | BLEU − dense | paper: BLEU − dense |');
-  lines.push('|---|---|---|---|---|---|---|---|');
+  lines.push('| routing (enc/dec) | train CE, last quarter | CE − dense, step by step | dev BLEU | dev chrF | BLEU xx→en | BLEU en→xx | BLEU − dense | paper: BLEU − dense |');
+  lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
+    // Every model saw the same batches, so the difference at one step is a paired comparison.
+    const steps = [...r.lateSteps.keys()].filter((st) => dense?.lateSteps.has(st)).sort((a, b) => a - b);
+    const paired = steps.map((st) => { const d = r.lateSteps.get(st)! - dense!.lateSteps.get(st)!; return `${d >= 0 ? '+' : ''}${d.toFixed(3)}`; }).join(' ');
     const paper = r.k.kind === 'dense' ? '0' : r.k.paperBleu !== undefined ? `+${(r.k.paperBleu - 20.0).toFixed(1)}` : 'n/a';
     const gain = dense ? `${r.bleu >= dense.bleu ? '+' : ''}${(r.bleu - dense.bleu).toFixed(2)}` : '–';
-    lines.push(`| ${r.k.label} | ${r.lateCe?.toFixed(3) ?? '–'} | ${r.bleu.toFixed(2)} | ${r.chrf.toFixed(2)} | ${xxEn(r).toFixed(2)} | ${enXx(r).toFixed(2)} | ${gain} | ${paper} |`);
+    lines.push(`| ${r.k.label} | ${r.lateCe?.toFixed(3) ?? '–'} | ${paired} | ${r.bleu.toFixed(2)} | ${r.chrf.toFixed(2)} | ${xxEn(r).toFixed(2)} | ${enXx(r).toFixed(2)} | ${gain} | ${paper} |`);
   }
   lines.push('', '| routing | parameters | serving en-de | extracted decoder | wasm tok/s B=1 | B=32 | ONNX tok/s B=1 | B=32 | training wall / CPU |');
   lines.push('|---|---|---|---|---|---|---|---|---|');
@@ -128,7 +135,7 @@ function tables(results: Result[], bench: { wasm: BenchCell[]; onnx: BenchCell[]
   return lines.join('\n');
 }
 
-// ---- the SVG: three panels side by side ----
+// ---- the SVG: four panels side by side ----
 
 const W = 300;
 const H = 260;
@@ -201,7 +208,14 @@ function svg(results: Result[], bench: { wasm: BenchCell[] }): string {
     parts.push(circle(x3(p.tps), y3(p.r.bleu), 5, p.r.k.color));
     parts.push(text(x3(p.tps) - 7, y3(p.r.bleu) + (i % 2 === 0 ? -8 : 14), p.r.k.label, 'text-anchor="end" font-size="10"'));
   });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${3 * W}" height="${H}" viewBox="0 0 ${3 * W} ${H}" font-family="sans-serif" font-size="11">\n` +
+  // 4: training cross-entropy over dense on the same batches (the last quarter's mean): below 0 fits better.
+  const ceGain = results.map((r) => (r.lateCe ?? NaN) - (results.find((x) => x.k.kind === 'dense')?.lateCe ?? NaN));
+  const finite = ceGain.filter(Number.isFinite);
+  const y4 = frame(parts, 3 * W, 'Training CE − dense (same batches)', 'nats', Math.min(0, ...finite) - 0.02, Math.max(0, ...finite) + 0.02);
+  const x4 = xLabels(parts, 3 * W, results.map((r) => r.k.label));
+  ceGain.forEach((g, i) => { if (Number.isFinite(g)) parts.push(rect(x4(i) + slot * 0.2, y4(0), slot * 0.6, y4(g) - y4(0), results[i].k.color)); });
+  parts.push(`<line x1="${3 * W + PAD.left}" y1="${y4(0).toFixed(1)}" x2="${4 * W - PAD.right}" y2="${y4(0).toFixed(1)}" stroke="#222"/>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${4 * W}" height="${H}" viewBox="0 0 ${4 * W} ${H}" font-family="sans-serif" font-size="11">\n` +
     `<rect width="100%" height="100%" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`;
 }
 
