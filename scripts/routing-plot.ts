@@ -204,9 +204,12 @@ function svg(results: Result[], bench: { wasm: BenchCell[] }): string {
   parts.push(`<line x1="${2 * W + PAD.left}" y1="${H - PAD.bottom}" x2="${3 * W - PAD.right}" y2="${H - PAD.bottom}" stroke="#222"/>`);
   for (let t = 0; t <= maxT; t += niceStep(maxT / 4)) parts.push(text(x3(t), H - PAD.bottom + 14, String(Math.round(t)), 'text-anchor="middle"'));
   parts.push(text(2 * W + W / 2, H - PAD.bottom + 30, 'tokens/s, tfjs-wasm, batch 32, served shape', 'text-anchor="middle"'));
+  // Routings served by the same graph share a speed: their labels go in a column left of the points.
   pts.forEach((p, i) => {
+    const same = pts.filter((q) => q.tps === p.tps);
+    const y = same.length > 1 ? y3(Math.max(...same.map((q) => q.r.bleu))) - 10 + 12 * same.indexOf(p) : y3(p.r.bleu) + (i % 2 === 0 ? -8 : 14);
     parts.push(circle(x3(p.tps), y3(p.r.bleu), 5, p.r.k.color));
-    parts.push(text(x3(p.tps) - 7, y3(p.r.bleu) + (i % 2 === 0 ? -8 : 14), p.r.k.label, 'text-anchor="end" font-size="10"'));
+    parts.push(text(x3(p.tps) - 9, y, p.r.k.label, `text-anchor="end" font-size="10" fill="${p.r.k.color}"`));
   });
   // 4: training cross-entropy over dense on the same batches (the last quarter's mean): below 0 fits better.
   const ceGain = results.map((r) => (r.lateCe ?? NaN) - (results.find((x) => x.k.kind === 'dense')?.lateCe ?? NaN));
