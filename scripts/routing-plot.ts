@@ -1,7 +1,7 @@
 // The routing study's report (docs/routing-study.md): reads what scripts/routing-study.sh left in
 // runs/routing-study/ and prints the study's tables as markdown, and draws docs/routing-study.svg
 // (plain SVG written by hand: no plotting dependency).
-// Run: node --import tsx scripts/routing-plot.ts [RUN_DIR] [SVG_FILE]
+// Run: node --import tsx scripts/routing-plot.ts [RUN_DIR] [SVG_FILE] [LAST_STEP (default: the configs' stopAt or steps)]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -51,6 +51,7 @@ const millions = (n: number) => `${(n / 1e6).toFixed(2)}M`;
 
 /** The step a routing's training ends at: train.stopAt where set, else train.steps (models/routing-study/KIND.json). */
 function trainingBudget(kind: string): number {
+  if (process.argv[4] !== undefined) return Number(process.argv[4]);
   const train = readJson<{ train: { steps: number; stopAt?: number } }>(path.join('models/routing-study', `${kind}.json`))?.train;
   return train?.stopAt || train?.steps || Infinity;
 }
