@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The routing study (docs/routing-study.md): five small models of one active size, one training
 # budget each (models/routing-study/*.json: d128, 2+2 layers, 8 experts top-2 in every 2nd layer,
-# 150 steps of 1024-token batches on a 200-step schedule), de, fr, ru, zh <-> en from gettext-mt's train/, then dev
-# BLEU/chrF, parameters, the extracted decoder and engine throughput of each.
+# 150 steps of 1024-token batches on a 200-step schedule), de, fr, ru, zh <-> en from gettext-mt's
+# train/, then dev BLEU/chrF, parameters, the extracted decoder and engine throughput of each.
 # Resumable: every stage skips what runs/routing-study/ already holds (training continues from its
 # last checkpoint), so run it again after an interruption. Logs go to runs/routing-study/*.log.
 #   KINDS      the routings to run (default: all five)
@@ -10,6 +10,7 @@
 #   DATA_ROOT  the corpora (default ../shared/data, else ../../shared/data from a worktree)
 #   DEV_SENTENCES  dev sentences per direction scored (default 200, evenly spaced)
 #   STAGES     any of train,eval,size,bench,report (default all)
+#   BENCH_LOCK the lock benchmarks hold (default /work/wt/bench.lock where /work/wt exists; empty: none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KINDS=${KINDS:-dense token-token token-target token-pair sentence-target}
@@ -29,6 +30,8 @@ export TASKMOE_BACKEND=${TASKMOE_BACKEND:-node}
 [ -f dist/cli/main.js ] || npm run build >/dev/null
 taskmoe() { node bin/taskmoe.js "$@"; }
 stage() { [[ ",$STAGES," == *",$1,"* ]]; }
+[ -d /work/wt ] && BENCH_LOCK=${BENCH_LOCK-/work/wt/bench.lock}
+locked() { if [ -n "${BENCH_LOCK:-}" ]; then flock "$BENCH_LOCK" "$@"; else "$@"; fi; }
 
 # One shared vocabulary for all five, trained once.
 if [ ! -f "$RUN/spm4k.model" ]; then
@@ -96,9 +99,9 @@ fi
 # dFF 512, Token/Token, Token/Target whole and extracted; study128-dense: the study's dense model),
 # and ONNX Runtime (what CPU serving uses) for the dense model and the extracted sub-network.
 if stage bench; then
-  [ -f "$RUN/bench-engine-wasm.json" ] || TASKMOE_BACKEND=wasm flock /work/wt/bench.lock node bin/taskmoe.js bench engine \
+  [ -f "$RUN/bench-engine-wasm.json" ] || TASKMOE_BACKEND=wasm locked node bin/taskmoe.js bench engine \
     --configs study128,study128-dense --batch 1,32 --json "$RUN/bench-engine-wasm.json" >"$RUN/bench-engine-wasm.log" 2>&1
-  [ -f "$RUN/bench-engine-onnx.json" ] || TASKMOE_BACKEND=wasm flock /work/wt/bench.lock node bin/taskmoe.js bench engine --onnx \
+  [ -f "$RUN/bench-engine-onnx.json" ] || TASKMOE_BACKEND=wasm locked node bin/taskmoe.js bench engine --onnx \
     --configs study128,study128-dense --variants dense,task-extracted --batch 1,32 --threads 1 \
     --json "$RUN/bench-engine-onnx.json" >"$RUN/bench-engine-onnx.log" 2>&1
 fi
