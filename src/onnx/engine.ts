@@ -2,7 +2,7 @@
 // same greedy and beam search as TensorFlow.js (src/models/decoding.ts) through DecoderEngine.
 // The KV cache and the cross-attention keys/values stay ORT tensors: each step's present cache
 // is fed back as the next step's past, never converted to JavaScript numbers.
-import { type ModelConfig, taskKey, taskList } from '../models/config.ts';
+import { type ModelConfig, targetVocabSize, taskKey, taskList } from '../models/config.ts';
 import { type BeamCandidates, type DecoderEngine, type GreedyScores, groupsByLength } from '../models/engine.ts';
 import type { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
@@ -52,36 +52,8 @@ function hostWeightsOf(model: Seq2Seq): HostWeights {
 
 export function graphsOf(model: Seq2Seq): OnnxGraphs {
   const cfg = model.config;
-  checkOnnxServes(cfg);
   const w = hostWeightsOf(model);
   return { config: cfg, encoder: encoderGraph(cfg, w), decoderStart: decoderStartGraph(cfg, w), decoderStep: decoderStepGraph(cfg, w) };
-}
-
-/**
- * Taskmoe's own architecture, the one the graphs (graphs.ts, layers.ts) implement: models imported
- * from elsewhere set `arch` fields (models/config.ts) to other variants, which tfjs serves instead.
- */
-const GRAPH_ARCH: Record<string, unknown> = {
-  positions: 'sinusoidal', positionOffset: 0, scaleEmbedding: true, norm: 'pre', activation: 'relu',
-  bias: false, tiedOutput: true, logitsBias: false, layerNormEps: 1e-5,
-};
-
-/** A config the ONNX graphs do not implement; its message names the field. */
-export class OnnxUnsupportedError extends Error {}
-
-/** Throws OnnxUnsupportedError naming the first config field whose variant the graphs do not implement. */
-export function checkOnnxServes(cfg: ModelConfig): void {
-  const c = cfg as unknown as { arch?: Record<string, unknown>; targetVocabSize?: number; suppressIds?: number[] };
-  for (const [field, value] of Object.entries(c.arch ?? {})) {
-    if (!(field in GRAPH_ARCH)) throw new OnnxUnsupportedError(`the ONNX engine does not know the config field "arch.${field}"`);
-    if (value !== GRAPH_ARCH[field]) {
-      throw new OnnxUnsupportedError(`the ONNX engine does not implement "arch.${field}": ${JSON.stringify(value)} (only ${JSON.stringify(GRAPH_ARCH[field])})`);
-    }
-  }
-  if (c.targetVocabSize !== undefined && c.targetVocabSize !== cfg.vocabSize) {
-    throw new OnnxUnsupportedError(`the ONNX engine does not implement "targetVocabSize" (a target vocabulary of its own: ${c.targetVocabSize})`);
-  }
-  if (c.suppressIds !== undefined && c.suppressIds.length > 0) throw new OnnxUnsupportedError('the ONNX engine does not implement "suppressIds"');
 }
 
 interface DecoderSessions {
@@ -98,7 +70,6 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
   private readonly layers: number[];
 
   constructor(readonly config: ModelConfig, private readonly encoder: OrtSession, private readonly decoder: DecoderSessions) {
-    checkOnnxServes(config);
     this.routedLayers = sentenceRoutedDecoderLayers(config);
     this.layers = Array.from({ length: config.decoderLayers }, (_, i) => i);
   }
@@ -117,8 +88,7 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     let engine = byDecoder.get(model.decoder);
     if (engine !== undefined) return engine;
     const cfg = model.config;
-    checkOnnxServes(cfg);
-    let weights: HostWeights | undefined;
+      let weights: HostWeights | undefined;
     const w = () => (weights ??= hostWeightsOf(model));
     let encoder = OrtEngine.encoders.get(model.encoder);
     if (encoder === undefined) OrtEngine.encoders.set(model.encoder, (encoder = new OrtSession(encoderGraph(cfg, w()), opts)));
@@ -276,7 +246,7 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     const out = this.run(state, tokens, ['topLogProbs', 'topTokens'], want);
     const values = out.topLogProbs.data as Float32Array;
     const tokenIds = out.topTokens.data as BigInt64Array;
-    const vocab = this.config.vocabSize;
+    const vocab = targetVocabSize(this.config);
     const sentences = state.rows / beam;
     const scores = new Float32Array(sentences * want);
     const indices = new Int32Array(sentences * want);
