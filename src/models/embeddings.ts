@@ -13,6 +13,20 @@ export function tensorBytes(tensors: Iterable<tf.Tensor>): number {
   return bytes;
 }
 
+const disposeHooks = new WeakMap<object, (() => void)[]>();
+
+/** Runs `fn` when `part` (embeddings, an encoder or a decoder) is disposed: ONNX Runtime releases the sessions built from it then. */
+export function onDispose(part: object, fn: () => void): void {
+  disposeHooks.set(part, [...(disposeHooks.get(part) ?? []), fn]);
+}
+
+/** Runs and forgets the part's dispose hooks. */
+export function runDisposeHooks(part: object): void {
+  const hooks = disposeHooks.get(part) ?? [];
+  disposeHooks.delete(part);
+  for (const fn of hooks) fn();
+}
+
 /** Names of the tensors the embeddings own ("embed", and for imported models "embed.target", "output", …). */
 export function embeddingNames(cfg: ModelConfig): string[] {
   return [...tensorShapes(cfg).keys()].filter((n) => tensorComponent(n) === 'embeddings');
@@ -88,6 +102,7 @@ export class Embeddings {
   }
 
   dispose(): void {
+    runDisposeHooks(this);
     for (const t of this.held) t.dispose();
   }
 }

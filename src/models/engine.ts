@@ -210,7 +210,8 @@ let onnxEngineOf: ((model: Seq2Seq) => DecoderEngine) | undefined;
 export async function loadOnnxEngine(): Promise<void> {
   if (onnxEngineOf !== undefined) return;
   const { OrtEngine } = await import('../onnx/engine.ts');
-  onnxEngineOf = (model) => OrtEngine.of(model);
+  // Serving never runs the encoder or decoder on tfjs again, so their tfjs copies are freed (parts.ts).
+  onnxEngineOf = (model) => OrtEngine.of(model, { dropTfjs: true });
 }
 
 /** The engine that serves `model`: on ONNX Runtime once loadOnnxEngine ran (initBackend chose it), else TensorFlow.js. */

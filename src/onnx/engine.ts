@@ -6,9 +6,12 @@ import { type ModelConfig, targetVocabSize, taskKey, taskList } from '../models/
 import { type BeamCandidates, type DecoderEngine, type GreedyScores, groupsByLength } from '../models/engine.ts';
 import type { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
-import { type HostWeights, decoderStartGraph, decoderStepGraph, encoderGraph, sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
+import { sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
+import { type DecoderSessions, type OnnxGraphs, type PartSessionOptions, sessionsOf } from './parts.ts';
 import { type HostRoutes, concatRoutes, emptyCache, gatherRows, int64, pickRoutes, windowBias } from './rows.ts';
 import { OrtSession, type SessionOptions, Tensor } from './session.ts';
+
+export { type OnnxGraphs, graphsOf } from './parts.ts';
 
 /** What the decoder keeps across steps for a batch; rows as in transformer.ts's DecoderState. */
 export interface OrtDecoderState {
@@ -37,34 +40,7 @@ const preallocate = () => process.env.TASKMOE_ONNX_CACHE === 'preallocated';
 const columnsOf = (s: OrtDecoderState) => s.selfK[0].dims[2];
 const srcLenOf = (s: OrtDecoderState) => s.crossK[0].dims[2];
 
-/** The three graphs of a model, ready to load into sessions or to write out (export). */
-export interface OnnxGraphs {
-  config: ModelConfig;
-  encoder: Uint8Array;
-  decoderStart: Uint8Array;
-  decoderStep: Uint8Array;
-}
-
-// A model's float32 weights on the host (tfjs tensors are read once).
-function hostWeightsOf(model: Seq2Seq): HostWeights {
-  return new Map([...model.weights].map(([name, t]) => [name, { data: t.dataSync() as Float32Array, shape: t.shape }]));
-}
-
-export function graphsOf(model: Seq2Seq): OnnxGraphs {
-  const cfg = model.config;
-  const w = hostWeightsOf(model);
-  return { config: cfg, encoder: encoderGraph(cfg, w), decoderStart: decoderStartGraph(cfg, w), decoderStep: decoderStepGraph(cfg, w) };
-}
-
-interface DecoderSessions {
-  start: OrtSession;
-  step: OrtSession;
-}
-
 export class OrtEngine implements DecoderEngine<OrtDecoderState> {
-  // Sessions per model part: sub-networks of one cache that share an encoder share its session.
-  private static readonly encoders = new WeakMap<object, OrtSession>();
-  private static readonly decoders = new WeakMap<object, DecoderSessions>();
   private static readonly engines = new WeakMap<object, WeakMap<object, OrtEngine>>();
   private readonly routedLayers: number[];
   private readonly layers: number[];
@@ -81,23 +57,14 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     });
   }
 
-  /** The engine of a model, its sessions built on first use of each part (encoder, decoder). */
-  static of(model: Seq2Seq, opts: SessionOptions = {}): OrtEngine {
+  /** The engine of a model, its sessions built on first use of each part (encoder, decoder) and kept with the part. */
+  static of(model: Seq2Seq, opts: PartSessionOptions = {}): OrtEngine {
     let byDecoder = OrtEngine.engines.get(model.encoder);
     if (byDecoder === undefined) OrtEngine.engines.set(model.encoder, (byDecoder = new WeakMap()));
     let engine = byDecoder.get(model.decoder);
     if (engine !== undefined) return engine;
-    const cfg = model.config;
-      let weights: HostWeights | undefined;
-    const w = () => (weights ??= hostWeightsOf(model));
-    let encoder = OrtEngine.encoders.get(model.encoder);
-    if (encoder === undefined) OrtEngine.encoders.set(model.encoder, (encoder = new OrtSession(encoderGraph(cfg, w()), opts)));
-    let decoder = OrtEngine.decoders.get(model.decoder);
-    if (decoder === undefined) {
-      decoder = { start: new OrtSession(decoderStartGraph(cfg, w()), opts), step: new OrtSession(decoderStepGraph(cfg, w()), opts) };
-      OrtEngine.decoders.set(model.decoder, decoder);
-    }
-    byDecoder.set(model.decoder, (engine = new OrtEngine(cfg, encoder, decoder)));
+    const { encoder, decoder } = sessionsOf(model, opts);
+    byDecoder.set(model.decoder, (engine = new OrtEngine(model.config, encoder, decoder)));
     return engine;
   }
 
