@@ -18,7 +18,8 @@ import { CheckpointReader } from '../src/models/checkpoint.ts';
 import { decode } from '../src/models/decoding.ts';
 import { type DecoderEngine, TfjsEngine } from '../src/models/engine.ts';
 import { Seq2Seq } from '../src/models/model.ts';
-import { OrtEngine, graphsOf } from '../src/onnx/engine.ts';
+import { OrtEngine } from '../src/onnx/engine.ts';
+import { graphsOf } from '../src/onnx/parts.ts';
 
 const { values } = parseArgs({
   options: {

@@ -8,10 +8,8 @@ import type { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
 import { sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
 import { type DecoderSessions, type OnnxGraphs, type PartSessionOptions, sessionsOf } from './parts.ts';
-import { type HostRoutes, concatRoutes, emptyCache, gatherRows, int64, pickRoutes, windowBias } from './rows.ts';
+import { type HostRoutes, beamCandidates, concatRoutes, emptyCache, gatherRows, int64, pickRoutes, windowBias } from './rows.ts';
 import { OrtSession, type SessionOptions, Tensor } from './session.ts';
-
-export { type OnnxGraphs, graphsOf } from './parts.ts';
 
 /** What the decoder keeps across steps for a batch; rows as in transformer.ts's DecoderState. */
 export interface OrtDecoderState {
@@ -203,35 +201,10 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     return { best: Array.from(out.best.data as BigInt64Array, Number), bestLogProb: out.bestLogProb.data as Float32Array };
   }
 
-  /**
-   * Each row's best 2*beam log-probabilities come from the graph; here each gets its row's running
-   * log-probability added (in float32, as tfjs adds) and a sentence's rows are merged, ties going to
-   * the lower index into [beam, V] as tf.topk orders them.
-   */
+  /** Each row's best 2*beam log-probabilities come from the graph; rows.ts's beamCandidates merges a sentence's rows. */
   beam(state: OrtDecoderState, tokens: number[], liveLogProb: number[], beam: number): BeamCandidates {
-    const want = 2 * beam;
-    const out = this.run(state, tokens, ['topLogProbs', 'topTokens'], want);
-    const values = out.topLogProbs.data as Float32Array;
-    const tokenIds = out.topTokens.data as BigInt64Array;
-    const vocab = targetVocabSize(this.config);
-    const sentences = state.rows / beam;
-    const scores = new Float32Array(sentences * want);
-    const indices = new Int32Array(sentences * want);
-    for (let b = 0; b < sentences; b++) {
-      const cands: { score: number; index: number }[] = [];
-      for (let j = 0; j < beam; j++) {
-        const row = b * beam + j;
-        for (let r = 0; r < want; r++) {
-          cands.push({ score: Math.fround(values[row * want + r] + liveLogProb[row]), index: j * vocab + Number(tokenIds[row * want + r]) });
-        }
-      }
-      cands.sort((x, y) => (y.score - x.score) || (x.index - y.index) || 0);
-      cands.slice(0, want).forEach((c, r) => {
-        scores[b * want + r] = c.score;
-        indices[b * want + r] = c.index;
-      });
-    }
-    return { scores, indices };
+    const out = this.run(state, tokens, ['topLogProbs', 'topTokens'], 2 * beam);
+    return beamCandidates(out.topLogProbs.data as Float32Array, out.topTokens.data as BigInt64Array, liveLogProb, beam, targetVocabSize(this.config));
   }
 
   /** a's rows then b's; the shorter cache gets zero columns in front, the shorter sources zeros behind. */
