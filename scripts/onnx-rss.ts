@@ -1,7 +1,10 @@
 // Resident memory of a model served on ONNX Runtime, with and without freeing the tfjs copies of
 // its encoder and decoder once the sessions hold the weights (what serving does: parts.ts dropTfjs).
 // Each mode runs in a child process: load a checkpoint, build its ONNX Runtime engine, then load
-// and build a second copy (a second cached sub-network), printing RSS after each step.
+// and build a second copy (a second cached sub-network), printing RSS after each step. The children
+// run with glibc's mmap threshold fixed at 128 KiB, so a freed weight buffer goes back to the
+// system at once instead of staying in the heap (glibc raises the threshold as big blocks are freed),
+// and RSS shows what is held.
 //
 //   node --expose-gc --import tsx scripts/onnx-rss.ts [--model /tmp/taskmoe-opus-shaped/taskmoe]
 import { execFileSync } from 'node:child_process';
@@ -21,7 +24,10 @@ const mib = () => {
 
 if (values.mode === undefined) {
   const rows = ['keep', 'drop'].map((mode) => {
-    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', import.meta.filename, '--model', values.model!, '--mode', mode], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', import.meta.filename, '--model', values.model!, '--mode', mode], {
+      encoding: 'utf8',
+      env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072' },
+    });
     return JSON.parse(out.trim().split('\n').pop()!) as Record<string, number | string>;
   });
   console.log(`RSS (MiB) of ${values.model}, tfjs backend ${rows[0].backend}, ONNX Runtime engine built per copy`);
