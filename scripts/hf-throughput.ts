@@ -74,7 +74,8 @@ function ours(engine: DecoderEngine, sources: number[][], batch: number): number
 
 function transformers(sourcesFile: string, batch: number, threads: number): number {
   const args = [script, 'run', hfDir, sourcesFile, '--batch', String(batch), '--tokens', String(tokens), '--threads', String(threads), '--rounds', String(rounds)];
-  const hf = JSON.parse(execFileSync(values.python!, args, { encoding: 'utf8' }).trim().split('\n').pop()!) as { seconds: number[]; tokens: number };
+  const env = { ...process.env, TQDM_DISABLE: '1', HF_HUB_DISABLE_PROGRESS_BARS: '1' }; // no progress bars in the table
+  const hf = JSON.parse(execFileSync(values.python!, args, { encoding: 'utf8', env }).trim().split('\n').pop()!) as { seconds: number[]; tokens: number };
   return hf.tokens / median(hf.seconds);
 }
 
