@@ -44,6 +44,8 @@ export class Embeddings {
   readonly scale: number;
   readonly arch: Architecture;
   private readonly hostCopies = new Map<tf.Tensor2D, Float32Array>();
+  /** Set by dropDerived: the bytes held before. */
+  private droppedBytes: number | undefined;
 
   constructor(readonly cfg: ModelConfig, readonly weights: Weights) {
     this.arch = archOf(cfg);
@@ -98,7 +100,19 @@ export class Embeddings {
   }
 
   get bytes(): number {
-    return tensorBytes(this.held);
+    return this.droppedBytes ?? tensorBytes(this.held);
+  }
+
+  /**
+   * Frees the derived tensors (the transposed output table, the position table) once ONNX Runtime
+   * serves: its graphs build their own from the stored weights, which stay for later graphs. `bytes`
+   * still counts them; the embeddings no longer run on tfjs.
+   */
+  dropDerived(): void {
+    if (this.droppedBytes !== undefined) return;
+    this.droppedBytes = this.bytes;
+    const stored = new Set(this.weights.values());
+    for (const t of [this.tableT, this.positions]) if (!stored.has(t)) t.dispose();
   }
 
   dispose(): void {

@@ -28,7 +28,8 @@ export interface ModelSessions {
 export interface PartSessionOptions extends SessionOptions {
   /**
    * Free the encoder's and decoder's tfjs tensors once their sessions hold the weights (serving:
-   * nothing runs them on tfjs any more). The embeddings stay: every decoder graph built later reads them.
+   * nothing runs them on tfjs any more), and the embeddings' derived ones (transposed output table,
+   * positions). The stored embeddings stay: every decoder graph built later reads them.
    */
   dropTfjs?: boolean;
 }
@@ -70,6 +71,7 @@ export function sessionsOf(model: Seq2Seq, opts: PartSessionOptions = {}): Model
   if (opts.dropTfjs) {
     if (!model.encoder.tensorsDropped) model.encoder.dropTensors();
     if (!model.decoder.tensorsDropped) model.decoder.dropTensors();
+    model.embeddings.dropDerived();
   }
   return { encoder, decoder };
 }
