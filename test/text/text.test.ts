@@ -146,6 +146,35 @@ test('po: untranslated entries filled, contexts, plurals, flags, comments kept; 
   execFileSync('msgfmt', ['-c', '-o', '/dev/null', file]);
 });
 
+test('po: entries come out in the input order, across contexts, numeric msgids and multi-line strings', async (t) => {
+  const entries = [
+    'msgid "Zoom"\nmsgstr ""',
+    'msgctxt "menu"\nmsgid "Open"\nmsgstr ""',
+    'msgid "42"\nmsgstr ""',
+    'msgid ""\n"Two \\"quoted\\"\\t"\n"lines\\n"\nmsgstr ""',
+    'msgctxt "verb"\nmsgid "Open"\nmsgstr ""',
+    'msgid "Already"\nmsgstr "Schon"',
+    'msgctxt "menu"\nmsgid "Close"\nmsgstr ""',
+    'msgid "7"\nmsgstr ""',
+    'msgid "Apple"\nmsgstr ""',
+  ];
+  const header = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n';
+  const src = `${header}${entries.join('\n\n')}\n\n#~ msgid "Old"\n#~ msgstr "Alt"\n`;
+  const out = await translateCatalog(src, 'de', async (ss) => ss.map((s) => `<${s}>`));
+  const ids = [...out.matchAll(/^(?:#~ )?msgid "(.*)"$/gm)].map((m) => m[1]).filter((id) => id !== '');
+  assert.deepEqual(ids, ['Zoom', 'Open', '42', 'Two \\"quoted\\"\\tlines\\n', 'Open', 'Already', 'Close', '7', 'Apple', 'Old']);
+  assert.match(out, /msgctxt "menu"\nmsgid "Open"\nmsgstr "<Open>"\n\nmsgid "42"/);
+  try {
+    execFileSync('msgfmt', ['--version']);
+  } catch {
+    t.skip('msgfmt (gettext) is not installed');
+    return;
+  }
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'po-')), 'out.po');
+  fs.writeFileSync(file, out);
+  execFileSync('msgfmt', ['-c', '-o', '/dev/null', file]);
+});
+
 test('po: a malformed catalog is a CatalogError naming the line', async () => {
   await assert.rejects(
     translateCatalog('msgid "a"\nmsgstr "b\n', 'de', upper),
