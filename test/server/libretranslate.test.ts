@@ -182,10 +182,16 @@ describe('text that must come back whole', () => {
     assert.match(out, /<b>[^<]+<\/b>/);
   });
 
-  test('de -> fr goes through English', async () => {
+  test('de -> fr goes through English, with alternatives', async () => {
     const r = await post('/translate', { q: 'Die Datei wurde gespeichert.', source: 'de', target: 'fr' });
     assert.equal(r.status, 200, await r.clone().text());
     assert.ok(hasWords(((await r.json()) as { translatedText: string }).translatedText));
+    // Alternatives through English: the second hop's beam over the first hop's best English.
+    const alt = await post('/translate', { q: ['Die Datei wurde gespeichert.', 'Beenden'], source: 'de', target: 'fr', alternatives: 2 });
+    assert.equal(alt.status, 200, await alt.clone().text());
+    const a = (await alt.json()) as { translatedText: string[]; alternatives: string[][] };
+    assert.equal(a.alternatives.length, 2, JSON.stringify(a));
+    for (const alts of a.alternatives) assert.ok(alts.length === 2 && alts.every(hasWords), JSON.stringify(a));
   });
 });
 
