@@ -7,7 +7,7 @@
 // exactly as it went in.
 
 export type SpanKind =
-  'url' | 'email' | 'path' | 'printf' | 'python' | 'named' | 'brace' | 'template' | 'entity' | 'atomic';
+  'url' | 'email' | 'path' | 'printf' | 'python' | 'named' | 'brace' | 'template' | 'entity' | 'atomic' | 'marker';
 
 export interface Span {
   kind: SpanKind;
@@ -51,9 +51,12 @@ const MASK = /\{(\d+)\}/g;
 const LOOSE_MASK = /( ?)\{\s*(\d+)\s*\}/g;
 const indexOf = (n: string) => Number(n);
 
-/** Finds the spans of `text` (plus any `atomic` ranges the caller protects) and masks them. */
-export function mask(text: string, atomic: Array<[number, number]> = []): Masked {
-  const taken: Array<[number, number, SpanKind]> = atomic.map(([s, e]) => [s, e, 'atomic']);
+/** A range of a text the caller protects: masked whole, as `kind` (default 'atomic'). */
+export type Protected = [start: number, end: number, kind?: SpanKind];
+
+/** Finds the spans of `text` (plus any ranges the caller protects) and masks them. */
+export function mask(text: string, atomic: Protected[] = []): Masked {
+  const taken: Array<[number, number, SpanKind]> = atomic.map(([s, e, kind]) => [s, e, kind ?? 'atomic']);
   for (const [kind, re] of PATTERNS) {
     for (const m of text.matchAll(re)) {
       const start = m.index!;

@@ -99,14 +99,49 @@ test('html: tags, attributes, entities kept; inline tags around their words; cod
     out,
     '<div class="x"><h1>TITLE &amp; MORE</h1>\n<p>HELLO <b>BIG <i>BOLD</i></b> <a href="https://x.org/?a=1&amp;b=2">LINK HERE</a>, WITH <code>x = 1</code>.<br>NEXT.</p><pre>keep me</pre><script>var a = "no";</script></div>',
   );
-  // A translator that loses the markers: the pieces between tags are translated one by one.
+  // A translator that loses the tag markers (masks {0} and {1}): the pieces between tags are translated one by one.
   const [fallback] = await translateHtml(['<p>Hello <b>big</b> world &lt; 3</p>'], async (ss) =>
-    ss.map((s) => s.replace(/<\/?b>/g, '').toUpperCase()),
+    ss.map((s) => s.replace(/\{[01]\}/g, '').toUpperCase()),
   );
   assert.equal(fallback, '<p>HELLO <b>BIG</b> WORLD &lt; 3</p>');
   // What the model writes is escaped: no stray markup.
   const [escaped] = await translateHtml(['<p>Tom and Jerry</p>'], async (ss) => ss.map(() => 'Tom & <Jerry'));
   assert.equal(escaped, '<p>Tom &amp; &lt;Jerry</p>');
+});
+
+test('html: sentences of a paragraph batch as sentences; only those whose tags the model lost go again, piece by piece', async () => {
+  const html = '<p>Open <b>the file</b> now. <a href="x">Save it.</a> Quit.</p>\n<p><i>Done.</i></p>';
+  const calls: string[][] = [];
+  // Loses the markers of any sentence that has them inside (edges never reach it).
+  const lossy = async (ss: string[]) => {
+    calls.push(ss);
+    return ss.map((s) => `[${s.replace(/\{\d+\}/g, '')}]`);
+  };
+  const [out] = await translateHtml([html], lossy);
+  assert.deepEqual(calls, [
+    ['Open {0}the file{1} now.', 'Save it.', 'Quit.', 'Done.'],
+    ['Open', 'the file', 'now.'],
+  ]);
+  assert.equal(out, '<p>[Open] <b>[the file]</b> [now.] <a href="x">[Save it.]</a> [Quit.]</p>\n<p><i>[Done.]</i></p>');
+  // Markers the model keeps in order need no second call.
+  calls.length = 0;
+  const [kept] = await translateHtml([html], async (ss) => (calls.push(ss), ss.map((s) => s.toUpperCase())));
+  assert.equal(calls.length, 1);
+  assert.equal(kept, '<p>OPEN <b>THE FILE</b> NOW. <a href="x">SAVE IT.</a> QUIT.</p>\n<p><i>DONE.</i></p>');
+});
+
+test('segmentation never cuts inside a mask and starts a sentence at a tag', () => {
+  assert.deepEqual(sentencesOf(segment('Saved.{0} Next one. Version {1}.{2} Released.')), [
+    'Saved.{0}',
+    'Next one.',
+    'Version {1}.{2}',
+    'Released.',
+  ]);
+  assert.deepEqual(sentencesOf(segment('Open <b>the file.</b> <a>All files.</a> Quit.')), [
+    'Open <b>the file.</b>',
+    '<a>All files.</a>',
+    'Quit.',
+  ]);
 });
 
 test('html: broken markup is a MarkupError naming the line', async () => {
