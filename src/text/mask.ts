@@ -32,17 +32,25 @@ const IN_PLACE = new Set<SpanKind>(['printf', 'python']);
 
 // Order matters: earlier kinds win where matches overlap (a URL holds a path; `%(name)s` holds `%`).
 const PATTERNS: Array<[SpanKind, RegExp]> = [
-  ['url', /\b(?:(?:https?|ftp|file):\/\/|www\.)[^\s<>"'`]*[^\s<>"'`.,;:!?)\]}]/giu],
+  // A URL may hold balanced parentheses (`wiki/Foo_(bar)`) but does not end in punctuation or a closing one of the text's.
+  [
+    'url',
+    /\b(?:(?:https?|ftp|file):\/\/|www\.)(?:[^\s<>"'`()]|\([^\s<>"'`()]*\))*(?:[^\s<>"'`.,;:!?()\]}]|\([^\s<>"'`()]*\))/giu,
+  ],
   ['email', /[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+/gu],
-  ['template', /\$\{[^{}\s]+\}|\{\{[^{}]+\}\}|\$\([\w.]+\)/gu],
+  ['template', /\$\{[^{}\s]+\}|\{\{[^{}]+\}\}|\$\([\w.]+\)|%\{[\w.]+\}/gu],
   ['python', PYTHON],
   ['printf', PRINTF],
   // LibreOffice's and Qt's %PRODUCTNAME, %1: the model does not know them.
   ['named', /%[A-Z][A-Z0-9_]+%?|%\d+(?![$\w])/gu],
   ['brace', /\{[\w.:!#<>^+-]*\}/gu],
   ['entity', /&(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]*);/giu],
-  // Absolute, home- or dot-relative paths with at least one directory, and Windows drive paths.
-  ['path', /(?<![\p{L}\p{N}/.~])(?:~|\.{1,2})?\/(?:[\w.+@-]+\/)*[\w.+@-]+\/?|\b[A-Za-z]:\\[\w .\\-]+[\w]/gu],
+  // Absolute, home- or dot-relative paths with at least one directory, and Windows drive paths
+  // (spaces only inside directory names); never ending in the sentence's period.
+  [
+    'path',
+    /(?<![\p{L}\p{N}/.~])(?:~|\.{1,2})?\/(?:[\w.+@-]+\/)*[\w.+@-]*[\w+@-]\/?|\b[A-Za-z]:\\(?:[\w .-]+\\)*[\w.-]*\w/gu,
+  ],
 ];
 
 /** The mask of span i, and the patterns that find masks (the loose one tolerates spaces the model adds). */

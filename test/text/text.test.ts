@@ -76,6 +76,24 @@ test('masks cover URLs, e-mails, paths, placeholders and entities, and restore e
   );
 });
 
+test('span edges: URLs with balanced parentheses, paths before a period, Windows paths with spaces, %{x}', () => {
+  for (const [text, span] of [
+    ['Visit (https://example.org/wiki/Foo_(bar)) now.', 'https://example.org/wiki/Foo_(bar)'],
+    ['Read ../README.md.', '../README.md'],
+    ['Open C:\\Program Files\\App\\app.exe please.', 'C:\\Program Files\\App\\app.exe'],
+    ['Hello %{name}!', '%{name}'],
+    ['Saved.&amp;Next line.', '&amp;'],
+  ]) {
+    const m = mask(text);
+    assert.deepEqual(
+      m.spans.map((x) => x.text),
+      [span],
+      text,
+    );
+    assert.equal(unmask(m.text, m), text);
+  }
+});
+
 test('a dropped mask or placeholder comes back at the end of its sentence, a repeated one once; printf order is kept', () => {
   assert.equal(repair('Datei {1} geöffnet {1}.', 'File {0} opened in {1}.'), 'Datei {1} geöffnet {0}.');
   assert.equal(repair('%s %s Datei', 'File %s of %d'), '%s Datei %d');
