@@ -9,7 +9,10 @@
 // in length-sorted batches of --batch sentences.
 //
 //   node --import tsx scripts/text-preservation.ts [--model DIR] [--limit N] [--data DIR,...]
-//        [--batch 64] [--failures FILE.jsonl]
+//        [--batch 64] [--failures FILE.jsonl] [--inject N]
+//
+// --inject N adds a set the dev data lacks: N plain dev sentences per direction, each with one span
+// of each kind (URL, e-mail, path, printf, Python, brace, template, entity) between its middle words.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,11 +31,13 @@ const { values } = parseArgs({
     limit: { type: 'string', default: '0' },
     batch: { type: 'string', default: '64' },
     failures: { type: 'string' },
+    inject: { type: 'string', default: '0' },
     data: { type: 'string', default: '/work/shared/data/gettext-mt/dev,/work/shared/data/libreoffice-mt/dev' },
   },
 });
 const limit = Number(values.limit);
 const batchSize = Number(values.batch);
+const inject = Number(values.inject);
 
 let engineLog = '';
 await initBackend({ log: (m: string) => (engineLog += m) });
@@ -67,61 +72,101 @@ const newMode = (): Mode => ({ byKind: new Map(), all: tally() });
 const rows: Array<{ data: string; mode: string } & Mode> = [];
 const started = Date.now();
 
-for (const dir of values.data!.split(',')) {
-  const data = path.basename(path.dirname(dir));
+/** A direction's dev messages (one side of en-xx.tsv) that hold a span. */
+function devTexts(dir: string, source: string, target: string): string[] {
+  const file = path.join(dir, `en-${source === 'en' ? target : source}.tsv`);
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split('\t')[source === 'en' ? 0 : 1])
+    .filter((t) => t && (mask(t).spans.length > 0 || mask(t).placeholders.length > 0));
+}
+
+/**
+ * Kinds the dev sets lack (URLs, entities, braces, ...): plain dev sentences of the direction's
+ * source side, each with one span of each kind put between its middle words.
+ */
+const INJECTED: Record<string, string[]> = {
+  url: ['https://example.com/docs/install.html', 'http://www.gnu.org/licenses/', 'https://en.wikipedia.org/wiki/Foo_(bar)'],
+  email: ['bug-tar@gnu.org', 'first.last@example.co.uk'],
+  path: ['/etc/fstab', '~/.config/app.conf', 'C:\\Program Files\\App\\app.exe'],
+  printf: ['%s', '%1$d', '%lu'],
+  python: ['%(name)s', '%(count)d'],
+  brace: ['{0}', '{name}'],
+  template: ['{{user}}', '${HOME}', '$(ARG)'],
+  entity: ['&amp;', '&#169;'],
+};
+function injectedTexts(dir: string, source: string, target: string, n: number): string[] {
+  const file = path.join(dir, `en-${source === 'en' ? target : source}.tsv`);
+  const plain = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .map((l) => l.split('\t')[source === 'en' ? 0 : 1])
+    .filter((t) => t && /^\p{Lu}[^%{}<>&/@$]*\p{Ll}$/u.test(t) && t.split(' ').length >= 4)
+    .slice(0, n);
+  return Object.values(INJECTED).flatMap((samples) =>
+    plain.map((t, i) => {
+      const words = t.split(' ');
+      const mid = Math.floor(words.length / 2);
+      return [...words.slice(0, mid), samples[i % samples.length], ...words.slice(mid)].join(' ') + '.';
+    }),
+  );
+}
+
+/** Translates a direction's texts raw and through the service, and counts what each kept. */
+async function measure(data: string, modes: Record<'raw' | 'model kept in place' | 'pipeline', Mode>, pair: string, texts: string[]) {
+  const [source, target] = pair.split('-');
+  const t0 = Date.now();
+  const direction = { source, target };
+  const translator = await translatorOf(direction);
+  const tooLong = service.tooLongFor(direction);
+  // The raw baseline: the unmasked text straight to the model, cut to fit.
+  const rawOut = translator
+    .translate(
+      texts.map((x) => (tooLong(x) ? x.slice(0, 200) : x)),
+      direction,
+      { batchSize },
+    )
+    .map((x) => x.text);
+  modelOut = [];
+  const { translated } = await service.translate({ texts, source, target, format: 'text', alternatives: 0, options: {} }, ctx);
+  // The sentences the service sent, in its order, with the kind of each mask and placeholder.
+  const sent = texts.flatMap((text) => {
+    const p = prepare(text, tooLong);
+    return sentencesOf(p.pieces)
+      .filter(needsModel)
+      .map((s) => [
+        ...[...s.matchAll(/\{(\d+)\}/g)].map((m) => ({ kind: p.spans[Number(m[1])].kind, text: m[0] })),
+        ...placeholdersIn(s).map((text) => ({ kind: 'printf' as const, text })),
+      ]);
+  });
+  if (sent.length !== modelOut.length) throw new Error(`${pair}: ${modelOut.length} answers for ${sent.length} sentences`);
+  sent.forEach((spans, i) => count(modes['model kept in place'], spans, modelOut[i]));
+  texts.forEach((text, i) => {
+    const m = mask(text);
+    const spans = [...m.spans, ...m.placeholders];
+    count(modes.raw, spans, rawOut[i]);
+    const r = count(modes.pipeline, spans, translated[i]);
+    if (r.kept < r.total) failures?.write(`${JSON.stringify({ pair, text, translated: translated[i] })}\n`);
+  });
+  const s = ((Date.now() - t0) / 1000).toFixed(0);
+  process.stderr.write(`${data} ${pair}: ${texts.length} messages, ${s} s (total ${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+}
+
+const dirs = values.data!.split(',');
+const sets: Array<[string, (source: string, target: string) => string[]]> = dirs.map((dir) => [
+  path.basename(path.dirname(dir)),
+  (source, target) => devTexts(dir, source, target),
+]);
+if (inject > 0) sets.push([`injected (${path.basename(path.dirname(dirs[0]))})`, (s, t) => injectedTexts(dirs[0], s, t, inject)]);
+for (const [data, textsOf] of sets) {
   const modes = { raw: newMode(), 'model kept in place': newMode(), pipeline: newMode() };
   for (const pair of served.pairs) {
-    const [source, target] = pair.split('-');
-    const other = source === 'en' ? target : source;
-    const file = path.join(dir, `en-${other}.tsv`);
-    if (!fs.existsSync(file)) continue;
-    const side = source === 'en' ? 0 : 1;
-    let texts = fs
-      .readFileSync(file, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => l.split('\t')[side])
-      .filter((t) => t && (mask(t).spans.length > 0 || mask(t).placeholders.length > 0));
+    let texts = textsOf(...(pair.split('-') as [string, string]));
     if (limit > 0) texts = texts.slice(0, limit);
-    if (texts.length === 0) continue;
-    const t0 = Date.now();
-    const direction = { source, target };
-    const translator = await translatorOf(direction);
-    const tooLong = service.tooLongFor(direction);
-    // The raw baseline: the unmasked text straight to the model, cut to fit.
-    const rawOut = translator
-      .translate(
-        texts.map((x) => (tooLong(x) ? x.slice(0, 200) : x)),
-        direction,
-        { batchSize },
-      )
-      .map((x) => x.text);
-    modelOut = [];
-    const { translated } = await service.translate(
-      { texts, source, target, format: 'text', alternatives: 0, options: {} },
-      ctx,
-    );
-    // The sentences the service sent, in its order, with the kind of each mask and placeholder.
-    const sent = texts.flatMap((text) => {
-      const p = prepare(text, tooLong);
-      return sentencesOf(p.pieces)
-        .filter(needsModel)
-        .map((s) => [
-          ...[...s.matchAll(/\{(\d+)\}/g)].map((m) => ({ kind: p.spans[Number(m[1])].kind, text: m[0] })),
-          ...placeholdersIn(s).map((text) => ({ kind: 'printf' as const, text })),
-        ]);
-    });
-    if (sent.length !== modelOut.length) throw new Error(`${pair}: ${modelOut.length} answers for ${sent.length} sentences`);
-    sent.forEach((spans, i) => count(modes['model kept in place'], spans, modelOut[i]));
-    texts.forEach((text, i) => {
-      const m = mask(text);
-      const spans = [...m.spans, ...m.placeholders];
-      count(modes.raw, spans, rawOut[i]);
-      const r = count(modes.pipeline, spans, translated[i]);
-      if (r.kept < r.total) failures?.write(`${JSON.stringify({ pair, text, translated: translated[i] })}\n`);
-    });
-    const s = ((Date.now() - t0) / 1000).toFixed(0);
-    process.stderr.write(`${data} ${pair}: ${texts.length} messages, ${s} s (total ${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+    if (texts.length > 0) await measure(data, modes, pair, texts);
   }
   for (const [mode, m] of Object.entries(modes)) rows.push({ data, mode, ...m });
 }
