@@ -1,8 +1,9 @@
 // Spans a translation must not change (URLs, e-mail addresses, file paths, format placeholders,
 // markup entities). Most are replaced by a numbered mask `{N}` before translation and put back
-// after. C and Python format placeholders (`%s`, `%1$d`, `%(name)s`) stay as they are: the model
-// saw them copied through thousands of gettext messages and keeps more of them in place than it
-// keeps masks (scripts/text-preservation.ts measures both). Either way, what the model dropped is
+// after. C format placeholders (`%s`, `%1$d`) stay as they are: the model saw them copied through
+// thousands of gettext messages and keeps more of them in place than it keeps masks; Python's
+// `%(name)s` it keeps in place far less often than a mask, so those are masked
+// (scripts/text-preservation.ts measures both). Either way, what the model dropped is
 // put back at the end of its sentence and what it repeated is kept once, so every span comes out
 // exactly as it went in.
 
@@ -28,7 +29,7 @@ const PRINTF =
   /%(?:\d+\$)?[-+#0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t|I64|I32|I)?[diouxXeEfFgGaAcspn]|%%/gu;
 /** Placeholders in a translation: the kinds left in place. */
 const PLACEHOLDER = new RegExp(`${PYTHON.source}|${PRINTF.source}`, 'gu');
-const IN_PLACE = new Set<SpanKind>(['printf', 'python']);
+const IN_PLACE = new Set<SpanKind>(['printf']);
 
 // Order matters: earlier kinds win where matches overlap (a URL holds a path; `%(name)s` holds `%`).
 const PATTERNS: Array<[SpanKind, RegExp]> = [

@@ -49,6 +49,7 @@ test('masks cover URLs, e-mails, paths, placeholders and entities, and restore e
       'me@x.org',
       '~/.config/app.conf',
       '/etc/hosts',
+      '%(name)s',
       '{0}',
       '{name}',
       '{{x}}',
@@ -56,12 +57,12 @@ test('masks cover URLs, e-mails, paths, placeholders and entities, and restore e
       '&amp;',
     ],
   );
-  // Format placeholders stay in the text (the model copies them), the rest become masks.
+  // C format placeholders stay in the text (the model copies them), the rest become masks.
   assert.deepEqual(
     m.placeholders.map((s) => s.text),
-    ['%s', '%1$d', '%(name)s'],
+    ['%s', '%1$d'],
   );
-  assert.equal(m.text, 'See {0}, mail {1}, edit {2} or {3}: %s %1$d %(name)s {4} {5} {6} {7} {8} 50% done.');
+  assert.equal(m.text, 'See {0}, mail {1}, edit {2} or {3}: %s %1$d {4} {5} {6} {7} {8} {9} 50% done.');
   // A model that copies placeholders and upper-cases words.
   const upperWords = async (ss: string[]) =>
     ss.map((s) =>
