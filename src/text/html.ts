@@ -210,8 +210,9 @@ function markersOf(run: Run): Protected[] {
 const markerIds = (p: Prepared, text: string) => maskIds(text).filter((id) => p.spans[id]?.kind === 'marker');
 
 /**
- * Sentences whose tag markers the model did not give back exactly, once each and in order (repair
- * would put a dropped one at the end, away from the words its tag wrapped), are translated again
+ * Sentences whose tag markers the model did not give back exactly, once each and in order, with
+ * words between them where the source had words (repair would put a dropped one at the end, away
+ * from the words its tag wrapped; `<b></b>` wraps nothing), are translated again
  * as their pieces between markers, one text each, all in one call; `outs` (per run, per sentence)
  * is updated in place. Other sentences keep their first translation.
  */
@@ -224,11 +225,17 @@ async function retranslateBrokenSentences(
   prepared.forEach((p, run) =>
     sentencesOf(p.pieces).forEach((source, sentence) => {
       const want = markerIds(p, source);
-      const got = markerIds(p, outs[run][sentence]).filter((id) => want.includes(id));
-      if (want.join() === got.join()) return;
+      if (want.length === 0) return;
       // Odd indexes are the markers, even ones the text around them.
       const marker = new RegExp(`(${want.map((id) => `\\{${id}\\}`).join('|')})`);
-      redo.push({ run, sentence, parts: source.split(marker) });
+      const parts = source.split(marker);
+      const got = outs[run][sentence].split(marker);
+      const hasWords = (t: string) => /[\p{L}\p{N}]/u.test(t.replace(/\{\d+\}/g, ''));
+      // Kept: the same markers in the same order, and words wherever the source had words between them.
+      const kept =
+        got.length === parts.length &&
+        got.every((g, k) => (k % 2 === 1 ? g === parts[k] : !hasWords(parts[k]) || hasWords(g)));
+      if (!kept) redo.push({ run, sentence, parts });
     }),
   );
   const answers = await translateCores(

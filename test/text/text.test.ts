@@ -147,6 +147,12 @@ test('html: sentences of a paragraph batch as sentences; only those whose tags t
   const [kept] = await translateHtml([html], async (ss) => (calls.push(ss), ss.map((s) => s.toUpperCase())));
   assert.equal(calls.length, 1);
   assert.equal(kept, '<p>OPEN <b>THE FILE</b> NOW. <a href="x">SAVE IT.</a> QUIT.</p>\n<p><i>DONE.</i></p>');
+  // A tag the model emptied (its words moved out) is a lost tag too.
+  calls.length = 0;
+  const emptying = async (ss: string[]) => (calls.push(ss), ss.map((s) => s.replace('{0}the file{1}', 'the file {0}{1}')));
+  const [moved] = await translateHtml(['<p>Open <b>the file</b> now.</p>'], emptying);
+  assert.deepEqual(calls, [['Open {0}the file{1} now.'], ['Open', 'the file', 'now.']]);
+  assert.equal(moved, '<p>Open <b>the file</b> now.</p>');
 });
 
 test('segmentation never cuts inside a mask and starts a sentence at a tag', () => {
