@@ -89,7 +89,11 @@ function devTexts(dir: string, source: string, target: string): string[] {
  * source side, each with one span of each kind put between its middle words.
  */
 const INJECTED: Record<string, string[]> = {
-  url: ['https://example.com/docs/install.html', 'http://www.gnu.org/licenses/', 'https://en.wikipedia.org/wiki/Foo_(bar)'],
+  url: [
+    'https://example.com/docs/install.html',
+    'http://www.gnu.org/licenses/',
+    'https://en.wikipedia.org/wiki/Foo_(bar)',
+  ],
   email: ['bug-tar@gnu.org', 'first.last@example.co.uk'],
   path: ['/etc/fstab', '~/.config/app.conf', 'C:\\Program Files\\App\\app.exe'],
   printf: ['%s', '%1$d', '%lu'],
@@ -116,7 +120,12 @@ function injectedTexts(dir: string, source: string, target: string, n: number): 
 }
 
 /** Translates a direction's texts raw and through the service, and counts what each kept. */
-async function measure(data: string, modes: Record<'raw' | 'model kept in place' | 'pipeline', Mode>, pair: string, texts: string[]) {
+async function measure(
+  data: string,
+  modes: Record<'raw' | 'model kept in place' | 'pipeline', Mode>,
+  pair: string,
+  texts: string[],
+) {
   const [source, target] = pair.split('-');
   const t0 = Date.now();
   const direction = { source, target };
@@ -131,7 +140,10 @@ async function measure(data: string, modes: Record<'raw' | 'model kept in place'
     )
     .map((x) => x.text);
   modelOut = [];
-  const { translated } = await service.translate({ texts, source, target, format: 'text', alternatives: 0, options: {} }, ctx);
+  const { translated } = await service.translate(
+    { texts, source, target, format: 'text', alternatives: 0, options: {} },
+    ctx,
+  );
   // The sentences the service sent, in its order, with the kind of each mask and placeholder.
   const sent = texts.flatMap((text) => {
     const p = prepare(text, tooLong);
@@ -142,7 +154,8 @@ async function measure(data: string, modes: Record<'raw' | 'model kept in place'
         ...placeholdersIn(s).map((text) => ({ kind: 'printf' as const, text })),
       ]);
   });
-  if (sent.length !== modelOut.length) throw new Error(`${pair}: ${modelOut.length} answers for ${sent.length} sentences`);
+  if (sent.length !== modelOut.length)
+    throw new Error(`${pair}: ${modelOut.length} answers for ${sent.length} sentences`);
   sent.forEach((spans, i) => count(modes['model kept in place'], spans, modelOut[i]));
   texts.forEach((text, i) => {
     const m = mask(text);
@@ -152,7 +165,9 @@ async function measure(data: string, modes: Record<'raw' | 'model kept in place'
     if (r.kept < r.total) failures?.write(`${JSON.stringify({ pair, text, translated: translated[i] })}\n`);
   });
   const s = ((Date.now() - t0) / 1000).toFixed(0);
-  process.stderr.write(`${data} ${pair}: ${texts.length} messages, ${s} s (total ${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+  process.stderr.write(
+    `${data} ${pair}: ${texts.length} messages, ${s} s (total ${((Date.now() - started) / 1000).toFixed(0)} s)\n`,
+  );
 }
 
 const dirs = values.data!.split(',');
@@ -160,7 +175,8 @@ const sets: Array<[string, (source: string, target: string) => string[]]> = dirs
   path.basename(path.dirname(dir)),
   (source, target) => devTexts(dir, source, target),
 ]);
-if (inject > 0) sets.push([`injected (${path.basename(path.dirname(dirs[0]))})`, (s, t) => injectedTexts(dirs[0], s, t, inject)]);
+if (inject > 0)
+  sets.push([`injected (${path.basename(path.dirname(dirs[0]))})`, (s, t) => injectedTexts(dirs[0], s, t, inject)]);
 for (const [data, textsOf] of sets) {
   const modes = { raw: newMode(), 'model kept in place': newMode(), pipeline: newMode() };
   for (const pair of served.pairs) {

@@ -204,7 +204,11 @@ export class TextService {
         const english = await hop(route[0], {})(sentences);
         const tooLong = this.tooLongFor(route[1]);
         let second: Translation[] = [];
-        const best = await translateTexts(english, hop(route[1], options, (r) => (second = r)), tooLong);
+        const best = await translateTexts(
+          english,
+          hop(route[1], options, (r) => (second = r)),
+          tooLong,
+        );
         const alts: string[][] = [];
         for (let k = 0; k < (options.nBest ?? 1) - 1; k++)
           alts.push(await translateTexts(english, async () => second.map((r) => r.alternatives[k] ?? r.text), tooLong));

@@ -7,7 +7,14 @@
 // pieces between tags (one more batched call for all such sentences), so tags never move or
 // vanish. script, style, code, pre, textarea and anything marked translate="no" are left untouched.
 import { type DefaultTreeAdapterTypes as T, parse, parseFragment } from 'parse5';
-import { type Prepared, type TranslateSentences, finishMasked, needsModel, prepare, translatePrepared } from './pipeline.ts';
+import {
+  type Prepared,
+  type TranslateSentences,
+  finishMasked,
+  needsModel,
+  prepare,
+  translatePrepared,
+} from './pipeline.ts';
 import { type TooLong, sentencesOf } from './segment.ts';
 import { type Protected, maskIds, unmask } from './mask.ts';
 import { ATOMIC, FATAL, INLINE, OPTIONAL_END, UNTOUCHED, VOID } from './html-elements.ts';
@@ -243,7 +250,8 @@ async function retranslateBrokenSentences(
     translate,
   );
   let at = 0;
-  for (const r of redo) outs[r.run][r.sentence] = r.parts.map((part, k) => (k % 2 === 1 ? part : answers[at++])).join('');
+  for (const r of redo)
+    outs[r.run][r.sentence] = r.parts.map((part, k) => (k % 2 === 1 ? part : answers[at++])).join('');
 }
 
 /**
@@ -258,7 +266,8 @@ async function translateCores(
   const split = items.map(({ prepared, text }) => splitEdges(text, prepared));
   const asked = split.flatMap(([, core], i) => (needsModel(core) ? [i] : []));
   const answers = asked.length > 0 ? await translate(asked.map((i) => split[i][1])) : [];
-  if (answers.length !== asked.length) throw new Error(`translator answered ${answers.length} texts for ${asked.length}`);
+  if (answers.length !== asked.length)
+    throw new Error(`translator answered ${answers.length} texts for ${asked.length}`);
   const out = items.map((item) => item.text);
   asked.forEach((i, k) => (out[i] = split[i][0] + answers[k] + split[i][2]));
   return out;

@@ -143,7 +143,8 @@ const unquote = (s: string) =>
   s
     .slice(s.indexOf('"') + 1, s.lastIndexOf('"'))
     .replace(/\\(.)/g, (_, c: string) => ({ n: '\n', t: '\t', r: '\r' })[c] ?? c);
-const entryKey = (obsolete: boolean, msgctxt: string, msgid: string) => `${obsolete ? '~' : ''}\u0004${msgctxt}\u0004${msgid}`;
+const entryKey = (obsolete: boolean, msgctxt: string, msgid: string) =>
+  `${obsolete ? '~' : ''}\u0004${msgctxt}\u0004${msgid}`;
 
 /**
  * Each parsed entry's position in the catalog's text. gettext-parser's table groups entries by

@@ -13,7 +13,10 @@ before(async () => {
 });
 
 /** A batcher that answers `target:sentence`, and `target~k:sentence` as the k-th alternative. */
-function standIn(): { submit: SubmitSentences; calls: Array<{ pair: string; sentences: string[]; options: TranslateOptions }> } {
+function standIn(): {
+  submit: SubmitSentences;
+  calls: Array<{ pair: string; sentences: string[]; options: TranslateOptions }>;
+} {
   const calls: Array<{ pair: string; sentences: string[]; options: TranslateOptions }> = [];
   const submit: SubmitSentences = async (dir: Direction, ids, options) => {
     const tokenizer = served.tokenizerFor(dir);
@@ -45,7 +48,10 @@ test('a pivoted pair answers alternatives: the second hop’s hypotheses for the
   );
   assert.deepEqual(result.translated, ['fr:en:Die Datei wurde gespeichert. fr:en:Hallo Welt.', 'fr:en:Beenden']);
   assert.deepEqual(result.alternatives, [
-    ['fr~1:en:Die Datei wurde gespeichert. fr~1:en:Hallo Welt.', 'fr~2:en:Die Datei wurde gespeichert. fr~2:en:Hallo Welt.'],
+    [
+      'fr~1:en:Die Datei wurde gespeichert. fr~1:en:Hallo Welt.',
+      'fr~2:en:Die Datei wurde gespeichert. fr~2:en:Hallo Welt.',
+    ],
     ['fr~1:en:Beenden', 'fr~2:en:Beenden'],
   ]);
   // Two decodes in all: the first hop greedy, the second with the request's beam.

@@ -149,7 +149,10 @@ test('html: sentences of a paragraph batch as sentences; only those whose tags t
   assert.equal(kept, '<p>OPEN <b>THE FILE</b> NOW. <a href="x">SAVE IT.</a> QUIT.</p>\n<p><i>DONE.</i></p>');
   // A tag the model emptied (its words moved out) is a lost tag too.
   calls.length = 0;
-  const emptying = async (ss: string[]) => (calls.push(ss), ss.map((s) => s.replace('{0}the file{1}', 'the file {0}{1}')));
+  const emptying = async (ss: string[]) => (
+    calls.push(ss),
+    ss.map((s) => s.replace('{0}the file{1}', 'the file {0}{1}'))
+  );
   const [moved] = await translateHtml(['<p>Open <b>the file</b> now.</p>'], emptying);
   assert.deepEqual(calls, [['Open {0}the file{1} now.'], ['Open', 'the file', 'now.']]);
   assert.equal(moved, '<p>Open <b>the file</b> now.</p>');
@@ -222,7 +225,18 @@ test('po: entries come out in the input order, across contexts, numeric msgids a
   const src = `${header}${entries.join('\n\n')}\n\n#~ msgid "Old"\n#~ msgstr "Alt"\n`;
   const out = await translateCatalog(src, 'de', async (ss) => ss.map((s) => `<${s}>`));
   const ids = [...out.matchAll(/^(?:#~ )?msgid "(.*)"$/gm)].map((m) => m[1]).filter((id) => id !== '');
-  assert.deepEqual(ids, ['Zoom', 'Open', '42', 'Two \\"quoted\\"\\tlines\\n', 'Open', 'Already', 'Close', '7', 'Apple', 'Old']);
+  assert.deepEqual(ids, [
+    'Zoom',
+    'Open',
+    '42',
+    'Two \\"quoted\\"\\tlines\\n',
+    'Open',
+    'Already',
+    'Close',
+    '7',
+    'Apple',
+    'Old',
+  ]);
   assert.match(out, /msgctxt "menu"\nmsgid "Open"\nmsgstr "<Open>"\n\nmsgid "42"/);
   try {
     execFileSync('msgfmt', ['--version']);
