@@ -50,6 +50,7 @@ export function checkCatalog(text: string): void {
     if (
       line === '' ||
       (line.startsWith('#') && !line.startsWith('#~')) ||
+      line.startsWith('#~|') ||
       KEYWORD_LINE.test(line) ||
       STRING_LINE.test(line)
     )

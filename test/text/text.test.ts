@@ -209,7 +209,7 @@ test('po: untranslated entries filled, contexts, plurals, flags, comments kept; 
   execFileSync('msgfmt', ['-c', '-o', '/dev/null', file]);
 });
 
-test('po: entries come out in the input order, across contexts, numeric msgids and multi-line strings', async (t) => {
+test('po: entries come out in the input order, across contexts, numeric msgids, multi-line strings and obsolete previous msgids', async (t) => {
   const entries = [
     'msgid "Zoom"\nmsgstr ""',
     'msgctxt "menu"\nmsgid "Open"\nmsgstr ""',
@@ -222,7 +222,7 @@ test('po: entries come out in the input order, across contexts, numeric msgids a
     'msgid "Apple"\nmsgstr ""',
   ];
   const header = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n';
-  const src = `${header}${entries.join('\n\n')}\n\n#~ msgid "Old"\n#~ msgstr "Alt"\n`;
+  const src = `${header}${entries.join('\n\n')}\n\n#~| msgid "Older"\n#~ msgid "Old"\n#~ msgstr "Alt"\n`;
   const out = await translateCatalog(src, 'de', async (ss) => ss.map((s) => `<${s}>`));
   const ids = [...out.matchAll(/^(?:#~ )?msgid "(.*)"$/gm)].map((m) => m[1]).filter((id) => id !== '');
   assert.deepEqual(ids, [
