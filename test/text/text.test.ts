@@ -238,6 +238,7 @@ test('po: entries come out in the input order, across contexts, numeric msgids, 
     'Old',
   ]);
   assert.match(out, /msgctxt "menu"\nmsgid "Open"\nmsgstr "<Open>"\n\nmsgid "42"/);
+  assert.match(out, /#~\| msgid "Older"\n#~ msgid "Old"/);
   try {
     execFileSync('msgfmt', ['--version']);
   } catch {
