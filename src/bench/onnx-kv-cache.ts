@@ -5,7 +5,8 @@
 //
 //   node --import tsx src/bench/onnx-kv-cache.ts [--quick]
 import { initBackend } from '../backend/index.ts';
-import { OrtEngine, graphsOf } from '../onnx/engine.ts';
+import { OrtEngine } from '../onnx/engine.ts';
+import { graphsOf } from '../onnx/parts.ts';
 import { DIRECTION, benchConfigs, variantConfig } from './engine/costs.ts';
 import { buildGroup, hostWeights } from './engine/models.ts';
 import { median } from './stats.ts';

@@ -25,7 +25,7 @@ ${IMPORT_USAGE}  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
       Writes the element-wise mean of checkpoints of one model config (checkpoint averaging).
   taskmoe inspect DIR [--json]
       Parameter counts and bytes per component, and the size of every task's sub-network.
-  taskmoe bench engine [--json FILE] [--quick] [--configs wmt32,e128] [--batch 1,8] [--variants token,task-extracted] [--reps N] [--onnx [--threads 1,2]]
+  taskmoe bench engine [--json FILE] [--quick] [--configs wmt32,e128 (or study128,study128-dense)] [--batch 1,8] [--variants token,task-extracted] [--reps N] [--onnx [--threads 1,2]]
       Decoding throughput of dense, token, task and task-extracted models (random weights); --onnx: ONNX Runtime beside wasm.
   taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--workers N] [--workers-only] [--json FILE]
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead,

@@ -13,6 +13,20 @@ export function tensorBytes(tensors: Iterable<tf.Tensor>): number {
   return bytes;
 }
 
+const disposeHooks = new WeakMap<object, (() => void)[]>();
+
+/** Runs `fn` when `part` (embeddings, an encoder or a decoder) is disposed: ONNX Runtime releases the sessions built from it then. */
+export function onDispose(part: object, fn: () => void): void {
+  disposeHooks.set(part, [...(disposeHooks.get(part) ?? []), fn]);
+}
+
+/** Runs and forgets the part's dispose hooks. */
+export function runDisposeHooks(part: object): void {
+  const hooks = disposeHooks.get(part) ?? [];
+  disposeHooks.delete(part);
+  for (const fn of hooks) fn();
+}
+
 /** Names of the tensors the embeddings own ("embed", and for imported models "embed.target", "output", …). */
 export function embeddingNames(cfg: ModelConfig): string[] {
   return [...tensorShapes(cfg).keys()].filter((n) => tensorComponent(n) === 'embeddings');
@@ -30,6 +44,8 @@ export class Embeddings {
   readonly scale: number;
   readonly arch: Architecture;
   private readonly hostCopies = new Map<tf.Tensor2D, Float32Array>();
+  /** Set by dropDerived: the bytes held before. */
+  private droppedBytes: number | undefined;
 
   constructor(readonly cfg: ModelConfig, readonly weights: Weights) {
     this.arch = archOf(cfg);
@@ -84,10 +100,23 @@ export class Embeddings {
   }
 
   get bytes(): number {
-    return tensorBytes(this.held);
+    return this.droppedBytes ?? tensorBytes(this.held);
+  }
+
+  /**
+   * Frees the derived tensors (the transposed output table, the position table) once ONNX Runtime
+   * serves: its graphs build their own from the stored weights, which stay for later graphs. `bytes`
+   * still counts them; the embeddings no longer run on tfjs.
+   */
+  dropDerived(): void {
+    if (this.droppedBytes !== undefined) return;
+    this.droppedBytes = this.bytes;
+    const stored = new Set(this.weights.values());
+    for (const t of [this.tableT, this.positions]) if (!stored.has(t)) t.dispose();
   }
 
   dispose(): void {
+    runDisposeHooks(this);
     for (const t of this.held) t.dispose();
   }
 }

@@ -205,23 +205,13 @@ let onnxEngineOf: ((model: Seq2Seq) => DecoderEngine) | undefined;
 
 /**
  * Loads the ONNX Runtime engine (src/onnx/engine.ts): only where it serves, as its native library
- * takes ~0.3 s to load. A model whose config the graphs do not implement (an imported model's `arch`
- * variants) falls back to TensorFlow.js, said once per config with the field's name.
+ * takes ~0.3 s to load. Its graphs implement every architecture variant a config can name.
  */
-export async function loadOnnxEngine(log: (msg: string) => void = console.warn): Promise<void> {
+export async function loadOnnxEngine(): Promise<void> {
   if (onnxEngineOf !== undefined) return;
-  const { OrtEngine, OnnxUnsupportedError } = await import('../onnx/engine.ts');
-  const told = new WeakSet<object>();
-  onnxEngineOf = (model) => {
-    try {
-      return OrtEngine.of(model);
-    } catch (err) {
-      if (!(err instanceof OnnxUnsupportedError)) throw err;
-      if (!told.has(model.config)) log(`taskmoe: ${err.message}; this model serves on TensorFlow.js`);
-      told.add(model.config);
-      return TfjsEngine.of(model);
-    }
-  };
+  const { OrtEngine } = await import('../onnx/engine.ts');
+  // Serving never runs the encoder or decoder on tfjs again, so their tfjs copies are freed (parts.ts).
+  onnxEngineOf = (model) => OrtEngine.of(model, { dropTfjs: true });
 }
 
 /** The engine that serves `model`: on ONNX Runtime once loadOnnxEngine ran (initBackend chose it), else TensorFlow.js. */

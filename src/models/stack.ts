@@ -6,7 +6,7 @@ import { type Architecture, type Component, type ModelConfig, archOf, biasName, 
 import { type FfnWeights, type Weights, layerNorm, linear, ffn, weight } from './layers.ts';
 import { type ExpertWeights, type GateCollector, type Routes, dropRows, firstChoices, moeFFN, repeatRoutes, topKGating } from './moe.ts';
 import { gatherRows } from './ops.ts';
-import { tensorBytes } from './embeddings.ts';
+import { runDisposeHooks, tensorBytes } from './embeddings.ts';
 
 export { Embeddings, type Side, embeddingNames, tensorBytes } from './embeddings.ts';
 export { type GateCollector, type GateRecord, firstChoices } from './moe.ts';
@@ -30,6 +30,8 @@ export abstract class Stack {
   readonly experts: (ExpertWeights[] | undefined)[];
   readonly arch: Architecture;
   private readonly tasks: Map<string, number>;
+  /** Set once the tfjs tensors were freed (dropTensors): the bytes they held, now held by ONNX Runtime. */
+  private droppedBytes: number | undefined;
 
   constructor(readonly cfg: ModelConfig, readonly component: Component, readonly weights: Weights) {
     this.arch = archOf(cfg);
@@ -141,10 +143,25 @@ export abstract class Stack {
   }
 
   get bytes(): number {
-    return tensorBytes(this.weights.values());
+    return this.droppedBytes ?? tensorBytes(this.weights.values());
+  }
+
+  /**
+   * Frees the tfjs copies of the weights once ONNX Runtime sessions hold them (serving), so they are
+   * not held twice; `bytes` still counts them, as the sessions do. The stack no longer runs on tfjs.
+   */
+  dropTensors(): void {
+    this.droppedBytes = this.bytes;
+    disposeAll(this.weights);
+  }
+
+  /** Whether dropTensors ran. */
+  get tensorsDropped(): boolean {
+    return this.droppedBytes !== undefined;
   }
 
   dispose(): void {
+    runDisposeHooks(this);
     disposeAll(this.weights);
   }
 }

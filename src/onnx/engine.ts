@@ -2,12 +2,13 @@
 // same greedy and beam search as TensorFlow.js (src/models/decoding.ts) through DecoderEngine.
 // The KV cache and the cross-attention keys/values stay ORT tensors: each step's present cache
 // is fed back as the next step's past, never converted to JavaScript numbers.
-import { type ModelConfig, taskKey, taskList } from '../models/config.ts';
+import { type ModelConfig, targetVocabSize, taskKey, taskList } from '../models/config.ts';
 import { type BeamCandidates, type DecoderEngine, type GreedyScores, groupsByLength } from '../models/engine.ts';
 import type { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
-import { type HostWeights, decoderStartGraph, decoderStepGraph, encoderGraph, sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
-import { type HostRoutes, concatRoutes, emptyCache, gatherRows, int64, pickRoutes, windowBias } from './rows.ts';
+import { sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
+import { type DecoderSessions, type OnnxGraphs, type PartSessionOptions, sessionsOf } from './parts.ts';
+import { type HostRoutes, beamCandidates, concatRoutes, emptyCache, gatherRows, int64, pickRoutes, windowBias } from './rows.ts';
 import { OrtSession, type SessionOptions, Tensor } from './session.ts';
 
 /** What the decoder keeps across steps for a batch; rows as in transformer.ts's DecoderState. */
@@ -37,68 +38,12 @@ const preallocate = () => process.env.TASKMOE_ONNX_CACHE === 'preallocated';
 const columnsOf = (s: OrtDecoderState) => s.selfK[0].dims[2];
 const srcLenOf = (s: OrtDecoderState) => s.crossK[0].dims[2];
 
-/** The three graphs of a model, ready to load into sessions or to write out (export). */
-export interface OnnxGraphs {
-  config: ModelConfig;
-  encoder: Uint8Array;
-  decoderStart: Uint8Array;
-  decoderStep: Uint8Array;
-}
-
-// A model's float32 weights on the host (tfjs tensors are read once).
-function hostWeightsOf(model: Seq2Seq): HostWeights {
-  return new Map([...model.weights].map(([name, t]) => [name, { data: t.dataSync() as Float32Array, shape: t.shape }]));
-}
-
-export function graphsOf(model: Seq2Seq): OnnxGraphs {
-  const cfg = model.config;
-  checkOnnxServes(cfg);
-  const w = hostWeightsOf(model);
-  return { config: cfg, encoder: encoderGraph(cfg, w), decoderStart: decoderStartGraph(cfg, w), decoderStep: decoderStepGraph(cfg, w) };
-}
-
-/**
- * Taskmoe's own architecture, the one the graphs (graphs.ts, layers.ts) implement: models imported
- * from elsewhere set `arch` fields (models/config.ts) to other variants, which tfjs serves instead.
- */
-const GRAPH_ARCH: Record<string, unknown> = {
-  positions: 'sinusoidal', positionOffset: 0, scaleEmbedding: true, norm: 'pre', activation: 'relu',
-  bias: false, tiedOutput: true, logitsBias: false, layerNormEps: 1e-5,
-};
-
-/** A config the ONNX graphs do not implement; its message names the field. */
-export class OnnxUnsupportedError extends Error {}
-
-/** Throws OnnxUnsupportedError naming the first config field whose variant the graphs do not implement. */
-export function checkOnnxServes(cfg: ModelConfig): void {
-  const c = cfg as unknown as { arch?: Record<string, unknown>; targetVocabSize?: number; suppressIds?: number[] };
-  for (const [field, value] of Object.entries(c.arch ?? {})) {
-    if (!(field in GRAPH_ARCH)) throw new OnnxUnsupportedError(`the ONNX engine does not know the config field "arch.${field}"`);
-    if (value !== GRAPH_ARCH[field]) {
-      throw new OnnxUnsupportedError(`the ONNX engine does not implement "arch.${field}": ${JSON.stringify(value)} (only ${JSON.stringify(GRAPH_ARCH[field])})`);
-    }
-  }
-  if (c.targetVocabSize !== undefined && c.targetVocabSize !== cfg.vocabSize) {
-    throw new OnnxUnsupportedError(`the ONNX engine does not implement "targetVocabSize" (a target vocabulary of its own: ${c.targetVocabSize})`);
-  }
-  if (c.suppressIds !== undefined && c.suppressIds.length > 0) throw new OnnxUnsupportedError('the ONNX engine does not implement "suppressIds"');
-}
-
-interface DecoderSessions {
-  start: OrtSession;
-  step: OrtSession;
-}
-
 export class OrtEngine implements DecoderEngine<OrtDecoderState> {
-  // Sessions per model part: sub-networks of one cache that share an encoder share its session.
-  private static readonly encoders = new WeakMap<object, OrtSession>();
-  private static readonly decoders = new WeakMap<object, DecoderSessions>();
   private static readonly engines = new WeakMap<object, WeakMap<object, OrtEngine>>();
   private readonly routedLayers: number[];
   private readonly layers: number[];
 
   constructor(readonly config: ModelConfig, private readonly encoder: OrtSession, private readonly decoder: DecoderSessions) {
-    checkOnnxServes(config);
     this.routedLayers = sentenceRoutedDecoderLayers(config);
     this.layers = Array.from({ length: config.decoderLayers }, (_, i) => i);
   }
@@ -110,24 +55,14 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     });
   }
 
-  /** The engine of a model, its sessions built on first use of each part (encoder, decoder). */
-  static of(model: Seq2Seq, opts: SessionOptions = {}): OrtEngine {
+  /** The engine of a model, its sessions built on first use of each part (encoder, decoder) and kept with the part. */
+  static of(model: Seq2Seq, opts: PartSessionOptions = {}): OrtEngine {
     let byDecoder = OrtEngine.engines.get(model.encoder);
     if (byDecoder === undefined) OrtEngine.engines.set(model.encoder, (byDecoder = new WeakMap()));
     let engine = byDecoder.get(model.decoder);
     if (engine !== undefined) return engine;
-    const cfg = model.config;
-    checkOnnxServes(cfg);
-    let weights: HostWeights | undefined;
-    const w = () => (weights ??= hostWeightsOf(model));
-    let encoder = OrtEngine.encoders.get(model.encoder);
-    if (encoder === undefined) OrtEngine.encoders.set(model.encoder, (encoder = new OrtSession(encoderGraph(cfg, w()), opts)));
-    let decoder = OrtEngine.decoders.get(model.decoder);
-    if (decoder === undefined) {
-      decoder = { start: new OrtSession(decoderStartGraph(cfg, w()), opts), step: new OrtSession(decoderStepGraph(cfg, w()), opts) };
-      OrtEngine.decoders.set(model.decoder, decoder);
-    }
-    byDecoder.set(model.decoder, (engine = new OrtEngine(cfg, encoder, decoder)));
+    const { encoder, decoder } = sessionsOf(model, opts);
+    byDecoder.set(model.decoder, (engine = new OrtEngine(model.config, encoder, decoder)));
     return engine;
   }
 
@@ -266,35 +201,10 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     return { best: Array.from(out.best.data as BigInt64Array, Number), bestLogProb: out.bestLogProb.data as Float32Array };
   }
 
-  /**
-   * Each row's best 2*beam log-probabilities come from the graph; here each gets its row's running
-   * log-probability added (in float32, as tfjs adds) and a sentence's rows are merged, ties going to
-   * the lower index into [beam, V] as tf.topk orders them.
-   */
+  /** Each row's best 2*beam log-probabilities come from the graph; rows.ts's beamCandidates merges a sentence's rows. */
   beam(state: OrtDecoderState, tokens: number[], liveLogProb: number[], beam: number): BeamCandidates {
-    const want = 2 * beam;
-    const out = this.run(state, tokens, ['topLogProbs', 'topTokens'], want);
-    const values = out.topLogProbs.data as Float32Array;
-    const tokenIds = out.topTokens.data as BigInt64Array;
-    const vocab = this.config.vocabSize;
-    const sentences = state.rows / beam;
-    const scores = new Float32Array(sentences * want);
-    const indices = new Int32Array(sentences * want);
-    for (let b = 0; b < sentences; b++) {
-      const cands: { score: number; index: number }[] = [];
-      for (let j = 0; j < beam; j++) {
-        const row = b * beam + j;
-        for (let r = 0; r < want; r++) {
-          cands.push({ score: Math.fround(values[row * want + r] + liveLogProb[row]), index: j * vocab + Number(tokenIds[row * want + r]) });
-        }
-      }
-      cands.sort((x, y) => (y.score - x.score) || (x.index - y.index) || 0);
-      cands.slice(0, want).forEach((c, r) => {
-        scores[b * want + r] = c.score;
-        indices[b * want + r] = c.index;
-      });
-    }
-    return { scores, indices };
+    const out = this.run(state, tokens, ['topLogProbs', 'topTokens'], 2 * beam);
+    return beamCandidates(out.topLogProbs.data as Float32Array, out.topTokens.data as BigInt64Array, liveLogProb, beam, targetVocabSize(this.config));
   }
 
   /** a's rows then b's; the shorter cache gets zero columns in front, the shorter sources zeros behind. */

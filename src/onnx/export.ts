@@ -8,7 +8,7 @@ import { type ModelConfig, pairKey } from '../models/config.ts';
 import { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
 import { checkDirection } from '../translator/index.ts';
-import { type OnnxGraphs, graphsOf } from './engine.ts';
+import { type OnnxGraphs, graphsOf } from './parts.ts';
 import { sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
 
 export const ONNX_FILES = { encoder: 'encoder.onnx', decoderStart: 'decoder-start.onnx', decoderStep: 'decoder-step.onnx' } as const;

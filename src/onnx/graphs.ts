@@ -2,11 +2,13 @@
 // decoder needs once per source: cross-attention keys/values and per-sentence routes) and one
 // decoder step (self-attention over its KV cache, cross-attention, FFN or MoE, output projection,
 // greedy and beam scores). They mirror src/models/transformer.ts; docs/onnx.md lists the names.
-import { type Component, type ModelConfig, hasExperts, isMoeLayer } from '../models/config.ts';
+// Imported models' variants (positions, embedding scale, target vocabulary, untied output, logits
+// bias, suppressed ids) are branches in embed() and outputScores(); the layers' in layers.ts.
+import { type Component, type ModelConfig, archOf, hasExperts, isMoeLayer, targetVocabSize } from '../models/config.ts';
 import { positionTable } from '../models/layers.ts';
 import {
-  GraphContext, type GraphRoutes, attention, ffn, layerNorm, maskedMean, mergeHeads, moeFFN,
-  repeatRoutes, splitHeads, splitKV, topKGating,
+  GraphContext, type GraphRoutes, attention, ffn, finalNorm, linear, maskedMean, mergeHeads, moeFFN,
+  repeatRoutes, residual, splitHeads, splitKV, topKGating,
 } from './layers.ts';
 import { FLOAT, GraphBuilder, INT64 } from './proto.ts';
 
@@ -28,10 +30,12 @@ export function takesTask(cfg: ModelConfig, c: Component): boolean {
   return hasExperts(cfg, c) && (cfg.routing[c] === 'target' || cfg.routing[c] === 'pair');
 }
 
-// ids: int64 [...] -> embeddings scaled by sqrt(d) plus the positions' rows: [..., d]
-function embed(c: GraphContext, ids: string, positions: string): string {
+// ids: int64 [...] -> the side's embeddings (scaled by sqrt(d) unless arch.scaleEmbedding is off) plus the positions' rows: [..., d]
+function embed(c: GraphContext, ids: string, positions: string, side: 'source' | 'target'): string {
   const { g } = c;
-  const tokens = g.op('Mul', [g.op('Gather', [c.w('embed'), ids], { axis: 0 }), g.scalar(Math.sqrt(c.cfg.dModel))]);
+  const table = side === 'target' && c.has('embed.target') ? 'embed.target' : 'embed';
+  const rows = g.op('Gather', [c.w(table), ids], { axis: 0 });
+  const tokens = c.arch.scaleEmbedding ? g.op('Mul', [rows, g.scalar(Math.sqrt(c.cfg.dModel))]) : rows;
   return g.op('Add', [tokens, g.op('Gather', [c.w('positionTable'), positions], { axis: 0 })]);
 }
 
@@ -41,9 +45,16 @@ function sentenceRoutes(c: GraphContext, comp: Component, layer: string, task: s
   return topKGating(c, input, c.w(`${layer}.ffn.gate`));
 }
 
+// The weights plus "positionTable" [maxLength, d], position 0 first, as embeddings.ts builds it:
+// rows offset.. of a learned table, or sinusoids from the offset on.
 function withPositions(cfg: ModelConfig, weights: HostWeights): HostWeights {
+  const { positions, positionOffset: offset } = archOf(cfg);
+  const [n, d] = [cfg.maxLength, cfg.dModel];
+  const learned = weights.get('embed.positions');
+  if (positions === 'learned' && learned === undefined) throw new Error('missing tensor "embed.positions"');
+  const data = positions === 'learned' ? learned!.data.subarray(offset * d, (offset + n) * d) : positionTable(n, d, positions, offset);
   const all = new Map(weights);
-  all.set('positionTable', { data: positionTable(cfg.maxLength, cfg.dModel), shape: [cfg.maxLength, cfg.dModel] });
+  all.set('positionTable', { data, shape: [n, d] });
   return all;
 }
 
@@ -63,18 +74,17 @@ export function encoderGraph(cfg: ModelConfig, weights: HostWeights): Uint8Array
   const validRows = g.op('Reshape', [valid, g.ints([-1])]); // [B*S]
   const srcLen = g.op('Gather', [g.op('Shape', [ids]), g.ints([1])], { axis: 0 });
   const positions = g.op('Range', [zeroScalar(g), g.op('Squeeze', [srcLen]), oneScalar(g)]);
-  let x = embed(c, ids, positions); // [B, S, d]
+  let x = embed(c, ids, positions, 'source'); // [B, S, d]
   for (let i = 0; i < cfg.encoderLayers; i++) {
     const l = `encoder.layers.${i}`;
-    let hh = layerNorm(c, x, `${l}.selfAttn.ln`);
-    const q = splitHeads(c, g.op('MatMul', [hh, c.w(`${l}.selfAttn.wq`)]));
-    const [k, v] = splitKV(c, g.op('MatMul', [hh, c.w(`${l}.selfAttn.wkv`)]));
-    const a = attention(c, q, splitHeads(c, k), splitHeads(c, v), srcBias);
-    x = g.op('Add', [x, g.op('MatMul', [mergeHeads(c, a), c.w(`${l}.selfAttn.wo`)])]);
-    hh = layerNorm(c, x, `${l}.ffn.ln`);
-    x = g.op('Add', [x, encoderFFN(c, i, hh, encTask, mask, validRows)]);
+    x = residual(c, x, `${l}.selfAttn.ln`, (hh) => {
+      const q = splitHeads(c, linear(c, hh, `${l}.selfAttn.wq`));
+      const [k, v] = splitKV(c, linear(c, hh, `${l}.selfAttn.wkv`));
+      return linear(c, mergeHeads(c, attention(c, q, splitHeads(c, k), splitHeads(c, v), srcBias)), `${l}.selfAttn.wo`);
+    });
+    x = residual(c, x, `${l}.ffn.ln`, (hh) => encoderFFN(c, i, hh, encTask, mask, validRows));
   }
-  g.output(layerNorm(c, x, 'encoder.lnF'), 'memory', FLOAT, ['batch', 'srcLen', cfg.dModel]);
+  g.output(finalNorm(c, x, 'encoder.lnF'), 'memory', FLOAT, ['batch', 'srcLen', cfg.dModel]);
   return g.toBytes(`taskmoe encoder: ${JSON.stringify(cfg)}`);
 }
 
@@ -95,7 +105,7 @@ export function decoderStartGraph(cfg: ModelConfig, weights: HostWeights): Uint8
   const valid = cfg.routing.decoder === 'sentence' && routed.length > 0 ? g.input('valid', FLOAT, ['batch', 'srcLen']) : '';
   const decTask = takesTask(cfg, 'decoder') ? g.input('decTask', INT64, ['batch']) : null;
   for (let i = 0; i < cfg.decoderLayers; i++) {
-    const [k, v] = splitKV(c, g.op('MatMul', [memory, c.w(`decoder.layers.${i}.crossAttn.wkv`)]));
+    const [k, v] = splitKV(c, linear(c, memory, `decoder.layers.${i}.crossAttn.wkv`));
     g.output(splitHeads(c, k), `crossK.${i}`, FLOAT, ['batch', h, 'srcLen', d / h]);
     g.output(splitHeads(c, v), `crossV.${i}`, FLOAT, ['batch', h, 'srcLen', d / h]);
   }
@@ -122,7 +132,7 @@ function encoderFFN(c: GraphContext, i: number, hh: string, task: string | null,
   const { g } = c;
   const l = `encoder.layers.${i}`;
   const routing = layerRouting(c.cfg, 'encoder', i);
-  if (routing === 'none') return ffn(c, hh, c.w(`${l}.ffn.wi`), c.w(`${l}.ffn.wo`));
+  if (routing === 'none') return ffn(c, hh, `${l}.ffn`);
   const rows = g.op('Reshape', [hh, g.ints([-1, c.cfg.dModel])]); // [B*S, d]
   const routes = routing === 'token'
     ? topKGating(c, rows, c.w(`${l}.ffn.gate`))
@@ -134,14 +144,14 @@ function encoderFFN(c: GraphContext, i: number, hh: string, task: string | null,
  * Decoder-step graph: one new token per row. Inputs: tokens, positions int64 [B]; selfBias
  * [B, 1, 1, C+1]; srcBias [B, 1, 1, S]; per layer i pastK.i, pastV.i [B, H, C, dh] and crossK.i,
  * crossV.i [B, H, S, dh]; per sentence-routed layer i routeExperts.i int64 [B, k], routeGates.i
- * [B, k]; topK int64 [1]. Outputs: logits, logProbs [B, V]; best int64 [B] (argmax), bestLogProb
- * [B]; topLogProbs [B, topK], topTokens int64 [B, topK] (each row's best); per layer presentK.i,
- * presentV.i [B, H, C+1, dh] (the cache for the next step).
+ * [B, k]; topK int64 [1]. Outputs: logits, logProbs [B, V] (V: the target vocabulary); best int64
+ * [B] (argmax), bestLogProb [B]; topLogProbs [B, topK], topTokens int64 [B, topK] (each row's best);
+ * per layer presentK.i, presentV.i [B, H, C+1, dh] (the cache for the next step).
  */
 export function decoderStepGraph(cfg: ModelConfig, weights: HostWeights): Uint8Array {
   const g = new GraphBuilder('decoder_step');
   const c = new GraphContext(g, cfg, withPositions(cfg, weights));
-  const { dModel: d, numHeads: h, vocabSize, moe } = cfg;
+  const { dModel: d, numHeads: h, moe } = cfg;
   const dh = d / h;
   const tokens = g.input('tokens', INT64, ['batch']);
   const positions = g.input('positions', INT64, ['batch']);
@@ -149,7 +159,7 @@ export function decoderStepGraph(cfg: ModelConfig, weights: HostWeights): Uint8A
   const srcBias = g.input('srcBias', FLOAT, ['batch', 1, 1, 'srcLen']);
   const perToken = g.ints([-1, h, 1, dh]);
   const rowsOf = (t: string) => g.op('Reshape', [t, g.ints([-1, d])]); // [B, H, 1, dh] -> [B, d]
-  let x = embed(c, tokens, positions); // [B, d]
+  let x = embed(c, tokens, positions, 'target'); // [B, d]
   for (let i = 0; i < cfg.decoderLayers; i++) {
     const l = `decoder.layers.${i}`;
     const pastK = g.input(`pastK.${i}`, FLOAT, ['batch', h, 'cacheLen', dh]);
@@ -157,41 +167,61 @@ export function decoderStepGraph(cfg: ModelConfig, weights: HostWeights): Uint8A
     const crossK = g.input(`crossK.${i}`, FLOAT, ['batch', h, 'srcLen', dh]);
     const crossV = g.input(`crossV.${i}`, FLOAT, ['batch', h, 'srcLen', dh]);
     // self-attention over the cache plus the new position
-    let hh = layerNorm(c, x, `${l}.selfAttn.ln`);
-    const q = g.op('Reshape', [g.op('MatMul', [hh, c.w(`${l}.selfAttn.wq`)]), perToken]);
-    const [k, v] = splitKV(c, g.op('MatMul', [hh, c.w(`${l}.selfAttn.wkv`)]));
-    const kAll = g.op('Concat', [pastK, g.op('Reshape', [k, perToken])], { axis: 2 });
-    const vAll = g.op('Concat', [pastV, g.op('Reshape', [v, perToken])], { axis: 2 });
-    g.output(kAll, `presentK.${i}`, FLOAT, ['batch', h, 'cacheLen+1', dh]);
-    g.output(vAll, `presentV.${i}`, FLOAT, ['batch', h, 'cacheLen+1', dh]);
-    x = g.op('Add', [x, g.op('MatMul', [rowsOf(attention(c, q, kAll, vAll, selfBias)), c.w(`${l}.selfAttn.wo`)])]);
+    x = residual(c, x, `${l}.selfAttn.ln`, (hh) => {
+      const q = g.op('Reshape', [linear(c, hh, `${l}.selfAttn.wq`), perToken]);
+      const [k, v] = splitKV(c, linear(c, hh, `${l}.selfAttn.wkv`));
+      const kAll = g.op('Concat', [pastK, g.op('Reshape', [k, perToken])], { axis: 2 });
+      const vAll = g.op('Concat', [pastV, g.op('Reshape', [v, perToken])], { axis: 2 });
+      g.output(kAll, `presentK.${i}`, FLOAT, ['batch', h, 'cacheLen+1', dh]);
+      g.output(vAll, `presentV.${i}`, FLOAT, ['batch', h, 'cacheLen+1', dh]);
+      return linear(c, rowsOf(attention(c, q, kAll, vAll, selfBias)), `${l}.selfAttn.wo`);
+    });
     // cross-attention over the encoder output
-    hh = layerNorm(c, x, `${l}.crossAttn.ln`);
-    const qc = g.op('Reshape', [g.op('MatMul', [hh, c.w(`${l}.crossAttn.wq`)]), perToken]);
-    x = g.op('Add', [x, g.op('MatMul', [rowsOf(attention(c, qc, crossK, crossV, srcBias)), c.w(`${l}.crossAttn.wo`)])]);
+    x = residual(c, x, `${l}.crossAttn.ln`, (hh) => {
+      const qc = g.op('Reshape', [linear(c, hh, `${l}.crossAttn.wq`), perToken]);
+      return linear(c, rowsOf(attention(c, qc, crossK, crossV, srcBias)), `${l}.crossAttn.wo`);
+    });
     // feed-forward
-    hh = layerNorm(c, x, `${l}.ffn.ln`);
-    const routing = layerRouting(cfg, 'decoder', i);
-    let y: string;
-    if (routing === 'none') {
-      y = ffn(c, hh, c.w(`${l}.ffn.wi`), c.w(`${l}.ffn.wo`));
-    } else {
+    x = residual(c, x, `${l}.ffn.ln`, (hh) => {
+      const routing = layerRouting(cfg, 'decoder', i);
+      if (routing === 'none') return ffn(c, hh, `${l}.ffn`);
       const routes = routing === 'token'
         ? topKGating(c, hh, c.w(`${l}.ffn.gate`))
         : { experts: g.input(`routeExperts.${i}`, INT64, ['batch', moe.topK]), gates: g.input(`routeGates.${i}`, FLOAT, ['batch', moe.topK]) };
-      y = moeFFN(c, hh, routes, l, null);
-    }
-    x = g.op('Add', [x, y]);
+      return moeFFN(c, hh, routes, l, null);
+    });
   }
-  const logits = g.op('Gemm', [layerNorm(c, x, 'decoder.lnF'), c.w('embed')], { transB: 1 }); // [B, V]
+  outputScores(c, finalNorm(c, x, 'decoder.lnF'));
+  return g.toBytes(`taskmoe decoder step: ${JSON.stringify(cfg)}`);
+}
+
+// x: [B, d] -> the step's outputs: logits and logProbs [B, V] over the target vocabulary, and the
+// greedy and beam scores, suppressed ids (Marian's pad) excluded as prompt.ts's suppressed() does.
+function outputScores(c: GraphContext, x: string): void {
+  const { g, cfg, arch } = c;
+  const vocab = targetVocabSize(cfg);
+  const bias = arch.logitsBias ? [c.w('output.bias')] : [];
+  const table = c.has('embed.target') ? 'embed.target' : 'embed';
+  // The tied projection reads the target embedding transposed; an untied one is stored [d, V].
+  const logits = arch.tiedOutput ? g.op('Gemm', [x, c.w(table), ...bias], { transB: 1 }) : g.op('Gemm', [x, c.w('output'), ...bias]);
   const logProbs = g.op('LogSoftmax', [logits], { axis: -1 });
-  g.output(logits, 'logits', FLOAT, ['batch', vocabSize]);
-  g.output(logProbs, 'logProbs', FLOAT, ['batch', vocabSize]);
-  g.output(g.op('ArgMax', [logits], { axis: 1, keepdims: 0 }), 'best', INT64, ['batch']);
-  g.output(g.op('ReduceMax', [logProbs], { axes: [1], keepdims: 0 }), 'bestLogProb', FLOAT, ['batch']);
+  g.output(logits, 'logits', FLOAT, ['batch', vocab]);
+  g.output(logProbs, 'logProbs', FLOAT, ['batch', vocab]);
+  // greedy: the argmax of the allowed logits and its log-probability among them; beam: log-probabilities, then the mask
+  let allowed = logits;
+  let beamScores = logProbs;
+  if (cfg.suppressIds?.length) {
+    const mask = new Float32Array(vocab);
+    for (const id of cfg.suppressIds) mask[id] = -1e9;
+    g.weight('suppressMask', mask, [vocab]);
+    allowed = g.op('Add', [logits, 'suppressMask']);
+    beamScores = g.op('Add', [logProbs, 'suppressMask']);
+  }
+  g.output(g.op('ArgMax', [allowed], { axis: 1, keepdims: 0 }), 'best', INT64, ['batch']);
+  const allowedLogProbs = allowed === logits ? logProbs : g.op('LogSoftmax', [allowed], { axis: -1 });
+  g.output(g.op('ReduceMax', [allowedLogProbs], { axes: [1], keepdims: 0 }), 'bestLogProb', FLOAT, ['batch']);
   // Beam search's candidates: a sentence's best 2*beam continuations are among its rows' best 2*beam.
-  const [topValues, topIndices] = g.ops('TopK', [logProbs, g.input('topK', INT64, [1])], 2, { axis: -1, largest: 1, sorted: 1 });
+  const [topValues, topIndices] = g.ops('TopK', [beamScores, g.input('topK', INT64, [1])], 2, { axis: -1, largest: 1, sorted: 1 });
   g.output(topValues, 'topLogProbs', FLOAT, ['batch', 'topK']);
   g.output(topIndices, 'topTokens', INT64, ['batch', 'topK']);
-  return g.toBytes(`taskmoe decoder step: ${JSON.stringify(cfg)}`);
 }

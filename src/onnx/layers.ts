@@ -1,19 +1,26 @@
-// The Transformer's layers as ONNX subgraphs, mirroring src/models/layers.ts and moe.ts op for op
-// (same formulas, same order of the scale and the bias), so ONNX Runtime and TensorFlow.js agree.
-import type { ModelConfig } from '../models/config.ts';
+// The Transformer's layers as ONNX subgraphs, mirroring src/models/layers.ts, stack.ts and moe.ts
+// op for op (same formulas, same order of the scale and the bias), so ONNX Runtime and TensorFlow.js
+// agree. The architecture variants of imported models (config.arch: biases, activation, pre- or
+// post-LN, LayerNorm epsilon) are branches here, as in stack.ts.
+import { type Architecture, type ModelConfig, archOf, biasName } from '../models/config.ts';
 import { FLOAT, type GraphBuilder } from './proto.ts';
-
-const LN_EPS = 1e-5;
 
 /** A graph being built from a model's weights: `w(name)` adds a checkpoint tensor once and names it. */
 export class GraphContext {
   private readonly added = new Set<string>();
+  readonly arch: Architecture;
 
   constructor(
     readonly g: GraphBuilder,
     readonly cfg: ModelConfig,
     private readonly weights: ReadonlyMap<string, { data: Float32Array; shape: number[] }>,
-  ) {}
+  ) {
+    this.arch = archOf(cfg);
+  }
+
+  has(name: string): boolean {
+    return this.weights.has(name);
+  }
 
   w(name: string): string {
     if (!this.added.has(name)) {
@@ -36,12 +43,37 @@ export class GraphContext {
 
 // x: [..., d] -> [..., d]
 export function layerNorm(c: GraphContext, x: string, prefix: string): string {
-  return c.g.op('LayerNormalization', [x, c.w(`${prefix}.g`), c.w(`${prefix}.b`)], { axis: -1, epsilon: { float: LN_EPS } });
+  return c.g.op('LayerNormalization', [x, c.w(`${prefix}.g`), c.w(`${prefix}.b`)], { axis: -1, epsilon: { float: c.arch.layerNormEps } });
 }
 
-// x: [..., d] -> relu(x wi) wo: [..., d]
-export function ffn(c: GraphContext, x: string, wi: string, wo: string): string {
-  return c.g.op('MatMul', [c.g.op('Relu', [c.g.op('MatMul', [x, wi])]), wo]);
+// x: [..., in] -> x w + b: [..., out], `name` the weight ("….wq"); the bias where the model has one
+export function linear(c: GraphContext, x: string, name: string): string {
+  const y = c.g.op('MatMul', [x, c.w(name)]);
+  return c.has(biasName(name)) ? c.g.op('Add', [y, c.w(biasName(name))]) : y;
+}
+
+// x -> relu, swish or exact (erf) GELU of x, as layers.ts's activate
+function activate(c: GraphContext, x: string): string {
+  const { g } = c;
+  if (c.arch.activation === 'relu') return g.op('Relu', [x]);
+  if (c.arch.activation === 'swish') return g.op('Mul', [x, g.op('Sigmoid', [x])]);
+  return g.op('Mul', [g.op('Mul', [x, g.op('Add', [g.op('Erf', [g.op('Mul', [x, g.scalar(Math.SQRT1_2)])]), g.scalar(1)])]), g.scalar(0.5)]);
+}
+
+// x: [..., d] -> act(x wi + bi) wo + bo: [..., d]; prefix "….ffn" or "….ffn.experts.e"
+export function ffn(c: GraphContext, x: string, prefix: string): string {
+  return linear(c, activate(c, linear(c, x, `${prefix}.wi`)), `${prefix}.wo`);
+}
+
+/** A residual block around f, as stack.ts: x + f(LN(x)) for pre-LN, LN(x + f(x)) for post-LN. x: [..., d] -> [..., d] */
+export function residual(c: GraphContext, x: string, ln: string, f: (h: string) => string): string {
+  if (c.arch.norm === 'post') return layerNorm(c, c.g.op('Add', [x, f(x)]), ln);
+  return c.g.op('Add', [x, f(layerNorm(c, x, ln))]);
+}
+
+/** A stack's output: its final LN ("encoder.lnF") for pre-LN models; post-LN layers end normalised. */
+export function finalNorm(c: GraphContext, x: string, ln: string): string {
+  return c.arch.norm === 'pre' ? layerNorm(c, x, ln) : x;
 }
 
 // x: [B, T, H*dh] -> [B, H, T, dh]
@@ -119,7 +151,7 @@ export function moeFFN(c: GraphContext, x: string, r: GraphRoutes, layer: string
     if (valid !== null) picked = g.op('Mul', [picked, valid]);
     const gate = g.op('ReduceSum', [g.op('Mul', [chosen, r.gates]), g.ints([1])], { keepdims: 0 }); // [N]
     const rows = g.op('Reshape', [g.op('NonZero', [picked]), g.ints([-1])]); // [M]
-    const y = ffn(c, g.op('Gather', [x, rows], { axis: 0 }), c.w(`${layer}.ffn.experts.${e}.wi`), c.w(`${layer}.ffn.experts.${e}.wo`));
+    const y = ffn(c, g.op('Gather', [x, rows], { axis: 0 }), `${layer}.ffn.experts.${e}`);
     const weighted = g.op('Mul', [y, g.op('Unsqueeze', [g.op('Gather', [gate, rows], { axis: 0 }), g.ints([1])])]);
     out = g.op('ScatterND', [out, g.op('Unsqueeze', [rows, g.ints([1])]), weighted], { reduction: 'add' });
   }

@@ -1,6 +1,7 @@
 // Row bookkeeping of the ONNX decoder state on the host: the caches are [B, H, L, dh] float
 // tensors whose rows join, leave and reorder between steps. Each operation is one pass of block
 // copies into a fresh array, as the tfjs engine does on wasm (src/models/ops.ts, takeRows).
+import type { BeamCandidates } from '../models/engine.ts';
 import { windowBiasData } from '../models/layers.ts';
 import { Tensor } from './session.ts';
 
@@ -80,4 +81,31 @@ export function windowBias(starts: readonly number[], ends: readonly number[], l
 
 export function int64(values: readonly number[], dims: number[] = [values.length]): Tensor {
   return new Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+}
+
+/**
+ * Each sentence's best 2*beam continuations from its rows' best 2*beam (values, tokens: [rows,
+ * 2*beam]): each gets its row's running log-probability added (in float32, as tfjs adds), and ties
+ * go to the lower index into [beam, V], as tf.topk orders them.
+ */
+export function beamCandidates(values: Float32Array, tokens: BigInt64Array, liveLogProb: number[], beam: number, vocab: number): BeamCandidates {
+  const want = 2 * beam;
+  const sentences = liveLogProb.length / beam;
+  const scores = new Float32Array(sentences * want);
+  const indices = new Int32Array(sentences * want);
+  for (let b = 0; b < sentences; b++) {
+    const cands: { score: number; index: number }[] = [];
+    for (let j = 0; j < beam; j++) {
+      const row = b * beam + j;
+      for (let r = 0; r < want; r++) {
+        cands.push({ score: Math.fround(values[row * want + r] + liveLogProb[row]), index: j * vocab + Number(tokens[row * want + r]) });
+      }
+    }
+    cands.sort((x, y) => y.score - x.score || x.index - y.index || 0);
+    cands.slice(0, want).forEach((c, r) => {
+      scores[b * want + r] = c.score;
+      indices[b * want + r] = c.index;
+    });
+  }
+  return { scores, indices };
 }

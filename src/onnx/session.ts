@@ -21,6 +21,8 @@ export function defaultThreads(): number {
 }
 
 export class OrtSession {
+  /** Sessions created and not yet released, in this thread (tests check eviction releases them). */
+  static live = 0;
   private readonly session: Binding.InferenceSession;
   private disposed = false;
 
@@ -33,6 +35,7 @@ export class OrtSession {
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
     });
+    OrtSession.live++;
   }
 
   get inputNames(): string[] {
@@ -50,9 +53,11 @@ export class OrtSession {
     return this.session.run(feeds, fetches, {}) as Record<string, Tensor>;
   }
 
+  /** Releases the native session and its weights now (InferenceSession.release's call), not at garbage collection. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    OrtSession.live--;
     this.session.dispose();
   }
 }

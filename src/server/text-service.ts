@@ -170,19 +170,22 @@ export class TextService {
   }
 
   /**
-   * The sentence translator of a direction: one decode, or two through English. `last` holds the
-   * final hop's hypotheses of the latest call (for alternatives).
+   * The sentence translator of a direction: one decode, or two through English. `last` holds, per
+   * sentence of the latest call, its best translation and alternatives (from the options' nBest):
+   * through English, the alternatives are the second hop's hypotheses for the first hop's best
+   * English (each English text rebuilt from its sentences' k-th hypotheses), so a pivot costs no
+   * more decoding than a direct pair.
    */
   sentenceTranslator(
     source: string,
     target: string,
     options: TranslateOptions,
     ctx: RequestContext,
-  ): TranslateSentences & { last: Translation[] } {
+  ): TranslateSentences & { last: Array<Pick<Translation, 'text' | 'alternatives'>> } {
     const route = this.route(source, target);
     if (route === undefined) throw new InputError(`unsupported pair ${source}-${target}`);
     const hop =
-      (direction: Direction, opts: TranslateOptions): TranslateSentences =>
+      (direction: Direction, opts: TranslateOptions, keep?: (results: Translation[]) => void): TranslateSentences =>
       async (sentences) => {
         const ids = sentences.map((s) => this.encode(s, direction));
         ctx.deadline ??= Date.now() + ctx.timeoutMs;
@@ -191,17 +194,28 @@ export class TextService {
           signal: ctx.signal,
           client: ctx.client,
         });
-        fn.last = results;
+        keep?.(results);
         return results.map((r) => r.text);
       };
     const fn = Object.assign(
       async (sentences: string[]) => {
-        if (route.length === 1) return hop(route[0], options)(sentences);
+        if (route.length === 1) return hop(route[0], options, (r) => (fn.last = r))(sentences);
         // Earlier hops decode greedily; a pivot sentence longer than the model takes is cut like any text.
         const english = await hop(route[0], {})(sentences);
-        return translateTexts(english, hop(route[1], options), this.tooLongFor(route[1]));
+        const tooLong = this.tooLongFor(route[1]);
+        let second: Translation[] = [];
+        const best = await translateTexts(
+          english,
+          hop(route[1], options, (r) => (second = r)),
+          tooLong,
+        );
+        const alts: string[][] = [];
+        for (let k = 0; k < (options.nBest ?? 1) - 1; k++)
+          alts.push(await translateTexts(english, async () => second.map((r) => r.alternatives[k] ?? r.text), tooLong));
+        fn.last = best.map((text, i) => ({ text, alternatives: alts.map((a) => a[i]) }));
+        return best;
       },
-      { last: [] as Translation[] },
+      { last: [] as Array<Pick<Translation, 'text' | 'alternatives'>> },
     );
     return fn;
   }
@@ -217,7 +231,7 @@ export class TextService {
     const tooLong = this.tooLongFor(this.firstHop(source, job.target));
     if (job.format === 'html') return { best: await translateHtml(texts, run, tooLong, names), alts: [] };
     const best = await translateTexts(texts, run, tooLong);
-    if (job.alternatives === 0 || this.route(source, job.target)!.length > 1) return { best, alts: [] };
+    if (job.alternatives === 0) return { best, alts: [] };
     // Alternatives: each text again from its sentences' k-th hypotheses (no new decoding).
     const kept = run.last;
     const alts: string[][] = [];

@@ -1,14 +1,22 @@
 // HTML through a sentence translator. parse5 (the WHATWG parser) finds the text; the output is the
 // input with only text replaced, so every tag, attribute, entity and comment stays byte for byte.
-// Each run of inline content (text, <b>, <a href>, <i>, ...) in a block is translated as one text,
-// its inline tags written as bare markers (<b>...</b>) that the model carries around the words;
-// when the markers do not come back whole and well nested, the run's text pieces between tags are
-// translated one by one instead, so tags never move or vanish. script, style, code, pre, textarea
-// and anything marked translate="no" are left untouched.
+// Each run of inline content (text, <b>, <a href>, <i>, ...) in a block is cut into sentences like
+// any text, its inline tags written as bare markers (<b>...</b>) and masked ({N}), which the model
+// carries around the words; markers at a sentence's edges are kept out of the model's sight. A
+// sentence whose markers do not come back once each and in order is translated again as its
+// pieces between tags (one more batched call for all such sentences), so tags never move or
+// vanish. script, style, code, pre, textarea and anything marked translate="no" are left untouched.
 import { type DefaultTreeAdapterTypes as T, parse, parseFragment } from 'parse5';
-import { type Prepared, type TranslateSentences, finishMasked, prepare, translatePrepared } from './pipeline.ts';
-import type { TooLong } from './segment.ts';
-import { unmask } from './mask.ts';
+import {
+  type Prepared,
+  type TranslateSentences,
+  finishMasked,
+  needsModel,
+  prepare,
+  translatePrepared,
+} from './pipeline.ts';
+import { type TooLong, sentencesOf } from './segment.ts';
+import { type Protected, maskIds, unmask } from './mask.ts';
 import { ATOMIC, FATAL, INLINE, OPTIONAL_END, UNTOUCHED, VOID } from './html-elements.ts';
 
 /** A malformed document: `line` is where the problem starts (1-based). */
@@ -37,7 +45,7 @@ interface Run {
   atomic: Array<[number, number]>;
 }
 
-/** Translates html documents or fragments: all their runs in one call, then one more for runs whose markers broke. */
+/** Translates html documents or fragments: all their sentences in one call, then one more for sentences whose markers broke. */
 export async function translateHtml(
   htmls: string[],
   translate: TranslateSentences,
@@ -54,9 +62,18 @@ export async function translateHtml(
     }
   });
   const runs = docs.flatMap((d) => d.runs);
-  const prepared = runs.map((r) => prepare(r.text, tooLong, r.atomic));
-  const masked = await translatePrepared(prepared, translate, finishMasked);
-  const rebuilt = runs.map((r, i) => withTags(r, masked[i], prepared[i]));
+  // Tag markers go to the model as masks ({N}), which it carries far better than markup.
+  const prepared = runs.map((r) => prepare(r.text, tooLong, [...r.atomic, ...markersOf(r)]));
+  const sentences = prepared.map((p) => sentencesOf(p.pieces));
+  const flat = await translateCores(
+    prepared.flatMap((p, r) => sentences[r].map((text) => ({ prepared: p, text }))),
+    translate,
+  );
+  let at = 0;
+  const outs = sentences.map((ss) => flat.slice(at, (at += ss.length)));
+  await retranslateBrokenSentences(prepared, outs, translate);
+  const rebuilt = runs.map((r, i) => withTags(r, finishMasked(prepared[i], outs[i]), prepared[i]));
+  // A safety net: a run whose tags still do not fit goes piece by piece as a whole.
   const broken = runs.map((_, i) => i).filter((i) => rebuilt[i] === undefined);
   if (broken.length > 0) {
     // Pieces between tags, one text each: no marker to lose.
@@ -189,6 +206,88 @@ function loc(node: Node): { startOffset: number; endOffset: number } {
 
 const MARKER = /<(\/?)([a-z][a-z0-9-]*)>/gi;
 
+/** The run's own tag markers (not those inside its atomic ranges), to be masked as 'marker' spans. */
+function markersOf(run: Run): Protected[] {
+  return [...run.text.matchAll(MARKER)]
+    .map((m): Protected => [m.index!, m.index! + m[0].length, 'marker'])
+    .filter(([s]) => !run.atomic.some(([a, e]) => s >= a && s < e));
+}
+
+/** The tag-marker mask numbers of a masked text, in order. */
+const markerIds = (p: Prepared, text: string) => maskIds(text).filter((id) => p.spans[id]?.kind === 'marker');
+
+/**
+ * Sentences whose tag markers the model did not give back exactly, once each and in order, with
+ * words between them where the source had words (repair would put a dropped one at the end, away
+ * from the words its tag wrapped; `<b></b>` wraps nothing), are translated again
+ * as their pieces between markers, one text each, all in one call; `outs` (per run, per sentence)
+ * is updated in place. Other sentences keep their first translation.
+ */
+async function retranslateBrokenSentences(
+  prepared: Prepared[],
+  outs: string[][],
+  translate: TranslateSentences,
+): Promise<void> {
+  const redo: Array<{ run: number; sentence: number; parts: string[] }> = [];
+  prepared.forEach((p, run) =>
+    sentencesOf(p.pieces).forEach((source, sentence) => {
+      const want = markerIds(p, source);
+      if (want.length === 0) return;
+      // Odd indexes are the markers, even ones the text around them.
+      const marker = new RegExp(`(${want.map((id) => `\\{${id}\\}`).join('|')})`);
+      const parts = source.split(marker);
+      const got = outs[run][sentence].split(marker);
+      const hasWords = (t: string) => /[\p{L}\p{N}]/u.test(t.replace(/\{\d+\}/g, ''));
+      // Kept: the same markers in the same order, and words wherever the source had words between them.
+      const kept =
+        got.length === parts.length &&
+        got.every((g, k) => (k % 2 === 1 ? g === parts[k] : !hasWords(parts[k]) || hasWords(g)));
+      if (!kept) redo.push({ run, sentence, parts });
+    }),
+  );
+  const answers = await translateCores(
+    redo.flatMap((r) => r.parts.filter((_, k) => k % 2 === 0).map((text) => ({ text }))),
+    translate,
+  );
+  let at = 0;
+  for (const r of redo)
+    outs[r.run][r.sentence] = r.parts.map((part, k) => (k % 2 === 1 ? part : answers[at++])).join('');
+}
+
+/**
+ * Translates texts in one call, each without its leading and trailing whitespace and tag markers
+ * (a tag around a whole sentence stays around its translation; the model sees fewer tokens and
+ * cannot lose them). Texts with no words left are kept as they are.
+ */
+async function translateCores(
+  items: Array<{ prepared?: Prepared; text: string }>,
+  translate: TranslateSentences,
+): Promise<string[]> {
+  const split = items.map(({ prepared, text }) => splitEdges(text, prepared));
+  const asked = split.flatMap(([, core], i) => (needsModel(core) ? [i] : []));
+  const answers = asked.length > 0 ? await translate(asked.map((i) => split[i][1])) : [];
+  if (answers.length !== asked.length)
+    throw new Error(`translator answered ${answers.length} texts for ${asked.length}`);
+  const out = items.map((item) => item.text);
+  asked.forEach((i, k) => (out[i] = split[i][0] + answers[k] + split[i][2]));
+  return out;
+}
+
+const EDGE_START = /^(?:\s+|\{(\d+)\})/;
+const EDGE_END = /(?:\s+|\{(\d+)\})$/;
+
+/** A text as [leading whitespace and tag markers, core, trailing ones]. */
+function splitEdges(text: string, p?: Prepared): [string, string, string] {
+  const isEdge = (m: RegExpExecArray | null): m is RegExpExecArray =>
+    m !== null && (m[1] === undefined || p?.spans[Number(m[1])]?.kind === 'marker');
+  let start = 0;
+  let end = text.length;
+  let m: RegExpExecArray | null;
+  while (isEdge((m = EDGE_START.exec(text.slice(start, end))))) start += m[0].length;
+  while (isEdge((m = EDGE_END.exec(text.slice(start, end))))) end -= m[0].length;
+  return [text.slice(0, start), text.slice(start, end), text.slice(end)];
+}
+
 /**
  * The run's translation with real tags for its markers, or undefined when the markers did not come
  * back one for one and well nested (the n-th <b> marker is the n-th <b> element of the source).
@@ -198,7 +297,10 @@ function withTags(run: Run, masked: string, prepared: Prepared): string | undefi
   const stack: Array<{ tag: string; index: number }> = [];
   const used = new Set<number>();
   let ok = true;
-  const text = escapeText(masked).replace(MARKER, (whole, slash: string, name: string) => {
+  const markers = escapeText(masked).replace(/\{(\d+)\}/g, (whole, n: string) =>
+    prepared.spans[Number(n)]?.kind === 'marker' ? prepared.spans[Number(n)].text : whole,
+  );
+  const text = markers.replace(MARKER, (whole, slash: string, name: string) => {
     const tag = name.toLowerCase();
     if (!ok) return whole;
     if (slash === '') {

@@ -1,13 +1,14 @@
 // Spans a translation must not change (URLs, e-mail addresses, file paths, format placeholders,
 // markup entities). Most are replaced by a numbered mask `{N}` before translation and put back
-// after. C and Python format placeholders (`%s`, `%1$d`, `%(name)s`) stay as they are: the model
-// saw them copied through thousands of gettext messages and keeps more of them in place than it
-// keeps masks (scripts/text-preservation.ts measures both). Either way, what the model dropped is
+// after. C format placeholders (`%s`, `%1$d`) stay as they are: the model saw them copied through
+// thousands of gettext messages and keeps more of them in place than it keeps masks; Python's
+// `%(name)s` it keeps in place far less often than a mask, so those are masked
+// (scripts/text-preservation.ts measures both). Either way, what the model dropped is
 // put back at the end of its sentence and what it repeated is kept once, so every span comes out
 // exactly as it went in.
 
 export type SpanKind =
-  'url' | 'email' | 'path' | 'printf' | 'python' | 'named' | 'brace' | 'template' | 'entity' | 'atomic';
+  'url' | 'email' | 'path' | 'printf' | 'python' | 'named' | 'brace' | 'template' | 'entity' | 'atomic' | 'marker';
 
 export interface Span {
   kind: SpanKind;
@@ -28,21 +29,29 @@ const PRINTF =
   /%(?:\d+\$)?[-+#0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t|I64|I32|I)?[diouxXeEfFgGaAcspn]|%%/gu;
 /** Placeholders in a translation: the kinds left in place. */
 const PLACEHOLDER = new RegExp(`${PYTHON.source}|${PRINTF.source}`, 'gu');
-const IN_PLACE = new Set<SpanKind>(['printf', 'python']);
+const IN_PLACE = new Set<SpanKind>(['printf']);
 
 // Order matters: earlier kinds win where matches overlap (a URL holds a path; `%(name)s` holds `%`).
 const PATTERNS: Array<[SpanKind, RegExp]> = [
-  ['url', /\b(?:(?:https?|ftp|file):\/\/|www\.)[^\s<>"'`]*[^\s<>"'`.,;:!?)\]}]/giu],
+  // A URL may hold balanced parentheses (`wiki/Foo_(bar)`) but does not end in punctuation or a closing one of the text's.
+  [
+    'url',
+    /\b(?:(?:https?|ftp|file):\/\/|www\.)(?:[^\s<>"'`()]|\([^\s<>"'`()]*\))*(?:[^\s<>"'`.,;:!?()\]}]|\([^\s<>"'`()]*\))/giu,
+  ],
   ['email', /[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+/gu],
-  ['template', /\$\{[^{}\s]+\}|\{\{[^{}]+\}\}|\$\([\w.]+\)/gu],
+  ['template', /\$\{[^{}\s]+\}|\{\{[^{}]+\}\}|\$\([\w.]+\)|%\{[\w.]+\}/gu],
   ['python', PYTHON],
   ['printf', PRINTF],
   // LibreOffice's and Qt's %PRODUCTNAME, %1: the model does not know them.
   ['named', /%[A-Z][A-Z0-9_]+%?|%\d+(?![$\w])/gu],
   ['brace', /\{[\w.:!#<>^+-]*\}/gu],
   ['entity', /&(?:#\d+|#x[0-9a-f]+|[a-z][a-z0-9]*);/giu],
-  // Absolute, home- or dot-relative paths with at least one directory, and Windows drive paths.
-  ['path', /(?<![\p{L}\p{N}/.~])(?:~|\.{1,2})?\/(?:[\w.+@-]+\/)*[\w.+@-]+\/?|\b[A-Za-z]:\\[\w .\\-]+[\w]/gu],
+  // Absolute, home- or dot-relative paths with at least one directory, and Windows drive paths
+  // (spaces only inside directory names); never ending in the sentence's period.
+  [
+    'path',
+    /(?<![\p{L}\p{N}/.~])(?:~|\.{1,2})?\/(?:[\w.+@-]+\/)*[\w.+@-]*[\w+@-]\/?|\b[A-Za-z]:\\(?:[\w .-]+\\)*[\w.-]*\w/gu,
+  ],
 ];
 
 /** The mask of span i, and the patterns that find masks (the loose one tolerates spaces the model adds). */
@@ -51,9 +60,12 @@ const MASK = /\{(\d+)\}/g;
 const LOOSE_MASK = /( ?)\{\s*(\d+)\s*\}/g;
 const indexOf = (n: string) => Number(n);
 
-/** Finds the spans of `text` (plus any `atomic` ranges the caller protects) and masks them. */
-export function mask(text: string, atomic: Array<[number, number]> = []): Masked {
-  const taken: Array<[number, number, SpanKind]> = atomic.map(([s, e]) => [s, e, 'atomic']);
+/** A range of a text the caller protects: masked whole, as `kind` (default 'atomic'). */
+export type Protected = [start: number, end: number, kind?: SpanKind];
+
+/** Finds the spans of `text` (plus any ranges the caller protects) and masks them. */
+export function mask(text: string, atomic: Protected[] = []): Masked {
+  const taken: Array<[number, number, SpanKind]> = atomic.map(([s, e, kind]) => [s, e, kind ?? 'atomic']);
   for (const [kind, re] of PATTERNS) {
     for (const m of text.matchAll(re)) {
       const start = m.index!;

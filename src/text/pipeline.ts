@@ -1,7 +1,7 @@
 // Text of any length and content through a sentence translator: mask the spans that must not
 // change, cut into sentences the model takes, translate every sentence of every text in one call
 // (so they batch together), and put each text back together. It knows no HTTP and no model.
-import { type Masked, mask, placeholdersIn, repair, unmask } from './mask.ts';
+import { type Masked, type Protected, mask, placeholdersIn, repair, unmask } from './mask.ts';
 import { type Piece, type TooLong, assemble, segment, sentencesOf } from './segment.ts';
 
 /** Translates sentences, in order; the server's batcher or a Translator behind it. */
@@ -12,8 +12,8 @@ export interface Prepared extends Pick<Masked, 'spans' | 'placeholders'> {
   pieces: Piece[];
 }
 
-/** Masks and segments a text; `atomic` ranges (e.g. inline code in html) are masked whole. */
-export function prepare(text: string, tooLong?: TooLong, atomic?: Array<[number, number]>): Prepared {
+/** Masks and segments a text; `atomic` ranges (e.g. inline code or tag markers in html) are masked whole. */
+export function prepare(text: string, tooLong?: TooLong, atomic?: Protected[]): Prepared {
   const masked = mask(text, atomic);
   return { pieces: segment(masked.text, tooLong), spans: masked.spans, placeholders: masked.placeholders };
 }
@@ -43,11 +43,11 @@ export function finish(p: Prepared, translated: string[]): string {
  * Translates prepared texts with one call to `translate` for all their sentences. Sentences
  * without words (a lone placeholder, a number) are kept as they are.
  */
-export async function translatePrepared(
+export async function translatePrepared<R = string>(
   texts: Prepared[],
   translate: TranslateSentences,
-  done = finish,
-): Promise<string[]> {
+  done: (p: Prepared, translated: string[]) => R = finish as (p: Prepared, translated: string[]) => R,
+): Promise<R[]> {
   const sentences = texts.map((p) => sentencesOf(p.pieces));
   const flat = sentences.flat();
   const asked = flat.map((s, i) => (needsModel(s) ? i : -1)).filter((i) => i >= 0);

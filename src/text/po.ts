@@ -1,8 +1,8 @@
 // gettext catalogs (.po) through a sentence translator: every untranslated msgid gets a msgstr
 // (each plural form from msgid or msgid_plural), translated entries, comments, flags, contexts and
 // obsolete entries are kept; the header gets the target's Language and Plural-Forms. The output
-// passes `msgfmt -c`. Entries come out grouped by context (gettext-parser's order).
-import { type PoTable, po } from 'gettext-parser';
+// passes `msgfmt -c`. Entries come out in the input's order (obsolete ones last, as gettext writes them).
+import { type PoEntry, type PoTable, po } from 'gettext-parser';
 import type { TranslateSentences } from './pipeline.ts';
 import { translateTexts } from './pipeline.ts';
 import type { TooLong } from './segment.ts';
@@ -50,6 +50,7 @@ export function checkCatalog(text: string): void {
     if (
       line === '' ||
       (line.startsWith('#') && !line.startsWith('#~')) ||
+      line.startsWith('#~|') ||
       KEYWORD_LINE.test(line) ||
       STRING_LINE.test(line)
     )
@@ -133,7 +134,56 @@ export async function translateCatalog(
     if (!headers[key] || /FULL NAME|LANGUAGE </.test(headers[key])) headers[key] = fallback;
   }
   table.charset = 'utf-8';
-  return po.compile(table, { foldLength: 0 }).toString('utf8') + '\n';
+  const order = inputOrder(text, table);
+  const rank = (e: PoEntry) => order.get(e) ?? Number.MAX_SAFE_INTEGER;
+  return po.compile(table, { foldLength: 0, sort: (a, b) => rank(a) - rank(b) }).toString('utf8') + '\n';
+}
+
+/** A PO string's value as gettext-parser reads it: `\n`, `\t`, `\r` escapes, any other escaped character itself. */
+const unquote = (s: string) =>
+  s
+    .slice(s.indexOf('"') + 1, s.lastIndexOf('"'))
+    .replace(/\\(.)/g, (_, c: string) => ({ n: '\n', t: '\t', r: '\r' })[c] ?? c);
+const entryKey = (obsolete: boolean, msgctxt: string, msgid: string) =>
+  `${obsolete ? '~' : ''}\u0004${msgctxt}\u0004${msgid}`;
+
+/**
+ * Each parsed entry's position in the catalog's text. gettext-parser's table groups entries by
+ * context (and JavaScript orders integer-like keys first), so the input order is read off the
+ * lines (checkCatalog has vouched for their shape): an entry starts at `msgctxt`, or at a `msgid`
+ * with no `msgctxt` before it.
+ */
+function inputOrder(text: string, table: PoTable): Map<PoEntry, number> {
+  const keys = new Map<string, number>();
+  let current: { obsolete: boolean; msgctxt: string; msgid: string; field: string } | undefined;
+  const close = () => {
+    const key = current && entryKey(current.obsolete, current.msgctxt, current.msgid);
+    if (key !== undefined && !keys.has(key)) keys.set(key, keys.size);
+  };
+  for (const raw of text.split(/\r?\n/)) {
+    const obsolete = raw.trimStart().startsWith('#~');
+    const line = raw.trim().replace(/^#~\s*/, '');
+    const keyword = /^(msgctxt|msgid|msgid_plural|msgstr(?:\[\d+\])?)\s+"/.exec(line)?.[1];
+    if (keyword === 'msgctxt' || (keyword === 'msgid' && current?.field !== 'msgctxt')) {
+      close();
+      current = { obsolete, msgctxt: '', msgid: '', field: keyword };
+    } else if (keyword !== undefined && current) current.field = keyword;
+    if (!current || !line.endsWith('"') || (keyword === undefined && !line.startsWith('"'))) continue;
+    if (current.field === 'msgctxt') current.msgctxt += unquote(line);
+    else if (current.field === 'msgid') current.msgid += unquote(line);
+  }
+  close();
+  const order = new Map<PoEntry, number>();
+  for (const [obsolete, section] of [
+    [false, table.translations],
+    [true, table.obsolete ?? {}],
+  ] as const)
+    for (const [msgctxt, entries] of Object.entries(section))
+      for (const [msgid, entry] of Object.entries(entries)) {
+        const at = keys.get(entryKey(obsolete, msgctxt, msgid));
+        if (at !== undefined) order.set(entry, at);
+      }
+  return order;
 }
 
 function poDate(d: Date): string {

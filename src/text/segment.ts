@@ -21,14 +21,28 @@ export function segment(text: string, tooLong: TooLong = () => false): Piece[] {
       if (part !== '') pieces.push({ keep: part });
       continue;
     }
-    for (const { segment: s } of sentenceSegmenter.segment(part)) {
-      for (const piece of trimmed(s)) {
+    for (const { index, segment: shadow } of sentenceSegmenter.segment(shadowMarkers(part))) {
+      for (const piece of trimmed(part.slice(index, index + shadow.length))) {
         if ('sentence' in piece) pieces.push(...splitLong(piece.sentence, tooLong));
         else pieces.push(piece);
       }
     }
   }
   return merge(pieces);
+}
+
+/**
+ * The text as the sentence segmenter should read it: masks (`{3}`) and html.ts's bare inline
+ * markers (`<b>`, `</a>`) written as brackets of the same length (ICU's Close class). As they are,
+ * ICU cuts `file.{3} Next` inside the mask (a digit may follow a period) and reads `. <a>Open` as
+ * one sentence (a lowercase letter follows the period); as brackets the breaks fall where they
+ * fall in the plain text, an opening marker starting the next sentence and a closing one or a
+ * mask ending its own.
+ */
+function shadowMarkers(text: string): string {
+  return text.replace(/<(\/?)[a-z][a-z0-9-]*>|\{\d+\}/gi, (m: string, slash?: string) =>
+    (slash === '' ? '(' : ')').repeat(m.length),
+  );
 }
 
 /** Joins a segmented text back, with `translated` in place of its sentences, in order. */

@@ -20,6 +20,11 @@ export interface TrainSettings {
   warmupSteps: number;
   /** The learning rate falls linearly to zero over the run's last cooldownSteps steps (up to --steps or steps). Default 0: none. */
   cooldownSteps: number;
+  /**
+   * Stop (saving the state) after this step while the learning-rate schedule stays that of --steps
+   * or steps: a budget cut short of the schedule's end, resumable to it. Default 0: no early stop.
+   */
+  stopAt: number;
   /** Adam's beta1, beta2 and epsilon. Defaults 0.9, 0.98, 1e-9. */
   beta1: number;
   beta2: number;
@@ -61,6 +66,7 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   peakLr: 5e-4,
   warmupSteps: 4000,
   cooldownSteps: 0,
+  stopAt: 0,
   beta1: 0.9,
   beta2: 0.98,
   epsilon: 1e-9,

@@ -104,14 +104,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const started = Date.now();
     let tokens = 0;
     const firstStep = trainer.step;
-    while (trainer.step < lastStep && !interrupted) {
+    const stopAt = settings.stopAt > 0 ? Math.min(settings.stopAt, lastStep) : lastStep;
+    while (trainer.step < stopAt && !interrupted) {
       const stats = parallel !== undefined ? await parallel.trainStep() : trainer.trainStep();
       result.steps.push(stats);
       tokens += stats.tokens;
       const done = trainer.step;
-      if (done % settings.logEvery === 0 || done === lastStep) {
+      if (done % settings.logEvery === 0 || done === stopAt) {
         const seconds = (Date.now() - started) / 1000;
-        const eta = ((lastStep - done) * seconds) / (done - firstStep);
+        const eta = ((stopAt - done) * seconds) / (done - firstStep);
         log(`step ${done}/${lastStep} loss ${stats.loss.toFixed(3)} (ce ${stats.crossEntropy.toFixed(3)}, balance ${stats.balance.toFixed(3)}) lr ${stats.lr.toExponential(2)} |g| ${stats.gradNorm.toFixed(2)} ${Math.round(tokens / seconds)} tok/s ETA ${formatSeconds(eta)}`);
       }
       if (dev !== undefined && settings.evalEvery > 0 && done % settings.evalEvery === 0) result.dev.push(evaluateDev(trainer, dev, log));

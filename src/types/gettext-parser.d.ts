@@ -16,6 +16,9 @@ declare module 'gettext-parser' {
   }
   export const po: {
     parse(input: string | Buffer, options?: { defaultCharset?: string; validation?: boolean }): PoTable;
-    compile(table: PoTable, options?: { foldLength?: number; sort?: boolean }): Buffer;
+    compile(
+      table: PoTable,
+      options?: { foldLength?: number; sort?: boolean | ((a: PoEntry, b: PoEntry) => number) },
+    ): Buffer;
   };
 }

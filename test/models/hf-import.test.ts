@@ -2,51 +2,23 @@
 // scripts/hf-fixtures.py) is imported, and its logits, greedy and beam-4 outputs compared with what
 // Transformers computed for the same inputs.
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { importHf } from '../../src/import/hf-import.ts';
 import { CheckpointReader } from '../../src/models/checkpoint.ts';
 import { decode } from '../../src/models/decoding.ts';
 import { Seq2Seq } from '../../src/models/model.ts';
 import { forcedPrefix } from '../../src/models/prompt.ts';
 import { loadTokenizer } from '../../src/tokenizer/model-tokenizer.ts';
 import { useTestBackend } from '../helpers/backend.ts';
+import { HF_FIXTURES, importedFixture, outputTokens } from '../helpers/hf.ts';
 
 before(useTestBackend);
 
-const FIXTURES = path.join(import.meta.dirname, '../fixtures', 'hf');
-
-interface Reference {
-  texts: string[];
-  sources: number[][];
-  logits: { decoder: number[]; logits: number[][] }[];
-  greedy: number[][];
-  beam: number[][];
-  max_new_tokens: number;
-  source: string;
-  target: string;
-}
-
-async function imported(name: string): Promise<{ dir: string; ref: Reference }> {
-  const ref = JSON.parse(fs.readFileSync(path.join(FIXTURES, name, 'reference.json'), 'utf8')) as Reference;
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `taskmoe-hf-${name}-`));
-  await importHf(path.join(FIXTURES, name, 'model'), path.join(dir, 'ckpt'), { sources: [ref.source], targets: [ref.target] });
-  return { dir: path.join(dir, 'ckpt'), ref };
-}
-
-/** Transformers' generate output without the decoder start, the forced language token and the final EOS. */
-function outputTokens(seq: number[], forced: number, eos: number): number[] {
-  const body = seq.slice(1 + forced);
-  return body[body.length - 1] === eos ? body.slice(0, -1) : body;
-}
-
-for (const name of ['marian', 'marian-separate', 'm2m100', 'nllb-moe']) {
+for (const name of HF_FIXTURES) {
   test(`${name}: imported logits, greedy and beam-4 outputs match Transformers`, async () => {
-    const { dir, ref } = await imported(name);
+    const { dir, ref } = await importedFixture(name);
     const reader = await CheckpointReader.open(dir);
     const model = await Seq2Seq.load(reader);
     const tokenizer = await loadTokenizer(dir, reader.config);

@@ -130,7 +130,10 @@ describe('bodies, fields and CORS', () => {
 describe('text that must come back whole', () => {
   test('a 5000-character text of dev messages, lines kept', async () => {
     // English dev messages of gettext-mt (en-de), capitalised, without placeholders.
-    const dev = fs.readFileSync(path.join(import.meta.dirname, '../fixtures/text/dev-en.txt'), 'utf8').split('\n').filter(Boolean);
+    const dev = fs
+      .readFileSync(path.join(import.meta.dirname, '../fixtures/text/dev-en.txt'), 'utf8')
+      .split('\n')
+      .filter(Boolean);
     const lines: string[] = [];
     for (let i = 0; lines.join('\n').length < 4900; i++)
       lines.push(`${dev[i]}.${i % 3 === 0 ? ` ${dev[i + 500]}.` : ''}`);
@@ -182,10 +185,21 @@ describe('text that must come back whole', () => {
     assert.match(out, /<b>[^<]+<\/b>/);
   });
 
-  test('de -> fr goes through English', async () => {
+  test('de -> fr goes through English, with alternatives', async () => {
     const r = await post('/translate', { q: 'Die Datei wurde gespeichert.', source: 'de', target: 'fr' });
     assert.equal(r.status, 200, await r.clone().text());
     assert.ok(hasWords(((await r.json()) as { translatedText: string }).translatedText));
+    // Alternatives through English: the second hop's beam over the first hop's best English.
+    const alt = await post('/translate', {
+      q: ['Die Datei wurde gespeichert.', 'Beenden'],
+      source: 'de',
+      target: 'fr',
+      alternatives: 2,
+    });
+    assert.equal(alt.status, 200, await alt.clone().text());
+    const a = (await alt.json()) as { translatedText: string[]; alternatives: string[][] };
+    assert.equal(a.alternatives.length, 2, JSON.stringify(a));
+    for (const alts of a.alternatives) assert.ok(alts.length === 2 && alts.every(hasWords), JSON.stringify(a));
   });
 });
 
@@ -242,10 +256,14 @@ describe('the other LibreTranslate routes', () => {
       await (await fetch(((await html.json()) as { translatedFileUrl: string }).translatedFileUrl)).text(),
       /^<p>.*<b>.+<\/b>.*<\/p>$/,
     );
-    const po = await upload('sample.po', fs.readFileSync(path.join(import.meta.dirname, '../fixtures/text/sample.po')), {
-      source: 'en',
-      target: 'uk',
-    });
+    const po = await upload(
+      'sample.po',
+      fs.readFileSync(path.join(import.meta.dirname, '../fixtures/text/sample.po')),
+      {
+        source: 'en',
+        target: 'uk',
+      },
+    );
     assert.equal(po.status, 200, await po.clone().text());
     const catalog = await (await fetch(((await po.json()) as { translatedFileUrl: string }).translatedFileUrl)).text();
     assert.match(catalog, /msgctxt "verb"\nmsgid "Open"\nmsgstr "[^"]+"/);

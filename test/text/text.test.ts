@@ -49,6 +49,7 @@ test('masks cover URLs, e-mails, paths, placeholders and entities, and restore e
       'me@x.org',
       '~/.config/app.conf',
       '/etc/hosts',
+      '%(name)s',
       '{0}',
       '{name}',
       '{{x}}',
@@ -56,12 +57,12 @@ test('masks cover URLs, e-mails, paths, placeholders and entities, and restore e
       '&amp;',
     ],
   );
-  // Format placeholders stay in the text (the model copies them), the rest become masks.
+  // C format placeholders stay in the text (the model copies them), the rest become masks.
   assert.deepEqual(
     m.placeholders.map((s) => s.text),
-    ['%s', '%1$d', '%(name)s'],
+    ['%s', '%1$d'],
   );
-  assert.equal(m.text, 'See {0}, mail {1}, edit {2} or {3}: %s %1$d %(name)s {4} {5} {6} {7} {8} 50% done.');
+  assert.equal(m.text, 'See {0}, mail {1}, edit {2} or {3}: %s %1$d {4} {5} {6} {7} {8} {9} 50% done.');
   // A model that copies placeholders and upper-cases words.
   const upperWords = async (ss: string[]) =>
     ss.map((s) =>
@@ -74,6 +75,24 @@ test('masks cover URLs, e-mails, paths, placeholders and entities, and restore e
     (await translateTexts([text], upperWords))[0],
     'SEE https://example.com/a?b=1, MAIL me@x.org, EDIT ~/.config/app.conf OR /etc/hosts: %s %1$d %(name)s {0} {name} {{x}} ${y} &amp; 50% DONE.',
   );
+});
+
+test('span edges: URLs with balanced parentheses, paths before a period, Windows paths with spaces, %{x}', () => {
+  for (const [text, span] of [
+    ['Visit (https://example.org/wiki/Foo_(bar)) now.', 'https://example.org/wiki/Foo_(bar)'],
+    ['Read ../README.md.', '../README.md'],
+    ['Open C:\\Program Files\\App\\app.exe please.', 'C:\\Program Files\\App\\app.exe'],
+    ['Hello %{name}!', '%{name}'],
+    ['Saved.&amp;Next line.', '&amp;'],
+  ]) {
+    const m = mask(text);
+    assert.deepEqual(
+      m.spans.map((x) => x.text),
+      [span],
+      text,
+    );
+    assert.equal(unmask(m.text, m), text);
+  }
 });
 
 test('a dropped mask or placeholder comes back at the end of its sentence, a repeated one once; printf order is kept', () => {
@@ -99,14 +118,58 @@ test('html: tags, attributes, entities kept; inline tags around their words; cod
     out,
     '<div class="x"><h1>TITLE &amp; MORE</h1>\n<p>HELLO <b>BIG <i>BOLD</i></b> <a href="https://x.org/?a=1&amp;b=2">LINK HERE</a>, WITH <code>x = 1</code>.<br>NEXT.</p><pre>keep me</pre><script>var a = "no";</script></div>',
   );
-  // A translator that loses the markers: the pieces between tags are translated one by one.
+  // A translator that loses the tag markers (masks {0} and {1}): the pieces between tags are translated one by one.
   const [fallback] = await translateHtml(['<p>Hello <b>big</b> world &lt; 3</p>'], async (ss) =>
-    ss.map((s) => s.replace(/<\/?b>/g, '').toUpperCase()),
+    ss.map((s) => s.replace(/\{[01]\}/g, '').toUpperCase()),
   );
   assert.equal(fallback, '<p>HELLO <b>BIG</b> WORLD &lt; 3</p>');
   // What the model writes is escaped: no stray markup.
   const [escaped] = await translateHtml(['<p>Tom and Jerry</p>'], async (ss) => ss.map(() => 'Tom & <Jerry'));
   assert.equal(escaped, '<p>Tom &amp; &lt;Jerry</p>');
+});
+
+test('html: sentences of a paragraph batch as sentences; only those whose tags the model lost go again, piece by piece', async () => {
+  const html = '<p>Open <b>the file</b> now. <a href="x">Save it.</a> Quit.</p>\n<p><i>Done.</i></p>';
+  const calls: string[][] = [];
+  // Loses the markers of any sentence that has them inside (edges never reach it).
+  const lossy = async (ss: string[]) => {
+    calls.push(ss);
+    return ss.map((s) => `[${s.replace(/\{\d+\}/g, '')}]`);
+  };
+  const [out] = await translateHtml([html], lossy);
+  assert.deepEqual(calls, [
+    ['Open {0}the file{1} now.', 'Save it.', 'Quit.', 'Done.'],
+    ['Open', 'the file', 'now.'],
+  ]);
+  assert.equal(out, '<p>[Open] <b>[the file]</b> [now.] <a href="x">[Save it.]</a> [Quit.]</p>\n<p><i>[Done.]</i></p>');
+  // Markers the model keeps in order need no second call.
+  calls.length = 0;
+  const [kept] = await translateHtml([html], async (ss) => (calls.push(ss), ss.map((s) => s.toUpperCase())));
+  assert.equal(calls.length, 1);
+  assert.equal(kept, '<p>OPEN <b>THE FILE</b> NOW. <a href="x">SAVE IT.</a> QUIT.</p>\n<p><i>DONE.</i></p>');
+  // A tag the model emptied (its words moved out) is a lost tag too.
+  calls.length = 0;
+  const emptying = async (ss: string[]) => (
+    calls.push(ss),
+    ss.map((s) => s.replace('{0}the file{1}', 'the file {0}{1}'))
+  );
+  const [moved] = await translateHtml(['<p>Open <b>the file</b> now.</p>'], emptying);
+  assert.deepEqual(calls, [['Open {0}the file{1} now.'], ['Open', 'the file', 'now.']]);
+  assert.equal(moved, '<p>Open <b>the file</b> now.</p>');
+});
+
+test('segmentation never cuts inside a mask and starts a sentence at a tag', () => {
+  assert.deepEqual(sentencesOf(segment('Saved.{0} Next one. Version {1}.{2} Released.')), [
+    'Saved.{0}',
+    'Next one.',
+    'Version {1}.{2}',
+    'Released.',
+  ]);
+  assert.deepEqual(sentencesOf(segment('Open <b>the file.</b> <a>All files.</a> Quit.')), [
+    'Open <b>the file.</b>',
+    '<a>All files.</a>',
+    'Quit.',
+  ]);
 });
 
 test('html: broken markup is a MarkupError naming the line', async () => {
@@ -135,6 +198,47 @@ test('po: untranslated entries filled, contexts, plurals, flags, comments kept; 
   assert.match(out, /msgstr "Schon übersetzt"/);
   assert.match(out, /#~ msgid "Old message"/);
   assert.match(out, /"Language: ru\\n"/);
+  try {
+    execFileSync('msgfmt', ['--version']);
+  } catch {
+    t.skip('msgfmt (gettext) is not installed');
+    return;
+  }
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'po-')), 'out.po');
+  fs.writeFileSync(file, out);
+  execFileSync('msgfmt', ['-c', '-o', '/dev/null', file]);
+});
+
+test('po: entries come out in the input order, across contexts, numeric msgids, multi-line strings and obsolete previous msgids', async (t) => {
+  const entries = [
+    'msgid "Zoom"\nmsgstr ""',
+    'msgctxt "menu"\nmsgid "Open"\nmsgstr ""',
+    'msgid "42"\nmsgstr ""',
+    'msgid ""\n"Two \\"quoted\\"\\t"\n"lines\\n"\nmsgstr ""',
+    'msgctxt "verb"\nmsgid "Open"\nmsgstr ""',
+    'msgid "Already"\nmsgstr "Schon"',
+    'msgctxt "menu"\nmsgid "Close"\nmsgstr ""',
+    'msgid "7"\nmsgstr ""',
+    'msgid "Apple"\nmsgstr ""',
+  ];
+  const header = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n';
+  const src = `${header}${entries.join('\n\n')}\n\n#~| msgid "Older"\n#~ msgid "Old"\n#~ msgstr "Alt"\n`;
+  const out = await translateCatalog(src, 'de', async (ss) => ss.map((s) => `<${s}>`));
+  const ids = [...out.matchAll(/^(?:#~ )?msgid "(.*)"$/gm)].map((m) => m[1]).filter((id) => id !== '');
+  assert.deepEqual(ids, [
+    'Zoom',
+    'Open',
+    '42',
+    'Two \\"quoted\\"\\tlines\\n',
+    'Open',
+    'Already',
+    'Close',
+    '7',
+    'Apple',
+    'Old',
+  ]);
+  assert.match(out, /msgctxt "menu"\nmsgid "Open"\nmsgstr "<Open>"\n\nmsgid "42"/);
+  assert.match(out, /#~\| msgid "Older"\n#~ msgid "Old"/);
   try {
     execFileSync('msgfmt', ['--version']);
   } catch {

@@ -83,6 +83,18 @@ test('with cooldownSteps the learning rate falls linearly towards zero over the 
   ratios.forEach((r, i) => assert.ok(Math.abs(r - [1, 1, 1, 1, 1, 0.75, 0.5, 0.25][i]) < 1e-9, `step ${i + 1}: ${r} of the schedule`));
 });
 
+test('stopAt ends a run early on the full run\'s schedule, and resuming without it finishes that run exactly', async () => {
+  const full = await train({ ...setUpTraining({ cooldownSteps: 4 }), steps: 6, log: () => {} });
+  const cut = setUpTraining({ cooldownSteps: 4, stopAt: 4 });
+  const first = await train({ ...cut, steps: 6, log: () => {} });
+  assert.deepEqual(first.steps.map((s) => s.step), [1, 2, 3, 4]);
+  assert.deepEqual(first.steps.map((s) => s.lr), full.steps.slice(0, 4).map((s) => s.lr));
+  const rest = setUpTraining({ cooldownSteps: 4 });
+  fs.cpSync(cut.out, rest.out, { recursive: true });
+  const resumed = await train({ ...rest, steps: 6, resume: true, log: () => {} });
+  assert.deepEqual(resumed.steps.map((s) => s.loss), full.steps.slice(4).map((s) => s.loss));
+});
+
 test('a run resumed from a checkpoint takes exactly the step an uninterrupted run takes', async () => {
   const uninterrupted = setUpTraining();
   const full = await train({ ...uninterrupted, steps: 6, log: () => {} });

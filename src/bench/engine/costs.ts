@@ -25,6 +25,23 @@ export function repsFor(batch: number, quick: boolean, override?: number): numbe
   return batch <= 1 ? 5 : batch <= 8 ? 3 : batch <= 32 ? 2 : 1;
 }
 
+/**
+ * The routing study's shapes (docs/routing-study.md, models/routing-study/), benchmarked by name
+ * only and never shrunk by --quick: study128 as trained, and study128-dense, whose dense variant is
+ * the study's dense model (dFF 768 in every layer: the MoE's active FFN width, 512 + 2x512, per 2 layers).
+ */
+const STUDY_LANGUAGES = ['en', 'de', 'fr', 'ru', 'zh'];
+const study128: ModelConfig = {
+  vocabSize: 4000, dModel: 128, numHeads: 4, dFF: 512, encoderLayers: 2, decoderLayers: 2,
+  moe: { numExperts: 8, topK: 2, every: 2 },
+  routing: { encoder: 'token', decoder: 'target' },
+  languages: STUDY_LANGUAGES,
+  pairs: STUDY_LANGUAGES.slice(1).flatMap((l) => [`en-${l}`, `${l}-en`]),
+  maxLength: 64,
+  tokenizer: 'tokenizer.model',
+};
+const STUDY_CONFIGS: Record<string, ModelConfig> = { study128, 'study128-dense': { ...study128, dFF: 768 } };
+
 /** The shapes benchmarked. `quick` shrinks them: 2+2 layers, a quarter of the experts, vocabulary 8000. */
 export function benchConfigs(quick: boolean): Record<string, ModelConfig> {
   const base = (d: number, heads: number, dFF: number, experts: number): ModelConfig => ({
@@ -42,8 +59,12 @@ export function benchConfigs(quick: boolean): Record<string, ModelConfig> {
     tokenizer: 'tokenizer.model',
   });
   // e128 keeps the head size of wmt32 (64), so 4 heads on dModel 256.
-  return { wmt32: base(512, 8, 2048, 32), e128: base(256, 4, 1024, 128) };
+  return { wmt32: base(512, 8, 2048, 32), e128: base(256, 4, 1024, 128), ...STUDY_CONFIGS };
 }
+
+/** The configs a run benchmarks unless --configs names others. */
+export const DEFAULT_CONFIGS = ['wmt32', 'e128'];
+
 
 export function variantConfig(cfg: ModelConfig, v: Variant): ModelConfig {
   if (v === 'dense') return { ...cfg, routing: { encoder: 'dense', decoder: 'dense' } };

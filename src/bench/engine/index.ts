@@ -27,7 +27,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ensureBackend } from '../backend.ts';
 import { median } from '../stats.ts';
-import { OUT_LEN, SRC_LEN, VARIANTS, type Variant, benchConfigs, repsFor, stepCost } from './costs.ts';
+import { DEFAULT_CONFIGS, OUT_LEN, SRC_LEN, VARIANTS, type Variant, benchConfigs, repsFor, stepCost } from './costs.ts';
 import { fmt, formatCosts, formatMatmuls, formatRows, mib, mparams } from './format.ts';
 import { GroupClient, type Prepared, type RequestBody } from './group.ts';
 import { type MatmulRow, PROFILED_STEPS, WARMUP_STEPS, matmulCeiling } from './measure.ts';
@@ -93,7 +93,7 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<BenchR
   const backend = await ensureBackend(log);
   const batchSizes = [...(opts.batchSizes ?? (quick ? [1, 8] : [1, 8, 32, 64]))].sort((a, b) => a - b);
   const all = benchConfigs(quick);
-  const configNames = opts.configs ?? Object.keys(all);
+  const configNames = opts.configs ?? DEFAULT_CONFIGS;
   const unknown = opts.variants?.filter((v) => !(VARIANTS as readonly string[]).includes(v)) ?? [];
   if (unknown.length > 0) throw new Error(`unknown variant ${unknown.join(', ')}; have ${VARIANTS.join(', ')}`);
   const variants = VARIANTS.filter((v) => (opts.variants ?? VARIANTS).includes(v));

@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import { decode } from '../../models/decoding.ts';
 import { type DecoderEngine, TfjsEngine } from '../../models/engine.ts';
-import { OrtEngine, graphsOf } from '../../onnx/engine.ts';
+import { OrtEngine } from '../../onnx/engine.ts';
+import { graphsOf } from '../../onnx/parts.ts';
 import { ensureBackend } from '../backend.ts';
 import { median } from '../stats.ts';
 import { BOS, DIRECTION, EOS, OUT_LEN, SRC_LEN, VARIANTS, type Variant, benchConfigs, variantConfig } from './costs.ts';
