@@ -19,6 +19,7 @@ import { startWorker } from '../util/worker-thread.ts';
 import type { EngineAloneJob, EngineAloneResult } from './engine-alone-worker.ts';
 import { ensureBackend } from './backend.ts';
 import { closedLoop, freePort, parseMetrics, sumMetric, waitFor } from './load.ts';
+import { type Roofline, formatRoofline, roofline } from './roofline.ts';
 import { median, percentile } from './stats.ts';
 import { type WorkersComparison, compareWorkers, formatWorkers, saturationRound } from './server-workers.ts';
 
@@ -69,6 +70,7 @@ export interface ServerBenchResult {
   pairs: { one: LoadResult; spread: LoadResult; cacheMiB: number; subnetworksMiB: number; ratio: number };
   overhead: { server: LoadResult; engineSentencesPerSecond: number; engineRounds: number[]; engineBatch: number; overhead: number };
   workers: WorkersComparison;
+  roofline: Roofline;
 }
 
 export interface Job {
@@ -139,6 +141,8 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
   const cacheMiB = Math.ceil((sizes.shared + 1.5 * sizes.task) / MiB);
   const subnetworksMiB = (sizes.shared + sizes.tasks * sizes.task) / MiB;
   const cacheArgs = ['--cache-mb', String(cacheMiB)];
+  const bound = await roofline(model, onePair, oneJobs.map((j) => j.text), MAX_BATCH);
+  log(formatRoofline(bound));
 
   // Rounds interleave the cases, so that a slow spell of the machine does not land on one case alone;
   // each case reports its median round.
@@ -171,6 +175,7 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
     pairs: { one, spread, cacheMiB, subnetworksMiB, ratio: spread.sentencesPerSecond / one.sentencesPerSecond },
     overhead: { server: on, engineSentencesPerSecond, engineRounds: runs.engine, engineBatch: MAX_BATCH, overhead: 1 - on.sentencesPerSecond / engineSentencesPerSecond },
     workers: compareWorkers(runs.single, runs.many, n),
+    roofline: bound,
   };
   log('');
   log(formatSummary(result));
@@ -344,6 +349,7 @@ export function formatSummary(r: ServerBenchResult): string {
     `batching speedup ${r.batching.speedup.toFixed(2)}x (target >= 5x)`,
     `all pairs / one pair throughput ${r.pairs.ratio.toFixed(2)} (sub-networks ${r.pairs.subnetworksMiB.toFixed(1)} MiB in all, budget ${r.pairs.cacheMiB} MiB per worker)`,
     `server overhead at saturation ${(100 * r.overhead.overhead).toFixed(1)}% (target <= 15%)`,
+    formatRoofline(r.roofline, r.batching.on.sentencesPerSecond),
     '',
     formatWorkers(r.workers),
   ].join('\n');
