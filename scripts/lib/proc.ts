@@ -1,10 +1,11 @@
 // Child processes for the deployment checks and benchmarks: started with their output in a log
 // file, each with a hard lifetime, and stopped by their own pid on exit, failure or signal.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { waitFor as waitForProbe } from '../../src/bench/load.ts';
+import { spawnChild, tail } from '../../src/bench/child-process.ts';
 
 export interface Proc {
   name: string;
@@ -15,16 +16,17 @@ export interface Proc {
   stop(graceMs?: number): Promise<number | null>;
 }
 
-const running = new Set<Proc>();
+/** Children to kill if this process exits first. */
+const running = new Set<ChildProcess>();
 let hooked = false;
 
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
   const killAll = () => {
-    for (const p of running) {
+    for (const child of running) {
       try {
-        p.child.kill('SIGKILL');
+        child.kill('SIGKILL');
       } catch {
         // already gone
       }
@@ -39,47 +41,25 @@ function hookExit(): void {
   }
 }
 
+/** Registers a started child to be killed if this process exits or is interrupted first. */
+export function track(child: ChildProcess, exited: Promise<unknown>): void {
+  hookExit();
+  running.add(child);
+  void exited.then(() => running.delete(child));
+}
+
 /**
  * Starts `cmd args` with stdout and stderr in `log`. `lifetimeS` bounds its life: it runs under
  * coreutils `timeout`, which kills it even if this process dies without cleaning up.
  */
 export function start(name: string, cmd: string, args: string[], opts: { log: string; lifetimeS: number; env?: NodeJS.ProcessEnv; cwd?: string; uid?: number; gid?: number }): Proc {
-  hookExit();
-  fs.mkdirSync(path.dirname(opts.log), { recursive: true });
-  const fd = fs.openSync(opts.log, 'a');
-  const child = spawn('timeout', ['--kill-after=5', String(opts.lifetimeS), cmd, ...args], {
-    stdio: ['ignore', fd, fd],
-    env: opts.env ?? process.env,
-    cwd: opts.cwd,
-    uid: opts.uid,
-    gid: opts.gid,
-  });
-  fs.closeSync(fd);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const proc: Proc = {
-    name,
-    child,
-    log: opts.log,
-    exited,
-    stop: async (graceMs = 10000) => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-        const code = await exited;
-        clearTimeout(t);
-        running.delete(proc);
-        return code;
-      }
-      running.delete(proc);
-      return exited;
-    },
-  };
-  running.add(proc);
-  void exited.then(() => running.delete(proc));
-  return proc;
+  const { child, exited, stop } = spawnChild(cmd, args, opts);
+  track(child, exited);
+  return { name, child, log: opts.log, exited, stop };
 }
 
 export { freePort, httpOk, sleep } from '../../src/bench/load.ts';
+export { tail } from '../../src/bench/child-process.ts';
 
 /** Polls `probe` until it returns true; throws after `timeoutMs`, or as soon as `proc` exits (with its log's tail). */
 export function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number, proc?: Proc): Promise<void> {
@@ -88,14 +68,6 @@ export function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: 
     exited: () => (proc !== undefined && (proc.child.exitCode !== null || proc.child.signalCode !== null) ? `${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode})` : undefined),
     context: proc === undefined ? undefined : () => `log ${proc.log}:\n${tail(proc.log)}`,
   });
-}
-
-export function tail(file: string, lines = 30): string {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
 }
 
 export function tempDir(prefix: string): string {

@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { closedLoop, parseMetrics, sumMetric } from '../../src/bench/load.ts';
 import { mulberry32 } from '../../src/util/random.ts';
-import { type Proc, httpOk, start, waitFor } from './proc.ts';
+import { startServerProcess } from '../../src/bench/server-process.ts';
+import { type Proc, track } from './proc.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const CLI = path.join(ROOT, 'test/helpers/cli-entry.ts');
@@ -55,18 +56,25 @@ export function allPairs(languages: string[]): string[] {
   return languages.flatMap((s) => languages.filter((t) => t !== s).map((t) => `${s}-${t}`));
 }
 
-/** Starts `taskmoe serve` from source on 127.0.0.1:port and waits for /readyz. */
+/** Starts `taskmoe serve` from source on 127.0.0.1:port (the one way, src/bench/server-process.ts) and waits for /readyz. */
 export async function startTaskmoe(opts: { name: string; model: string; port: number; log: string; lifetimeS: number; workers?: number; cacheMb?: number; env?: Record<string, string>; readyTimeoutMs?: number }): Promise<Proc> {
-  const args = ['--import', 'tsx', CLI, 'serve', '--model', opts.model, '--port', String(opts.port), '--host', '127.0.0.1', '--workers', String(opts.workers ?? 1)];
+  const args = ['--workers', String(opts.workers ?? 1)];
   if (opts.cacheMb !== undefined) args.push('--cache-mb', String(opts.cacheMb));
-  const proc = start(opts.name, process.execPath, args, {
+  const server = await startServerProcess({
+    name: opts.name,
+    model: opts.model,
+    port: opts.port,
+    args,
+    cli: { execArgv: ['--import', 'tsx'], entry: CLI },
     log: opts.log,
     lifetimeS: opts.lifetimeS,
     cwd: ROOT,
     env: { ...process.env, TASKMOE_BACKEND: 'wasm', TASKMOE_DRAIN_GRACE_MS: '2000', ...opts.env },
+    readyTimeoutMs: opts.readyTimeoutMs ?? 120000,
+    // Killed with this process from the start, should it be interrupted while the server warms up.
+    onSpawn: track,
   });
-  await waitFor(`${opts.name} /readyz`, () => httpOk(`http://127.0.0.1:${opts.port}/readyz`), opts.readyTimeoutMs ?? 120000, proc);
-  return proc;
+  return { ...server, log: opts.log };
 }
 
 /** Short sentences for the load; the model is random, so only their length matters. */

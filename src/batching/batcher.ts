@@ -14,30 +14,12 @@ import { systemClock, type Clock } from './clock.ts';
 import { CancelledError, DeadlineError, DrainingError, QueueFullError } from './errors.ts';
 import { BatchQueue, type BatchItem, type Lane, type QueueKey, type QueuedItem } from './batch-queue.ts';
 import type { BatcherObserver, BatcherOptions, BatcherStats, RejectionReason, SubmitOptions } from './types.ts';
+import { type PendingRequest, watchGiveUp } from './pending-request.ts';
 import { RecentBatchDurations, estimateRetryAfterSeconds } from './retry-after.ts';
-
-interface PendingRequest<K, R> {
-  readonly key: K;
-  readonly results: R[];
-  /** Items without a result yet. */
-  unresolved: number;
-  /** Items still waiting in the key's queue. */
-  queued: number;
-  settled: boolean;
-  readonly resolve: (results: R[]) => void;
-  readonly reject: (error: unknown) => void;
-  /** Undo the deadline timer and abort listener once the request is settled. */
-  readonly cleanups: (() => void)[];
-}
+import { Lanes, type RunningBatch as Running, nonNegativeLimit, positiveLimit } from './lanes.ts';
 
 type QueuedEntry<K, I, R> = QueuedItem<I, PendingRequest<K, R>>;
-
-interface RunningBatch<K, I, R> {
-  readonly lane: Lane;
-  readonly pair: string;
-  readonly entries: QueuedEntry<K, I, R>[];
-  readonly abort: AbortController;
-}
+type RunningBatch<K, I, R> = Running<QueuedEntry<K, I, R>>;
 
 const SINGLE_LANE: readonly Lane[] = [0];
 
@@ -48,9 +30,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private readonly maxDelayMs: number;
   private readonly maxQueuedSentences: number;
   private readonly run: BatcherOptions<K, I, R>['run'];
-  private readonly lanesOf: (pair: string) => readonly Lane[];
-  private readonly batchesPerLane: number;
-  private readonly batchesPerPair: number;
+  private readonly lanes: Lanes<QueuedEntry<K, I, R>>;
   /** Every request not yet settled, for abort(). */
   private readonly pending = new Set<PendingRequest<K, R>>();
   private readonly observer: BatcherObserver<K>;
@@ -58,8 +38,8 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
 
   /** By key id; only keys with queued items have an entry. */
   private readonly queues = new Map<string, BatchQueue<K, I, PendingRequest<K, R>>>();
-  /** Dispatched batches not yet finished: what each lane runs. */
-  private readonly running = new Set<RunningBatch<K, I, R>>();
+  /** Dispatched batches not yet finished: the lanes' own record of what each runs. */
+  private readonly running: Set<RunningBatch<K, I, R>>;
   private readonly durations = new RecentBatchDurations();
   private delayTimer: { dueAt: number; cancel: () => void } | undefined;
   private nextSeq = 0;
@@ -73,9 +53,10 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     this.maxDelayMs = nonNegativeLimit('maxDelayMs', options.maxDelayMs, 10);
     this.maxQueuedSentences = positiveLimit('maxQueuedSentences', options.maxQueuedSentences, 1024);
     this.run = options.run;
-    this.lanesOf = options.lanesOf ?? (() => SINGLE_LANE);
-    this.batchesPerLane = positiveLimit('batchesPerLane', options.batchesPerLane, 1);
-    this.batchesPerPair = positiveLimit('batchesPerPair', options.batchesPerPair, this.batchesPerLane);
+    const batchesPerLane = positiveLimit('batchesPerLane', options.batchesPerLane, 1);
+    const batchesPerPair = positiveLimit('batchesPerPair', options.batchesPerPair, batchesPerLane);
+    this.lanes = new Lanes(options.lanesOf ?? (() => SINGLE_LANE), batchesPerLane, batchesPerPair);
+    this.running = this.lanes.running;
     this.observer = options.observer ?? {};
     this.clock = options.clock ?? systemClock;
   }
@@ -108,8 +89,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
         cleanups: [],
       };
       this.pending.add(request);
-      if (deadline !== undefined) this.watchDeadline(request, deadline);
-      if (signal) this.watchSignal(request, signal);
+      watchGiveUp(request, options, this.clock, (reason, error) => this.rejectEarly(request, reason, error));
       this.enqueue(request, items);
       this.schedule();
     });
@@ -161,25 +141,12 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
 
   /** Queued sentences on the pair's lanes, shared out over those lanes. */
   private retryAfterSeconds(pair: string): number {
-    const lanes = new Set(this.lanesOf(pair));
+    const lanes = new Set(this.lanes.lanesOf(pair));
     let sentencesAhead = 0;
     for (const queue of this.queues.values()) {
-      if (this.lanesOf(queue.key.pair).some((lane) => lanes.has(lane))) sentencesAhead += queue.sentences;
+      if (this.lanes.lanesOf(queue.key.pair).some((lane) => lanes.has(lane))) sentencesAhead += queue.sentences;
     }
     return estimateRetryAfterSeconds(sentencesAhead / Math.max(1, lanes.size), this.maxBatchSentences, this.durations.meanMs());
-  }
-
-  private watchDeadline(request: PendingRequest<K, R>, deadline: number): void {
-    const cancel = this.clock.setTimer(() => {
-      this.rejectEarly(request, 'deadline', new DeadlineError(request.key.pair, deadline));
-    }, deadline - this.clock.now());
-    request.cleanups.push(cancel);
-  }
-
-  private watchSignal(request: PendingRequest<K, R>, signal: AbortSignal): void {
-    const onAbort = (): void => this.rejectEarly(request, 'cancelled', new CancelledError(request.key.pair));
-    signal.addEventListener('abort', onAbort, { once: true });
-    request.cleanups.push(() => signal.removeEventListener('abort', onAbort));
   }
 
   /** Deadline or cancellation: the request gives up, whatever of it is still queued or running. */
@@ -228,22 +195,10 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     for (const queue of this.queues.values()) {
       if (oldest && queue.head!.seq > oldest.queue.head!.seq) continue;
       if (!this.isReady(queue, now)) continue;
-      const lane = this.leastLoadedFreeLane(queue.key.pair);
+      const lane = this.lanes.leastLoadedFreeLane(queue.key.pair);
       if (lane !== undefined) oldest = { queue, lane };
     }
     return oldest;
-  }
-
-  /** Of the pair's lanes with a free slot, the one running the fewest sentences, then the fewest batches, then the first listed. */
-  private leastLoadedFreeLane(pair: string): Lane | undefined {
-    let best: { lane: Lane; batches: number; pairBatches: number; sentences: number } | undefined;
-    for (const lane of this.lanesOf(pair)) {
-      const load = this.laneLoad(lane, pair);
-      // batchesPerPair caps one pair's share of each lane, so a hot pair leaves room for others.
-      if (load.batches >= this.batchesPerLane || load.pairBatches >= this.batchesPerPair) continue;
-      if (!best || load.sentences < best.sentences || (load.sentences === best.sentences && load.batches < best.batches)) best = { lane, ...load };
-    }
-    return best?.lane;
   }
 
   private isReady(queue: BatchQueue<K, I, PendingRequest<K, R>>, now: number): boolean {
@@ -260,20 +215,6 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     return Math.max(1, Math.floor(this.maxBatchSentences / Math.max(1, this.rowsPerSentence(key))));
   }
 
-  /** What a lane runs now: all its batches, those of `pair`, and their sentences. */
-  private laneLoad(lane: Lane, pair: string): { batches: number; pairBatches: number; sentences: number } {
-    let batches = 0;
-    let pairBatches = 0;
-    let sentences = 0;
-    for (const running of this.running) {
-      if (running.lane !== lane) continue;
-      batches++;
-      if (running.pair === pair) pairBatches++;
-      sentences += running.entries.length;
-    }
-    return { batches, pairBatches, sentences };
-  }
-
   /**
    * Keeps one timer, for the earliest maxDelay expiry among queues with a free lane. Queues whose
    * lanes are all full need none: the end of a running batch triggers `schedule()` anyway.
@@ -281,7 +222,7 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private armDelayTimer(): void {
     let dueAt = Infinity;
     for (const queue of this.queues.values()) {
-      if (this.leastLoadedFreeLane(queue.key.pair) === undefined) continue;
+      if (this.lanes.leastLoadedFreeLane(queue.key.pair) === undefined) continue;
       dueAt = Math.min(dueAt, queue.head!.enqueuedAt + this.maxDelayMs);
     }
     if (this.delayTimer?.dueAt === dueAt) return;
@@ -385,16 +326,4 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   private isIdle(): boolean {
     return this.queues.size === 0 && this.running.size === 0;
   }
-}
-
-function positiveLimit(name: string, value: number | undefined, fallback: number): number {
-  const limit = value ?? fallback;
-  if (!Number.isFinite(limit) || limit < 1) throw new RangeError(`${name} must be at least 1, got ${limit}`);
-  return limit;
-}
-
-function nonNegativeLimit(name: string, value: number | undefined, fallback: number): number {
-  const limit = value ?? fallback;
-  if (!Number.isFinite(limit) || limit < 0) throw new RangeError(`${name} must be at least 0, got ${limit}`);
-  return limit;
 }

@@ -2,12 +2,13 @@
 // Measures table: requests tried per class and their status counts, answers wrong or swapped, the
 // heavy-request probe's p50/p99 against idle, RSS around the most expensive allowed request, the
 // time from SIGTERM to exit (default and 2 s grace) and from a worker crash to its lane ready.
-import { spawn } from 'node:child_process';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { createServer, type TaskmoeServer } from '../server/app.ts';
 import { resolveSettings } from '../server/settings.ts';
 import { DEFAULT_MODEL_DIR } from '../translator/index.ts';
+import { sleep } from './load.ts';
+import { startServerProcess } from './server-process.ts';
 import { median, percentile } from './stats.ts';
 
 export interface FaultBenchOptions {
@@ -18,7 +19,6 @@ export interface FaultBenchOptions {
 
 type Counts = Record<string, number>;
 const count = (c: Counts, status: number) => void (c[status] = (c[status] ?? 0) + 1);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
 
 /** A source of about `tokens` tokens for the demo vocabulary (the issue's ~95-token texts). */
@@ -63,25 +63,17 @@ function fuzzBodies(n: number): string[] {
 }
 
 /** Milliseconds from SIGTERM to exit of a `taskmoe serve` child under beam load. */
-async function sigtermMs(model: string, port: number, extra: string[]): Promise<{ ms: number; statuses: Counts }> {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], 'serve', '--model', model, '--port', String(port), '--host', '127.0.0.1', '--workers', '2', '--max-client-cost', '100000000', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  for (let i = 0; i < 1200; i++) {
-    const ready = await new Promise<boolean>((resolve) => http.get({ port, host: '127.0.0.1', path: '/readyz' }, (r) => { r.resume(); resolve(r.statusCode === 200); }).on('error', () => resolve(false)));
-    if (ready) break;
-    await sleep(100);
-  }
-  const load = Array.from({ length: 8 }, (_, i) => post(port, { q: Array.from({ length: 24 }, (_, k) => longText(i + k, 30)), source: 'en', target: i % 2 ? 'de' : 'es', beam_size: 8, max_length: 48 }));
+async function sigtermMs(model: string, extra: string[]): Promise<{ ms: number; statuses: Counts }> {
+  const child = await startServerProcess({ model, args: ['--workers', '2', '--max-client-cost', '100000000', ...extra] });
+  const load = Array.from({ length: 8 }, (_, i) => post(child.port, { q: Array.from({ length: 24 }, (_, k) => longText(i + k, 30)), source: 'en', target: i % 2 ? 'de' : 'es', beam_size: 8, max_length: 48 }));
   await sleep(1000);
   const t0 = performance.now();
-  child.kill('SIGTERM');
+  child.child.kill('SIGTERM');
   const answers = await Promise.all(load);
-  await exited;
+  await child.exited;
   const statuses: Counts = {};
   for (const a of answers) count(statuses, a.status);
-  if (answers.some((a) => a.status === 0)) throw new Error(`sigterm run: connections reset\n${stderr}`);
+  if (answers.some((a) => a.status === 0)) throw new Error(`sigterm run: connections reset\n${child.output()}`);
   return { ms: performance.now() - t0, statuses };
 }
 
@@ -202,9 +194,8 @@ export async function benchFaults(opts: FaultBenchOptions = {}): Promise<void> {
     await server.shutdown();
   }
 
-  const base = 20000 + Math.floor(Math.random() * 20000);
-  const byDefault = await sigtermMs(model, base, []);
-  const short = await sigtermMs(model, base + 1, ['--drain-grace-ms', '2000']);
+  const byDefault = await sigtermMs(model, []);
+  const short = await sigtermMs(model, ['--drain-grace-ms', '2000']);
   rows.push(['SIGTERM to exit, default grace (20 s), beam work in flight', `${(byDefault.ms / 1000).toFixed(1)} s`, `answers ${JSON.stringify(byDefault.statuses)}`]);
   rows.push(['SIGTERM to exit, --drain-grace-ms 2000, beam work in flight', `${(short.ms / 1000).toFixed(1)} s`, `answers ${JSON.stringify(short.statuses)}`]);
 

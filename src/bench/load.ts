@@ -1,6 +1,7 @@
 // Load testing a running server, shared by `taskmoe bench server` and the deployment checks and
 // benchmarks in scripts/: a free port, waiting for an endpoint, a closed-loop HTTP client, and
 // reading Prometheus's text exposition format.
+import * as http from 'node:http';
 import * as net from 'node:net';
 
 /** A TCP port free on 127.0.0.1 right now. */
@@ -18,11 +19,19 @@ export function freePort(): Promise<number> {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Whether `url` answers 2xx within two seconds (a connection refused throws). */
-export async function httpOk(url: string): Promise<boolean> {
-  const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
-  await r.arrayBuffer();
-  return r.ok;
+/**
+ * Whether `url` (http://) answers 2xx within two seconds (a connection refused throws). No keep-alive: an idle
+ * connection left open by a probe would hold up the server's graceful shutdown.
+ */
+export function httpOk(url: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 2 s`)));
+    req.on('error', reject);
+  });
 }
 
 /**

@@ -2,7 +2,8 @@
 // side by side in each round. With N workers the pair's sub-network must spread to every worker by
 // itself (replicas follow load, docs/replicas.md); the replica window is short so that it has by
 // the end of the warm-up, and each run reports on how many workers the pair ended up.
-import { type Job, type LoadResult, formatRow, loadServer, medianRun } from './server.ts';
+import { formatRow } from './server-report.ts';
+import { type Job, type LoadResult, loadServer, medianRun } from './server.ts';
 
 export interface SaturationSpec {
   model: string;

@@ -5,7 +5,6 @@
 //   3. the server at saturation against the engine alone (in a fresh worker thread, batches of the
 //      server's maximum size joining the running one as in a server's lane), on the same sentences;
 //   4. one pair at saturation on one engine worker against N workers (server-workers.ts).
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,9 +17,11 @@ import { DEFAULT_MODEL_DIR } from '../translator/index.ts';
 import { startWorker } from '../util/worker-thread.ts';
 import type { EngineAloneJob, EngineAloneResult } from './engine-alone-worker.ts';
 import { ensureBackend } from './backend.ts';
-import { closedLoop, freePort, parseMetrics, sumMetric, waitFor } from './load.ts';
+import { closedLoop, parseMetrics, sumMetric } from './load.ts';
 import { type Roofline, formatRoofline, roofline } from './roofline.ts';
+import { startServerProcess } from './server-process.ts';
 import { median, percentile } from './stats.ts';
+import { formatRow, formatSummary } from './server-report.ts';
 import { type WorkersComparison, compareWorkers, formatWorkers, saturationRound } from './server-workers.ts';
 
 export interface ServerBenchOptions {
@@ -203,43 +204,6 @@ async function subnetworkBytes(reader: CheckpointReader, pair: string): Promise<
   return { ...bytes, tasks: inspectModel(reader).subnetworks.length };
 }
 
-interface Child {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/** `taskmoe serve` in a child process, the same entry point and loader as this one; resolves once /readyz is 200. */
-async function startServer(model: string, args: string[]): Promise<Child> {
-  const port = await freePort();
-  const entry = process.argv[1];
-  const child: ChildProcess = spawn(process.execPath, [...process.execArgv, entry, 'serve', '--model', model, '--port', String(port), '--host', '127.0.0.1', '--warm', 'none', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000);
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitFor('the server\'s /readyz', async () => (await fetch(`${url}/readyz`)).status === 200, {
-      timeoutMs: 180_000,
-      exited: () => (child.exitCode === null ? undefined : `bench server: the server exited (${child.exitCode})`),
-      context: () => stderr,
-    });
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw err;
-  }
-  return {
-    url,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
 export interface LoadSpec {
   label: string;
   model: string;
@@ -260,7 +224,8 @@ export interface LoadSpec {
  * whenever the latency is a sizeable part of the window.
  */
 export async function loadServer(spec: LoadSpec): Promise<LoadResult> {
-  const server = await startServer(spec.model, spec.args);
+  // --warm none: ready at once; the sub-networks load during the run's own warm-up.
+  const server = await startServerProcess({ model: spec.model, args: ['--warm', 'none', ...spec.args] });
   try {
     const warmupUntil = performance.now() + spec.warmupSeconds * 1000;
     let measureFrom = Infinity;
@@ -306,7 +271,7 @@ export async function loadServer(spec: LoadSpec): Promise<LoadResult> {
       ...(spec.pair === undefined ? {} : { replicas: info.replicas[spec.pair]?.length }),
     };
   } finally {
-    await server.stop();
+    await server.stop(60_000);
   }
 }
 
@@ -325,32 +290,4 @@ async function engineThroughput(model: string, pair: string, jobs: Job[], batch:
   } finally {
     await worker.terminate();
   }
-}
-
-export function formatRow(r: LoadResult): string {
-  const errors = Object.entries(r.errors).map(([code, n]) => `${n}x${code}`).join(' ') || 'none';
-  const cache = r.cache === undefined ? '' : `, cache hit ratio ${(100 * r.cache.hitRatio).toFixed(1)}% (${r.cache.evictions} evictions)`;
-  return `${r.label}: ${r.sentencesPerSecond.toFixed(1)} sentences/s, p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms, mean batch ${r.meanBatchSentences.toFixed(1)}, errors ${errors}${cache}`;
-}
-
-export function formatSummary(r: ServerBenchResult): string {
-  const rounds = (xs: number[] | undefined) => (xs ?? []).map((x) => x.toFixed(1)).join(', ');
-  const row = (name: string, x: LoadResult) =>
-    `| ${name} | ${x.sentencesPerSecond.toFixed(1)} | ${rounds(x.rounds)} | ${x.p50Ms.toFixed(0)} | ${x.p99Ms.toFixed(0)} | ${x.meanBatchSentences.toFixed(1)} | ${x.cache === undefined ? '' : `${(100 * x.cache.hitRatio).toFixed(1)}% / ${x.cache.evictions}`} |`;
-  return [
-    `| case | sentences/s (median) | every round | p50 ms | p99 ms | mean batch | cache hits / evictions |`,
-    `|---|---|---|---|---|---|---|`,
-    row(`batching on (max ${r.overhead.engineBatch})`, r.batching.on),
-    row(`max batch 1`, r.batching.off),
-    row(`one pair, cache ${r.pairs.cacheMiB} MiB/worker`, r.pairs.one),
-    row(`all pairs, cache ${r.pairs.cacheMiB} MiB/worker`, r.pairs.spread),
-    `| engine alone, batches of ${r.overhead.engineBatch} | ${r.overhead.engineSentencesPerSecond.toFixed(1)} | ${rounds(r.overhead.engineRounds)} | | | | |`,
-    '',
-    `batching speedup ${r.batching.speedup.toFixed(2)}x (target >= 5x)`,
-    `all pairs / one pair throughput ${r.pairs.ratio.toFixed(2)} (sub-networks ${r.pairs.subnetworksMiB.toFixed(1)} MiB in all, budget ${r.pairs.cacheMiB} MiB per worker)`,
-    `server overhead at saturation ${(100 * r.overhead.overhead).toFixed(1)}% (target <= 15%)`,
-    formatRoofline(r.roofline, r.batching.on.sentencesPerSecond),
-    '',
-    formatWorkers(r.workers),
-  ].join('\n');
 }

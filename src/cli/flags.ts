@@ -4,6 +4,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 /** A usage mistake: printed with a pointer to --help, exit status 2. */
 export class UsageError extends Error {}
 
+/** Progress and notes go to stderr, so stdout carries only a subcommand's results. */
+export const log = (msg: string) => console.error(msg);
+
 export type Flags = Record<string, string | boolean | undefined>;
 
 export function parse(args: string[], options: ParseArgsConfig['options'], allowPositionals = false): { flags: Flags; positionals: string[] } {

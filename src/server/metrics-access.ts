@@ -17,8 +17,8 @@ export function bearerMatches(header: string | undefined, token: string): boolea
 export function addMetricsRoute(app: FastifyInstance, metrics: ServerMetrics, token: string): void {
   app.get('/metrics', async (req, reply) => {
     if (token !== '' && !bearerMatches(req.headers.authorization, token)) {
-      return reply.code(401).header('www-authenticate', 'Bearer realm="taskmoe metrics"')
-        .send({ error: '/metrics needs the header "Authorization: Bearer <token>" (--metrics-token / TASKMOE_METRICS_TOKEN)' });
+      const error = '/metrics needs the header "Authorization: Bearer <token>" (--metrics-token / TASKMOE_METRICS_TOKEN)';
+      return reply.code(401).header('www-authenticate', 'Bearer realm="taskmoe metrics"').send({ error });
     }
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
