@@ -2,7 +2,7 @@
 // of ONNX Runtime (one thread, measured in the same run) / the FLOPs one sentence costs (from the
 // model's config, at the corpus's own source lengths and the model's own output lengths).
 import * as os from 'node:os';
-import { type ModelConfig, isMoeLayer, parsePair } from '../models/config.ts';
+import { type ModelConfig, hasExperts, isMoeLayer, parsePair } from '../models/config.ts';
 import { FLOAT, GraphBuilder } from '../onnx/proto.ts';
 import { OrtSession, Tensor } from '../onnx/session.ts';
 import { Translator } from '../translator/index.ts';
@@ -37,7 +37,10 @@ export interface Roofline {
 export function sentenceFlops(cfg: ModelConfig, src: number, steps: number): number {
   const { dModel: d, dFF, vocabSize: V } = cfg;
   const { numExperts: E, topK: k } = cfg.moe;
-  const ffn = (c: 'encoder' | 'decoder', i: number) => (isMoeLayer(cfg, c, i) ? d * E + k * 2 * d * dFF : 2 * d * dFF);
+  // An MoE layer costs its top-k experts (folded into one FFN of width k*dFF when extracted); only
+  // token routing runs the gate per token.
+  const gate = (c: 'encoder' | 'decoder') => (cfg.routing[c] === 'token' && hasExperts(cfg, c) ? d * E : 0);
+  const ffn = (c: 'encoder' | 'decoder', i: number) => (isMoeLayer(cfg, c, i) ? gate(c) + k * 2 * d * dFF : 2 * d * dFF);
   let macs = 0;
   for (let i = 0; i < cfg.encoderLayers; i++) macs += src * (4 * d * d + 2 * src * d + ffn('encoder', i));
   macs += cfg.decoderLayers * src * 2 * d * d; // cross-attention keys and values, once per source
