@@ -11,7 +11,7 @@ import { createServer, type TaskmoeServer } from '../src/server/app.ts';
 import { KeyStore, keyDbPath } from '../src/server/front-door/key-store.ts';
 import { Limiter } from '../src/server/front-door/limiter.ts';
 import { resolveSettings } from '../src/server/settings.ts';
-import { median } from '../src/bench/stats.ts';
+import { median, percentile } from '../src/bench/stats.ts';
 import { DEFAULT_MODEL_DIR } from '../src/translator/index.ts';
 import { tempDir } from '../test/helpers/engine.ts';
 
@@ -35,6 +35,8 @@ interface Round {
   requestsPerSecond: number;
   /** Process CPU time (all threads: HTTP, batcher, engine worker, this client) per answered request. */
   cpuMsPerRequest: number;
+  p50Ms: number;
+  p99Ms: number;
 }
 
 /** Closed loop over inject(): `concurrency` clients, each one text per request. */
@@ -45,9 +47,11 @@ async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'):
   let answered = 0;
   let cpuFrom = process.cpuUsage();
   let next = 0;
+  const latencies: number[] = [];
   const client = async () => {
     while (performance.now() < end) {
       const q = texts[next++ % texts.length];
+      const sent = performance.now();
       const res = await server.app.inject({ method: 'POST', url, payload: { q, source: 'en', target: 'de', ...(apiKey ? { api_key: apiKey } : {}) } });
       if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}: ${res.body}`);
       const now = performance.now();
@@ -55,12 +59,15 @@ async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'):
         from = now;
         end = from + seconds * 1000;
         cpuFrom = process.cpuUsage();
-      } else if (now > from && now <= end) answered++;
+      } else if (now > from && now <= end) {
+        answered++;
+        latencies.push(now - sent);
+      }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, client));
   const cpu = process.cpuUsage(cpuFrom);
-  return { requestsPerSecond: answered / seconds, cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / answered };
+  return { requestsPerSecond: answered / seconds, cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / answered, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99) };
 }
 
 console.log(`front door bench: ${model}, en-de, ${concurrency} in flight, ${seconds} s x ${rounds} rounds (interleaved), 1 engine worker each`);
@@ -69,13 +76,15 @@ for (let r = 1; r <= rounds; r++) {
   // Alternate which goes first, so that neither always follows the other.
   const order = r % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
   for (const which of order) rounds_[which].push(which === 'off' ? await load(off) : await load(on, key));
-  const f = (x: Round) => `${x.requestsPerSecond.toFixed(1)} req/s, ${x.cpuMsPerRequest.toFixed(2)} CPU ms/req`;
+  const f = (x: Round) => `${x.requestsPerSecond.toFixed(1)} req/s, p50 ${x.p50Ms.toFixed(0)} ms, p99 ${x.p99Ms.toFixed(0)} ms, ${x.cpuMsPerRequest.toFixed(2)} CPU ms/req`;
   console.log(`round ${r}: off ${f(rounds_.off.at(-1)!)}  on ${f(rounds_.on.at(-1)!)}`);
 }
 const med = (xs: Round[], k: keyof Round) => median(xs.map((x) => x[k]));
 const [mOff, mOn] = [med(rounds_.off, 'requestsPerSecond'), med(rounds_.on, 'requestsPerSecond')];
 const [cOff, cOn] = [med(rounds_.off, 'cpuMsPerRequest'), med(rounds_.on, 'cpuMsPerRequest')];
 console.log(`throughput, median round: keys+quotas off ${mOff.toFixed(1)} req/s, on ${mOn.toFixed(1)} req/s, ratio on/off ${(mOn / mOff).toFixed(4)}`);
+const lat = (k: 'p50Ms' | 'p99Ms') => `off ${med(rounds_.off, k).toFixed(0)} ms, on ${med(rounds_.on, k).toFixed(0)} ms, ratio on/off ${(med(rounds_.on, k) / med(rounds_.off, k)).toFixed(4)}`;
+console.log(`latency p50, median round: ${lat('p50Ms')}; p99: ${lat('p99Ms')}`);
 console.log(`CPU per request, median round: off ${cOff.toFixed(2)} ms, on ${cOn.toFixed(2)} ms, ratio on/off ${(cOn / cOff).toFixed(4)}`);
 
 // The same on /detect, which does no engine work (a light request: the guard's share is largest).

@@ -1,5 +1,6 @@
 // `taskmoe bench server`'s report: one line per load run as it ends, and the summary table.
 import type { LoadResult, ServerBenchResult } from './server.ts';
+import { formatRoofline } from './roofline.ts';
 import { formatWorkers } from './server-workers.ts';
 
 export function formatRow(r: LoadResult): string {
@@ -24,6 +25,7 @@ export function formatSummary(r: ServerBenchResult): string {
     `batching speedup ${r.batching.speedup.toFixed(2)}x (target >= 5x)`,
     `all pairs / one pair throughput ${r.pairs.ratio.toFixed(2)} (sub-networks ${r.pairs.subnetworksMiB.toFixed(1)} MiB in all, budget ${r.pairs.cacheMiB} MiB per worker)`,
     `server overhead at saturation ${(100 * r.overhead.overhead).toFixed(1)}% (target <= 15%)`,
+    formatRoofline(r.roofline, r.batching.on.sentencesPerSecond),
     '',
     formatWorkers(r.workers),
   ].join('\n');

@@ -18,6 +18,7 @@ import { startWorker } from '../util/worker-thread.ts';
 import type { EngineAloneJob, EngineAloneResult } from './engine-alone-worker.ts';
 import { ensureBackend } from './backend.ts';
 import { closedLoop, parseMetrics, sumMetric } from './load.ts';
+import { type Roofline, formatRoofline, roofline } from './roofline.ts';
 import { startServerProcess } from './server-process.ts';
 import { median, percentile } from './stats.ts';
 import { formatRow, formatSummary } from './server-report.ts';
@@ -70,6 +71,7 @@ export interface ServerBenchResult {
   pairs: { one: LoadResult; spread: LoadResult; cacheMiB: number; subnetworksMiB: number; ratio: number };
   overhead: { server: LoadResult; engineSentencesPerSecond: number; engineRounds: number[]; engineBatch: number; overhead: number };
   workers: WorkersComparison;
+  roofline: Roofline;
 }
 
 export interface Job {
@@ -140,6 +142,8 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
   const cacheMiB = Math.ceil((sizes.shared + 1.5 * sizes.task) / MiB);
   const subnetworksMiB = (sizes.shared + sizes.tasks * sizes.task) / MiB;
   const cacheArgs = ['--cache-mb', String(cacheMiB)];
+  const bound = await roofline(model, onePair, oneJobs.map((j) => j.text), MAX_BATCH);
+  log(formatRoofline(bound));
 
   // Rounds interleave the cases, so that a slow spell of the machine does not land on one case alone;
   // each case reports its median round.
@@ -172,6 +176,7 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
     pairs: { one, spread, cacheMiB, subnetworksMiB, ratio: spread.sentencesPerSecond / one.sentencesPerSecond },
     overhead: { server: on, engineSentencesPerSecond, engineRounds: runs.engine, engineBatch: MAX_BATCH, overhead: 1 - on.sentencesPerSecond / engineSentencesPerSecond },
     workers: compareWorkers(runs.single, runs.many, n),
+    roofline: bound,
   };
   log('');
   log(formatSummary(result));

@@ -40,7 +40,7 @@ export interface OnnxBenchRow {
 }
 
 // Seconds of one end-to-end greedy decode of OUT_LEN tokens.
-function timeDecode(engine: DecoderEngine, src: number[][]): number {
+export function timeDecode(engine: DecoderEngine, src: number[][]): number {
   const t0 = performance.now();
   const out = decode(engine, src, src.map(() => DIRECTION), { bosId: BOS, eosId: EOS, ignoreEos: true, maxLength: OUT_LEN });
   const dt = (performance.now() - t0) / 1000;
@@ -49,7 +49,7 @@ function timeDecode(engine: DecoderEngine, src: number[][]): number {
 }
 
 // Milliseconds of each of `steps` greedy decoder steps after start (the cache grows from 0).
-function timeSteps(engine: DecoderEngine, src: number[][], steps: number): number[] {
+export function timeSteps(engine: DecoderEngine, src: number[][], steps: number): number[] {
   const state = engine.start(src, src.map(() => DIRECTION));
   const times: number[] = [];
   let tokens = src.map(() => BOS);
