@@ -14,7 +14,10 @@ export default tseslint.config(
     },
     rules: {
       // `_` marks a value deliberately unused (destructuring, callbacks).
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
     },
   },
   // The playground is plain browser JavaScript.

@@ -3,7 +3,9 @@
 import { main } from '../dist/cli/main.js';
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (err) => {
     console.error(`taskmoe: ${err instanceof Error ? err.message : String(err)}`);
     process.exitCode = 1;

@@ -18,7 +18,16 @@ import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { mulberry32 } from '../src/util/random.ts';
 import { type Proc, freePort, hasCommand, httpOk, sleep, start, tempDir, waitFor } from './lib/proc.ts';
-import { FIXTURE_LANGUAGES, ROOT, allPairs, makeCheckpoint, percentile, runLoad, scrape, startTaskmoe } from './lib/taskmoe.ts';
+import {
+  FIXTURE_LANGUAGES,
+  ROOT,
+  allPairs,
+  makeCheckpoint,
+  percentile,
+  runLoad,
+  scrape,
+  startTaskmoe,
+} from './lib/taskmoe.ts';
 
 const MODES = {
   rr: { upstream: '', label: 'round-robin' },
@@ -100,7 +109,8 @@ async function main(): Promise<number> {
       seed: { type: 'string', default: '7' },
     },
   });
-  if (!hasCommand('nginx')) throw new Error('nginx is not installed (scripts/affinity-bench.sh installs Debian\'s nginx)');
+  if (!hasCommand('nginx'))
+    throw new Error("nginx is not installed (scripts/affinity-bench.sh installs Debian's nginx)");
   const routings = values.routing!.split(',').map((r) => r.trim());
   for (const r of routings) if (r !== 'pair' && r !== 'target') throw new Error('--routing takes pair, target or both');
   const modes = values.modes!.split(',').map((m) => m.trim()) as Mode[];
@@ -116,22 +126,39 @@ async function main(): Promise<number> {
     for (const routing of routings) {
       const languages = FIXTURE_LANGUAGES;
       const pairs = allPairs(languages);
-      console.log(`model: Token/${routing === 'pair' ? 'Pair' : 'Target'} routing, ${languages.length} languages, ${pairs.length} pairs, dModel ${dModel} (random weights)`);
+      console.log(
+        `model: Token/${routing === 'pair' ? 'Pair' : 'Target'} routing, ${languages.length} languages, ${pairs.length} pairs, dModel ${dModel} (random weights)`,
+      );
       const model = makeCheckpoint(path.join(work, `ckpt-${routing}`), {
-        dModel, dFF: dModel * 4, layers: 2, experts: 8,
-        routing: { encoder: 'token', decoder: routing }, languages, pairs, maxLength: 64,
+        dModel,
+        dFF: dModel * 4,
+        layers: 2,
+        experts: 8,
+        routing: { encoder: 'token', decoder: routing },
+        languages,
+        pairs,
+        maxLength: 64,
       });
       // Size the cache: the shared parts (embeddings, token-routed encoder) plus a third of the
       // task decoders, plus one.
-      const inspect = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/helpers/cli-entry.ts'), 'inspect', model, '--json'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as {
+      const inspect = JSON.parse(
+        execFileSync(
+          process.execPath,
+          ['--import', 'tsx', path.join(ROOT, 'test/helpers/cli-entry.ts'), 'inspect', model, '--json'],
+          { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+        ),
+      ) as {
         subnetworks: { params: { encoder: number; decoder: number; embeddings: number } }[];
       };
       const sn = inspect.subnetworks;
       const shared = (sn[0].params.encoder + sn[0].params.embeddings) * 4;
       const decoder = sn[0].params.decoder * 4;
       const fit = Math.ceil(sn.length / 3) + 1;
-      const cacheMb = values['cache-mb'] !== undefined ? Number(values['cache-mb']) : Math.ceil((shared + fit * decoder) / 2 ** 20);
-      console.log(`${sn.length} task sub-networks; shared ${(shared / 2 ** 20).toFixed(1)} MiB + ${(decoder / 2 ** 20).toFixed(1)} MiB per decoder; cache ${cacheMb} MiB per server (about ${Math.floor((cacheMb * 2 ** 20 - shared) / decoder)} decoders)`);
+      const cacheMb =
+        values['cache-mb'] !== undefined ? Number(values['cache-mb']) : Math.ceil((shared + fit * decoder) / 2 ** 20);
+      console.log(
+        `${sn.length} task sub-networks; shared ${(shared / 2 ** 20).toFixed(1)} MiB + ${(decoder / 2 ** 20).toFixed(1)} MiB per decoder; cache ${cacheMb} MiB per server (about ${Math.floor((cacheMb * 2 ** 20 - shared) / decoder)} decoders)`,
+      );
 
       // One request sequence for every mode: uniform over the pairs.
       const rand = mulberry32(Number(values.seed));
@@ -145,14 +172,26 @@ async function main(): Promise<number> {
         fs.chmodSync(dir, 0o755);
         const servers: Proc[] = [];
         for (const [i, port] of ports.entries()) {
-          const p = await startTaskmoe({ name: `taskmoe-${i}`, model, port, log: path.join(dir, `taskmoe-${i}.log`), lifetimeS: 600, workers: 1, cacheMb, env: { TASKMOE_WARM: 'none' } });
+          const p = await startTaskmoe({
+            name: `taskmoe-${i}`,
+            model,
+            port,
+            log: path.join(dir, `taskmoe-${i}.log`),
+            lifetimeS: 600,
+            workers: 1,
+            cacheMb,
+            env: { TASKMOE_WARM: 'none' },
+          });
           servers.push(p);
           procs.push(p);
         }
         const confFile = path.join(dir, 'nginx.conf');
         fs.writeFileSync(confFile, nginxConfig(dir, nginxPort, mode, ports));
         execFileSync('nginx', ['-t', '-q', '-p', dir, '-c', confFile], { stdio: 'inherit' });
-        const nginx = start('nginx', 'nginx', ['-p', dir, '-c', confFile, '-g', 'daemon off;'], { log: path.join(dir, 'nginx.log'), lifetimeS: 600 });
+        const nginx = start('nginx', 'nginx', ['-p', dir, '-c', confFile, '-g', 'daemon off;'], {
+          log: path.join(dir, 'nginx.log'),
+          lifetimeS: 600,
+        });
         procs.push(nginx);
         await waitFor('nginx', () => httpOk(`http://127.0.0.1:${nginxPort}/healthz`), 20000, nginx);
 
@@ -172,14 +211,22 @@ async function main(): Promise<number> {
         let evictions = 0;
         for (const port of ports) {
           const base = `http://127.0.0.1:${port}`;
-          const m = await scrape(base, ['taskmoe_cache_hits_total', 'taskmoe_cache_misses_total', 'taskmoe_cache_evictions_total']);
+          const m = await scrape(base, [
+            'taskmoe_cache_hits_total',
+            'taskmoe_cache_misses_total',
+            'taskmoe_cache_evictions_total',
+          ]);
           hits += m.taskmoe_cache_hits_total;
           misses += m.taskmoe_cache_misses_total;
           evictions += m.taskmoe_cache_evictions_total;
           const text = await (await fetch(`${base}/metrics`)).text();
-          const reqs = [...text.matchAll(/^taskmoe_requests_total\{route="\/translate\/:source\/:target",code="200"\} (\S+)/gm)].reduce((a, x) => a + Number(x[1]), 0);
+          const reqs = [
+            ...text.matchAll(/^taskmoe_requests_total\{route="\/translate\/:source\/:target",code="200"\} (\S+)/gm),
+          ].reduce((a, x) => a + Number(x[1]), 0);
           perServer.push(reqs);
-          pairsPerServer.push(new Set([...text.matchAll(/^taskmoe_batch_sentences_count\{pair="([^"]+)"\}/gm)].map((x) => x[1])).size);
+          pairsPerServer.push(
+            new Set([...text.matchAll(/^taskmoe_batch_sentences_count\{pair="([^"]+)"\}/gm)].map((x) => x[1])).size,
+          );
         }
         const r: ModeResult = {
           routing,
@@ -200,7 +247,9 @@ async function main(): Promise<number> {
           pairsPerServer,
         };
         results.push(r);
-        console.log(`  ${r.ok}/${r.requests} ok in ${r.seconds.toFixed(1)} s: ${r.throughput.toFixed(1)} req/s, p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms; cache hit ratio ${(100 * r.hitRatio).toFixed(1)}% (${misses} loads, ${evictions} evictions); requests per server ${perServer.join('/')}, pairs per server ${pairsPerServer.join('/')}${Object.keys(r.errors).length ? `; errors ${JSON.stringify(r.errors)}` : ''}`);
+        console.log(
+          `  ${r.ok}/${r.requests} ok in ${r.seconds.toFixed(1)} s: ${r.throughput.toFixed(1)} req/s, p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms; cache hit ratio ${(100 * r.hitRatio).toFixed(1)}% (${misses} loads, ${evictions} evictions); requests per server ${perServer.join('/')}, pairs per server ${pairsPerServer.join('/')}${Object.keys(r.errors).length ? `; errors ${JSON.stringify(r.errors)}` : ''}`,
+        );
         await nginx.stop(5000);
         await Promise.all(servers.map((s) => s.stop(10000)));
         await sleep(500);
@@ -211,12 +260,17 @@ async function main(): Promise<number> {
     if (values.keep) console.log(`kept ${work}`);
     else fs.rmSync(work, { recursive: true, force: true });
   }
-  console.log('\n| decoder routing | balancing | cache hit ratio | loads | evictions | throughput (req/s) | p50 (ms) | p99 (ms) | requests per server | pairs per server |');
+  console.log(
+    '\n| decoder routing | balancing | cache hit ratio | loads | evictions | throughput (req/s) | p50 (ms) | p99 (ms) | requests per server | pairs per server |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
-    console.log(`| ${r.routing} | ${r.label} | ${(100 * r.hitRatio).toFixed(1)}% | ${r.misses} | ${r.evictions} | ${r.throughput.toFixed(1)} | ${r.p50Ms.toFixed(0)} | ${r.p99Ms.toFixed(0)} | ${r.perServer.join(' / ')} | ${r.pairsPerServer.join(' / ')} |`);
+    console.log(
+      `| ${r.routing} | ${r.label} | ${(100 * r.hitRatio).toFixed(1)}% | ${r.misses} | ${r.evictions} | ${r.throughput.toFixed(1)} | ${r.p50Ms.toFixed(0)} | ${r.p99Ms.toFixed(0)} | ${r.perServer.join(' / ')} | ${r.pairsPerServer.join(' / ')} |`,
+    );
   }
-  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ routings, requests: total, concurrency, dModel, results }, null, 2));
+  if (values.json)
+    fs.writeFileSync(values.json, JSON.stringify({ routings, requests: total, concurrency, dModel, results }, null, 2));
   return results.every((r) => r.ok > 0) ? 0 : 1;
 }
 

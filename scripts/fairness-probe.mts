@@ -11,21 +11,35 @@ import { percentile as quantile } from '../src/bench/stats.ts';
 
 // --no-replicas (max-replicas 1) keeps every en-es probe on the heavy request's worker: with replicas
 // the pool may place en-es on the other worker once it is busy, and the probes go there.
-const s = { ...resolveSettings({}, {}), workers: 2, timeoutMs: 600_000, ...(process.argv.includes('--no-replicas') ? { maxReplicas: 1 } : {}) };
+const s = {
+  ...resolveSettings({}, {}),
+  workers: 2,
+  timeoutMs: 600_000,
+  ...(process.argv.includes('--no-replicas') ? { maxReplicas: 1 } : {}),
+};
 let t0 = performance.now();
 const at = () => ((performance.now() - t0) / 1000).toFixed(2);
 // The pool's log (replica loads) with the time since the heavy request was sent.
 const server = await createServer(s, (msg) => console.log(`${at()} s: ${msg}`));
 await server.ready;
 const probePair = 'en-es';
-const heavyPair = server.pool.pairsOf(server.pool.homeOf(probePair)).find((p) => p !== probePair && p.startsWith('en-'))!;
+const heavyPair = server.pool
+  .pairsOf(server.pool.homeOf(probePair))
+  .find((p) => p !== probePair && p.startsWith('en-'))!;
 const [, heavyTarget] = heavyPair.split('-');
 console.log(`probe ${probePair} and heavy ${heavyPair}, both on engine worker ${server.pool.homeOf(probePair)}`);
-const base = 'the file could not be saved because the disk is full please close other programs and try again'.split(' ');
+const base = 'the file could not be saved because the disk is full please close other programs and try again'.split(
+  ' ',
+);
 const longText = (i: number) => Array.from({ length: 60 }, (_, k) => base[(k + i) % base.length]).join(' ');
 const probe = async () => {
   const p0 = performance.now();
-  const r = await server.app.inject({ method: 'POST', url: '/translate', payload: { q: 'Could not open file', source: 'en', target: 'es' }, remoteAddress: '10.0.0.9' });
+  const r = await server.app.inject({
+    method: 'POST',
+    url: '/translate',
+    payload: { q: 'Could not open file', source: 'en', target: 'es' },
+    remoteAddress: '10.0.0.9',
+  });
   if (r.statusCode !== 200) throw new Error(`probe answered ${r.statusCode}: ${r.body}`);
   return performance.now() - p0;
 };
@@ -34,7 +48,11 @@ for (let i = 0; i < 3; i++) firsts.push(await probe());
 console.log(`first 3 probes after start: ${firsts.map((x) => x.toFixed(0)).join(', ')} ms`);
 if (process.argv.includes('--preheat')) {
   const p0 = performance.now();
-  await server.app.inject({ method: 'POST', url: '/translate', payload: { q: [longText(0)], source: 'en', target: heavyTarget, beam_size: 8, alternatives: 4, max_length: 96 } });
+  await server.app.inject({
+    method: 'POST',
+    url: '/translate',
+    payload: { q: [longText(0)], source: 'en', target: heavyTarget, beam_size: 8, alternatives: 4, max_length: 96 },
+  });
   console.log(`preheat: one ${heavyPair} text at beam 8 in ${(performance.now() - p0).toFixed(0)} ms`);
 }
 const idle: number[] = [];
@@ -42,7 +60,18 @@ for (let i = 0; i < 100; i++) idle.push(await probe());
 t0 = performance.now();
 let done = false;
 const heavy = server.app
-  .inject({ method: 'POST', url: '/translate', payload: { q: Array.from({ length: 42 }, (_, i) => longText(i)), source: 'en', target: heavyTarget, beam_size: 8, alternatives: 4, max_length: 96 } })
+  .inject({
+    method: 'POST',
+    url: '/translate',
+    payload: {
+      q: Array.from({ length: 42 }, (_, i) => longText(i)),
+      source: 'en',
+      target: heavyTarget,
+      beam_size: 8,
+      alternatives: 4,
+      max_length: 96,
+    },
+  })
   .then((r) => {
     done = true;
     console.log(`heavy ${r.statusCode} after ${at()} s`);
@@ -52,11 +81,15 @@ const loaded: number[] = [];
 while (!done) {
   const ms = await probe();
   loaded.push(ms);
-  if (loaded.length <= 3 || ms > 1000) console.log(`loaded probe ${loaded.length}: ${ms.toFixed(0)} ms, ended at ${at()} s`);
+  if (loaded.length <= 3 || ms > 1000)
+    console.log(`loaded probe ${loaded.length}: ${ms.toFixed(0)} ms, ended at ${at()} s`);
 }
 await heavy;
 await server.shutdown();
-const fmt = (xs: number[]) => `p50 ${quantile(xs, 0.5).toFixed(0)} ms, p99 ${quantile(xs, 0.99).toFixed(0)} ms (n=${xs.length})`;
+const fmt = (xs: number[]) =>
+  `p50 ${quantile(xs, 0.5).toFixed(0)} ms, p99 ${quantile(xs, 0.99).toFixed(0)} ms (n=${xs.length})`;
 console.log(`idle:   ${fmt(idle)}`);
 console.log(`loaded: ${fmt(loaded)}`);
-console.log(`p99 loaded / p99 idle = ${(quantile(loaded, 0.99) / quantile(idle, 0.99)).toFixed(2)}; p50 ratio ${(quantile(loaded, 0.5) / quantile(idle, 0.5)).toFixed(2)}`);
+console.log(
+  `p99 loaded / p99 idle = ${(quantile(loaded, 0.99) / quantile(idle, 0.99)).toFixed(2)}; p50 ratio ${(quantile(loaded, 0.5) / quantile(idle, 0.5)).toFixed(2)}`,
+);

@@ -15,12 +15,23 @@ import { median, percentile } from '../src/bench/stats.ts';
 import { DEFAULT_MODEL_DIR } from '../src/translator/index.ts';
 import { tempDir } from '../test/helpers/engine.ts';
 
-const { values } = parseArgs({ options: { model: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, data: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    seconds: { type: 'string' },
+    rounds: { type: 'string' },
+    concurrency: { type: 'string' },
+    data: { type: 'string' },
+  },
+});
 const model = path.resolve(values.model ?? DEFAULT_MODEL_DIR);
 const seconds = Number(values.seconds ?? 8);
 const rounds = Number(values.rounds ?? 5);
 const concurrency = Number(values.concurrency ?? 32);
-const corpus = await readCorpus(path.resolve(values.data ?? '/work/shared/data/gettext-mt/dev'), { languages: ['en', 'de'], maxPerFile: 400 });
+const corpus = await readCorpus(path.resolve(values.data ?? '/work/shared/data/gettext-mt/dev'), {
+  languages: ['en', 'de'],
+  maxPerFile: 400,
+});
 const texts = pairsFor(corpus.files, { source: 'en', target: 'de' }).map((p) => p.source);
 
 const dataDir = tempDir('front-door-bench-');
@@ -52,7 +63,11 @@ async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'):
     while (performance.now() < end) {
       const q = texts[next++ % texts.length];
       const sent = performance.now();
-      const res = await server.app.inject({ method: 'POST', url, payload: { q, source: 'en', target: 'de', ...(apiKey ? { api_key: apiKey } : {}) } });
+      const res = await server.app.inject({
+        method: 'POST',
+        url,
+        payload: { q, source: 'en', target: 'de', ...(apiKey ? { api_key: apiKey } : {}) },
+      });
       if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}: ${res.body}`);
       const now = performance.now();
       if (from === Infinity && now >= warmUntil) {
@@ -67,34 +82,50 @@ async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'):
   };
   await Promise.all(Array.from({ length: concurrency }, client));
   const cpu = process.cpuUsage(cpuFrom);
-  return { requestsPerSecond: answered / seconds, cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / answered, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99) };
+  return {
+    requestsPerSecond: answered / seconds,
+    cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / answered,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+  };
 }
 
-console.log(`front door bench: ${model}, en-de, ${concurrency} in flight, ${seconds} s x ${rounds} rounds (interleaved), 1 engine worker each`);
+console.log(
+  `front door bench: ${model}, en-de, ${concurrency} in flight, ${seconds} s x ${rounds} rounds (interleaved), 1 engine worker each`,
+);
 const rounds_ = { off: [] as Round[], on: [] as Round[] };
 for (let r = 1; r <= rounds; r++) {
   // Alternate which goes first, so that neither always follows the other.
   const order = r % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
   for (const which of order) rounds_[which].push(which === 'off' ? await load(off) : await load(on, key));
-  const f = (x: Round) => `${x.requestsPerSecond.toFixed(1)} req/s, p50 ${x.p50Ms.toFixed(0)} ms, p99 ${x.p99Ms.toFixed(0)} ms, ${x.cpuMsPerRequest.toFixed(2)} CPU ms/req`;
+  const f = (x: Round) =>
+    `${x.requestsPerSecond.toFixed(1)} req/s, p50 ${x.p50Ms.toFixed(0)} ms, p99 ${x.p99Ms.toFixed(0)} ms, ${x.cpuMsPerRequest.toFixed(2)} CPU ms/req`;
   console.log(`round ${r}: off ${f(rounds_.off.at(-1)!)}  on ${f(rounds_.on.at(-1)!)}`);
 }
 const med = (xs: Round[], k: keyof Round) => median(xs.map((x) => x[k]));
 const [mOff, mOn] = [med(rounds_.off, 'requestsPerSecond'), med(rounds_.on, 'requestsPerSecond')];
 const [cOff, cOn] = [med(rounds_.off, 'cpuMsPerRequest'), med(rounds_.on, 'cpuMsPerRequest')];
-console.log(`throughput, median round: keys+quotas off ${mOff.toFixed(1)} req/s, on ${mOn.toFixed(1)} req/s, ratio on/off ${(mOn / mOff).toFixed(4)}`);
-const lat = (k: 'p50Ms' | 'p99Ms') => `off ${med(rounds_.off, k).toFixed(0)} ms, on ${med(rounds_.on, k).toFixed(0)} ms, ratio on/off ${(med(rounds_.on, k) / med(rounds_.off, k)).toFixed(4)}`;
+console.log(
+  `throughput, median round: keys+quotas off ${mOff.toFixed(1)} req/s, on ${mOn.toFixed(1)} req/s, ratio on/off ${(mOn / mOff).toFixed(4)}`,
+);
+const lat = (k: 'p50Ms' | 'p99Ms') =>
+  `off ${med(rounds_.off, k).toFixed(0)} ms, on ${med(rounds_.on, k).toFixed(0)} ms, ratio on/off ${(med(rounds_.on, k) / med(rounds_.off, k)).toFixed(4)}`;
 console.log(`latency p50, median round: ${lat('p50Ms')}; p99: ${lat('p99Ms')}`);
-console.log(`CPU per request, median round: off ${cOff.toFixed(2)} ms, on ${cOn.toFixed(2)} ms, ratio on/off ${(cOn / cOff).toFixed(4)}`);
+console.log(
+  `CPU per request, median round: off ${cOff.toFixed(2)} ms, on ${cOn.toFixed(2)} ms, ratio on/off ${(cOn / cOff).toFixed(4)}`,
+);
 
 // The same on /detect, which does no engine work (a light request: the guard's share is largest).
 const detect = { off: [] as Round[], on: [] as Round[] };
 for (let r = 1; r <= rounds; r++) {
   const order = r % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
-  for (const which of order) detect[which].push(which === 'off' ? await load(off, undefined, '/detect') : await load(on, key, '/detect'));
+  for (const which of order)
+    detect[which].push(which === 'off' ? await load(off, undefined, '/detect') : await load(on, key, '/detect'));
 }
 const [dOff, dOn] = [med(detect.off, 'requestsPerSecond'), med(detect.on, 'requestsPerSecond')];
-console.log(`/detect (no engine work), median round: off ${dOff.toFixed(0)} req/s, on ${dOn.toFixed(0)} req/s, ratio on/off ${(dOn / dOff).toFixed(4)}`);
+console.log(
+  `/detect (no engine work), median round: off ${dOff.toFixed(0)} req/s, on ${dOn.toFixed(0)} req/s, ratio on/off ${(dOn / dOff).toFixed(4)}`,
+);
 await Promise.all([off.shutdown(), on.shutdown()]);
 
 // The guard's work alone: the key lookup and the quota transaction of one request.
@@ -111,6 +142,10 @@ for (let rep = 0; rep < 5; rep++) {
   samples.push(((performance.now() - t0) * 1000) / n);
 }
 const guardUs = median(samples);
-console.log(`guard alone (key lookup + quota transaction, WAL, synchronous=NORMAL): median ${guardUs.toFixed(1)} us per request over 5 x ${n}`);
-console.log(`guard / CPU per request with keys off: ${((guardUs / 1000 / cOff) * 100).toFixed(3)}% (the overhead bound: its share of what a request costs)`);
+console.log(
+  `guard alone (key lookup + quota transaction, WAL, synchronous=NORMAL): median ${guardUs.toFixed(1)} us per request over 5 x ${n}`,
+);
+console.log(
+  `guard / CPU per request with keys off: ${((guardUs / 1000 / cOff) * 100).toFixed(3)}% (the overhead bound: its share of what a request costs)`,
+);
 admin.close();

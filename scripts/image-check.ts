@@ -57,10 +57,17 @@ function copyInto(src: string, dest: string, destIsDir: boolean): void {
 /** Files of the build context: the repository's files less what .dockerignore excludes. */
 function buildContext(dir: string): { files: number; syntheticDemo: boolean } {
   const excluded = dockerignoreMatcher(fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8'));
-  const listed = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: ROOT, encoding: 'utf8' }).split('\0').filter(Boolean);
+  const listed = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  })
+    .split('\0')
+    .filter(Boolean);
   // models/demo may be untracked-and-ignored or large: take it from disk as Docker would.
   const demo = path.join(ROOT, 'models/demo');
-  const fromDisk = fs.existsSync(demo) ? (fs.readdirSync(demo, { recursive: true }) as string[]).map((f) => path.join('models/demo', f)) : [];
+  const fromDisk = fs.existsSync(demo)
+    ? (fs.readdirSync(demo, { recursive: true }) as string[]).map((f) => path.join('models/demo', f))
+    : [];
   let files = 0;
   for (const rel of new Set([...listed, ...fromDisk])) {
     const src = path.join(ROOT, rel);
@@ -72,8 +79,14 @@ function buildContext(dir: string): { files: number; syntheticDemo: boolean } {
   if (!fs.existsSync(path.join(dir, 'models/demo/config.json'))) {
     log('models/demo is not in the repository yet: a small random checkpoint stands in for it');
     const made = makeCheckpoint(path.join(dir, '.demo-build'), {
-      dModel: 32, dFF: 64, layers: 2, experts: 4, routing: { encoder: 'token', decoder: 'target' },
-      languages: ['en', 'de', 'fr'], pairs: ['en-de', 'de-en', 'en-fr', 'fr-en'], maxLength: 48,
+      dModel: 32,
+      dFF: 64,
+      layers: 2,
+      experts: 4,
+      routing: { encoder: 'token', decoder: 'target' },
+      languages: ['en', 'de', 'fr'],
+      pairs: ['en-de', 'de-en', 'en-fr', 'fr-en'],
+      maxLength: 48,
     });
     fs.mkdirSync(path.join(dir, 'models'), { recursive: true });
     fs.renameSync(made, path.join(dir, 'models/demo'));
@@ -84,7 +97,8 @@ function buildContext(dir: string): { files: number; syntheticDemo: boolean } {
 }
 
 /** An absolute path inside the image, as a path under the stage's root directory. */
-const inRoot = (st: StageState, p: string) => path.join(st.root, path.posix.isAbsolute(p) ? p : path.posix.join(st.workdir, p));
+const inRoot = (st: StageState, p: string) =>
+  path.join(st.root, path.posix.isAbsolute(p) ? p : path.posix.join(st.workdir, p));
 
 async function main(argv: string[]): Promise<number> {
   const target = argv.includes('--target') ? argv[argv.indexOf('--target') + 1] : 'cpu';
@@ -150,7 +164,9 @@ async function main(argv: string[]): Promise<number> {
               // A dry run has run no RUN step, so only the context's files can be looked up.
               if (dryRun && from !== undefined) continue;
               if (!fs.existsSync(s)) {
-                problems.push(`${at}: source ${src} does not exist${from === undefined ? ' in the build context (.dockerignore?)' : ` in stage ${from}`}`);
+                problems.push(
+                  `${at}: source ${src} does not exist${from === undefined ? ' in the build context (.dockerignore?)' : ` in stage ${from}`}`,
+                );
                 continue;
               }
               copyInto(s, inRoot(st, dest), destIsDir);
@@ -170,10 +186,24 @@ async function main(argv: string[]): Promise<number> {
             const cwd = inRoot(st, st.workdir);
             log(`${at} ${cmd}`);
             const t0 = Date.now();
-            const r = spawnSync('bash', ['-c', cmd], { cwd, env: { ...process.env, ...st.env, npm_config_prefer_offline: 'true', npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+            const r = spawnSync('bash', ['-c', cmd], {
+              cwd,
+              env: {
+                ...process.env,
+                ...st.env,
+                npm_config_prefer_offline: 'true',
+                npm_config_update_notifier: 'false',
+                npm_config_fund: 'false',
+                npm_config_audit: 'false',
+              },
+              encoding: 'utf8',
+              maxBuffer: 64 * 1024 * 1024,
+            });
             log(`  exit ${r.status} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
             if (r.status !== 0) {
-              problems.push(`${at} ${cmd} failed (${r.status}):\n${(r.stdout + r.stderr).split('\n').slice(-25).join('\n')}`);
+              problems.push(
+                `${at} ${cmd} failed (${r.status}):\n${(r.stdout + r.stderr).split('\n').slice(-25).join('\n')}`,
+              );
               throw new Error('build step failed');
             }
             break;
@@ -206,7 +236,13 @@ function report(problems: string[]): number {
   return problems.length === 0 ? 0 : 1;
 }
 
-function newStage(stage: Stage, states: Map<string, StageState>, work: string, args: Record<string, string>, problems: string[]): StageState {
+function newStage(
+  stage: Stage,
+  states: Map<string, StageState>,
+  work: string,
+  args: Record<string, string>,
+  problems: string[],
+): StageState {
   const root = path.join(work, 'stages', stage.name);
   const parent = states.get(stage.from);
   if (parent !== undefined) {
@@ -217,7 +253,8 @@ function newStage(stage: Stage, states: Map<string, StageState>, work: string, a
   const nodeTag = /^node:(\d+)/.exec(stage.from);
   if (nodeTag !== null) {
     const hostMajor = process.versions.node.split('.')[0];
-    if (nodeTag[1] !== hostMajor) problems.push(`${stage.name}: the image is ${stage.from} but this host runs Node ${process.versions.node}`);
+    if (nodeTag[1] !== hostMajor)
+      problems.push(`${stage.name}: the image is ${stage.from} but this host runs Node ${process.versions.node}`);
   } else {
     log(`${stage.name}: base image ${stage.from} stands for itself (not Node); only its npm/node steps are replayed`);
   }
@@ -231,14 +268,24 @@ function runtimeTreeChecks(st: StageState, problems: string[]): void {
     if (fs.existsSync(path.join(app, 'node_modules', dev))) problems.push(`runtime has the dev dependency ${dev}`);
   }
   for (const opt of ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu']) {
-    if (st.env.TASKMOE_BACKEND === 'wasm' && fs.existsSync(path.join(app, 'node_modules', opt))) problems.push(`the wasm image carries ${opt}`);
+    if (st.env.TASKMOE_BACKEND === 'wasm' && fs.existsSync(path.join(app, 'node_modules', opt)))
+      problems.push(`the wasm image carries ${opt}`);
   }
-  for (const need of ['dist/cli/main.js', 'dist/server/engine-worker.js', 'bin/taskmoe.js', 'node_modules/fastify', 'node_modules/@tensorflow/tfjs-backend-wasm', 'models/demo/config.json']) {
+  for (const need of [
+    'dist/cli/main.js',
+    'dist/server/engine-worker.js',
+    'bin/taskmoe.js',
+    'node_modules/fastify',
+    'node_modules/@tensorflow/tfjs-backend-wasm',
+    'models/demo/config.json',
+  ]) {
     if (!fs.existsSync(path.join(app, need))) problems.push(`runtime lacks ${need}`);
   }
   if (fs.existsSync(path.join(app, 'src'))) problems.push('runtime carries the TypeScript sources');
   const mb = Number(execFileSync('du', ['-sm', app], { encoding: 'utf8' }).split('\t')[0]);
-  log(`runtime /app: ${mb} MiB (node_modules ${execFileSync('du', ['-sm', path.join(app, 'node_modules')], { encoding: 'utf8' }).split('\t')[0]} MiB)`);
+  log(
+    `runtime /app: ${mb} MiB (node_modules ${execFileSync('du', ['-sm', path.join(app, 'node_modules')], { encoding: 'utf8' }).split('\t')[0]} MiB)`,
+  );
 }
 
 async function startAndProbe(st: StageState, work: string, problems: string[], syntheticDemo: boolean): Promise<void> {
@@ -258,11 +305,20 @@ async function startAndProbe(st: StageState, work: string, problems: string[], s
   const [cmd, ...args] = argv.map(mapAbs);
   const uid = st.user !== undefined ? Number(st.user.split(':')[0]) : undefined;
   const gid = st.user !== undefined ? Number(st.user.split(':')[1] ?? st.user.split(':')[0]) : undefined;
-  if (uid === undefined || !Number.isInteger(uid) || uid === 0) problems.push(`USER ${st.user} is not a numeric non-root user`);
+  if (uid === undefined || !Number.isInteger(uid) || uid === 0)
+    problems.push(`USER ${st.user} is not a numeric non-root user`);
   const asUser = process.getuid?.() === 0 && uid !== undefined && Number.isInteger(uid);
-  log(`start: ${[cmd, ...args].join(' ')} as ${asUser ? `uid ${uid}` : 'this user'}, TASKMOE_BACKEND=${env.TASKMOE_BACKEND}, TASKMOE_MODEL=${env.TASKMOE_MODEL}`);
+  log(
+    `start: ${[cmd, ...args].join(' ')} as ${asUser ? `uid ${uid}` : 'this user'}, TASKMOE_BACKEND=${env.TASKMOE_BACKEND}, TASKMOE_MODEL=${env.TASKMOE_MODEL}`,
+  );
   const logFile = path.join(work, 'taskmoe.log');
-  const proc = start('taskmoe (image)', cmd === 'node' ? process.execPath : cmd, args, { log: logFile, lifetimeS: 300, env, cwd: inRoot(st, st.workdir), ...(asUser ? { uid, gid } : {}) });
+  const proc = start('taskmoe (image)', cmd === 'node' ? process.execPath : cmd, args, {
+    log: logFile,
+    lifetimeS: 300,
+    env,
+    cwd: inRoot(st, st.workdir),
+    ...(asUser ? { uid, gid } : {}),
+  });
   const base = `http://127.0.0.1:${port}`;
   try {
     const t0 = Date.now();
@@ -271,15 +327,23 @@ async function startAndProbe(st: StageState, work: string, problems: string[], s
     log(`/readyz 200 after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const info = (await (await fetch(`${base}/info`)).json()) as { pairs: string[]; model: string };
     const [source, target] = info.pairs[0].split('-');
-    const r = await fetch(`${base}/translate/${source}/${target}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ q: 'Hello world.', max_length: 8 }) });
+    const r = await fetch(`${base}/translate/${source}/${target}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ q: 'Hello world.', max_length: 8 }),
+    });
     const body = await r.text();
     if (r.status !== 200) problems.push(`POST /translate/${source}/${target}: ${r.status} ${body}`);
-    else log(`POST /translate/${source}/${target}: 200 ${body.slice(0, 80)}${syntheticDemo ? ' (random stand-in model)' : ''}`);
+    else
+      log(
+        `POST /translate/${source}/${target}: 200 ${body.slice(0, 80)}${syntheticDemo ? ' (random stand-in model)' : ''}`,
+      );
     const metrics = await (await fetch(`${base}/metrics`)).text();
     if (!metrics.includes('taskmoe_requests_total')) problems.push('/metrics lacks taskmoe_requests_total');
     const backend = /tfjs backend (\S+)/.exec(fs.readFileSync(logFile, 'utf8'));
     log(`backend: ${backend?.[1] ?? 'unknown'}`);
-    if (st.env.TASKMOE_BACKEND && backend?.[1] !== st.env.TASKMOE_BACKEND) problems.push(`the server runs the ${backend?.[1]} backend, not ${st.env.TASKMOE_BACKEND}`);
+    if (st.env.TASKMOE_BACKEND && backend?.[1] !== st.env.TASKMOE_BACKEND)
+      problems.push(`the server runs the ${backend?.[1]} backend, not ${st.env.TASKMOE_BACKEND}`);
   } catch (err) {
     problems.push((err as Error).message);
   } finally {

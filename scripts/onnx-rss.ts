@@ -24,18 +24,26 @@ const mib = () => {
 
 if (values.mode === undefined) {
   const rows = ['keep', 'drop'].map((mode) => {
-    const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', import.meta.filename, '--model', values.model!, '--mode', mode], {
-      encoding: 'utf8',
-      env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072' },
-    });
+    const out = execFileSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', import.meta.filename, '--model', values.model!, '--mode', mode],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072' },
+      },
+    );
     return JSON.parse(out.trim().split('\n').pop()!) as Record<string, number | string>;
   });
   console.log(`RSS (MiB) of ${values.model}, tfjs backend ${rows[0].backend}, ONNX Runtime engine built per copy`);
-  console.log('tfjs copies of the stacks | after init | 1st copy loaded (tfjs) | + its ORT sessions | 2nd copy loaded and built | weights (MiB, one copy)');
+  console.log(
+    'tfjs copies of the stacks | after init | 1st copy loaded (tfjs) | + its ORT sessions | 2nd copy loaded and built | weights (MiB, one copy)',
+  );
   console.log('--- | --- | --- | --- | --- | ---');
   for (const r of rows) {
     const f = (k: string) => (r[k] as number).toFixed(0);
-    console.log(`${r.mode === 'drop' ? 'freed (serving)' : 'kept'} | ${f('init')} | ${f('loaded')} | ${f('built')} | ${f('second')} | ${f('weights')}`);
+    console.log(
+      `${r.mode === 'drop' ? 'freed (serving)' : 'kept'} | ${f('init')} | ${f('loaded')} | ${f('built')} | ${f('second')} | ${f('weights')}`,
+    );
   }
 } else {
   const backend = await initBackend({ log: () => {} });

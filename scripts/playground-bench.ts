@@ -12,10 +12,18 @@ import { DEFAULT_MODEL_DIR } from '../src/translator/index.ts';
 import { launchChromium } from '../test/helpers/browser.ts';
 import { tempDir } from '../test/helpers/engine.ts';
 
-const { values } = parseArgs({ options: { model: { type: 'string' }, loads: { type: 'string' }, screenshot: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { model: { type: 'string' }, loads: { type: 'string' }, screenshot: { type: 'string' } },
+});
 const model = path.resolve(values.model ?? DEFAULT_MODEL_DIR);
 const loads = Number(values.loads ?? 7);
-const server = await createServer({ ...resolveSettings({}, {}), modelDir: model, workers: 1, warm: 'en-de', dataDir: tempDir() });
+const server = await createServer({
+  ...resolveSettings({}, {}),
+  modelDir: model,
+  workers: 1,
+  warm: 'en-de',
+  dataDir: tempDir(),
+});
 await server.ready;
 const url = await server.app.listen({ port: 0, host: '127.0.0.1' });
 const browser = await launchChromium();
@@ -43,7 +51,9 @@ try {
     tti.push(ms);
     await context.close();
   }
-  console.log(`playground first load (${loads} cold loads, headless Chromium, ${url}): ${median(bytes)} bytes in ${median(requests)} requests; time to interactive median ${median(tti).toFixed(0)} ms (min ${Math.min(...tti).toFixed(0)}, max ${Math.max(...tti).toFixed(0)})`);
+  console.log(
+    `playground first load (${loads} cold loads, headless Chromium, ${url}): ${median(bytes)} bytes in ${median(requests)} requests; time to interactive median ${median(tti).toFixed(0)} ms (min ${Math.min(...tti).toFixed(0)}, max ${Math.max(...tti).toFixed(0)})`,
+  );
 
   const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
   await page.goto(url);

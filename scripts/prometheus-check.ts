@@ -34,16 +34,23 @@ interface QueryResult {
 
 async function query(prom: string, expr: string): Promise<QueryResult> {
   const r = await fetch(`${prom}/api/v1/query?${new URLSearchParams({ query: expr })}`);
-  const body = (await r.json()) as { status: string; error?: string; data?: { resultType: string; result: { value: [number, string] }[] | [number, string] } };
+  const body = (await r.json()) as {
+    status: string;
+    error?: string;
+    data?: { resultType: string; result: { value: [number, string] }[] | [number, string] };
+  };
   if (body.status !== 'success') return { status: body.status, error: body.error, series: 0, values: [] };
   const res = body.data!.result;
-  if (body.data!.resultType === 'scalar' || body.data!.resultType === 'string') return { status: 'success', series: 1, values: [Number((res as [number, string])[1])] };
+  if (body.data!.resultType === 'scalar' || body.data!.resultType === 'string')
+    return { status: 'success', series: 1, values: [Number((res as [number, string])[1])] };
   const vec = res as { value: [number, string] }[];
   return { status: 'success', series: vec.length, values: vec.map((s) => Number(s.value[1])) };
 }
 
 async function seriesLabels(prom: string, match: string): Promise<Record<string, string>[]> {
-  const r = await fetch(`${prom}/api/v1/series?${new URLSearchParams({ 'match[]': match, start: String(Date.now() / 1000 - 600) })}`);
+  const r = await fetch(
+    `${prom}/api/v1/series?${new URLSearchParams({ 'match[]': match, start: String(Date.now() / 1000 - 600) })}`,
+  );
   const body = (await r.json()) as { status: string; error?: string; data: Record<string, string>[] };
   if (body.status !== 'success') throw new Error(`series ${match}: ${body.error}`);
   return body.data;
@@ -51,12 +58,19 @@ async function seriesLabels(prom: string, match: string): Promise<Record<string,
 
 /** Grafana's substitutions: a single namespace, All (.*) for the multi-value pod and pair variables. */
 export function fillDashboardVariables(expr: string, rateInterval = '1m'): string {
-  return expr.replaceAll('$__rate_interval', rateInterval).replaceAll('$namespace', NAMESPACE).replaceAll('$pod', '.*').replaceAll('$pair', '.*');
+  return expr
+    .replaceAll('$__rate_interval', rateInterval)
+    .replaceAll('$namespace', NAMESPACE)
+    .replaceAll('$pod', '.*')
+    .replaceAll('$pair', '.*');
 }
 
 /** prometheus-adapter's template for a pods query in one namespace. */
 export function fillAdapterTemplate(metricsQuery: string, series: string): string {
-  return metricsQuery.replaceAll('<<.Series>>', series).replaceAll('<<.LabelMatchers>>', `namespace="${NAMESPACE}",pod=~"${POD}"`).replaceAll('<<.GroupBy>>', 'pod');
+  return metricsQuery
+    .replaceAll('<<.Series>>', series)
+    .replaceAll('<<.LabelMatchers>>', `namespace="${NAMESPACE}",pod=~"${POD}"`)
+    .replaceAll('<<.GroupBy>>', 'pod');
 }
 
 interface Line {
@@ -76,7 +90,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     console.log(`work dir ${work}`);
     const model = makeCheckpoint(path.join(work, 'ckpt'), {
-      dModel: 64, dFF: 256, layers: 2, experts: 6,
+      dModel: 64,
+      dFF: 256,
+      layers: 2,
+      experts: 6,
       routing: { encoder: 'token', decoder: 'target' },
       languages: ['en', 'de', 'fr', 'ru'],
       pairs: ['en-de', 'de-en', 'en-fr', 'fr-en', 'en-ru', 'ru-en', 'de-fr', 'fr-de'],
@@ -85,25 +102,58 @@ async function main(argv: string[]): Promise<number> {
     const port = await freePort();
     const taskmoeUrl = `http://127.0.0.1:${port}`;
     // 2 MiB holds the embeddings, the shared encoder and one of the four target decoders: misses and evictions.
-    procs.push(await startTaskmoe({ name: 'taskmoe', model, port, log: path.join(work, 'taskmoe.log'), lifetimeS: 240, workers: 1, cacheMb: 2 }));
+    procs.push(
+      await startTaskmoe({
+        name: 'taskmoe',
+        model,
+        port,
+        log: path.join(work, 'taskmoe.log'),
+        lifetimeS: 240,
+        workers: 1,
+        cacheMb: 2,
+      }),
+    );
     console.log(`taskmoe ready on ${taskmoeUrl}`);
 
     const promPort = await freePort();
     const prom = `http://127.0.0.1:${promPort}`;
-    const ruleFiles = fs.readdirSync(RULES_DIR).filter((f) => /\.rules\.ya?ml$/.test(f)).map((f) => path.join(RULES_DIR, f));
+    const ruleFiles = fs
+      .readdirSync(RULES_DIR)
+      .filter((f) => /\.rules\.ya?ml$/.test(f))
+      .map((f) => path.join(RULES_DIR, f));
     const config = {
       global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
       rule_files: ruleFiles,
-      scrape_configs: [{ job_name: 'taskmoe', static_configs: [{ targets: [`127.0.0.1:${port}`], labels: { namespace: NAMESPACE, pod: POD } }] }],
+      scrape_configs: [
+        {
+          job_name: 'taskmoe',
+          static_configs: [{ targets: [`127.0.0.1:${port}`], labels: { namespace: NAMESPACE, pod: POD } }],
+        },
+      ],
     };
     const configFile = path.join(work, 'prometheus.yml');
     fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
-    procs.push(start('prometheus', 'prometheus', [
-      `--config.file=${configFile}`, `--storage.tsdb.path=${path.join(work, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`,
-      '--storage.tsdb.retention.time=1h', '--log.level=warn',
-    ], { log: path.join(work, 'prometheus.log'), lifetimeS: 200 }));
+    procs.push(
+      start(
+        'prometheus',
+        'prometheus',
+        [
+          `--config.file=${configFile}`,
+          `--storage.tsdb.path=${path.join(work, 'tsdb')}`,
+          `--web.listen-address=127.0.0.1:${promPort}`,
+          '--storage.tsdb.retention.time=1h',
+          '--log.level=warn',
+        ],
+        { log: path.join(work, 'prometheus.log'), lifetimeS: 200 },
+      ),
+    );
     await waitFor('prometheus /-/ready', () => httpOk(`${prom}/-/ready`), 60000, procs[1]);
-    await waitFor('the first scrape of taskmoe', async () => (await query(prom, `up{job="taskmoe"} == 1`)).series === 1, 30000, procs[1]);
+    await waitFor(
+      'the first scrape of taskmoe',
+      async () => (await query(prom, `up{job="taskmoe"} == 1`)).series === 1,
+      30000,
+      procs[1],
+    );
     console.log(`prometheus ready on ${prom}`);
 
     // A short load: all pairs, both routes, one in ten with an unsupported pair (a 400, so rejections show).
@@ -118,7 +168,9 @@ async function main(argv: string[]): Promise<number> {
       maxLength: 12,
       textsPerRequest: 2,
     });
-    console.log(`load: ${load.requests} requests in ${load.seconds.toFixed(1)} s, ${load.ok} ok, errors ${JSON.stringify(load.errors)}`);
+    console.log(
+      `load: ${load.requests} requests in ${load.seconds.toFixed(1)} s, ${load.ok} ok, errors ${JSON.stringify(load.errors)}`,
+    );
     if (load.ok < 20) throw new Error('the load got fewer than 20 answers');
     await sleep(3000); // two more scrapes and rule evaluations
 
@@ -130,7 +182,9 @@ async function main(argv: string[]): Promise<number> {
           const r = await query(prom, expr);
           const finite = r.values.filter((v) => Number.isFinite(v));
           let ok = r.status === 'success';
-          let note = ok ? `${r.series} series, ${finite.length} finite${finite.length > 0 ? `, e.g. ${finite[0].toPrecision(4)}` : ''}` : `error: ${r.error}`;
+          let note = ok
+            ? `${r.series} series, ${finite.length} finite${finite.length > 0 ? `, e.g. ${finite[0].toPrecision(4)}` : ''}`
+            : `error: ${r.error}`;
           if (ok && panel.mustHaveData && finite.length === 0) {
             ok = false;
             note += ' (this panel must return data)';
@@ -143,19 +197,35 @@ async function main(argv: string[]): Promise<number> {
     for (const v of VARIABLE_QUERIES) {
       const selector = v.selector.replaceAll('$namespace', NAMESPACE).replaceAll('$pod', '.*');
       const values = [...new Set((await seriesLabels(prom, selector)).map((s) => s[v.label]).filter(Boolean))];
-      lines.push({ kind: 'variable', name: v.name, expr: `label_values(${selector}, ${v.label})`, ok: values.length > 0, note: values.join(', ') || 'no values' });
+      lines.push({
+        kind: 'variable',
+        name: v.name,
+        expr: `label_values(${selector}, ${v.label})`,
+        ok: values.length > 0,
+        note: values.join(', ') || 'no values',
+      });
     }
     // Alert rules: each expression runs, and Prometheus evaluated each rule without error.
-    const rulesApi = (await (await fetch(`${prom}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string; state?: string }[] }[] } };
+    const rulesApi = (await (await fetch(`${prom}/api/v1/rules`)).json()) as {
+      data: { groups: { rules: { name: string; health: string; lastError?: string; state?: string }[] }[] };
+    };
     const health = new Map(rulesApi.data.groups.flatMap((g) => g.rules).map((r) => [r.name, r]));
     for (const f of ruleFiles) {
-      const doc = parseYaml(fs.readFileSync(f, 'utf8')) as { groups: { rules: { alert?: string; record?: string; expr: string }[] }[] };
+      const doc = parseYaml(fs.readFileSync(f, 'utf8')) as {
+        groups: { rules: { alert?: string; record?: string; expr: string }[] }[];
+      };
       for (const rule of doc.groups.flatMap((g) => g.rules)) {
         const name = rule.alert ?? rule.record ?? '?';
         const r = await query(prom, rule.expr);
         const h = health.get(name);
         const ok = r.status === 'success' && h?.health === 'ok';
-        lines.push({ kind: 'rule', name, expr: rule.expr.trim(), ok, note: `${r.status === 'success' ? `${r.series} series` : `error: ${r.error}`}; prometheus: health ${h?.health ?? 'not loaded'}${h?.state ? `, ${h.state}` : ''}${h?.lastError ? `, ${h.lastError}` : ''}` });
+        lines.push({
+          kind: 'rule',
+          name,
+          expr: rule.expr.trim(),
+          ok,
+          note: `${r.status === 'success' ? `${r.series} series` : `error: ${r.error}`}; prometheus: health ${h?.health ?? 'not loaded'}${h?.state ? `, ${h.state}` : ''}${h?.lastError ? `, ${h.lastError}` : ''}`,
+        });
       }
     }
     // prometheus-adapter rules.
@@ -163,12 +233,24 @@ async function main(argv: string[]): Promise<number> {
       const found = await seriesLabels(prom, rule.seriesQuery);
       const names = [...new Set(found.map((s) => s.__name__))];
       const matching = names.filter((n) => new RegExp(rule.name.matches).test(n));
-      lines.push({ kind: 'adapter', name: `${rule.name.as} seriesQuery`, expr: rule.seriesQuery, ok: matching.length > 0 && found.every((s) => s.namespace && s.pod), note: `${found.length} series: ${names.join(', ')}` });
+      lines.push({
+        kind: 'adapter',
+        name: `${rule.name.as} seriesQuery`,
+        expr: rule.seriesQuery,
+        ok: matching.length > 0 && found.every((s) => s.namespace && s.pod),
+        note: `${found.length} series: ${names.join(', ')}`,
+      });
       for (const series of matching) {
         const expr = fillAdapterTemplate(rule.metricsQuery, series);
         const r = await query(prom, expr);
         const finite = r.values.filter((v) => Number.isFinite(v));
-        lines.push({ kind: 'adapter', name: `${rule.name.as} metricsQuery`, expr, ok: r.status === 'success' && finite.length === 1, note: r.status === 'success' ? `${r.series} series, value ${finite[0]}` : `error: ${r.error}` });
+        lines.push({
+          kind: 'adapter',
+          name: `${rule.name.as} metricsQuery`,
+          expr,
+          ok: r.status === 'success' && finite.length === 1,
+          note: r.status === 'success' ? `${r.series} series, value ${finite[0]}` : `error: ${r.error}`,
+        });
       }
     }
   } finally {
@@ -177,7 +259,10 @@ async function main(argv: string[]): Promise<number> {
     if (!keep) fs.rmSync(work, { recursive: true, force: true });
   }
   const failed = lines.filter((l) => !l.ok);
-  for (const l of lines) console.log(`${l.ok ? 'ok  ' : 'FAIL'} ${l.kind.padEnd(8)} ${l.name}: ${l.note}${l.ok ? '' : `\n       ${l.expr.replace(/\s+/g, ' ')}`}`);
+  for (const l of lines)
+    console.log(
+      `${l.ok ? 'ok  ' : 'FAIL'} ${l.kind.padEnd(8)} ${l.name}: ${l.note}${l.ok ? '' : `\n       ${l.expr.replace(/\s+/g, ' ')}`}`,
+    );
   const summary = `prometheus-check: ${lines.length - failed.length} passed, ${failed.length} failed`;
   console.log(summary);
   if (reportFile) fs.writeFileSync(reportFile, JSON.stringify({ lines, summary }, null, 2));

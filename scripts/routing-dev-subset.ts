@@ -11,10 +11,17 @@ const tok = await Tokenizer.load(tokenizerPath);
 fs.mkdirSync(outDir, { recursive: true });
 for (const file of files) {
   const lang = path.basename(file, '.tsv').slice(3);
-  const fits = fs.readFileSync(file, 'utf8').split('\n').filter((line) => {
-    const [en, xx] = line.split('\t');
-    return xx !== undefined && tok.encodeSource(en, lang).length <= Number(maxLength) && tok.encodeSource(xx, 'en').length <= Number(maxLength);
-  });
+  const fits = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => {
+      const [en, xx] = line.split('\t');
+      return (
+        xx !== undefined &&
+        tok.encodeSource(en, lang).length <= Number(maxLength) &&
+        tok.encodeSource(xx, 'en').length <= Number(maxLength)
+      );
+    });
   const stride = fits.length / Number(n);
   const chosen = Array.from({ length: Math.min(Number(n), fits.length) }, (_, i) => fits[Math.floor(i * stride)]);
   fs.writeFileSync(path.join(outDir, path.basename(file)), chosen.join('\n') + '\n');

@@ -4,4 +4,5 @@ import { SETTINGS, settingDefault } from '../src/server/settings.ts';
 
 console.log('| flag | environment | default | meaning |');
 console.log('|---|---|---|---|');
-for (const s of SETTINGS) console.log(`| \`--${s.flag}\` | \`${s.env}\` | ${settingDefault(s)} | ${s.help.replace(/\|/g, '\\|')} |`);
+for (const s of SETTINGS)
+  console.log(`| \`--${s.flag}\` | \`${s.env}\` | ${settingDefault(s)} | ${s.help.replace(/\|/g, '\\|')} |`);

@@ -50,21 +50,24 @@ export const ROWS: RowSpec[] = [
     panels: [
       {
         title: 'Generated tokens/s by pair',
-        description: 'Target tokens decoded per second, per language pair: the work the engines do. A pair that dominates is a candidate for its own replicas (pair routing) or a larger cache.',
+        description:
+          'Target tokens decoded per second, per language pair: the work the engines do. A pair that dominates is a candidate for its own replicas (pair routing) or a larger cache.',
         unit: 'short',
         targets: [{ expr: `sum by (pair) (rate(taskmoe_generated_tokens_total{${PAIR}}${R}))`, legend: '{{pair}}' }],
         mustHaveData: true,
       },
       {
         title: 'Requests/s by status code',
-        description: 'Translation requests per second by HTTP status. 200 is served; 400 a client error; 429 a full queue; 503 warming up, draining or an engine error; 504 a missed deadline.',
+        description:
+          'Translation requests per second by HTTP status. 200 is served; 400 a client error; 429 a full queue; 503 warming up, draining or an engine error; 504 a missed deadline.',
         unit: 'reqps',
         targets: [{ expr: `sum by (code) (rate(taskmoe_requests_total{${TRANSLATE}}${R}))`, legend: '{{code}}' }],
         mustHaveData: true,
       },
       {
         title: 'Source tokens/s by pair',
-        description: 'Source tokens read per second, per pair: the offered load. Against generated tokens/s it shows how long the outputs are.',
+        description:
+          'Source tokens read per second, per pair: the offered load. Against generated tokens/s it shows how long the outputs are.',
         unit: 'short',
         targets: [{ expr: `sum by (pair) (rate(taskmoe_source_tokens_total{${PAIR}}${R}))`, legend: '{{pair}}' }],
         mustHaveData: true,
@@ -76,21 +79,24 @@ export const ROWS: RowSpec[] = [
     panels: [
       {
         title: 'Request latency p50 / p95 / p99',
-        description: 'End-to-end latency of /translate requests as the server measures it (queue wait, batching delay, decoding). The p99 alert fires above 5 s.',
+        description:
+          'End-to-end latency of /translate requests as the server measures it (queue wait, batching delay, decoding). The p99 alert fires above 5 s.',
         unit: 's',
         targets: quantiles('taskmoe_request_duration_seconds', [], TRANSLATE, [0.5, 0.95, 0.99]),
         mustHaveData: true,
       },
       {
         title: 'Queue depth by pair',
-        description: 'Sentences waiting for a batch, per pair. A queue that stays up means the engine cannot keep up with that pair; the HPA scales on the per-pod sum.',
+        description:
+          'Sentences waiting for a batch, per pair. A queue that stays up means the engine cannot keep up with that pair; the HPA scales on the per-pod sum.',
         unit: 'short',
         targets: [{ expr: `sum by (pair) (taskmoe_queue_depth{${PAIR}})`, legend: '{{pair}}' }],
         mustHaveData: true,
       },
       {
         title: 'Queue wait p50 / p95 by pair',
-        description: 'How long sentences waited for their batch to start. Up to TASKMOE_MAX_DELAY_MS is batching by design; more is backlog.',
+        description:
+          'How long sentences waited for their batch to start. Up to TASKMOE_MAX_DELAY_MS is batching by design; more is backlog.',
         unit: 's',
         targets: quantiles('taskmoe_queue_wait_seconds', ['pair'], PAIR, [0.5, 0.95]),
         mustHaveData: true,
@@ -102,21 +108,30 @@ export const ROWS: RowSpec[] = [
     panels: [
       {
         title: 'Batch size (sentences)',
-        description: 'Sentences per dispatched batch, mean and p95 per pair. Batches near TASKMOE_MAX_BATCH_SENTENCES mean the pair is busy and batching well; size 1 at high load means requests use many different options (beam, max_length).',
+        description:
+          'Sentences per dispatched batch, mean and p95 per pair. Batches near TASKMOE_MAX_BATCH_SENTENCES mean the pair is busy and batching well; size 1 at high load means requests use many different options (beam, max_length).',
         unit: 'short',
-        targets: [mean('taskmoe_batch_sentences', 'pair', PAIR, 'mean {{pair}}'), ...quantiles('taskmoe_batch_sentences', ['pair'], PAIR, [0.95])],
+        targets: [
+          mean('taskmoe_batch_sentences', 'pair', PAIR, 'mean {{pair}}'),
+          ...quantiles('taskmoe_batch_sentences', ['pair'], PAIR, [0.95]),
+        ],
         mustHaveData: true,
       },
       {
         title: 'Batch size (tokens)',
-        description: 'Source tokens per batch, mean and p95 per pair, against TASKMOE_MAX_BATCH_TOKENS: long texts fill batches by tokens before sentences.',
+        description:
+          'Source tokens per batch, mean and p95 per pair, against TASKMOE_MAX_BATCH_TOKENS: long texts fill batches by tokens before sentences.',
         unit: 'short',
-        targets: [mean('taskmoe_batch_tokens', 'pair', PAIR, 'mean {{pair}}'), ...quantiles('taskmoe_batch_tokens', ['pair'], PAIR, [0.95])],
+        targets: [
+          mean('taskmoe_batch_tokens', 'pair', PAIR, 'mean {{pair}}'),
+          ...quantiles('taskmoe_batch_tokens', ['pair'], PAIR, [0.95]),
+        ],
         mustHaveData: true,
       },
       {
         title: 'Batch duration p50 / p95 by pair',
-        description: 'Time from a batch reaching its engine worker to its last sentence finishing: encode, decode, and any wait to join the running batch. Growth at a constant batch size points at the engine: a slower backend, a cold sub-network, or a throttled CPU.',
+        description:
+          'Time from a batch reaching its engine worker to its last sentence finishing: encode, decode, and any wait to join the running batch. Growth at a constant batch size points at the engine: a slower backend, a cold sub-network, or a throttled CPU.',
         unit: 's',
         targets: quantiles('taskmoe_batch_duration_seconds', ['pair'], PAIR, [0.5, 0.95]),
         mustHaveData: true,
@@ -128,19 +143,23 @@ export const ROWS: RowSpec[] = [
     panels: [
       {
         title: 'Cache hit ratio',
-        description: 'Share of sub-network lookups served from the cache, per pod. Low together with evictions is thrashing: the pairs a pod sees do not fit TASKMOE_CACHE_MB (raise it, or route by pair).',
+        description:
+          'Share of sub-network lookups served from the cache, per pod. Low together with evictions is thrashing: the pairs a pod sees do not fit TASKMOE_CACHE_MB (raise it, or route by pair).',
         unit: 'percentunit',
         min: 0,
         max: 1,
-        targets: [{
-          expr: `sum by (pod) (rate(taskmoe_cache_hits_total{${SEL}}${R})) / (sum by (pod) (rate(taskmoe_cache_hits_total{${SEL}}${R})) + sum by (pod) (rate(taskmoe_cache_misses_total{${SEL}}${R})))`,
-          legend: '{{pod}}',
-        }],
+        targets: [
+          {
+            expr: `sum by (pod) (rate(taskmoe_cache_hits_total{${SEL}}${R})) / (sum by (pod) (rate(taskmoe_cache_hits_total{${SEL}}${R})) + sum by (pod) (rate(taskmoe_cache_misses_total{${SEL}}${R})))`,
+            legend: '{{pod}}',
+          },
+        ],
         mustHaveData: true,
       },
       {
         title: 'Cache bytes',
-        description: 'Device bytes held by cached sub-networks, per pod (all engine workers). Compare with the workers x TASKMOE_CACHE_MB budget and the memory limit.',
+        description:
+          'Device bytes held by cached sub-networks, per pod (all engine workers). Compare with the workers x TASKMOE_CACHE_MB budget and the memory limit.',
         unit: 'bytes',
         targets: [{ expr: `sum by (pod) (taskmoe_cache_bytes{${SEL}})`, legend: '{{pod}}' }],
         mustHaveData: true,
@@ -154,14 +173,16 @@ export const ROWS: RowSpec[] = [
       },
       {
         title: 'Cache evictions/s',
-        description: 'Components evicted per second to make room, per pod. Steady evictions mean every miss costs a reload.',
+        description:
+          'Components evicted per second to make room, per pod. Steady evictions mean every miss costs a reload.',
         unit: 'short',
         targets: [{ expr: `sum by (pod) (rate(taskmoe_cache_evictions_total{${SEL}}${R}))`, legend: '{{pod}}' }],
         mustHaveData: true,
       },
       {
         title: 'Sub-network load time',
-        description: 'Time to read and extract one component on a miss, p50 and p95, and loads per second. This is the price a cold pair pays on its first request.',
+        description:
+          'Time to read and extract one component on a miss, p50 and p95, and loads per second. This is the price a cold pair pays on its first request.',
         unit: 's',
         targets: [
           ...quantiles('taskmoe_subnetwork_load_seconds', [], SEL, [0.5, 0.95]),
@@ -171,11 +192,15 @@ export const ROWS: RowSpec[] = [
       },
       {
         title: 'Replicas and worker busy ratio',
-        description: 'Engine workers each sub-network is resident on (replicas follow load: a sub-network busy past TASKMOE_REPLICA_BUSY_PERCENT gets another worker with cache room), and each worker\'s busy fraction. Workers all near 1 with a sub-network on every one: the pod is at capacity.',
+        description:
+          "Engine workers each sub-network is resident on (replicas follow load: a sub-network busy past TASKMOE_REPLICA_BUSY_PERCENT gets another worker with cache room), and each worker's busy fraction. Workers all near 1 with a sub-network on every one: the pod is at capacity.",
         unit: 'short',
         targets: [
           { expr: `max by (subnetwork) (taskmoe_subnetwork_replicas{${SEL}})`, legend: 'replicas {{subnetwork}}' },
-          { expr: `avg by (pod, worker) (taskmoe_worker_busy_ratio{${SEL}})`, legend: 'busy {{pod}} worker {{worker}}' },
+          {
+            expr: `avg by (pod, worker) (taskmoe_worker_busy_ratio{${SEL}})`,
+            legend: 'busy {{pod}} worker {{worker}}',
+          },
         ],
         mustHaveData: true,
       },
@@ -186,35 +211,40 @@ export const ROWS: RowSpec[] = [
     panels: [
       {
         title: 'Rejections by reason',
-        description: 'Requests refused per second: queue_full (429), deadline (504), draining / not_ready (503), engine_error (503), invalid / too_large (client errors), cancelled (client went away).',
+        description:
+          'Requests refused per second: queue_full (429), deadline (504), draining / not_ready (503), engine_error (503), invalid / too_large (client errors), cancelled (client went away).',
         unit: 'reqps',
         targets: [{ expr: `sum by (reason) (rate(taskmoe_rejected_total{${SEL}}${R}))`, legend: '{{reason}}' }],
         mustHaveData: false,
       },
       {
         title: 'Sentences dropped in the engine',
-        description: 'Sentences per second of batches dropped in an engine worker before they finished, every request waiting for them having given up (deadline or disconnect). Sustained drops mean requests time out while decoding: the pod is overloaded, or --timeout-ms is too short for the load.',
+        description:
+          'Sentences per second of batches dropped in an engine worker before they finished, every request waiting for them having given up (deadline or disconnect). Sustained drops mean requests time out while decoding: the pod is overloaded, or --timeout-ms is too short for the load.',
         unit: 'short',
         targets: [{ expr: `sum by (pair) (rate(taskmoe_cancelled_sentences_total{${SEL}}${R}))`, legend: '{{pair}}' }],
         mustHaveData: false,
       },
       {
         title: 'Engine tensors',
-        description: 'Live tensors in the engine workers, per pod, reported after each batch. It moves with cache loads and evictions; growth without them is a leak (alert TaskmoeTensorLeak).',
+        description:
+          'Live tensors in the engine workers, per pod, reported after each batch. It moves with cache loads and evictions; growth without them is a leak (alert TaskmoeTensorLeak).',
         unit: 'short',
         targets: [{ expr: `sum by (pod) (taskmoe_engine_tensors{${SEL}})`, legend: '{{pod}}' }],
         mustHaveData: false,
       },
       {
         title: 'Process CPU',
-        description: 'CPU cores used by each taskmoe process (HTTP thread and engine workers together). Near the CPU request on a cpu pod is expected under load.',
+        description:
+          'CPU cores used by each taskmoe process (HTTP thread and engine workers together). Near the CPU request on a cpu pod is expected under load.',
         unit: 'short',
         targets: [{ expr: `sum by (pod) (rate(process_cpu_seconds_total{${PROC}}${R}))`, legend: '{{pod}}' }],
         mustHaveData: false,
       },
       {
         title: 'Process memory',
-        description: 'Resident memory and V8 heap per pod. RSS holds the cached sub-networks on the wasm backend; keep it under the memory limit.',
+        description:
+          'Resident memory and V8 heap per pod. RSS holds the cached sub-networks on the wasm backend; keep it under the memory limit.',
         unit: 'bytes',
         targets: [
           { expr: `sum by (pod) (process_resident_memory_bytes{${PROC}})`, legend: 'rss {{pod}}' },
@@ -260,7 +290,14 @@ export function buildDashboard(): Record<string, unknown> {
   let id = 1;
   let y = 0;
   for (const row of ROWS) {
-    panels.push({ type: 'row', id: id++, title: row.title, collapsed: false, gridPos: { h: 1, w: 24, x: 0, y }, panels: [] });
+    panels.push({
+      type: 'row',
+      id: id++,
+      title: row.title,
+      collapsed: false,
+      gridPos: { h: 1, w: 24, x: 0, y },
+      panels: [],
+    });
     y += 1;
     let x = 0;
     for (const p of row.panels) {
@@ -277,11 +314,25 @@ export function buildDashboard(): Record<string, unknown> {
         datasource: DATASOURCE,
         gridPos: { h: 8, w, x, y },
         fieldConfig: {
-          defaults: { unit: p.unit, ...(p.min !== undefined ? { min: p.min } : {}), ...(p.max !== undefined ? { max: p.max } : {}), custom: { lineWidth: 1, fillOpacity: 10, showPoints: 'never', spanNulls: true } },
+          defaults: {
+            unit: p.unit,
+            ...(p.min !== undefined ? { min: p.min } : {}),
+            ...(p.max !== undefined ? { max: p.max } : {}),
+            custom: { lineWidth: 1, fillOpacity: 10, showPoints: 'never', spanNulls: true },
+          },
           overrides: [],
         },
-        options: { legend: { displayMode: 'list', placement: 'bottom', showLegend: true }, tooltip: { mode: 'multi', sort: 'desc' } },
-        targets: p.targets.map((t, i) => ({ refId: String.fromCharCode(65 + i), datasource: DATASOURCE, expr: t.expr, legendFormat: t.legend, range: true })),
+        options: {
+          legend: { displayMode: 'list', placement: 'bottom', showLegend: true },
+          tooltip: { mode: 'multi', sort: 'desc' },
+        },
+        targets: p.targets.map((t, i) => ({
+          refId: String.fromCharCode(65 + i),
+          datasource: DATASOURCE,
+          expr: t.expr,
+          legendFormat: t.legend,
+          range: true,
+        })),
       });
       x += w;
     }
@@ -295,7 +346,8 @@ export function buildDashboard(): Record<string, unknown> {
     ],
     uid: 'taskmoe-overview',
     title: 'taskmoe',
-    description: 'taskmoe translation servers: throughput, latency, queues, batching, sub-network cache, errors and resources.',
+    description:
+      'taskmoe translation servers: throughput, latency, queues, batching, sub-network cache, errors and resources.',
     tags: ['taskmoe'],
     editable: true,
     graphTooltip: 1,
@@ -306,7 +358,18 @@ export function buildDashboard(): Record<string, unknown> {
     timezone: 'browser',
     templating: {
       list: [
-        { name: 'datasource', label: 'Data source', type: 'datasource', query: 'prometheus', current: {}, hide: 0, options: [], refresh: 1, regex: '', skipUrlSync: false },
+        {
+          name: 'datasource',
+          label: 'Data source',
+          type: 'datasource',
+          query: 'prometheus',
+          current: {},
+          hide: 0,
+          options: [],
+          refresh: 1,
+          regex: '',
+          skipUrlSync: false,
+        },
         queryVariable('namespace', 'Namespace', `label_values(${VARIABLE_QUERIES[0].selector}, namespace)`, false),
         queryVariable('pod', 'Pod', `label_values(${VARIABLE_QUERIES[1].selector}, pod)`, true),
         queryVariable('pair', 'Pair', `label_values(${VARIABLE_QUERIES[2].selector}, pair)`, true),

@@ -21,7 +21,10 @@ export interface Dockerfile {
 }
 
 export function substitute(s: string, vars: Record<string, string>): string {
-  return s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (m, a: string | undefined, b: string | undefined) => vars[(a ?? b)!] ?? m);
+  return s.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (m, a: string | undefined, b: string | undefined) => vars[(a ?? b)!] ?? m,
+  );
 }
 
 export function parseDockerfile(text: string): Dockerfile {
@@ -58,7 +61,11 @@ export function parseDockerfile(text: string): Dockerfile {
     if (op === 'FROM') {
       const fm = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(rest);
       if (fm === null) throw new Error(`Dockerfile:${line}: bad FROM`);
-      out.stages.push({ name: fm[2] ?? String(out.stages.length), from: substitute(fm[1], out.args), instructions: [] });
+      out.stages.push({
+        name: fm[2] ?? String(out.stages.length),
+        from: substitute(fm[1], out.args),
+        instructions: [],
+      });
       continue;
     }
     if (out.stages.length === 0) {

@@ -13,7 +13,8 @@ export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 /** The npm module that holds the model of an apiVersion. */
 function modelModule(apiVersion: string): string | undefined {
-  if (apiVersion === 'monitoring.coreos.com/v1') return '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+  if (apiVersion === 'monitoring.coreos.com/v1')
+    return '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
   if (apiVersion.includes('.coreos.com')) return undefined;
   return `kubernetes-models/${apiVersion}`;
 }
@@ -82,7 +83,8 @@ export function strictFieldProblems(objects: { where: string; obj: Obj }[]): Pro
   };
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
-  host.getSourceFile = (name, lang, ...rest) => (path.resolve(name) === file ? ts.createSourceFile(name, text, lang) : getSourceFile(name, lang, ...rest));
+  host.getSourceFile = (name, lang, ...rest) =>
+    path.resolve(name) === file ? ts.createSourceFile(name, text, lang) : getSourceFile(name, lang, ...rest);
   const fileExists = host.fileExists.bind(host);
   host.fileExists = (name) => path.resolve(name) === file || fileExists(name);
   const readFile = host.readFile.bind(host);
@@ -95,7 +97,10 @@ export function strictFieldProblems(objects: { where: string; obj: Obj }[]): Pro
     }
     const { line } = d.file.getLineAndCharacterOfPosition(d.start ?? 0);
     const message = ts.flattenDiagnosticMessageText(d.messageText, '\n').split('\n').slice(-1)[0];
-    problems.push({ where: lineOwner[line] ?? 'typecheck', message: `fields: ${message} (near: ${lines[line].trim().slice(0, 80)})` });
+    problems.push({
+      where: lineOwner[line] ?? 'typecheck',
+      message: `fields: ${message} (near: ${lines[line].trim().slice(0, 80)})`,
+    });
   }
   return problems;
 }

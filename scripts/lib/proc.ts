@@ -52,7 +52,12 @@ export function track(child: ChildProcess, exited: Promise<unknown>): void {
  * Starts `cmd args` with stdout and stderr in `log`. `lifetimeS` bounds its life: it runs under
  * coreutils `timeout`, which kills it even if this process dies without cleaning up.
  */
-export function start(name: string, cmd: string, args: string[], opts: { log: string; lifetimeS: number; env?: NodeJS.ProcessEnv; cwd?: string; uid?: number; gid?: number }): Proc {
+export function start(
+  name: string,
+  cmd: string,
+  args: string[],
+  opts: { log: string; lifetimeS: number; env?: NodeJS.ProcessEnv; cwd?: string; uid?: number; gid?: number },
+): Proc {
   const { child, exited, stop } = spawnChild(cmd, args, opts);
   track(child, exited);
   return { name, child, log: opts.log, exited, stop };
@@ -65,7 +70,10 @@ export { tail } from '../../src/bench/child-process.ts';
 export function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number, proc?: Proc): Promise<void> {
   return waitForProbe(what, probe, {
     timeoutMs,
-    exited: () => (proc !== undefined && (proc.child.exitCode !== null || proc.child.signalCode !== null) ? `${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode})` : undefined),
+    exited: () =>
+      proc !== undefined && (proc.child.exitCode !== null || proc.child.signalCode !== null)
+        ? `${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode})`
+        : undefined,
     context: proc === undefined ? undefined : () => `log ${proc.log}:\n${tail(proc.log)}`,
   });
 }

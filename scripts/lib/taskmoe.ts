@@ -46,7 +46,24 @@ export function makeCheckpoint(dir: string, c: CheckpointConfig, seed = 1): stri
   const cfgFile = path.join(dir, 'config.in.json');
   fs.writeFileSync(cfgFile, JSON.stringify(cfg));
   const out = path.join(dir, 'model');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'init', '--config', cfgFile, '--tokenizer', TOKENIZER, '--out', out, '--seed', String(seed)], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      CLI,
+      'init',
+      '--config',
+      cfgFile,
+      '--tokenizer',
+      TOKENIZER,
+      '--out',
+      out,
+      '--seed',
+      String(seed),
+    ],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`taskmoe init failed: ${r.stderr}`);
   return out;
 }
@@ -57,7 +74,17 @@ export function allPairs(languages: string[]): string[] {
 }
 
 /** Starts `taskmoe serve` from source on 127.0.0.1:port (the one way, src/bench/server-process.ts) and waits for /readyz. */
-export async function startTaskmoe(opts: { name: string; model: string; port: number; log: string; lifetimeS: number; workers?: number; cacheMb?: number; env?: Record<string, string>; readyTimeoutMs?: number }): Promise<Proc> {
+export async function startTaskmoe(opts: {
+  name: string;
+  model: string;
+  port: number;
+  log: string;
+  lifetimeS: number;
+  workers?: number;
+  cacheMb?: number;
+  env?: Record<string, string>;
+  readyTimeoutMs?: number;
+}): Promise<Proc> {
   const args = ['--workers', String(opts.workers ?? 1)];
   if (opts.cacheMb !== undefined) args.push('--cache-mb', String(opts.cacheMb));
   const server = await startServerProcess({

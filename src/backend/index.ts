@@ -62,7 +62,9 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
         serving = onnx || (forced === undefined && !info.gpu) ? 'onnx' : 'tfjs';
         if (serving === 'onnx') {
           await (await import('../models/engine.ts')).loadOnnxEngine();
-          log(`taskmoe: serving on ONNX Runtime (onnxruntime-node, CPU)${onnx ? ' (forced)' : ''}; tfjs loads and trains`);
+          log(
+            `taskmoe: serving on ONNX Runtime (onnxruntime-node, CPU)${onnx ? ' (forced)' : ''}; tfjs loads and trains`,
+          );
         }
         return (initialised = info);
       },
@@ -106,7 +108,9 @@ function parseChoice(value: string | undefined): BackendChoice | undefined {
   if (value === undefined || value === '') return undefined;
   const choice = CHOICES.find((allowed) => allowed === value);
   if (choice === undefined) {
-    throw new Error(`invalid backend '${value}' (TASKMOE_BACKEND / force): allowed values are ${[...CHOICES, ONNX].join(', ')}`);
+    throw new Error(
+      `invalid backend '${value}' (TASKMOE_BACKEND / force): allowed values are ${[...CHOICES, ONNX].join(', ')}`,
+    );
   }
   return choice;
 }
@@ -159,8 +163,10 @@ function keepProcessHandlers(): () => void {
   const uncaught = new Set(process.listeners('uncaughtException'));
   const rejection = new Set(process.listeners('unhandledRejection'));
   return () => {
-    for (const l of process.listeners('uncaughtException')) if (!uncaught.has(l)) process.removeListener('uncaughtException', l);
-    for (const l of process.listeners('unhandledRejection')) if (!rejection.has(l)) process.removeListener('unhandledRejection', l);
+    for (const l of process.listeners('uncaughtException'))
+      if (!uncaught.has(l)) process.removeListener('uncaughtException', l);
+    for (const l of process.listeners('unhandledRejection'))
+      if (!rejection.has(l)) process.removeListener('unhandledRejection', l);
   };
 }
 

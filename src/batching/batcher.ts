@@ -119,13 +119,15 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
   /** Queued sentences of `pair` (over all of its keys), or of all pairs. */
   depth(pair?: string): number {
     let total = 0;
-    for (const queue of this.queues.values()) if (pair === undefined || queue.key.pair === pair) total += queue.sentences;
+    for (const queue of this.queues.values())
+      if (pair === undefined || queue.key.pair === pair) total += queue.sentences;
     return total;
   }
 
   stats(): BatcherStats {
     const queuedSentences: Record<string, number> = {};
-    for (const { key, sentences } of this.queues.values()) queuedSentences[key.pair] = (queuedSentences[key.pair] ?? 0) + sentences;
+    for (const { key, sentences } of this.queues.values())
+      queuedSentences[key.pair] = (queuedSentences[key.pair] ?? 0) + sentences;
     return { queuedSentences, runningBatches: this.running.size };
   }
 
@@ -146,7 +148,11 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
     for (const queue of this.queues.values()) {
       if (this.lanes.lanesOf(queue.key.pair).some((lane) => lanes.has(lane))) sentencesAhead += queue.sentences;
     }
-    return estimateRetryAfterSeconds(sentencesAhead / Math.max(1, lanes.size), this.maxBatchSentences, this.durations.meanMs());
+    return estimateRetryAfterSeconds(
+      sentencesAhead / Math.max(1, lanes.size),
+      this.maxBatchSentences,
+      this.durations.meanMs(),
+    );
   }
 
   /** Deadline or cancellation: the request gives up, whatever of it is still queued or running. */
@@ -278,7 +284,12 @@ export class Batcher<K extends QueueKey, I extends BatchItem, R> {
 
   /** A runner that returns the wrong number of results fails its batch rather than hanging it. */
   private async runChecked(key: K, { entries: batch, abort, lane }: RunningBatch<K, I, R>): Promise<R[]> {
-    const results = await this.run(key, batch.map((entry) => entry.item), abort.signal, lane);
+    const results = await this.run(
+      key,
+      batch.map((entry) => entry.item),
+      abort.signal,
+      lane,
+    );
     if (results.length !== batch.length) {
       throw new Error(`run for ${key.pair} returned ${results.length} results for ${batch.length} items`);
     }

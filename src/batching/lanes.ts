@@ -35,7 +35,12 @@ export class Lanes<E> {
       const load = this.laneLoad(lane, pair);
       // batchesPerPair caps one pair's share of each lane, so a hot pair leaves room for others.
       if (load.batches >= this.batchesPerLane || load.pairBatches >= this.batchesPerPair) continue;
-      if (!best || load.sentences < best.sentences || (load.sentences === best.sentences && load.batches < best.batches)) best = { lane, ...load };
+      if (
+        !best ||
+        load.sentences < best.sentences ||
+        (load.sentences === best.sentences && load.batches < best.batches)
+      )
+        best = { lane, ...load };
     }
     return best?.lane;
   }

@@ -32,7 +32,8 @@ export interface Child {
 const STDERR_TAIL_CHARS = 4000;
 
 export function spawnChild(cmd: string, args: string[], opts: ChildOptions = {}): Child {
-  const argv = opts.lifetimeS === undefined ? [cmd, ...args] : ['timeout', '--kill-after=5', String(opts.lifetimeS), cmd, ...args];
+  const argv =
+    opts.lifetimeS === undefined ? [cmd, ...args] : ['timeout', '--kill-after=5', String(opts.lifetimeS), cmd, ...args];
   const spawnOpts = { env: opts.env ?? process.env, cwd: opts.cwd, uid: opts.uid, gid: opts.gid };
   let stderrTail = '';
   let child: ChildProcess;

@@ -55,5 +55,8 @@ async function measure({ model, pair, texts, batch, seconds }: EngineAloneJob): 
 
 measure(workerData as EngineAloneJob).then(
   (sentencesPerSecond) => parentPort!.postMessage({ sentencesPerSecond } satisfies EngineAloneResult),
-  (err: unknown) => parentPort!.postMessage({ error: err instanceof Error ? err.stack ?? err.message : String(err) } satisfies EngineAloneResult),
+  (err: unknown) =>
+    parentPort!.postMessage({
+      error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    } satisfies EngineAloneResult),
 );

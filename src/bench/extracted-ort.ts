@@ -19,7 +19,15 @@ import { buildGroup, hostWeights, sources } from './engine/models.ts';
 import { timeDecode, timeSteps } from './engine/onnx.ts';
 import { median } from './stats.ts';
 
-const { values } = parseArgs({ options: { config: { type: 'string' }, batch: { type: 'string' }, reps: { type: 'string' }, threads: { type: 'string' }, lock: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    config: { type: 'string' },
+    batch: { type: 'string' },
+    reps: { type: 'string' },
+    threads: { type: 'string' },
+    lock: { type: 'string' },
+  },
+});
 const name = values.config ?? 'wmt32';
 const batches = (values.batch ?? '32,64').split(',').map(Number);
 const reps = Number(values.reps ?? 3);
@@ -32,9 +40,13 @@ await ensureBackend(() => {});
 const t0 = performance.now();
 const models = await buildGroup(cfg, variants, hostWeights(variantConfig(cfg, 'task'), 1));
 const engines = new Map(variants.map((v) => [v, OrtEngine.fromGraphs(graphsOf(models.get(v)!), { threads })]));
-console.log(`${name}: ${cfg.moe.numExperts} experts, top-${cfg.moe.topK}; graphs built and sessions loaded in ${((performance.now() - t0) / 1000).toFixed(0)} s; ONNX Runtime ${threads} thread(s), ${reps} interleaved runs per cell`);
+console.log(
+  `${name}: ${cfg.moe.numExperts} experts, top-${cfg.moe.topK}; graphs built and sessions loaded in ${((performance.now() - t0) / 1000).toFixed(0)} s; ONNX Runtime ${threads} thread(s), ${reps} interleaved runs per cell`,
+);
 const release = values.lock === undefined ? () => {} : await holdLock(values.lock);
-console.log('| batch | variant | tokens/s (median) | every run | decoder step ms (median) | step GFLOP | step weight MB read | achieved step GFLOP/s |');
+console.log(
+  '| batch | variant | tokens/s (median) | every run | decoder step ms (median) | step GFLOP | step weight MB read | achieved step GFLOP/s |',
+);
 console.log('|---|---|---|---|---|---|---|---|');
 for (const batch of batches) {
   const src = sources(batch, cfg.vocabSize, 1000 + batch);
@@ -53,9 +65,18 @@ for (const batch of batches) {
   for (const v of variants) {
     const cost = stepCost(cfg, v, batch);
     const gflop = (cost.flopsPerToken * batch) / 1e9;
-    console.log(`| ${batch} | ${v} | ${tps.get(v)!.toFixed(1)} | ${runs.get(v)!.map((x) => x.toFixed(1)).join(', ')} | ${ms.get(v)!.toFixed(1)} | ${gflop.toFixed(2)} | ${(cost.weightBytesPerStep / 1e6).toFixed(0)} | ${(gflop / (ms.get(v)! / 1000)).toFixed(1)} |`);
+    console.log(
+      `| ${batch} | ${v} | ${tps.get(v)!.toFixed(1)} | ${runs
+        .get(v)!
+        .map((x) => x.toFixed(1))
+        .join(
+          ', ',
+        )} | ${ms.get(v)!.toFixed(1)} | ${gflop.toFixed(2)} | ${(cost.weightBytesPerStep / 1e6).toFixed(0)} | ${(gflop / (ms.get(v)! / 1000)).toFixed(1)} |`,
+    );
   }
-  console.log(`batch ${batch}: task-extracted / token, end to end ${(tps.get('task-extracted')! / tps.get('token')!).toFixed(2)}x, decoder step ${(ms.get('token')! / ms.get('task-extracted')!).toFixed(2)}x`);
+  console.log(
+    `batch ${batch}: task-extracted / token, end to end ${(tps.get('task-extracted')! / tps.get('token')!).toFixed(2)}x, decoder step ${(ms.get('token')! / ms.get('task-extracted')!).toFixed(2)}x`,
+  );
 }
 release();
 for (const e of engines.values()) e.dispose();

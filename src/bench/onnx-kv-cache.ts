@@ -19,9 +19,16 @@ async function main(): Promise<void> {
   const model = (await buildGroup(cfg, ['dense'], hostWeights(variantConfig(cfg, 'dense'), 2))).get('dense')!;
   const engine = OrtEngine.fromGraphs(graphsOf(model), { threads: 1 });
   for (const batch of [8, 32]) {
-    const src = Array.from({ length: batch }, (_, b) => Array.from({ length: 32 }, (_, t) => 4 + ((b * 131 + t * 17) % (cfg.vocabSize - 4))));
+    const src = Array.from({ length: batch }, (_, b) =>
+      Array.from({ length: 32 }, (_, t) => 4 + ((b * 131 + t * 17) % (cfg.vocabSize - 4))),
+    );
     const times = new Map<string, number[]>(MODES.map((m) => [m, []]));
-    const states = MODES.map(() => engine.start(src, src.map(() => DIRECTION)));
+    const states = MODES.map(() =>
+      engine.start(
+        src,
+        src.map(() => DIRECTION),
+      ),
+    );
     const tokens = MODES.map(() => src.map(() => 2));
     for (let step = 0; step < cfg.maxLength - 1; step++) {
       MODES.forEach((mode, m) => {
@@ -31,7 +38,9 @@ async function main(): Promise<void> {
         if (step >= 24) times.get(mode)!.push(performance.now() - t0);
       });
     }
-    console.log(`B=${batch} decoder step, ms (cache 24-${cfg.maxLength - 1}, median): ${MODES.map((m) => `${m} ${median(times.get(m)!).toFixed(2)}`).join(', ')}`);
+    console.log(
+      `B=${batch} decoder step, ms (cache 24-${cfg.maxLength - 1}, median): ${MODES.map((m) => `${m} ${median(times.get(m)!).toFixed(2)}`).join(', ')}`,
+    );
   }
   engine.dispose();
   model.dispose();

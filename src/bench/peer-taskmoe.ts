@@ -27,9 +27,15 @@ async function main(): Promise<void> {
     const req = JSON.parse(line) as Request;
     const engine = engines[req.engine];
     const t0 = performance.now();
-    const out = decode(engine, req.ids, req.ids.map(() => DIRECTION), { bosId: 2, eosId: 3, ignoreEos: true, maxLength: req.newTokens });
+    const out = decode(
+      engine,
+      req.ids,
+      req.ids.map(() => DIRECTION),
+      { bosId: 2, eosId: 3, ignoreEos: true, maxLength: req.newTokens },
+    );
     const seconds = (performance.now() - t0) / 1000;
-    if (out.some((h) => h[0].tokens.length !== req.newTokens)) throw new Error('decode did not produce the fixed length');
+    if (out.some((h) => h[0].tokens.length !== req.newTokens))
+      throw new Error('decode did not produce the fixed length');
     console.log(JSON.stringify({ seconds }));
   }
   model.dispose();

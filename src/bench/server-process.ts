@@ -34,7 +34,16 @@ export async function startServerProcess(opts: ServerProcessOptions): Promise<Se
   const name = opts.name ?? 'taskmoe serve';
   const port = opts.port ?? (await freePort());
   const cli = opts.cli ?? { execArgv: process.execArgv, entry: process.argv[1] };
-  const serveArgs = ['serve', '--model', opts.model, '--port', String(port), '--host', '127.0.0.1', ...(opts.args ?? [])];
+  const serveArgs = [
+    'serve',
+    '--model',
+    opts.model,
+    '--port',
+    String(port),
+    '--host',
+    '127.0.0.1',
+    ...(opts.args ?? []),
+  ];
   const child = spawnChild(process.execPath, [...cli.execArgv, cli.entry, ...serveArgs], opts);
   opts.onSpawn?.(child.child, child.exited);
   const url = `http://127.0.0.1:${port}`;

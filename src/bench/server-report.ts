@@ -4,8 +4,14 @@ import { formatRoofline } from './roofline.ts';
 import { formatWorkers } from './server-workers.ts';
 
 export function formatRow(r: LoadResult): string {
-  const errors = Object.entries(r.errors).map(([code, n]) => `${n}x${code}`).join(' ') || 'none';
-  const cache = r.cache === undefined ? '' : `, cache hit ratio ${(100 * r.cache.hitRatio).toFixed(1)}% (${r.cache.evictions} evictions)`;
+  const errors =
+    Object.entries(r.errors)
+      .map(([code, n]) => `${n}x${code}`)
+      .join(' ') || 'none';
+  const cache =
+    r.cache === undefined
+      ? ''
+      : `, cache hit ratio ${(100 * r.cache.hitRatio).toFixed(1)}% (${r.cache.evictions} evictions)`;
   return `${r.label}: ${r.sentencesPerSecond.toFixed(1)} sentences/s, p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms, mean batch ${r.meanBatchSentences.toFixed(1)}, errors ${errors}${cache}`;
 }
 

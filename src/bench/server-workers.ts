@@ -24,7 +24,11 @@ export interface WorkersComparison {
 }
 
 /** One round: the pair on one worker, then on N. */
-export async function saturationRound(spec: SaturationSpec, n: number, log: (line: string) => void): Promise<{ single: LoadResult; many: LoadResult }> {
+export async function saturationRound(
+  spec: SaturationSpec,
+  n: number,
+  log: (line: string) => void,
+): Promise<{ single: LoadResult; many: LoadResult }> {
   const run = async (workers: number) => {
     const result = await loadServer({
       label: `one pair at saturation, ${workers} worker${workers === 1 ? '' : 's'}, ${spec.concurrency * workers} in flight`,
@@ -49,7 +53,8 @@ export function compareWorkers(single: LoadResult[], many: LoadResult[], workers
 
 export function formatWorkers(r: WorkersComparison): string {
   const rounds = (x: LoadResult) => (x.rounds ?? []).map((v) => v.toFixed(1)).join(', ');
-  const row = (x: LoadResult, n: number) => `| ${n} | ${x.sentencesPerSecond.toFixed(1)} | ${rounds(x)} | ${x.p50Ms.toFixed(0)} | ${x.p99Ms.toFixed(0)} | ${x.meanBatchSentences.toFixed(1)} | ${x.replicas ?? '?'} |`;
+  const row = (x: LoadResult, n: number) =>
+    `| ${n} | ${x.sentencesPerSecond.toFixed(1)} | ${rounds(x)} | ${x.p50Ms.toFixed(0)} | ${x.p99Ms.toFixed(0)} | ${x.meanBatchSentences.toFixed(1)} | ${x.replicas ?? '?'} |`;
   return [
     `| engine workers | sentences/s (median) | every round | p50 ms | p99 ms | mean batch | workers holding the pair |`,
     `|---|---|---|---|---|---|---|`,

@@ -69,7 +69,13 @@ export interface ServerBenchResult {
   rounds: number;
   batching: { on: LoadResult; off: LoadResult; speedup: number };
   pairs: { one: LoadResult; spread: LoadResult; cacheMiB: number; subnetworksMiB: number; ratio: number };
-  overhead: { server: LoadResult; engineSentencesPerSecond: number; engineRounds: number[]; engineBatch: number; overhead: number };
+  overhead: {
+    server: LoadResult;
+    engineSentencesPerSecond: number;
+    engineRounds: number[];
+    engineBatch: number;
+    overhead: number;
+  };
   workers: WorkersComparison;
   roofline: Roofline;
 }
@@ -96,7 +102,8 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
   const log = opts.log ?? ((line: string) => console.log(line));
   const model = path.resolve(opts.model ?? DEFAULT_MODEL_DIR);
   const dataDir = path.resolve(opts.data ?? path.join('..', 'shared', 'data', 'gettext-mt', 'dev'));
-  if (!fs.existsSync(dataDir)) throw new Error(`bench server: no corpus at ${dataDir}; give one with --data DIR (en-XX.tsv files)`);
+  if (!fs.existsSync(dataDir))
+    throw new Error(`bench server: no corpus at ${dataDir}; give one with --data DIR (en-XX.tsv files)`);
   const seconds = opts.seconds ?? 10;
   const warmupSeconds = opts.warmupSeconds ?? 3;
   const rounds = opts.rounds ?? 3;
@@ -114,11 +121,24 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
   // Interleaved so that consecutive requests go to different pairs.
   const perPair = cfg.pairs.map(jobsOf).filter((j) => j.length > 0);
   const spreadJobs: Job[] = [];
-  for (let i = 0; i < Math.max(...perPair.map((j) => j.length)); i++) for (const j of perPair) if (i < j.length) spreadJobs.push(j[i]);
+  for (let i = 0; i < Math.max(...perPair.map((j) => j.length)); i++)
+    for (const j of perPair) if (i < j.length) spreadJobs.push(j[i]);
 
   const backend = await ensureBackend(() => {});
-  log(`bench server: ${model}, ${cfg.pairs.length} pairs, ${concurrency} requests in flight, ${warmupSeconds} s warm-up + ${seconds} s per run, ${rounds} rounds, backend ${backend.description}`);
-  const run = (label: string, jobs: Job[], args: string[]) => loadServer({ label, model, jobs, args, seconds, warmupSeconds, concurrency, pair: jobs === oneJobs ? onePair : undefined });
+  log(
+    `bench server: ${model}, ${cfg.pairs.length} pairs, ${concurrency} requests in flight, ${warmupSeconds} s warm-up + ${seconds} s per run, ${rounds} rounds, backend ${backend.description}`,
+  );
+  const run = (label: string, jobs: Job[], args: string[]) =>
+    loadServer({
+      label,
+      model,
+      jobs,
+      args,
+      seconds,
+      warmupSeconds,
+      concurrency,
+      pair: jobs === oneJobs ? onePair : undefined,
+    });
   const n = opts.workers ?? os.availableParallelism();
   const saturation = { model, jobs: oneJobs, pair: onePair, seconds, warmupSeconds, concurrency };
   if (opts.workersOnly) {
@@ -130,7 +150,13 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
       single.push(r.single);
       many.push(r.many);
     }
-    const result: WorkersBenchResult = { model, concurrency, seconds, rounds, workers: compareWorkers(single, many, n) };
+    const result: WorkersBenchResult = {
+      model,
+      concurrency,
+      seconds,
+      rounds,
+      workers: compareWorkers(single, many, n),
+    };
     log('');
     log(formatWorkers(result.workers));
     if (opts.json !== undefined) fs.writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
@@ -142,12 +168,25 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
   const cacheMiB = Math.ceil((sizes.shared + 1.5 * sizes.task) / MiB);
   const subnetworksMiB = (sizes.shared + sizes.tasks * sizes.task) / MiB;
   const cacheArgs = ['--cache-mb', String(cacheMiB)];
-  const bound = await roofline(model, onePair, oneJobs.map((j) => j.text), MAX_BATCH);
+  const bound = await roofline(
+    model,
+    onePair,
+    oneJobs.map((j) => j.text),
+    MAX_BATCH,
+  );
   log(formatRoofline(bound));
 
   // Rounds interleave the cases, so that a slow spell of the machine does not land on one case alone;
   // each case reports its median round.
-  const runs = { on: [] as LoadResult[], off: [] as LoadResult[], one: [] as LoadResult[], spread: [] as LoadResult[], engine: [] as number[], single: [] as LoadResult[], many: [] as LoadResult[] };
+  const runs = {
+    on: [] as LoadResult[],
+    off: [] as LoadResult[],
+    one: [] as LoadResult[],
+    spread: [] as LoadResult[],
+    engine: [] as number[],
+    single: [] as LoadResult[],
+    many: [] as LoadResult[],
+  };
   for (let round = 1; round <= rounds; round++) {
     log(`round ${round}/${rounds}`);
     const record = (list: LoadResult[], r: LoadResult) => {
@@ -174,7 +213,13 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
     rounds,
     batching: { on, off, speedup: on.sentencesPerSecond / off.sentencesPerSecond },
     pairs: { one, spread, cacheMiB, subnetworksMiB, ratio: spread.sentencesPerSecond / one.sentencesPerSecond },
-    overhead: { server: on, engineSentencesPerSecond, engineRounds: runs.engine, engineBatch: MAX_BATCH, overhead: 1 - on.sentencesPerSecond / engineSentencesPerSecond },
+    overhead: {
+      server: on,
+      engineSentencesPerSecond,
+      engineRounds: runs.engine,
+      engineBatch: MAX_BATCH,
+      overhead: 1 - on.sentencesPerSecond / engineSentencesPerSecond,
+    },
     workers: compareWorkers(runs.single, runs.many, n),
     roofline: bound,
   };
@@ -188,7 +233,10 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
  * Device bytes of the cache entries every pair shares (embeddings, a token-routed encoder), of one
  * task's entries, and the number of tasks: measured by loading one pair's sub-network here.
  */
-async function subnetworkBytes(reader: CheckpointReader, pair: string): Promise<{ shared: number; task: number; tasks: number }> {
+async function subnetworkBytes(
+  reader: CheckpointReader,
+  pair: string,
+): Promise<{ shared: number; task: number; tasks: number }> {
   const bytes = { shared: 0, task: 0 };
   const cache = new SubnetworkCache(reader, {
     budgetBytes: Number.MAX_SAFE_INTEGER,
@@ -254,7 +302,10 @@ export async function loadServer(spec: LoadSpec): Promise<LoadResult> {
       },
     });
     const metrics = parseMetrics(await (await fetch(`${server.url}/metrics`)).text());
-    const info = (await (await fetch(`${server.url}/info`)).json()) as { cache: { hits: number; misses: number; evictions: number }; replicas: Record<string, number[]> };
+    const info = (await (await fetch(`${server.url}/info`)).json()) as {
+      cache: { hits: number; misses: number; evictions: number };
+      replicas: Record<string, number[]>;
+    };
     const { hits, misses, evictions } = info.cache;
     const labels: Record<string, string> = spec.pair === undefined ? {} : { pair: spec.pair };
     const batchSum = sumMetric(metrics, 'taskmoe_batch_sentences_sum', labels);
@@ -276,14 +327,22 @@ export async function loadServer(spec: LoadSpec): Promise<LoadResult> {
 }
 
 /** Sentences/s of the engine alone on consecutive batches of the same texts, in a fresh worker thread (engine-alone-worker.ts). */
-async function engineThroughput(model: string, pair: string, jobs: Job[], batch: number, seconds: number): Promise<number> {
+async function engineThroughput(
+  model: string,
+  pair: string,
+  jobs: Job[],
+  batch: number,
+  seconds: number,
+): Promise<number> {
   const job: EngineAloneJob = { model, pair, texts: jobs.map((j) => j.text), batch, seconds };
   const worker = startWorker(import.meta.url, 'engine-alone-worker', job);
   try {
     const result = await new Promise<EngineAloneResult>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`bench server: the engine-alone worker exited (${code}) without a result`)));
+      worker.once('exit', (code) =>
+        reject(new Error(`bench server: the engine-alone worker exited (${code}) without a result`)),
+      );
     });
     if ('error' in result) throw new Error(`bench server: engine alone failed: ${result.error}`);
     return result.sentencesPerSecond;

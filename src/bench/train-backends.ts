@@ -35,7 +35,12 @@ export interface TrainingChoice {
 export function trainingCandidates(wasmWorkers: number): BackendCandidate[] {
   return [
     { backend: 'wasm', label: 'wasm', workers: wasmWorkers, env: {} },
-    { backend: 'node', label: 'native (tfjs-node, 2 threads)', workers: 1, env: { TF_NUM_INTRAOP_THREADS: '2', TF_NUM_INTEROP_THREADS: '1' } },
+    {
+      backend: 'node',
+      label: 'native (tfjs-node, 2 threads)',
+      workers: 1,
+      env: { TF_NUM_INTRAOP_THREADS: '2', TF_NUM_INTEROP_THREADS: '1' },
+    },
   ];
 }
 
@@ -43,7 +48,11 @@ export function trainingCandidates(wasmWorkers: number): BackendCandidate[] {
 function probe(candidate: BackendCandidate, opts: TrainBenchOptions): Promise<BackendTiming> {
   const fromSource = import.meta.url.endsWith('.ts');
   const entry = fileURLToPath(new URL(`./train-probe.${fromSource ? 'ts' : 'js'}`, import.meta.url));
-  const args = [...(fromSource ? ['--import', import.meta.resolve('tsx')] : []), entry, JSON.stringify({ ...opts, workers: candidate.workers })];
+  const args = [
+    ...(fromSource ? ['--import', import.meta.resolve('tsx')] : []),
+    entry,
+    JSON.stringify({ ...opts, workers: candidate.workers }),
+  ];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, ...candidate.env, TASKMOE_BACKEND: candidate.backend },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,7 +76,10 @@ function lastLines(text: string): string {
 }
 
 /** Times every candidate, one at a time. */
-export async function compareTrainingBackends(candidates: BackendCandidate[], opts: TrainBenchOptions): Promise<BackendTiming[]> {
+export async function compareTrainingBackends(
+  candidates: BackendCandidate[],
+  opts: TrainBenchOptions,
+): Promise<BackendTiming[]> {
   const timings: BackendTiming[] = [];
   for (const candidate of candidates) timings.push(await probe(candidate, opts));
   return timings;
@@ -105,14 +117,23 @@ export function describeChoice(choice: TrainingChoice): string {
 export async function benchTrainBackends(opts: TrainBenchOptions & { json?: string }): Promise<void> {
   const config = opts.config ?? fileURLToPath(new URL('../../models/demo-train.json', import.meta.url));
   const { json, ...rest } = opts;
-  const timings = await compareTrainingBackends(trainingCandidates(Math.max(2, opts.workers ?? 2)), { ...rest, config });
+  const timings = await compareTrainingBackends(trainingCandidates(Math.max(2, opts.workers ?? 2)), {
+    ...rest,
+    config,
+  });
   const shape = timings.find((t) => t.result !== undefined)?.result;
-  if (shape !== undefined) console.log(`trainer at ${config}'s shape: d${shape.dModel}, ${shape.batchTokens} batch tokens, median of ${shape.steps} steps after one warm-up step, each backend in its own process:`);
+  if (shape !== undefined)
+    console.log(
+      `trainer at ${config}'s shape: d${shape.dModel}, ${shape.batchTokens} batch tokens, median of ${shape.steps} steps after one warm-up step, each backend in its own process:`,
+    );
   for (const line of formatTimings(timings)) console.log(line);
   const choice = fastest(timings);
   if (choice !== undefined) {
-    const others = timings.flatMap((t) => (t.result?.runs ?? []).map((run) => run.tokensPerSecond)).filter((r) => r !== choice.run.tokensPerSecond);
-    const ratio = others.length > 0 ? ` (${(choice.run.tokensPerSecond / Math.max(...others)).toFixed(2)}x the next best)` : '';
+    const others = timings
+      .flatMap((t) => (t.result?.runs ?? []).map((run) => run.tokensPerSecond))
+      .filter((r) => r !== choice.run.tokensPerSecond);
+    const ratio =
+      others.length > 0 ? ` (${(choice.run.tokensPerSecond / Math.max(...others)).toFixed(2)}x the next best)` : '';
     console.log(`fastest: ${describeChoice(choice)}${ratio}; \`taskmoe train\` picks it where both backends load`);
   }
   if (json !== undefined) writeFileSync(json, JSON.stringify({ config, timings, choice }, null, 2) + '\n');

@@ -21,7 +21,11 @@ const LANGUAGES = ['en', 'de', 'fr', 'ru', 'ja', 'zh'];
 /** The model of the brief: d 256, 4 heads, dFF 1024, 3+3 layers, 8 experts every 2nd layer, token/target routing. */
 const BENCH_MODEL: ModelConfig = {
   vocabSize: 1000, // replaced by the fixture tokenizer's ids spread over 8000 below
-  dModel: 256, numHeads: 4, dFF: 1024, encoderLayers: 3, decoderLayers: 3,
+  dModel: 256,
+  numHeads: 4,
+  dFF: 1024,
+  encoderLayers: 3,
+  decoderLayers: 3,
   moe: { numExperts: 8, topK: 2, every: 2 },
   routing: { encoder: 'token', decoder: 'target' },
   languages: LANGUAGES,
@@ -36,7 +40,8 @@ export function trainingFlops(cfg: ModelConfig, batch: Example[]): number {
   const b = batch.length;
   const s = Math.max(...batch.map((e) => e.source.length));
   const t = Math.max(...batch.map((e) => e.target.length));
-  const ffn = (c: 'encoder' | 'decoder', i: number) => (isMoeLayer(cfg, c, i) ? cfg.moe.topK * 2 * d * dFF + d * cfg.moe.numExperts : 2 * d * dFF);
+  const ffn = (c: 'encoder' | 'decoder', i: number) =>
+    isMoeLayer(cfg, c, i) ? cfg.moe.topK * 2 * d * dFF + d * cfg.moe.numExperts : 2 * d * dFF;
   let macs = 0;
   for (let i = 0; i < numLayers(cfg, 'encoder'); i++) macs += b * s * (4 * d * d + 2 * s * d + ffn('encoder', i));
   for (let i = 0; i < numLayers(cfg, 'decoder'); i++) {
@@ -52,9 +57,10 @@ function matMulCeiling(rows: number, k: number, m: number, reps: number): number
   const w = tf.randomNormal([k, m]) as tf.Tensor2D;
   // The braces matter: a tidy that returns the product's Float32Array walks its million elements
   // looking for tensors to keep, which took 40x longer than the matMul itself.
-  const product = () => tf.tidy(() => {
-    tf.matMul(a, w).dataSync();
-  });
+  const product = () =>
+    tf.tidy(() => {
+      tf.matMul(a, w).dataSync();
+    });
   product();
   const start = performance.now();
   for (let r = 0; r < reps; r++) product();
@@ -67,19 +73,27 @@ function matMulCeiling(rows: number, k: number, m: number, reps: number): number
 function randomExamples(cfg: ModelConfig, n: number, tagOf: (lang: string) => number): Map<string, Example[]> {
   const rand = mulberry32(12345);
   const ids = (len: number) => Array.from({ length: len }, () => 4 + Math.floor(rand() * (cfg.vocabSize - 4)));
-  return new Map(cfg.pairs.map((p) => {
-    const [source, target] = p.split('-');
-    return [p, Array.from({ length: n }, () => {
-      // Within the model's maxLength: the tag and EOS on the source side, EOS on the target side.
-      const len = Math.min(8 + Math.floor(rand() * 22), cfg.maxLength - 2);
-      const targetLen = Math.min(Math.round(len * (0.8 + 0.4 * rand())), cfg.maxLength - 1);
-      return { dir: { source, target }, source: [tagOf(target), ...ids(len), 3], target: [...ids(targetLen), 3] };
-    })];
-  }));
+  return new Map(
+    cfg.pairs.map((p) => {
+      const [source, target] = p.split('-');
+      return [
+        p,
+        Array.from({ length: n }, () => {
+          // Within the model's maxLength: the tag and EOS on the source side, EOS on the target side.
+          const len = Math.min(8 + Math.floor(rand() * 22), cfg.maxLength - 2);
+          const targetLen = Math.min(Math.round(len * (0.8 + 0.4 * rand())), cfg.maxLength - 1);
+          return { dir: { source, target }, source: [tagOf(target), ...ids(len), 3], target: [...ids(targetLen), 3] };
+        }),
+      ];
+    }),
+  );
 }
 
 // Times one step per batch after a first, untimed one (kernel compilation and allocation).
-async function timeSteps(batches: Example[][], step: (batch: Example[]) => StepStats | Promise<StepStats>): Promise<{ stats: StepStats[]; seconds: number[] }> {
+async function timeSteps(
+  batches: Example[][],
+  step: (batch: Example[]) => StepStats | Promise<StepStats>,
+): Promise<{ stats: StepStats[]; seconds: number[] }> {
   await step(batches[0]);
   const stats: StepStats[] = [];
   const seconds: number[] = [];
@@ -133,10 +147,11 @@ export interface TrainBenchResult {
 // (the fixture tokenizer has their tags), with the option flags on top.
 function benchSetup(opts: TrainBenchOptions): { cfg: ModelConfig; batchTokens: number } {
   const base = opts.config === undefined ? undefined : readTrainConfig(opts.config);
-  const model = base === undefined ? BENCH_MODEL : { ...base.model, languages: BENCH_MODEL.languages, pairs: BENCH_MODEL.pairs };
+  const model =
+    base === undefined ? BENCH_MODEL : { ...base.model, languages: BENCH_MODEL.languages, pairs: BENCH_MODEL.pairs };
   const dModel = opts.dModel ?? model.dModel;
   const dFF = opts.dModel !== undefined || base === undefined ? 4 * dModel : model.dFF;
-  const cfg: ModelConfig = { ...model, vocabSize: opts.vocab ?? (base?.model.vocabSize ?? 8000), dModel, dFF };
+  const cfg: ModelConfig = { ...model, vocabSize: opts.vocab ?? base?.model.vocabSize ?? 8000, dModel, dFF };
   return { cfg, batchTokens: opts.batchTokens ?? base?.train.batchTokens ?? 2048 };
 }
 
@@ -154,7 +169,11 @@ export async function benchTrain(opts: TrainBenchOptions = {}): Promise<TrainBen
   const batches = Array.from({ length: steps + 1 }, () => trainer.sampler.next());
   const flopsOf = batches.slice(1).map((batch) => trainingFlops(cfg, batch));
   const single = await timeSteps(batches, (batch) => trainer.trainOn(batch));
-  single.stats.forEach((stats, i) => print(`step ${stats.step}: ${batches[i + 1].length} sentences, ${stats.tokens} tokens, loss ${stats.loss.toFixed(3)}, ${single.seconds[i].toFixed(2)} s`));
+  single.stats.forEach((stats, i) =>
+    print(
+      `step ${stats.step}: ${batches[i + 1].length} sentences, ${stats.tokens} tokens, loss ${stats.loss.toFixed(3)}, ${single.seconds[i].toFixed(2)} s`,
+    ),
+  );
   trainer.dispose();
   const summary = (run: typeof single, n: number): TrainRun => ({
     workers: n,
@@ -178,16 +197,29 @@ export async function benchTrain(opts: TrainBenchOptions = {}): Promise<TrainBen
   }
   // Measured after the steps and the best kept: on a shared machine one short measurement can land in a busy spell.
   const ceiling = Math.max(matMulCeiling(1024, 256, 1024, 5), matMulCeiling(1024, 256, 1024, 5));
-  const result: TrainBenchResult = { backend: tf.getBackend(), dModel: cfg.dModel, batchTokens: budget, steps, ceiling, runs, crossEntropyGap };
+  const result: TrainBenchResult = {
+    backend: tf.getBackend(),
+    dModel: cfg.dModel,
+    batchTokens: budget,
+    steps,
+    ceiling,
+    runs,
+    crossEntropyGap,
+  };
   print(`plain 2-D matMul [1024,256]x[256,1024]: ${(ceiling / 1e9).toFixed(2)} GFLOP/s (${result.backend})`);
   print(`d${cfg.dModel}, ${budget} batch tokens, median of ${steps} steps after one warm-up step:`);
   for (const run of runs) print(`  ${formatRun(run, ceiling)}`);
-  if (crossEntropyGap !== undefined) print(`  ratio ${(runs[1].tokensPerSecond / runs[0].tokensPerSecond).toFixed(2)}x; largest cross-entropy difference ${crossEntropyGap.toExponential(1)}`);
+  if (crossEntropyGap !== undefined)
+    print(
+      `  ratio ${(runs[1].tokensPerSecond / runs[0].tokensPerSecond).toFixed(2)}x; largest cross-entropy difference ${crossEntropyGap.toExponential(1)}`,
+    );
   return result;
 }
 
 /** "N worker(s): tok/s, s/step, GFLOP/s = % of the matMul ceiling" */
 export function formatRun(run: TrainRun, ceiling: number): string {
-  return `${run.workers} worker${run.workers > 1 ? 's' : ''}: ${run.tokensPerSecond.toFixed(0)} tok/s, ${run.secondsPerStep.toFixed(2)} s/step, ` +
-    `${(run.flops / 1e9).toFixed(2)} GFLOP/s achieved = ${((100 * run.flops) / ceiling).toFixed(0)}% of the plain matMul ceiling`;
+  return (
+    `${run.workers} worker${run.workers > 1 ? 's' : ''}: ${run.tokensPerSecond.toFixed(0)} tok/s, ${run.secondsPerStep.toFixed(2)} s/step, ` +
+    `${(run.flops / 1e9).toFixed(2)} GFLOP/s achieved = ${((100 * run.flops) / ceiling).toFixed(0)}% of the plain matMul ceiling`
+  );
 }

@@ -6,7 +6,16 @@ import { UsageError, listFlag, log, parse, positiveInt } from './flags.ts';
 export async function cmdBench(args: string[]): Promise<number> {
   const [what, ...rest] = args;
   if (what === 'server') {
-    const { flags } = parse(rest, { model: { type: 'string' }, data: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, workers: { type: 'string' }, 'workers-only': { type: 'boolean' }, json: { type: 'string' } });
+    const { flags } = parse(rest, {
+      model: { type: 'string' },
+      data: { type: 'string' },
+      seconds: { type: 'string' },
+      rounds: { type: 'string' },
+      concurrency: { type: 'string' },
+      workers: { type: 'string' },
+      'workers-only': { type: 'boolean' },
+      json: { type: 'string' },
+    });
     await initBackend({ log });
     const { benchServer } = await import('../bench/server.ts');
     await benchServer({
@@ -22,7 +31,15 @@ export async function cmdBench(args: string[]): Promise<number> {
     return 0;
   }
   if (what === 'train') {
-    const { flags } = parse(rest, { steps: { type: 'string' }, 'batch-tokens': { type: 'string' }, vocab: { type: 'string' }, 'd-model': { type: 'string' }, workers: { type: 'string' }, config: { type: 'string' }, json: { type: 'string' } });
+    const { flags } = parse(rest, {
+      steps: { type: 'string' },
+      'batch-tokens': { type: 'string' },
+      vocab: { type: 'string' },
+      'd-model': { type: 'string' },
+      workers: { type: 'string' },
+      config: { type: 'string' },
+      json: { type: 'string' },
+    });
     const options = {
       steps: positiveInt(flags, 'steps'),
       batchTokens: positiveInt(flags, 'batch-tokens'),
@@ -44,18 +61,41 @@ export async function cmdBench(args: string[]): Promise<number> {
   }
   if (what === 'faults') {
     const { flags } = parse(rest, { model: { type: 'string' }, workers: { type: 'string' } });
-    await (await import('../bench/faults.ts')).benchFaults({ model: flags.model as string | undefined, workers: positiveInt(flags, 'workers') });
+    await (
+      await import('../bench/faults.ts')
+    ).benchFaults({ model: flags.model as string | undefined, workers: positiveInt(flags, 'workers') });
     return 0;
   }
-  if (what !== 'engine') throw new UsageError('usage: taskmoe bench engine|server|train|faults ... (see taskmoe --help)');
+  if (what !== 'engine')
+    throw new UsageError('usage: taskmoe bench engine|server|train|faults ... (see taskmoe --help)');
   const { flags } = parse(rest, {
-    json: { type: 'string' }, quick: { type: 'boolean' }, configs: { type: 'string' }, batch: { type: 'string' }, variants: { type: 'string' }, reps: { type: 'string' }, onnx: { type: 'boolean' }, threads: { type: 'string' },
+    json: { type: 'string' },
+    quick: { type: 'boolean' },
+    configs: { type: 'string' },
+    batch: { type: 'string' },
+    variants: { type: 'string' },
+    reps: { type: 'string' },
+    onnx: { type: 'boolean' },
+    threads: { type: 'string' },
   });
-  if (flags.threads !== undefined && flags.onnx !== true) throw new UsageError('--threads goes with --onnx (the intra-op threads of ONNX Runtime)');
-  const [json, configs, variants] = [flags.json as string | undefined, listFlag(flags, 'configs'), listFlag(flags, 'variants')];
+  if (flags.threads !== undefined && flags.onnx !== true)
+    throw new UsageError('--threads goes with --onnx (the intra-op threads of ONNX Runtime)');
+  const [json, configs, variants] = [
+    flags.json as string | undefined,
+    listFlag(flags, 'configs'),
+    listFlag(flags, 'variants'),
+  ];
   const batchSizes = listFlag(flags, 'batch')?.map((b) => positiveInt({ batch: b }, 'batch')!);
   const threads = listFlag(flags, 'threads')?.map((t) => positiveInt({ threads: t }, 'threads')!);
-  const options = { json, quick: flags.quick === true, configs, batchSizes, variants, reps: positiveInt(flags, 'reps'), log: (s: string) => console.log(s) };
+  const options = {
+    json,
+    quick: flags.quick === true,
+    configs,
+    batchSizes,
+    variants,
+    reps: positiveInt(flags, 'reps'),
+    log: (s: string) => console.log(s),
+  };
   await initBackend({ log });
   if (flags.onnx === true) {
     await (await import('../bench/engine/onnx.ts')).benchEngineOnnx({ ...options, threads });

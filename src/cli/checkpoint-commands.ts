@@ -13,7 +13,13 @@ import { extractByUsage } from './extract-usage.ts';
 import { UsageError, dtypeFlag, log, parse, positiveInt, required } from './flags.ts';
 
 export async function cmdInit(args: string[]): Promise<number> {
-  const { flags } = parse(args, { config: { type: 'string' }, tokenizer: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, dtype: { type: 'string' } });
+  const { flags } = parse(args, {
+    config: { type: 'string' },
+    tokenizer: { type: 'string' },
+    out: { type: 'string' },
+    seed: { type: 'string' },
+    dtype: { type: 'string' },
+  });
   const configPath = required(flags, 'config');
   let raw: unknown;
   try {
@@ -36,11 +42,31 @@ export async function cmdInit(args: string[]): Promise<number> {
 
 export async function cmdExtract(args: string[]): Promise<number> {
   const usage = { 'by-usage': { type: 'boolean' }, calibration: { type: 'string' }, keep: { type: 'string' } } as const;
-  const { flags } = parse(args, { model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, ...usage });
+  const { flags } = parse(args, {
+    model: { type: 'string' },
+    source: { type: 'string' },
+    target: { type: 'string' },
+    out: { type: 'string' },
+    dtype: { type: 'string' },
+    ...usage,
+  });
   if (flags['by-usage']) {
-    const o = { model: required(flags, 'model'), source: required(flags, 'source'), target: required(flags, 'target'), out: required(flags, 'out') };
+    const o = {
+      model: required(flags, 'model'),
+      source: required(flags, 'source'),
+      target: required(flags, 'target'),
+      out: required(flags, 'out'),
+    };
     await initBackend({ log });
-    return extractByUsage({ ...o, calibration: required(flags, 'calibration'), keep: Number(required(flags, 'keep')), dtype: dtypeFlag(flags) }, log);
+    return extractByUsage(
+      {
+        ...o,
+        calibration: required(flags, 'calibration'),
+        keep: Number(required(flags, 'keep')),
+        dtype: dtypeFlag(flags),
+      },
+      log,
+    );
   }
   const reader = await CheckpointReader.open(required(flags, 'model'));
   await verifyCheckpoint(reader, log);
@@ -49,13 +75,22 @@ export async function cmdExtract(args: string[]): Promise<number> {
   await initBackend({ log });
   const sub = await Seq2Seq.loadSubnetwork(reader, dir);
   try {
-    await writeCheckpoint(out, sub.config, sub.weights, reader.tokenizerPath, dtypeFlag(flags) ?? reader.dtype, reader.extraFiles);
+    await writeCheckpoint(
+      out,
+      sub.config,
+      sub.weights,
+      reader.tokenizerPath,
+      dtypeFlag(flags) ?? reader.dtype,
+      reader.extraFiles,
+    );
   } finally {
     sub.dispose();
   }
   const before = inspectModel(reader).params;
   const after = inspectModel(await CheckpointReader.open(out)).params;
-  log(`wrote ${out}: decoder ${before.decoder} -> ${after.decoder} parameters, encoder ${before.encoder} -> ${after.encoder}, serving ${sub.config.pairs.join(', ')}`);
+  log(
+    `wrote ${out}: decoder ${before.decoder} -> ${after.decoder} parameters, encoder ${before.encoder} -> ${after.encoder}, serving ${sub.config.pairs.join(', ')}`,
+  );
   return 0;
 }
 
@@ -73,7 +108,9 @@ export async function cmdConvert(args: string[]): Promise<number> {
   } finally {
     for (const t of weights.values()) t.dispose();
   }
-  log(`wrote ${out} (${dtype}, ${(inspectModel(await CheckpointReader.open(out)).bytes / 1024 / 1024).toFixed(1)} MiB of weights)`);
+  log(
+    `wrote ${out} (${dtype}, ${(inspectModel(await CheckpointReader.open(out)).bytes / 1024 / 1024).toFixed(1)} MiB of weights)`,
+  );
   return 0;
 }
 
@@ -97,13 +134,20 @@ export async function cmdInspect(args: string[]): Promise<number> {
   }
   const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const p = report.params;
-  console.log(`routing ${report.routing.encoder}/${report.routing.decoder}, ${report.moe.numExperts} experts, top-${report.moe.topK}, every ${report.moe.every} layers${report.extracted ? `, extracted for ${JSON.stringify(report.extracted)}` : ''}`);
+  console.log(
+    `routing ${report.routing.encoder}/${report.routing.decoder}, ${report.moe.numExperts} experts, top-${report.moe.topK}, every ${report.moe.every} layers${report.extracted ? `, extracted for ${JSON.stringify(report.extracted)}` : ''}`,
+  );
   console.log(`parameters: total ${p.total}, encoder ${p.encoder}, decoder ${p.decoder}, embeddings ${p.embeddings}`);
   console.log(`weights on disk: ${mb(report.bytes)} (${report.dtype})`);
   console.log('sub-networks (float32 size on the device):');
   for (const s of report.subnetworks) {
-    const tasks = Object.entries(s.tasks).map(([c, t]) => `${c}=${t}`).join(' ') || 'shared';
-    console.log(`  ${tasks.padEnd(24)} encoder ${s.params.encoder} decoder ${s.params.decoder} total ${s.params.total} (${mb(s.bytes)})  pairs ${s.pairs.join(' ')}`);
+    const tasks =
+      Object.entries(s.tasks)
+        .map(([c, t]) => `${c}=${t}`)
+        .join(' ') || 'shared';
+    console.log(
+      `  ${tasks.padEnd(24)} encoder ${s.params.encoder} decoder ${s.params.decoder} total ${s.params.total} (${mb(s.bytes)})  pairs ${s.pairs.join(' ')}`,
+    );
   }
   return 0;
 }

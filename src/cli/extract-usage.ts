@@ -23,7 +23,11 @@ export async function extractByUsage(o: UsageExtractOptions, log: (m: string) =>
   const reader = await CheckpointReader.open(o.model);
   const dir = { source: o.source, target: o.target };
   if (!fs.existsSync(o.calibration)) throw new Error(`calibration file ${o.calibration} not found`);
-  const texts = fs.readFileSync(o.calibration, 'utf8').split('\n').map((l) => l.split('\t')[0]).filter((l) => l.trim() !== '');
+  const texts = fs
+    .readFileSync(o.calibration, 'utf8')
+    .split('\n')
+    .map((l) => l.split('\t')[0])
+    .filter((l) => l.trim() !== '');
   if (texts.length === 0) throw new Error(`calibration file ${o.calibration} has no sentences`);
   const translator = await Translator.load(o.model, dir);
   const model = translator.model;
@@ -31,12 +35,15 @@ export async function extractByUsage(o: UsageExtractOptions, log: (m: string) =>
   const sources = translator.encode(texts, dir);
   const { bosId, eosId } = translator.tokenizer;
   const usage = measureUsage(model, sources, dir, { bosId, eosId });
-  if (usage.size === 0) throw new Error('the model has no token-routed experts; --by-usage applies to token-routed MoE models');
+  if (usage.size === 0)
+    throw new Error('the model has no token-routed experts; --by-usage applies to token-routed MoE models');
   const kept = keptExperts(usage, o.keep);
   for (const [layer, mass] of usage) {
     const total = mass.reduce((a, b) => a + b, 0);
     const share = kept.get(layer)!.reduce((a, e) => a + mass[e], 0) / total;
-    log(`${layer}: keeps experts ${kept.get(layer)!.join(',')} of ${mass.length}, ${(100 * share).toFixed(1)}% of the gate mass over ${texts.length} sentences`);
+    log(
+      `${layer}: keeps experts ${kept.get(layer)!.join(',')} of ${mass.length}, ${(100 * share).toFixed(1)}% of the gate mass over ${texts.length} sentences`,
+    );
   }
   const { config, weights } = keepExperts(model, kept, o.keep);
   try {
@@ -47,6 +54,8 @@ export async function extractByUsage(o: UsageExtractOptions, log: (m: string) =>
   }
   const before = inspectModel(reader);
   const after = inspectModel(await CheckpointReader.open(o.out));
-  log(`wrote ${o.out}: ${before.params.total} -> ${after.params.total} parameters (${(after.bytes / 1024 / 1024).toFixed(1)} MiB), serving ${config.pairs.join(', ')}`);
+  log(
+    `wrote ${o.out}: ${before.params.total} -> ${after.params.total} parameters (${(after.bytes / 1024 / 1024).toFixed(1)} MiB), serving ${config.pairs.join(', ')}`,
+  );
   return 0;
 }

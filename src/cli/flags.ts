@@ -9,9 +9,18 @@ export const log = (msg: string) => console.error(msg);
 
 export type Flags = Record<string, string | boolean | undefined>;
 
-export function parse(args: string[], options: ParseArgsConfig['options'], allowPositionals = false): { flags: Flags; positionals: string[] } {
+export function parse(
+  args: string[],
+  options: ParseArgsConfig['options'],
+  allowPositionals = false,
+): { flags: Flags; positionals: string[] } {
   try {
-    const { values, positionals } = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals,
+      strict: true,
+    });
     return { flags: values as Flags, positionals };
   } catch (err) {
     throw new UsageError((err as Error).message);

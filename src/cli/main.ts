@@ -12,7 +12,12 @@ import { cmdEval, cmdTranslate } from './translate-commands.ts';
 import { USAGE } from './usage.ts';
 
 async function cmdServe(args: string[]): Promise<number> {
-  const { flags } = parse(args, Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: s.kind === 'bool' ? 'boolean' as const : 'string' as const }])));
+  const { flags } = parse(
+    args,
+    Object.fromEntries(
+      SETTINGS.map((s) => [s.flag, { type: s.kind === 'bool' ? ('boolean' as const) : ('string' as const) }]),
+    ),
+  );
   let settings;
   try {
     settings = resolveSettings(flags as Record<string, string | boolean | undefined>);

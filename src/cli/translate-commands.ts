@@ -16,20 +16,31 @@ async function* inputLines(texts: string[]): AsyncGenerator<string> {
 }
 
 export async function cmdTranslate(args: string[]): Promise<number> {
-  const { flags, positionals } = parse(args, {
-    model: { type: 'string' }, source: { type: 'string' }, target: { type: 'string' },
-    beam: { type: 'string' }, 'n-best': { type: 'string' }, 'max-length': { type: 'string' }, 'batch-size': { type: 'string' },
-  }, true);
+  const { flags, positionals } = parse(
+    args,
+    {
+      model: { type: 'string' },
+      source: { type: 'string' },
+      target: { type: 'string' },
+      beam: { type: 'string' },
+      'n-best': { type: 'string' },
+      'max-length': { type: 'string' },
+      'batch-size': { type: 'string' },
+    },
+    true,
+  );
   const dir = { source: required(flags, 'source'), target: required(flags, 'target') };
   const modelDir = (flags.model as string | undefined) ?? DEFAULT_MODEL_DIR;
-  if (flags.model === undefined && !fs.existsSync(modelDir)) throw new Error(`no --model given and the built-in demo model is missing at ${modelDir}`);
+  if (flags.model === undefined && !fs.existsSync(modelDir))
+    throw new Error(`no --model given and the built-in demo model is missing at ${modelDir}`);
   const opts = {
     beamSize: positiveInt(flags, 'beam') ?? 1,
     nBest: positiveInt(flags, 'n-best') ?? 1,
     maxLength: positiveInt(flags, 'max-length'),
     batchSize: positiveInt(flags, 'batch-size') ?? 32,
   };
-  if (opts.nBest > opts.beamSize) throw new UsageError(`--n-best (${opts.nBest}) cannot exceed --beam (${opts.beamSize})`);
+  if (opts.nBest > opts.beamSize)
+    throw new UsageError(`--n-best (${opts.nBest}) cannot exceed --beam (${opts.beamSize})`);
   await initBackend({ log });
   const translator = await Translator.load(modelDir, dir);
   try {
@@ -55,7 +66,14 @@ export async function cmdTranslate(args: string[]): Promise<number> {
 }
 
 export async function cmdEval(args: string[]): Promise<number> {
-  const { flags } = parse(args, { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'string' }, beam: { type: 'string' }, 'batch-size': { type: 'string' }, languages: { type: 'string' } });
+  const { flags } = parse(args, {
+    model: { type: 'string' },
+    data: { type: 'string' },
+    json: { type: 'string' },
+    beam: { type: 'string' },
+    'batch-size': { type: 'string' },
+    languages: { type: 'string' },
+  });
   await initBackend({ log });
   const result = await evaluate({
     model: (flags.model as string | undefined) ?? DEFAULT_MODEL_DIR,

@@ -95,7 +95,11 @@ async function* rawLines(path: string): AsyncGenerator<Uint8Array> {
 }
 
 /** `seen` holds the pairs of this language read from earlier directories; a pair in it is counted, not kept. */
-async function readPairFile(path: string, maxPairs: number, seen?: Set<string>): Promise<{ pairs: SentencePair[]; stats: CorpusStats }> {
+async function readPairFile(
+  path: string,
+  maxPairs: number,
+  seen?: Set<string>,
+): Promise<{ pairs: SentencePair[]; stats: CorpusStats }> {
   const stats: CorpusStats = {
     file: path,
     lines: 0,
@@ -145,7 +149,10 @@ function selectLanguages(available: Map<string, unknown>, requested: string[] | 
   const wanted = [...new Set(requested.filter((language) => language !== PIVOT))].sort();
   const missing = wanted.filter((language) => !available.has(language));
   if (missing.length > 0) {
-    const where = dirs.length === 1 ? `corpus directory ${dirs[0]} has no file` : `none of the corpus directories ${dirs.join(', ')} has a file`;
+    const where =
+      dirs.length === 1
+        ? `corpus directory ${dirs[0]} has no file`
+        : `none of the corpus directories ${dirs.join(', ')} has a file`;
     throw new Error(`${where} for: ${missing.map((l) => `en-${l}.tsv`).join(', ')}`);
   }
   return wanted;
@@ -193,7 +200,9 @@ export function describeSkipped(stats: CorpusStats[]): string[] {
   return stats.flatMap((s) => {
     const reasons = Object.entries({ ...s.skipped, duplicate: s.duplicates ?? 0 }).filter(([, n]) => (n ?? 0) > 0);
     if (reasons.length === 0) return [];
-    return [`${s.file}: kept ${s.kept} of ${s.lines} lines; skipped ${reasons.map(([why, n]) => `${n} ${why}`).join(', ')}`];
+    return [
+      `${s.file}: kept ${s.kept} of ${s.lines} lines; skipped ${reasons.map(([why, n]) => `${n} ${why}`).join(', ')}`,
+    ];
   });
 }
 

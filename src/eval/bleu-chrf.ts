@@ -66,9 +66,7 @@ export function tokenize13a(line: string): string {
 
 function assertParallel(hypotheses: string[], references: string[]): void {
   if (hypotheses.length !== references.length) {
-    throw new Error(
-      `hypotheses and references differ in length: ${hypotheses.length} vs ${references.length}`,
-    );
+    throw new Error(`hypotheses and references differ in length: ${hypotheses.length} vs ${references.length}`);
   }
 }
 
@@ -104,7 +102,9 @@ function flooredLog(x: number): number {
 
 function bleuTokens(segment: string): string[] {
   // sacreBLEU right-strips before tokenizing, which matters for a trailing "-\n".
-  return tokenize13a(segment.replace(PY_TRAILING_WHITESPACE, '')).split(' ').filter((t) => t !== '');
+  return tokenize13a(segment.replace(PY_TRAILING_WHITESPACE, ''))
+    .split(' ')
+    .filter((t) => t !== '');
 }
 
 /** Precision per order with sacreBLEU's `exp` smoothing; orders past the first empty one stay 0. */

@@ -45,9 +45,13 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluationResult>
   const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
   const translator = await Translator.load(opts.model);
   try {
-    const languages = (opts.languages ?? translator.model.config.languages).filter((l) => translator.model.config.languages.includes(l));
+    const languages = (opts.languages ?? translator.model.config.languages).filter((l) =>
+      translator.model.config.languages.includes(l),
+    );
     const corpus = await readCorpus(opts.data, { languages, maxPerFile: opts.maxPerFile });
-    const directions = directionsOf(corpus.languages).filter((d) => translator.pairs.includes(pairKey(d.source, d.target)));
+    const directions = directionsOf(corpus.languages).filter((d) =>
+      translator.pairs.includes(pairKey(d.source, d.target)),
+    );
     if (directions.length === 0) throw new Error(`the model serves none of the directions of ${opts.data}`);
     const batchSize = opts.batchSize ?? 32;
     const scores: DirectionScores[] = [];
@@ -60,9 +64,13 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluationResult>
       // Chunks of several batches, so that progress shows while a direction is decoded.
       for (let start = 0; start < sources.length; start += 8 * batchSize) {
         const chunk = sources.slice(start, start + 8 * batchSize);
-        hypotheses.push(...translator.translate(chunk, dir, { beamSize: opts.beam ?? 1, batchSize }).map((t) => t.text));
+        hypotheses.push(
+          ...translator.translate(chunk, dir, { beamSize: opts.beam ?? 1, batchSize }).map((t) => t.text),
+        );
         const rate = hypotheses.length / ((Date.now() - started) / 1000);
-        log(`evaluate ${pairKey(dir.source, dir.target)}: ${hypotheses.length}/${sources.length} sentences, ${rate.toFixed(1)} sent/s`);
+        log(
+          `evaluate ${pairKey(dir.source, dir.target)}: ${hypotheses.length}/${sources.length} sentences, ${rate.toFixed(1)} sent/s`,
+        );
       }
       scores.push({
         direction: pairKey(dir.source, dir.target),
@@ -73,8 +81,12 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluationResult>
         copyChrf: corpusChrf(sources, references),
       });
     }
-    const mean = (key: 'bleu' | 'chrf' | 'copyBleu' | 'copyChrf') => scores.reduce((a, s) => a + s[key], 0) / scores.length;
-    const result: EvaluationResult = { directions: scores, average: { bleu: mean('bleu'), chrf: mean('chrf'), copyBleu: mean('copyBleu'), copyChrf: mean('copyChrf') } };
+    const mean = (key: 'bleu' | 'chrf' | 'copyBleu' | 'copyChrf') =>
+      scores.reduce((a, s) => a + s[key], 0) / scores.length;
+    const result: EvaluationResult = {
+      directions: scores,
+      average: { bleu: mean('bleu'), chrf: mean('chrf'), copyBleu: mean('copyBleu'), copyChrf: mean('copyChrf') },
+    };
     if (opts.json !== undefined) await fsp.writeFile(opts.json, JSON.stringify(result, null, 2) + '\n');
     return result;
   } finally {

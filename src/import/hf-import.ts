@@ -32,7 +32,9 @@ async function readJson(file: string): Promise<unknown> {
 /** Imports SRC into OUT; returns the written config. */
 export async function importHf(src: string, out: string, opts: ImportOptions = {}): Promise<ModelConfig> {
   const hf = readHfConfig(await readJson(path.join(src, 'config.json')), path.join(src, 'config.json'));
-  const generation = fs.existsSync(path.join(src, 'generation_config.json')) ? ((await readJson(path.join(src, 'generation_config.json'))) as Record<string, unknown>) : {};
+  const generation = fs.existsSync(path.join(src, 'generation_config.json'))
+    ? ((await readJson(path.join(src, 'generation_config.json'))) as Record<string, unknown>)
+    : {};
   const tensors = await SafetensorsDir.open(src);
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'taskmoe-import-'));
   try {
@@ -55,16 +57,26 @@ function taskmoeConfig(hf: HfConfig, tok: HfTokenizer, generation: Record<string
   const moe = hf.family === 'nllb_moe';
   const badWords = (generation.bad_words_ids ?? o.bad_words_ids) as number[][] | undefined;
   const raw = {
-    vocabSize: tok.vocabSize, dModel: o.d_model, numHeads: o.encoder_attention_heads, dFF: o.encoder_ffn_dim,
-    encoderLayers: o.encoder_layers, decoderLayers: o.decoder_layers,
-    moe: moe ? { numExperts: o.num_experts, topK: 2, every: o.encoder_sparse_step } : { numExperts: 1, topK: 1, every: 1 },
+    vocabSize: tok.vocabSize,
+    dModel: o.d_model,
+    numHeads: o.encoder_attention_heads,
+    dFF: o.encoder_ffn_dim,
+    encoderLayers: o.encoder_layers,
+    decoderLayers: o.decoder_layers,
+    moe: moe
+      ? { numExperts: o.num_experts, topK: 2, every: o.encoder_sparse_step }
+      : { numExperts: 1, topK: 1, every: 1 },
     routing: moe ? { encoder: 'token', decoder: 'token' } : { encoder: 'dense', decoder: 'dense' },
-    languages: tok.languages, pairs: tok.pairs, maxLength: o.max_position_embeddings,
-    tokenizer: tok.files[0][0], ...tok.fields,
+    languages: tok.languages,
+    pairs: tok.pairs,
+    maxLength: o.max_position_embeddings,
+    tokenizer: tok.files[0][0],
+    ...tok.fields,
     arch: architectureOf(hf),
     suppressIds: badWords?.every((w) => w.length === 1) ? badWords.map((w) => w[0]) : undefined,
   };
-  if (badWords !== undefined && !badWords.every((w) => w.length === 1)) throw new ImportError('bad_words_ids with multi-token entries is not supported');
+  if (badWords !== undefined && !badWords.every((w) => w.length === 1))
+    throw new ImportError('bad_words_ids with multi-token entries is not supported');
   return parseConfig(JSON.parse(JSON.stringify(raw)), 'the imported config');
 }
 
@@ -85,8 +97,14 @@ async function convertWeights(st: SafetensorsDir, hf: HfConfig, cfg: ModelConfig
   // torch Linear [out, in] (+ bias [out]) -> taskmoe [in, out] (+ [out]), times `scale`
   const linear = async (to: string, from: string, inDim: number, outDim: number, scale = 1) => {
     const [w, b] = [await read(`${from}.weight`, [outDim, inDim]), await read(`${from}.bias`, [outDim])];
-    out.set(to, tf.tidy(() => tf.tensor2d(w, [outDim, inDim]).transpose().mul(scale)));
-    out.set(biasName(to), tf.tidy(() => tf.tensor1d(b).mul(scale)));
+    out.set(
+      to,
+      tf.tidy(() => tf.tensor2d(w, [outDim, inDim]).transpose().mul(scale)),
+    );
+    out.set(
+      biasName(to),
+      tf.tidy(() => tf.tensor1d(b).mul(scale)),
+    );
   };
   const norm = async (to: string, from: string) => {
     out.set(`${to}.g`, tf.tensor1d(await read(`${from}.weight`, [d])));
@@ -97,7 +115,10 @@ async function convertWeights(st: SafetensorsDir, hf: HfConfig, cfg: ModelConfig
     await linear(`${to}.wo`, `${from}.out_proj`, d, d);
     await linear(`${to}.wk`, `${from}.k_proj`, d, d);
     await linear(`${to}.wv`, `${from}.v_proj`, d, d);
-    for (const [w, k, v] of [['wkv', 'wk', 'wv'], ['bkv', 'bk', 'bv']]) {
+    for (const [w, k, v] of [
+      ['wkv', 'wk', 'wv'],
+      ['bkv', 'bk', 'bv'],
+    ]) {
       const [kt, vt] = [out.get(`${to}.${k}`)!, out.get(`${to}.${v}`)!];
       out.set(`${to}.${w}`, tf.concat([kt, vt], kt.rank - 1));
       out.delete(`${to}.${k}`);
@@ -108,7 +129,10 @@ async function convertWeights(st: SafetensorsDir, hf: HfConfig, cfg: ModelConfig
   const vs = cfg.vocabSize;
   const vt = cfg.targetVocabSize ?? vs;
   if (cfg.targetVocabSize === undefined) {
-    out.set('embed', tf.tensor2d(await read(first('model.shared.weight', 'model.encoder.embed_tokens.weight'), [vs, d]), [vs, d]));
+    out.set(
+      'embed',
+      tf.tensor2d(await read(first('model.shared.weight', 'model.encoder.embed_tokens.weight'), [vs, d]), [vs, d]),
+    );
   } else {
     out.set('embed', tf.tensor2d(await read('model.encoder.embed_tokens.weight', [vs, d]), [vs, d]));
     out.set('embed.target', tf.tensor2d(await read('model.decoder.embed_tokens.weight', [vt, d]), [vt, d]));
@@ -138,7 +162,10 @@ async function convertWeights(st: SafetensorsDir, hf: HfConfig, cfg: ModelConfig
       await norm(`${to}.ffn.ln`, `${from}.${moe ? 'ff_layer_norm' : 'final_layer_norm'}`);
       const sparse = moe && (i + 1) % cfg.moe.every === 0;
       if (sparse) {
-        const g = tf.tensor2d(await read(`${from}.ffn.router.classifier.weight`, [cfg.moe.numExperts, d]), [cfg.moe.numExperts, d]);
+        const g = tf.tensor2d(await read(`${from}.ffn.router.classifier.weight`, [cfg.moe.numExperts, d]), [
+          cfg.moe.numExperts,
+          d,
+        ]);
         out.set(`${to}.ffn.gate`, g.transpose());
         g.dispose();
         for (let e = 0; e < cfg.moe.numExperts; e++) {

@@ -23,7 +23,10 @@ export interface HfTokenizer {
 
 // Transformers' M2M100Tokenizer numbers these language tokens after vocab.json, in this order.
 const M2M_LANGUAGES: Record<string, string[]> = {
-  m2m100: 'af am ar ast az ba be bg bn br bs ca ceb cs cy da de el en es et fa ff fi fr fy ga gd gl gu ha he hi hr ht hu hy id ig ilo is it ja jv ka kk km kn ko lb lg ln lo lt lv mg mk ml mn mr ms my ne nl no ns oc or pa pl ps pt ro ru sd si sk sl so sq sr ss su sv sw ta th tl tn tr uk ur uz vi wo xh yi yo zh zu'.split(' '),
+  m2m100:
+    'af am ar ast az ba be bg bn br bs ca ceb cs cy da de el en es et fa ff fi fr fy ga gd gl gu ha he hi hr ht hu hy id ig ilo is it ja jv ka kk km kn ko lb lg ln lo lt lv mg mk ml mn mr ms my ne nl no ns oc or pa pl ps pt ro ru sd si sk sl so sq sr ss su sv sw ta th tl tn tr uk ur uz vi wo xh yi yo zh zu'.split(
+      ' ',
+    ),
   wmt21: 'en ha is ja cs ru zh de'.split(' '),
 };
 
@@ -45,26 +48,46 @@ function choosePairs(all: string[], opts: ImportOptions): { languages: string[];
   const sources = opts.sources ?? all;
   const targets = opts.targets ?? all;
   const pairs = sources.flatMap((s) => targets.filter((t) => t !== s).map((t) => `${s}-${t}`));
-  if (pairs.length === 0) throw new ImportError('no language pair left: give different --source and --target languages');
+  if (pairs.length === 0)
+    throw new ImportError('no language pair left: give different --source and --target languages');
   const languages = all.filter((l) => sources.includes(l) || targets.includes(l));
   return { languages, pairs };
 }
 
-export async function readHfTokenizer(src: string, hf: HfConfig, tmp: string, opts: ImportOptions): Promise<HfTokenizer> {
-  const tc = fs.existsSync(path.join(src, 'tokenizer_config.json')) ? await json(path.join(src, 'tokenizer_config.json')) : {};
+export async function readHfTokenizer(
+  src: string,
+  hf: HfConfig,
+  tmp: string,
+  opts: ImportOptions,
+): Promise<HfTokenizer> {
+  const tc = fs.existsSync(path.join(src, 'tokenizer_config.json'))
+    ? await json(path.join(src, 'tokenizer_config.json'))
+    : {};
   const o = hf.raw;
   if (hf.family === 'marian') return marian(src, o, tc, opts);
-  const isNllb = hf.family === 'nllb_moe' || String(tc.tokenizer_class ?? '').startsWith('Nllb') || !fs.existsSync(path.join(src, 'vocab.json'));
+  const isNllb =
+    hf.family === 'nllb_moe' ||
+    String(tc.tokenizer_class ?? '').startsWith('Nllb') ||
+    !fs.existsSync(path.join(src, 'vocab.json'));
   return isNllb ? nllb(src, o, tc, tmp, opts) : m2m100(src, o, tc, opts);
 }
 
-async function marian(src: string, o: Record<string, unknown>, tc: Record<string, unknown>, opts: ImportOptions): Promise<HfTokenizer> {
+async function marian(
+  src: string,
+  o: Record<string, unknown>,
+  tc: Record<string, unknown>,
+  opts: ImportOptions,
+): Promise<HfTokenizer> {
   const source = need(src, 'source.spm', "Marian's source SentencePiece model");
   const target = need(src, 'target.spm', "Marian's target SentencePiece model");
   const vocabPath = need(src, 'vocab.json', "Marian's {piece: id} vocabulary");
   const vocab = await json(vocabPath);
   const separate = tc.separate_vocabs === true || o.share_encoder_decoder_embeddings === false;
-  const files: [string, string][] = [['source.spm', source], ['target.spm', target], ['vocab.json', vocabPath]];
+  const files: [string, string][] = [
+    ['source.spm', source],
+    ['target.spm', target],
+    ['vocab.json', vocabPath],
+  ];
   const fields: Record<string, unknown> = { targetTokenizer: 'target.spm', vocab: 'vocab.json', prompt: 'none' };
   if (separate) {
     const tv = need(src, 'target_vocab.json', "Marian's target vocabulary (separate_vocabs)");
@@ -73,7 +96,12 @@ async function marian(src: string, o: Record<string, unknown>, tc: Record<string
     fields.targetVocabSize = o.decoder_vocab_size;
   }
   if (vocab['<unk>'] === undefined) throw new ImportError(`${vocabPath} has no "<unk>"`);
-  fields.specialIds = { decoderStart: o.decoder_start_token_id ?? o.pad_token_id, eos: o.eos_token_id, pad: o.pad_token_id, unk: vocab['<unk>'] };
+  fields.specialIds = {
+    decoderStart: o.decoder_start_token_id ?? o.pad_token_id,
+    eos: o.eos_token_id,
+    pad: o.pad_token_id,
+    unk: vocab['<unk>'],
+  };
   const s = opts.sources ?? (typeof tc.source_lang === 'string' ? [tc.source_lang] : undefined);
   const t = opts.targets ?? (typeof tc.target_lang === 'string' ? [tc.target_lang] : undefined);
   if (s === undefined || t === undefined || s.length !== 1 || t.length !== 1) {
@@ -82,22 +110,41 @@ async function marian(src: string, o: Record<string, unknown>, tc: Record<string
   return { vocabSize: o.vocab_size as number, languages: [s[0], t[0]], pairs: [`${s[0]}-${t[0]}`], files, fields };
 }
 
-async function m2m100(src: string, o: Record<string, unknown>, tc: Record<string, unknown>, opts: ImportOptions): Promise<HfTokenizer> {
+async function m2m100(
+  src: string,
+  o: Record<string, unknown>,
+  tc: Record<string, unknown>,
+  opts: ImportOptions,
+): Promise<HfTokenizer> {
   const spmPath = need(src, 'sentencepiece.bpe.model', "M2M-100's SentencePiece model");
   const vocabPath = need(src, 'vocab.json', "M2M-100's {piece: id} vocabulary");
   const vocab = await json(vocabPath);
   const codes = M2M_LANGUAGES[(tc.language_codes as string | undefined) ?? 'm2m100'];
-  if (codes === undefined) throw new ImportError(`tokenizer_config.json: unknown language_codes ${JSON.stringify(tc.language_codes)} (m2m100 or wmt21)`);
+  if (codes === undefined)
+    throw new ImportError(
+      `tokenizer_config.json: unknown language_codes ${JSON.stringify(tc.language_codes)} (m2m100 or wmt21)`,
+    );
   const size = Object.keys(vocab).length;
   const languageTokens = Object.fromEntries(codes.map((c, i) => [c, size + i]));
   const { languages, pairs } = choosePairs(codes, opts);
   return {
-    vocabSize: o.vocab_size as number, languages, pairs,
-    files: [['sentencepiece.bpe.model', spmPath], ['vocab.json', vocabPath]],
+    vocabSize: o.vocab_size as number,
+    languages,
+    pairs,
+    files: [
+      ['sentencepiece.bpe.model', spmPath],
+      ['vocab.json', vocabPath],
+    ],
     fields: {
-      vocab: 'vocab.json', prompt: 'language-tokens',
+      vocab: 'vocab.json',
+      prompt: 'language-tokens',
       languageTokens: Object.fromEntries(languages.map((l) => [l, languageTokens[l]])),
-      specialIds: { decoderStart: o.decoder_start_token_id, eos: o.eos_token_id, pad: o.pad_token_id, unk: vocab['<unk>'] ?? 3 },
+      specialIds: {
+        decoderStart: o.decoder_start_token_id,
+        eos: o.eos_token_id,
+        pad: o.pad_token_id,
+        unk: vocab['<unk>'] ?? 3,
+      },
     },
   };
 }
@@ -109,15 +156,26 @@ async function nllbLanguageTokens(src: string, tc: Record<string, unknown>): Pro
   if (added !== undefined) for (const [id, t] of Object.entries(added)) found.set(t.content, Number(id));
   else if (fs.existsSync(path.join(src, 'tokenizer.json'))) {
     const tj = await json(path.join(src, 'tokenizer.json'));
-    for (const t of (tj.added_tokens as { id: number; content: string }[] | undefined) ?? []) found.set(t.content, t.id);
-  } else throw new ImportError(`${src}: no tokenizer_config.json with added_tokens_decoder or tokenizer.json: the language tokens' ids are unknown`);
+    for (const t of (tj.added_tokens as { id: number; content: string }[] | undefined) ?? [])
+      found.set(t.content, t.id);
+  } else
+    throw new ImportError(
+      `${src}: no tokenizer_config.json with added_tokens_decoder or tokenizer.json: the language tokens' ids are unknown`,
+    );
   return new Map([...found].filter(([c]) => /^[a-z]{3}_[A-Z][a-z]{3}$/.test(c)));
 }
 
-async function nllb(src: string, o: Record<string, unknown>, tc: Record<string, unknown>, tmp: string, opts: ImportOptions): Promise<HfTokenizer> {
+async function nllb(
+  src: string,
+  o: Record<string, unknown>,
+  tc: Record<string, unknown>,
+  tmp: string,
+  opts: ImportOptions,
+): Promise<HfTokenizer> {
   const spmPath = need(src, 'sentencepiece.bpe.model', "NLLB's SentencePiece model");
   const langs = await nllbLanguageTokens(src, tc);
-  if (langs.size === 0) throw new ImportError(`${src}: the tokenizer files name no NLLB language tokens (such as deu_Latn)`);
+  if (langs.size === 0)
+    throw new ImportError(`${src}: the tokenizer files name no NLLB language tokens (such as deu_Latn)`);
   // fairseq numbering: <s> <pad> </s> <unk>, then SentencePiece's pieces shifted by one (its <unk> is 3)
   const sp = await Tokenizer.load(spmPath, true);
   const vocab: Record<string, number> = { '<s>': 0, '<pad>': 1, '</s>': 2, '<unk>': 3 };
@@ -129,10 +187,16 @@ async function nllb(src: string, o: Record<string, unknown>, tc: Record<string, 
   await fsp.writeFile(vocabPath, JSON.stringify(vocab));
   const { languages, pairs } = choosePairs([...langs.keys()], opts);
   return {
-    vocabSize: o.vocab_size as number, languages, pairs,
-    files: [['sentencepiece.bpe.model', spmPath], ['vocab.json', vocabPath]],
+    vocabSize: o.vocab_size as number,
+    languages,
+    pairs,
+    files: [
+      ['sentencepiece.bpe.model', spmPath],
+      ['vocab.json', vocabPath],
+    ],
     fields: {
-      vocab: 'vocab.json', prompt: 'language-tokens',
+      vocab: 'vocab.json',
+      prompt: 'language-tokens',
       languageTokens: Object.fromEntries(languages.map((l) => [l, langs.get(l)!])),
       specialIds: { decoderStart: o.decoder_start_token_id, eos: o.eos_token_id, pad: o.pad_token_id, unk: 3 },
     },

@@ -35,7 +35,10 @@ export class SafetensorsDir {
       const map = (JSON.parse(await fsp.readFile(index, 'utf8')) as { weight_map?: Record<string, string> }).weight_map;
       if (map === undefined) throw new ImportError(`${index}: no "weight_map"`);
       files = [...new Set(Object.values(map))].map((f) => path.join(dir, path.basename(f)));
-    } else if (fs.existsSync(path.join(dir, 'pytorch_model.bin')) || fs.existsSync(path.join(dir, 'pytorch_model.bin.index.json'))) {
+    } else if (
+      fs.existsSync(path.join(dir, 'pytorch_model.bin')) ||
+      fs.existsSync(path.join(dir, 'pytorch_model.bin.index.json'))
+    ) {
       throw new ImportError(
         `${dir} holds only pytorch_model.bin (a Python pickle), which taskmoe does not read: no small, maintained JavaScript reader exists. ` +
           'Download the model.safetensors variant (most hub models have one), or convert it once with Transformers: ' +
@@ -82,7 +85,8 @@ async function readHeader(file: string): Promise<(Entry & { name: string })[]> {
     const lenBuf = Buffer.alloc(8);
     await fh.read(lenBuf, 0, 8, 0);
     const n = Number(lenBuf.readBigUInt64LE(0));
-    if (n <= 0 || 8 + n > size || n > 100 * 1024 * 1024) throw new ImportError(`${file}: not a safetensors file (header length ${n})`);
+    if (n <= 0 || 8 + n > size || n > 100 * 1024 * 1024)
+      throw new ImportError(`${file}: not a safetensors file (header length ${n})`);
     const json = Buffer.alloc(n);
     await fh.read(json, 0, n, 8);
     let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
@@ -94,10 +98,12 @@ async function readHeader(file: string): Promise<(Entry & { name: string })[]> {
     const out: (Entry & { name: string })[] = [];
     for (const [name, h] of Object.entries(header)) {
       if (name === '__metadata__') continue;
-      if (BYTES[h.dtype] === undefined) throw new ImportError(`${file}: tensor "${name}" has dtype ${h.dtype}; taskmoe imports F32, F16 and BF16`);
+      if (BYTES[h.dtype] === undefined)
+        throw new ImportError(`${file}: tensor "${name}" has dtype ${h.dtype}; taskmoe imports F32, F16 and BF16`);
       const [begin, end] = h.data_offsets;
       const count = h.shape.reduce((a, b) => a * b, 1);
-      if (end - begin !== count * BYTES[h.dtype] || 8 + n + end > size) throw new ImportError(`${file}: tensor "${name}" has inconsistent offsets`);
+      if (end - begin !== count * BYTES[h.dtype] || 8 + n + end > size)
+        throw new ImportError(`${file}: tensor "${name}" has inconsistent offsets`);
       out.push({ name, file, dtype: h.dtype, shape: h.shape, begin: 8 + n + begin, end: 8 + n + end });
     }
     return out;

@@ -8,7 +8,16 @@ import type { Seq2Seq } from '../models/model.ts';
 import type { Direction } from '../models/transformer.ts';
 import { sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
 import { type DecoderSessions, type OnnxGraphs, type PartSessionOptions, sessionsOf } from './parts.ts';
-import { type HostRoutes, beamCandidates, concatRoutes, emptyCache, gatherRows, int64, pickRoutes, windowBias } from './rows.ts';
+import {
+  type HostRoutes,
+  beamCandidates,
+  concatRoutes,
+  emptyCache,
+  gatherRows,
+  int64,
+  pickRoutes,
+  windowBias,
+} from './rows.ts';
 import { OrtSession, type SessionOptions, Tensor } from './session.ts';
 
 /** What the decoder keeps across steps for a batch; rows as in transformer.ts's DecoderState. */
@@ -43,7 +52,11 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
   private readonly routedLayers: number[];
   private readonly layers: number[];
 
-  constructor(readonly config: ModelConfig, private readonly encoder: OrtSession, private readonly decoder: DecoderSessions) {
+  constructor(
+    readonly config: ModelConfig,
+    private readonly encoder: OrtSession,
+    private readonly decoder: DecoderSessions,
+  ) {
     this.routedLayers = sentenceRoutedDecoderLayers(config);
     this.layers = Array.from({ length: config.decoderLayers }, (_, i) => i);
   }
@@ -69,11 +82,13 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
   // Task-embedding rows of a component's gates, one per sentence.
   private taskIds(component: 'encoder' | 'decoder', dirs: Direction[]): Tensor {
     const tasks = taskList(this.config, component);
-    return int64(dirs.map((d) => {
-      const t = tasks.indexOf(taskKey(this.config.routing[component], d.source, d.target)!);
-      if (t < 0) throw new Error(`${component} has no task for ${d.source}-${d.target}`);
-      return t;
-    }));
+    return int64(
+      dirs.map((d) => {
+        const t = tasks.indexOf(taskKey(this.config.routing[component], d.source, d.target)!);
+        if (t < 0) throw new Error(`${component} has no task for ${d.source}-${d.target}`);
+        return t;
+      }),
+    );
   }
 
   // One length group through the encoder and decoder-start graphs: cross keys/values and decoder routes of its sentences.
@@ -81,10 +96,21 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     const n = sources.length;
     const lengths = sources.map((s) => s.length);
     const srcLen = Math.max(...lengths);
-    const valid = new Tensor('float32', Float32Array.from(sources.flatMap((s) => Array.from({ length: srcLen }, (_, t) => (t < s.length ? 1 : 0)))), [n, srcLen]);
+    const valid = new Tensor(
+      'float32',
+      Float32Array.from(sources.flatMap((s) => Array.from({ length: srcLen }, (_, t) => (t < s.length ? 1 : 0)))),
+      [n, srcLen],
+    );
     const feeds: Record<string, Tensor> = {
-      ids: int64(sources.flatMap((s) => [...s, ...new Array<number>(srcLen - s.length).fill(0)]), [n, srcLen]),
-      srcBias: windowBias(lengths.map(() => 0), lengths, srcLen),
+      ids: int64(
+        sources.flatMap((s) => [...s, ...new Array<number>(srcLen - s.length).fill(0)]),
+        [n, srcLen],
+      ),
+      srcBias: windowBias(
+        lengths.map(() => 0),
+        lengths,
+        srcLen,
+      ),
       valid,
     };
     if (takesTask(this.config, 'encoder')) feeds.encTask = this.taskIds('encoder', dirs);
@@ -103,23 +129,38 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
   start(sources: number[][], dirs: Direction[], rowsPerSentence = 1): OrtDecoderState {
     if (sources.length !== dirs.length) throw new Error(`${sources.length} sources but ${dirs.length} directions`);
     const groups = groupsByLength(sources);
-    const outputs = groups.map((g) => this.encode(g.map((i) => sources[i]), g.map((i) => dirs[i])));
+    const outputs = groups.map((g) =>
+      this.encode(
+        g.map((i) => sources[i]),
+        g.map((i) => dirs[i]),
+      ),
+    );
     const where = new Array<[number, number]>(sources.length); // source -> [group, row in group]
     groups.forEach((g, gi) => g.forEach((source, row) => (where[source] = [gi, row])));
     const srcLen = Math.max(...sources.map((s) => s.length));
-    const repeated = (f: (s: number) => number) => sources.flatMap((_, s) => new Array<number>(rowsPerSentence).fill(f(s)));
+    const repeated = (f: (s: number) => number) =>
+      sources.flatMap((_, s) => new Array<number>(rowsPerSentence).fill(f(s)));
     // Sources are laid out row by row in order; each source's rows come from its group's output.
-    const layout = (name: string): Tensor => gatherRows(
-      sources.flatMap((_, s) => new Array(rowsPerSentence).fill({ src: outputs[where[s][0]][name], rows: [where[s][1]], from: 0 })),
-      srcLen,
-    );
+    const layout = (name: string): Tensor =>
+      gatherRows(
+        sources.flatMap((_, s) =>
+          new Array(rowsPerSentence).fill({ src: outputs[where[s][0]][name], rows: [where[s][1]], from: 0 }),
+        ),
+        srcLen,
+      );
     const k = this.config.moe.topK;
     const routes = new Map<number, HostRoutes>();
     for (const i of this.routedLayers) {
-      const parts = repeated((s) => s).map((s) => pickRoutes({
-        experts: outputs[where[s][0]][`routeExperts.${i}`].data as BigInt64Array,
-        gates: outputs[where[s][0]][`routeGates.${i}`].data as Float32Array,
-      }, [where[s][1]], k));
+      const parts = repeated((s) => s).map((s) =>
+        pickRoutes(
+          {
+            experts: outputs[where[s][0]][`routeExperts.${i}`].data as BigInt64Array,
+            gates: outputs[where[s][0]][`routeGates.${i}`].data as Float32Array,
+          },
+          [where[s][1]],
+          k,
+        ),
+      );
       routes.set(i, parts.reduce(concatRoutes));
     }
     const rows = sources.length * rowsPerSentence;
@@ -141,12 +182,21 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     if (tokens.length !== state.rows) throw new Error(`${tokens.length} tokens for ${state.rows} rows`);
     const columns = columnsOf(state);
     const positions = state.selfStart.map((s) => columns - s);
-    if (Math.max(...positions) >= this.config.maxLength) throw new Error(`sequence of ${Math.max(...positions) + 1} tokens exceeds maxLength ${this.config.maxLength}`);
+    if (Math.max(...positions) >= this.config.maxLength)
+      throw new Error(`sequence of ${Math.max(...positions) + 1} tokens exceeds maxLength ${this.config.maxLength}`);
     const feeds: Record<string, Tensor> = {
       tokens: int64(tokens),
       positions: int64(positions),
-      selfBias: windowBias(state.selfStart, state.selfStart.map(() => columns + 1), columns + 1),
-      srcBias: windowBias(state.srcLengths.map(() => 0), state.srcLengths, srcLenOf(state)),
+      selfBias: windowBias(
+        state.selfStart,
+        state.selfStart.map(() => columns + 1),
+        columns + 1,
+      ),
+      srcBias: windowBias(
+        state.srcLengths.map(() => 0),
+        state.srcLengths,
+        srcLenOf(state),
+      ),
       topK: int64([topK]),
     };
     for (const i of this.layers) {
@@ -180,7 +230,10 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     const into: Record<string, Tensor> = {};
     state.spare ??= new Map();
     for (const i of this.layers) {
-      for (const [kind, past] of [['K', state.selfK[i]], ['V', state.selfV[i]]] as const) {
+      for (const [kind, past] of [
+        ['K', state.selfK[i]],
+        ['V', state.selfV[i]],
+      ] as const) {
         const name = `present${kind}.${i}`;
         let spare = state.spare.get(name);
         if (spare === undefined || spare.length < need) spare = new Float32Array(capacity);
@@ -198,13 +251,22 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
 
   greedy(state: OrtDecoderState, tokens: number[]): GreedyScores {
     const out = this.run(state, tokens, ['best', 'bestLogProb']);
-    return { best: Array.from(out.best.data as BigInt64Array, Number), bestLogProb: out.bestLogProb.data as Float32Array };
+    return {
+      best: Array.from(out.best.data as BigInt64Array, Number),
+      bestLogProb: out.bestLogProb.data as Float32Array,
+    };
   }
 
   /** Each row's best 2*beam log-probabilities come from the graph; rows.ts's beamCandidates merges a sentence's rows. */
   beam(state: OrtDecoderState, tokens: number[], liveLogProb: number[], beam: number): BeamCandidates {
     const out = this.run(state, tokens, ['topLogProbs', 'topTokens'], 2 * beam);
-    return beamCandidates(out.topLogProbs.data as Float32Array, out.topTokens.data as BigInt64Array, liveLogProb, beam, targetVocabSize(this.config));
+    return beamCandidates(
+      out.topLogProbs.data as Float32Array,
+      out.topTokens.data as BigInt64Array,
+      liveLogProb,
+      beam,
+      targetVocabSize(this.config),
+    );
   }
 
   /** a's rows then b's; the shorter cache gets zero columns in front, the shorter sources zeros behind. */
@@ -214,7 +276,13 @@ export class OrtEngine implements DecoderEngine<OrtDecoderState> {
     const front = (s: OrtDecoderState) => columns - columnsOf(s);
     const all = (s: OrtDecoderState) => Array.from({ length: s.rows }, (_, r) => r);
     const join = (x: Tensor, y: Tensor, length: number, fromA: number, fromB: number) =>
-      gatherRows([{ src: x, rows: all(a), from: fromA }, { src: y, rows: all(b), from: fromB }], length);
+      gatherRows(
+        [
+          { src: x, rows: all(a), from: fromA },
+          { src: y, rows: all(b), from: fromB },
+        ],
+        length,
+      );
     const routes = new Map<number, HostRoutes>();
     for (const [i, r] of a.routes) routes.set(i, concatRoutes(r, b.routes.get(i)!));
     return {

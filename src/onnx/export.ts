@@ -11,7 +11,11 @@ import { checkDirection } from '../translator/index.ts';
 import { type OnnxGraphs, graphsOf } from './parts.ts';
 import { sentenceRoutedDecoderLayers, takesTask } from './graphs.ts';
 
-export const ONNX_FILES = { encoder: 'encoder.onnx', decoderStart: 'decoder-start.onnx', decoderStep: 'decoder-step.onnx' } as const;
+export const ONNX_FILES = {
+  encoder: 'encoder.onnx',
+  decoderStart: 'decoder-start.onnx',
+  decoderStep: 'decoder-step.onnx',
+} as const;
 
 /** Protobuf's limit on one message: a larger graph would need ONNX external data, which this export does not write. */
 const PROTOBUF_LIMIT = 2 ** 31 - 1;
@@ -36,7 +40,10 @@ export async function exportOnnx(modelDir: string, outDir: string, dir?: Directi
   const files: string[] = [];
   for (const [part, file] of Object.entries(ONNX_FILES) as [keyof typeof ONNX_FILES, string][]) {
     const bytes = graphs[part];
-    if (bytes.byteLength > PROTOBUF_LIMIT) throw new Error(`${file} would be ${bytes.byteLength} bytes, over protobuf's 2 GiB limit; export a sub-network (--source, --target) instead`);
+    if (bytes.byteLength > PROTOBUF_LIMIT)
+      throw new Error(
+        `${file} would be ${bytes.byteLength} bytes, over protobuf's 2 GiB limit; export a sub-network (--source, --target) instead`,
+      );
     fs.writeFileSync(path.join(outDir, file), bytes);
     files.push(file);
   }

@@ -7,8 +7,20 @@
 import { type Component, type ModelConfig, archOf, hasExperts, isMoeLayer, targetVocabSize } from '../models/config.ts';
 import { positionTable } from '../models/layers.ts';
 import {
-  GraphContext, type GraphRoutes, attention, ffn, finalNorm, linear, maskedMean, mergeHeads, moeFFN,
-  repeatRoutes, residual, splitHeads, splitKV, topKGating,
+  GraphContext,
+  type GraphRoutes,
+  attention,
+  ffn,
+  finalNorm,
+  linear,
+  maskedMean,
+  mergeHeads,
+  moeFFN,
+  repeatRoutes,
+  residual,
+  splitHeads,
+  splitKV,
+  topKGating,
 } from './layers.ts';
 import { FLOAT, GraphBuilder, INT64 } from './proto.ts';
 
@@ -22,7 +34,9 @@ export function layerRouting(cfg: ModelConfig, c: Component, i: number): 'none' 
 
 /** Decoder layers whose routes are decided once per sentence (in the encoder graph) and fed to each step. */
 export function sentenceRoutedDecoderLayers(cfg: ModelConfig): number[] {
-  return Array.from({ length: cfg.decoderLayers }, (_, i) => i).filter((i) => layerRouting(cfg, 'decoder', i) === 'sentence');
+  return Array.from({ length: cfg.decoderLayers }, (_, i) => i).filter(
+    (i) => layerRouting(cfg, 'decoder', i) === 'sentence',
+  );
 }
 
 /** Whether a component's gates read a task embedding, so its graph takes task ids. */
@@ -40,7 +54,13 @@ function embed(c: GraphContext, ids: string, positions: string, side: 'source' |
 }
 
 // The per-sentence routes of a gate: the task embedding's row (target, pair) or a summary (sentence).
-function sentenceRoutes(c: GraphContext, comp: Component, layer: string, task: string | null, summary: () => string): GraphRoutes {
+function sentenceRoutes(
+  c: GraphContext,
+  comp: Component,
+  layer: string,
+  task: string | null,
+  summary: () => string,
+): GraphRoutes {
   const input = task !== null ? c.g.op('Gather', [c.w(`${comp}.taskEmbed`), task], { axis: 0 }) : summary();
   return topKGating(c, input, c.w(`${layer}.ffn.gate`));
 }
@@ -52,7 +72,10 @@ function withPositions(cfg: ModelConfig, weights: HostWeights): HostWeights {
   const [n, d] = [cfg.maxLength, cfg.dModel];
   const learned = weights.get('embed.positions');
   if (positions === 'learned' && learned === undefined) throw new Error('missing tensor "embed.positions"');
-  const data = positions === 'learned' ? learned!.data.subarray(offset * d, (offset + n) * d) : positionTable(n, d, positions, offset);
+  const data =
+    positions === 'learned'
+      ? learned!.data.subarray(offset * d, (offset + n) * d)
+      : positionTable(n, d, positions, offset);
   const all = new Map(weights);
   all.set('positionTable', { data, shape: [n, d] });
   return all;
@@ -102,7 +125,8 @@ export function decoderStartGraph(cfg: ModelConfig, weights: HostWeights): Uint8
   const memory = g.input('memory', FLOAT, ['batch', 'srcLen', d]);
   const routed = sentenceRoutedDecoderLayers(cfg);
   // valid [B, S] is an input only where sentence routing averages the source over it.
-  const valid = cfg.routing.decoder === 'sentence' && routed.length > 0 ? g.input('valid', FLOAT, ['batch', 'srcLen']) : '';
+  const valid =
+    cfg.routing.decoder === 'sentence' && routed.length > 0 ? g.input('valid', FLOAT, ['batch', 'srcLen']) : '';
   const decTask = takesTask(cfg, 'decoder') ? g.input('decTask', INT64, ['batch']) : null;
   for (let i = 0; i < cfg.decoderLayers; i++) {
     const [k, v] = splitKV(c, linear(c, memory, `decoder.layers.${i}.crossAttn.wkv`));
@@ -128,15 +152,27 @@ function oneScalar(g: GraphBuilder): string {
 }
 
 // The FFN block of encoder layer i: dense, or MoE routed per token or per sentence. hh: [B, S, d] -> [B, S, d]
-function encoderFFN(c: GraphContext, i: number, hh: string, task: string | null, mask: string, validRows: string): string {
+function encoderFFN(
+  c: GraphContext,
+  i: number,
+  hh: string,
+  task: string | null,
+  mask: string,
+  validRows: string,
+): string {
   const { g } = c;
   const l = `encoder.layers.${i}`;
   const routing = layerRouting(c.cfg, 'encoder', i);
   if (routing === 'none') return ffn(c, hh, `${l}.ffn`);
   const rows = g.op('Reshape', [hh, g.ints([-1, c.cfg.dModel])]); // [B*S, d]
-  const routes = routing === 'token'
-    ? topKGating(c, rows, c.w(`${l}.ffn.gate`))
-    : repeatRoutes(c, sentenceRoutes(c, 'encoder', l, task, () => maskedMean(c, hh, mask)), mask);
+  const routes =
+    routing === 'token'
+      ? topKGating(c, rows, c.w(`${l}.ffn.gate`))
+      : repeatRoutes(
+          c,
+          sentenceRoutes(c, 'encoder', l, task, () => maskedMean(c, hh, mask)),
+          mask,
+        );
   return g.op('Reshape', [moeFFN(c, rows, routes, l, validRows), g.op('Shape', [hh])]);
 }
 
@@ -185,9 +221,13 @@ export function decoderStepGraph(cfg: ModelConfig, weights: HostWeights): Uint8A
     x = residual(c, x, `${l}.ffn.ln`, (hh) => {
       const routing = layerRouting(cfg, 'decoder', i);
       if (routing === 'none') return ffn(c, hh, `${l}.ffn`);
-      const routes = routing === 'token'
-        ? topKGating(c, hh, c.w(`${l}.ffn.gate`))
-        : { experts: g.input(`routeExperts.${i}`, INT64, ['batch', moe.topK]), gates: g.input(`routeGates.${i}`, FLOAT, ['batch', moe.topK]) };
+      const routes =
+        routing === 'token'
+          ? topKGating(c, hh, c.w(`${l}.ffn.gate`))
+          : {
+              experts: g.input(`routeExperts.${i}`, INT64, ['batch', moe.topK]),
+              gates: g.input(`routeGates.${i}`, FLOAT, ['batch', moe.topK]),
+            };
       return moeFFN(c, hh, routes, l, null);
     });
   }
@@ -203,7 +243,9 @@ function outputScores(c: GraphContext, x: string): void {
   const bias = arch.logitsBias ? [c.w('output.bias')] : [];
   const table = c.has('embed.target') ? 'embed.target' : 'embed';
   // The tied projection reads the target embedding transposed; an untied one is stored [d, V].
-  const logits = arch.tiedOutput ? g.op('Gemm', [x, c.w(table), ...bias], { transB: 1 }) : g.op('Gemm', [x, c.w('output'), ...bias]);
+  const logits = arch.tiedOutput
+    ? g.op('Gemm', [x, c.w(table), ...bias], { transB: 1 })
+    : g.op('Gemm', [x, c.w('output'), ...bias]);
   const logProbs = g.op('LogSoftmax', [logits], { axis: -1 });
   g.output(logits, 'logits', FLOAT, ['batch', vocab]);
   g.output(logProbs, 'logProbs', FLOAT, ['batch', vocab]);
@@ -221,7 +263,11 @@ function outputScores(c: GraphContext, x: string): void {
   const allowedLogProbs = allowed === logits ? logProbs : g.op('LogSoftmax', [allowed], { axis: -1 });
   g.output(g.op('ReduceMax', [allowedLogProbs], { axes: [1], keepdims: 0 }), 'bestLogProb', FLOAT, ['batch']);
   // Beam search's candidates: a sentence's best 2*beam continuations are among its rows' best 2*beam.
-  const [topValues, topIndices] = g.ops('TopK', [beamScores, g.input('topK', INT64, [1])], 2, { axis: -1, largest: 1, sorted: 1 });
+  const [topValues, topIndices] = g.ops('TopK', [beamScores, g.input('topK', INT64, [1])], 2, {
+    axis: -1,
+    largest: 1,
+    sorted: 1,
+  });
   g.output(topValues, 'topLogProbs', FLOAT, ['batch', 'topK']);
   g.output(topIndices, 'topTokens', INT64, ['batch', 'topK']);
 }

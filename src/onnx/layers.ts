@@ -43,7 +43,10 @@ export class GraphContext {
 
 // x: [..., d] -> [..., d]
 export function layerNorm(c: GraphContext, x: string, prefix: string): string {
-  return c.g.op('LayerNormalization', [x, c.w(`${prefix}.g`), c.w(`${prefix}.b`)], { axis: -1, epsilon: { float: c.arch.layerNormEps } });
+  return c.g.op('LayerNormalization', [x, c.w(`${prefix}.g`), c.w(`${prefix}.b`)], {
+    axis: -1,
+    epsilon: { float: c.arch.layerNormEps },
+  });
 }
 
 // x: [..., in] -> x w + b: [..., out], `name` the weight ("….wq"); the bias where the model has one
@@ -57,7 +60,10 @@ function activate(c: GraphContext, x: string): string {
   const { g } = c;
   if (c.arch.activation === 'relu') return g.op('Relu', [x]);
   if (c.arch.activation === 'swish') return g.op('Mul', [x, g.op('Sigmoid', [x])]);
-  return g.op('Mul', [g.op('Mul', [x, g.op('Add', [g.op('Erf', [g.op('Mul', [x, g.scalar(Math.SQRT1_2)])]), g.scalar(1)])]), g.scalar(0.5)]);
+  return g.op('Mul', [
+    g.op('Mul', [x, g.op('Add', [g.op('Erf', [g.op('Mul', [x, g.scalar(Math.SQRT1_2)])]), g.scalar(1)])]),
+    g.scalar(0.5),
+  ]);
 }
 
 // x: [..., d] -> act(x wi + bi) wo + bo: [..., d]; prefix "….ffn" or "….ffn.experts.e"
@@ -125,7 +131,8 @@ export function topKGating(c: GraphContext, x: string, gateW: string): GraphRout
 export function repeatRoutes(c: GraphContext, r: GraphRoutes, rowsLike: string): GraphRoutes {
   const { g } = c;
   const shape = g.op('Shape', [rowsLike]);
-  const rows = (t: string) => g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [t, g.ints([1])]), shape]), g.ints([-1, c.cfg.moe.topK])]);
+  const rows = (t: string) =>
+    g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [t, g.ints([1])]), shape]), g.ints([-1, c.cfg.moe.topK])]);
   return { experts: rows(r.experts), gates: rows(r.gates) };
 }
 

@@ -42,7 +42,12 @@ function hostWeightsOf(model: Seq2Seq): HostWeights {
 export function graphsOf(model: Seq2Seq): OnnxGraphs {
   const cfg = model.config;
   const w = hostWeightsOf(model);
-  return { config: cfg, encoder: encoderGraph(cfg, w), decoderStart: decoderStartGraph(cfg, w), decoderStep: decoderStepGraph(cfg, w) };
+  return {
+    config: cfg,
+    encoder: encoderGraph(cfg, w),
+    decoderStart: decoderStartGraph(cfg, w),
+    decoderStep: decoderStepGraph(cfg, w),
+  };
 }
 
 const encoders = new WeakMap<object, OrtSession>();
@@ -61,7 +66,10 @@ export function sessionsOf(model: Seq2Seq, opts: PartSessionOptions = {}): Model
   }
   let decoder = decoders.get(model.decoder);
   if (decoder === undefined) {
-    const sessions = (decoder = { start: new OrtSession(decoderStartGraph(cfg, w()), opts), step: new OrtSession(decoderStepGraph(cfg, w()), opts) });
+    const sessions = (decoder = {
+      start: new OrtSession(decoderStartGraph(cfg, w()), opts),
+      step: new OrtSession(decoderStepGraph(cfg, w()), opts),
+    });
     decoders.set(model.decoder, sessions);
     onDispose(model.decoder, () => {
       sessions.start.dispose();

@@ -23,7 +23,11 @@ function protoPath(): string {
 function onnxTypes(): NonNullable<typeof types> {
   if (types === undefined) {
     const root = protobuf.loadSync(protoPath());
-    types = { model: root.lookupType('onnx.ModelProto'), graph: root.lookupType('onnx.GraphProto'), tensor: root.lookupType('onnx.TensorProto') };
+    types = {
+      model: root.lookupType('onnx.ModelProto'),
+      graph: root.lookupType('onnx.GraphProto'),
+      tensor: root.lookupType('onnx.TensorProto'),
+    };
   }
   return types;
 }
@@ -81,7 +85,12 @@ export class GraphBuilder {
 
   /** A float32 weight, stored in the graph. */
   weight(name: string, data: Float32Array, dims: number[]): string {
-    this.initializers.push({ name, dims, dataType: FLOAT, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    this.initializers.push({
+      name,
+      dims,
+      dataType: FLOAT,
+      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
     return name;
   }
 
@@ -104,7 +113,12 @@ export class GraphBuilder {
     let name = this.constants.get(key);
     if (name === undefined) {
       name = `const_${this.constants.size}`;
-      this.initializers.push({ name, dims: [], dataType: FLOAT, rawData: new Uint8Array(Float32Array.of(value).buffer) });
+      this.initializers.push({
+        name,
+        dims: [],
+        dataType: FLOAT,
+        rawData: new Uint8Array(Float32Array.of(value).buffer),
+      });
       this.constants.set(key, name);
     }
     return name;
@@ -119,10 +133,20 @@ export class GraphBuilder {
   toBytes(docString = ''): Uint8Array {
     const types = onnxTypes();
     const tensors = this.initializers.map(({ rawData, ...header }) =>
-      concat([types.tensor.encode(header).finish(), fieldHeader(TENSOR_RAW_DATA, rawData.byteLength), rawData]));
-    const graphFields = types.graph.encode({ name: this.name, node: this.nodes, input: this.inputs, output: this.outputs }).finish();
+      concat([types.tensor.encode(header).finish(), fieldHeader(TENSOR_RAW_DATA, rawData.byteLength), rawData]),
+    );
+    const graphFields = types.graph
+      .encode({ name: this.name, node: this.nodes, input: this.inputs, output: this.outputs })
+      .finish();
     const graph = concat([graphFields, ...tensors.flatMap((t) => [fieldHeader(GRAPH_INITIALIZER, t.byteLength), t])]);
-    const model = types.model.encode({ irVersion: IR_VERSION, producerName: 'taskmoe', opsetImport: [{ domain: '', version: OPSET }], docString }).finish();
+    const model = types.model
+      .encode({
+        irVersion: IR_VERSION,
+        producerName: 'taskmoe',
+        opsetImport: [{ domain: '', version: OPSET }],
+        docString,
+      })
+      .finish();
     return concat([model, fieldHeader(MODEL_GRAPH, graph.byteLength), graph]);
   }
 }

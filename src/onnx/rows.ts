@@ -32,7 +32,7 @@ export function gatherRows(parts: readonly RowSource[], length: number): Tensor 
       if (!(row >= 0 && row < b)) throw new RangeError(`row ${row} is outside [0, ${b})`);
       for (let head = 0; head < h; head++) {
         const srcBase = ((row * h + head) * srcLen + from) * dh;
-        const outBase = ((outRow * h + head) * length) * dh;
+        const outBase = (outRow * h + head) * length * dh;
         if (last > first) out.set(data.subarray(srcBase + first * dh, srcBase + last * dh), outBase + first * dh);
       }
       outRow++;
@@ -80,7 +80,11 @@ export function windowBias(starts: readonly number[], ends: readonly number[], l
 }
 
 export function int64(values: readonly number[], dims: number[] = [values.length]): Tensor {
-  return new Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+  return new Tensor(
+    'int64',
+    BigInt64Array.from(values, (v) => BigInt(v)),
+    dims,
+  );
 }
 
 /**
@@ -88,7 +92,13 @@ export function int64(values: readonly number[], dims: number[] = [values.length
  * 2*beam]): each gets its row's running log-probability added (in float32, as tfjs adds), and ties
  * go to the lower index into [beam, V], as tf.topk orders them.
  */
-export function beamCandidates(values: Float32Array, tokens: BigInt64Array, liveLogProb: number[], beam: number, vocab: number): BeamCandidates {
+export function beamCandidates(
+  values: Float32Array,
+  tokens: BigInt64Array,
+  liveLogProb: number[],
+  beam: number,
+  vocab: number,
+): BeamCandidates {
   const want = 2 * beam;
   const sentences = liveLogProb.length / beam;
   const scores = new Float32Array(sentences * want);
@@ -98,7 +108,10 @@ export function beamCandidates(values: Float32Array, tokens: BigInt64Array, live
     for (let j = 0; j < beam; j++) {
       const row = b * beam + j;
       for (let r = 0; r < want; r++) {
-        cands.push({ score: Math.fround(values[row * want + r] + liveLogProb[row]), index: j * vocab + Number(tokens[row * want + r]) });
+        cands.push({
+          score: Math.fround(values[row * want + r] + liveLogProb[row]),
+          index: j * vocab + Number(tokens[row * want + r]),
+        });
       }
     }
     cands.sort((x, y) => y.score - x.score || x.index - y.index || 0);

@@ -47,7 +47,11 @@ export class OrtSession {
   }
 
   /** Runs the graph on `feeds`, returning the outputs named in `fetch`; those in `into` are written there. */
-  run(feeds: Record<string, Tensor>, fetch: readonly string[], into: Record<string, Tensor> = {}): Record<string, Tensor> {
+  run(
+    feeds: Record<string, Tensor>,
+    fetch: readonly string[],
+    into: Record<string, Tensor> = {},
+  ): Record<string, Tensor> {
     if (this.disposed) throw new Error('the ONNX Runtime session was disposed');
     const fetches = Object.fromEntries(fetch.map((name) => [name, into[name] ?? null]));
     return this.session.run(feeds, fetches, {}) as Record<string, Tensor>;

@@ -50,7 +50,10 @@ export function workGraceMs(drainGraceMs: number): number {
 const DRAIN_ANSWER_MS = 250;
 
 /** Builds the app and starts its engine workers, which warm up in the background (see `ready`). */
-export async function createServer(settings: ServerSettings, log: (msg: string) => void = () => {}): Promise<TaskmoeServer> {
+export async function createServer(
+  settings: ServerSettings,
+  log: (msg: string) => void = () => {},
+): Promise<TaskmoeServer> {
   // One checkpoint, or a directory of them (imported per-pair models) served as one. A corrupt or
   // mismatched checkpoint stops the server here, before it listens: never ready, never serving empty text.
   const served = await ServedModel.open(settings.modelDir);
@@ -79,7 +82,12 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     subnetworkOf: (pair) => served.subnetwork(pair),
     warmPairs: warmPairs(settings.warm, served.pairs),
     intraOpThreads: settings.intraOpThreads,
-    replicas: { busyRatio: settings.replicaBusyPercent / 100, waitMs: settings.replicaWaitMs, maxReplicas: settings.maxReplicas, windowMs: settings.replicaWindowMs },
+    replicas: {
+      busyRatio: settings.replicaBusyPercent / 100,
+      waitMs: settings.replicaWaitMs,
+      maxReplicas: settings.maxReplicas,
+      windowMs: settings.replicaWindowMs,
+    },
     onReplicas: (subnetwork, n) => metrics.subnetworkReplicas.labels(subnetwork).set(n),
     onWorkerBusy: (worker, ratio) => metrics.workerBusy.labels(String(worker)).set(ratio),
     onLanesChanged: () => batcher.lanesChanged(),
@@ -109,7 +117,12 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     run: async (key, texts, signal, worker) => {
       let result: BatchResult;
       try {
-        result = await pool.run(key, texts.map((t) => t.ids), signal, worker);
+        result = await pool.run(
+          key,
+          texts.map((t) => t.ids),
+          signal,
+          worker,
+        );
       } catch (err) {
         if (err instanceof BatchCancelledError) metrics.cancelledSentences.labels(key.pair).inc(texts.length);
         throw err;
@@ -140,11 +153,12 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   app.addHook('onResponse', async () => {
     if (--inFlight === 0) answered?.();
   });
-  const allAnswered = (ms: number) => new Promise<void>((resolve) => {
-    if (inFlight === 0) return resolve();
-    answered = resolve;
-    setTimeout(resolve, ms).unref();
-  });
+  const allAnswered = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (inFlight === 0) return resolve();
+      answered = resolve;
+      setTimeout(resolve, ms).unref();
+    });
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -157,7 +171,10 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     const answer = answerFor(err, settings);
     if (answer.reason !== undefined) metrics.rejected.labels(answer.reason).inc();
     else req.log.error(err);
-    return reply.code(answer.status).headers(answer.headers ?? {}).send({ error: answer.message });
+    return reply
+      .code(answer.status)
+      .headers(answer.headers ?? {})
+      .send({ error: answer.message });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
 
@@ -169,7 +186,12 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     const memberCfg = served.configFor(direction);
     const request: TranslationRequest = sentenceRequest(memberCfg, direction, ids, options, ctx);
     const { beamSize = 1, maxLength } = request.key.options;
-    const cost = requestCost(request.texts.map((t) => t.ids.length), beamSize, maxLength, memberCfg.maxLength);
+    const cost = requestCost(
+      request.texts.map((t) => t.ids.length),
+      beamSize,
+      maxLength,
+      memberCfg.maxLength,
+    );
     if (cost > settings.maxRequestCost) throw new CostLimitError(cost, settings.maxRequestCost);
     // The share is kept against the pair's home worker even when a replica runs the batch: the
     // batcher picks the lane only at dispatch, and the home is the one worker that always holds the pair.
@@ -194,11 +216,16 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   app.get('/healthz', async () => ({ status: 'ok' }));
   // Ready only while every engine worker can serve; otherwise 503 with the reason.
   app.get('/readyz', async (_req, reply) => {
-    const unready = (status: string, reason?: string) => reply.code(503).header('retry-after', '1').send({ status, ...(reason ? { reason } : {}), workers: pool.health() });
+    const unready = (status: string, reason?: string) =>
+      reply
+        .code(503)
+        .header('retry-after', '1')
+        .send({ status, ...(reason ? { reason } : {}), workers: pool.health() });
     if (state.draining) return unready('draining');
     if (!state.ready) return unready('warming up');
     const down = pool.health().filter((w) => w.status !== 'ready');
-    if (down.length > 0) return unready('degraded', down.map((w) => w.reason ?? `engine worker ${w.worker} is ${w.status}`).join('; '));
+    if (down.length > 0)
+      return unready('degraded', down.map((w) => w.reason ?? `engine worker ${w.worker} is ${w.status}`).join('; '));
     return { status: 'ready' };
   });
   const metricsApp = settings.metricsPort === '' ? undefined : createMetricsApp(metrics, settings.metricsToken);
@@ -212,13 +239,19 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
     ...(cfg.extracted ? { extracted: cfg.extracted } : {}),
     languages: served.languages,
     pairs: served.pairs,
-    ...(served.set.members.length > 1 ? { members: served.set.members.map((m) => ({ name: m.name, pairs: m.reader.config.pairs })) } : {}),
+    ...(served.set.members.length > 1
+      ? { members: served.set.members.map((m) => ({ name: m.name, pairs: m.reader.config.pairs })) }
+      : {}),
     pivot: { via: 'en', pairs: service.pivotPairs() },
     workers: pool.size,
     workerRestarts: pool.restarts,
     workerBusy: pool.busy(),
     replicas: Object.fromEntries(cfg.pairs.map((p) => [p, pool.workersOf(p)])),
-    batching: { maxBatchSentences: settings.maxBatchSentences, maxBatchTokens: settings.maxBatchTokens, maxDelayMs: settings.maxDelayMs },
+    batching: {
+      maxBatchSentences: settings.maxBatchSentences,
+      maxBatchTokens: settings.maxBatchTokens,
+      maxDelayMs: settings.maxDelayMs,
+    },
     cache: {
       budgetBytesPerWorker: settings.cacheBytes,
       entries: sum([...workerCache.values()].map((c) => c.entries)),
@@ -236,23 +269,26 @@ export async function createServer(settings: ServerSettings, log: (msg: string) 
   });
 
   let shuttingDown: Promise<void> | undefined;
-  const shutdown = () => (shuttingDown ??= (async () => {
-    state.draining = true;
-    pool.stopRebalancing();
-    batcher.close();
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<'grace'>((resolve) => (timer = setTimeout(() => resolve('grace'), workGraceMs(settings.drainGraceMs))));
-    const outcome = await Promise.race([batcher.drain().then(() => 'drained' as const), grace]);
-    clearTimeout(timer);
-    // Out of time: what is queued or running is answered 503 now. Either way the engine workers
-    // have nothing left to do: they stop while the answers reach their clients.
-    if (outcome === 'grace') batcher.abort(new DrainingError('all'));
-    const workersClosed = pool.close();
-    await allAnswered(DRAIN_ANSWER_MS);
-    log(`taskmoe: drain ${outcome === 'grace' ? 'ran out of grace, unfinished work answered 503' : 'done'}`);
-    await Promise.all([app.close(), metricsApp?.close()]);
-    await workersClosed;
-  })());
+  const shutdown = () =>
+    (shuttingDown ??= (async () => {
+      state.draining = true;
+      pool.stopRebalancing();
+      batcher.close();
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<'grace'>(
+        (resolve) => (timer = setTimeout(() => resolve('grace'), workGraceMs(settings.drainGraceMs))),
+      );
+      const outcome = await Promise.race([batcher.drain().then(() => 'drained' as const), grace]);
+      clearTimeout(timer);
+      // Out of time: what is queued or running is answered 503 now. Either way the engine workers
+      // have nothing left to do: they stop while the answers reach their clients.
+      if (outcome === 'grace') batcher.abort(new DrainingError('all'));
+      const workersClosed = pool.close();
+      await allAnswered(DRAIN_ANSWER_MS);
+      log(`taskmoe: drain ${outcome === 'grace' ? 'ran out of grace, unfinished work answered 503' : 'done'}`);
+      await Promise.all([app.close(), metricsApp?.close()]);
+      await workersClosed;
+    })());
   return { app, metricsApp, metrics, pool, ready, shutdown };
 }
 
@@ -263,8 +299,12 @@ function sum(xs: number[]): number {
 function warmPairs(warm: string, served: string[]): string[] {
   if (warm === 'all') return served;
   if (warm === 'none') return [];
-  const pairs = warm.split(',').map((p) => p.trim()).filter(Boolean);
+  const pairs = warm
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   const unknown = pairs.filter((p) => !served.includes(p));
-  if (unknown.length > 0) throw new Error(`--warm / TASKMOE_WARM names pairs the model does not serve: ${unknown.join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(`--warm / TASKMOE_WARM names pairs the model does not serve: ${unknown.join(', ')}`);
   return pairs;
 }

@@ -3,7 +3,13 @@
 // replicas of busy sub-networks on other workers (the rule is in replicas.ts).
 import type { Lane } from '../batching/index.ts';
 import type { CacheSnapshot } from './engine-protocol.ts';
-import { type BatchResult, EngineWorker, type EngineWorkerOptions, type WorkerHealth, type WorkerIndex } from './engine-worker-client.ts';
+import {
+  type BatchResult,
+  EngineWorker,
+  type EngineWorkerOptions,
+  type WorkerHealth,
+  type WorkerIndex,
+} from './engine-worker-client.ts';
 import { BusyMeter, type ReplicaThresholds, type SubnetworkLoad, type WorkerLoad, planReplica } from './replicas.ts';
 import type { BatchKey } from './request.ts';
 
@@ -85,13 +91,21 @@ export class EnginePool {
       for (const [key, bytes] of Object.entries(cache.entryBytes)) this.entryBytes.set(key, bytes);
       opts.onStats?.(worker, cache, tensors);
     };
-    this.workers = Array.from({ length: opts.workers }, (_, i) => new EngineWorker(i, {
-      modelDir: opts.modelDir,
-      cacheBytes: opts.cacheBytes,
-      maxRows: opts.maxRows,
-      warmPairs: opts.warmPairs.filter((p) => this.homeOf(p) === i),
-      intraOpThreads: opts.intraOpThreads,
-    }, { ...opts, onStats }));
+    this.workers = Array.from(
+      { length: opts.workers },
+      (_, i) =>
+        new EngineWorker(
+          i,
+          {
+            modelDir: opts.modelDir,
+            cacheBytes: opts.cacheBytes,
+            maxRows: opts.maxRows,
+            warmPairs: opts.warmPairs.filter((p) => this.homeOf(p) === i),
+            intraOpThreads: opts.intraOpThreads,
+          },
+          { ...opts, onStats },
+        ),
+    );
     for (const s of this.subnetworks) opts.onReplicas?.(s.id, 1);
     this.ready = Promise.all(this.workers.map((w) => w.firstReady)).then(() => {});
     this.timer = setInterval(() => this.rebalance(), opts.replicas.windowMs);
@@ -106,7 +120,11 @@ export class EnginePool {
    * any pair to any worker, so a lane has room for two batches of every pair.
    */
   get lanes(): LanePolicy {
-    return { lanesOf: (pair) => this.lanesFor(pair), batchesPerLane: 2 * Math.max(1, this.subnetworkOfPair.size), batchesPerPair: 2 };
+    return {
+      lanesOf: (pair) => this.lanesFor(pair),
+      batchesPerLane: 2 * Math.max(1, this.subnetworkOfPair.size),
+      batchesPerPair: 2,
+    };
   }
 
   /**
@@ -144,7 +162,12 @@ export class EnginePool {
    * Translates a batch on `worker` (by default the pair's home); aborting `signal` drops it there
    * and rejects with BatchCancelledError.
    */
-  async run(key: BatchKey, sources: number[][], signal?: AbortSignal, worker: WorkerIndex = this.homeOf(key.pair)): Promise<BatchResult> {
+  async run(
+    key: BatchKey,
+    sources: number[][],
+    signal?: AbortSignal,
+    worker: WorkerIndex = this.homeOf(key.pair),
+  ): Promise<BatchResult> {
     const s = this.subnetworkOf(key.pair);
     const keys = [workerKey(worker), `${s.id}@${worker}`];
     keys.forEach((k) => this.meter.start(k));
@@ -194,28 +217,42 @@ export class EnginePool {
     if (this.subnetworks.some((s) => s.loading !== undefined)) return; // one load at a time
     const workers: WorkerLoad[] = [];
     for (const [index, cache] of this.caches) {
-      workers.push({ index, busyRatio: this.busyRatios[index], freeBytes: this.opts.cacheBytes - cache.bytes, holds: new Set(Object.keys(cache.entryBytes)) });
+      workers.push({
+        index,
+        busyRatio: this.busyRatios[index],
+        freeBytes: this.opts.cacheBytes - cache.bytes,
+        holds: new Set(Object.keys(cache.entryBytes)),
+      });
     }
     const placement = planReplica(loads, workers, this.entryBytes, this.opts.replicas);
-    if (placement !== undefined) this.place(this.subnetworks.find((s) => s.id === placement.subnetwork)!, placement.worker, placement.reason);
+    if (placement !== undefined)
+      this.place(
+        this.subnetworks.find((s) => s.id === placement.subnetwork)!,
+        placement.worker,
+        placement.reason,
+      );
   }
 
   private place(s: Subnetwork, worker: WorkerIndex, reason: string): void {
     s.loading = worker;
     this.opts.log?.(`engine pool: loading a replica of ${s.id} on worker ${worker} (${reason})`);
-    this.workers[worker].load(s.pair).then(
-      () => {
-        if (this.closed) return;
-        s.replicas.push(worker);
-        this.opts.onReplicas?.(s.id, s.replicas.length);
-        this.opts.onLanesChanged?.();
-      },
-      (err: Error) => this.opts.log?.(`engine pool: replica of ${s.id} on worker ${worker} failed to load: ${err.message}`),
-    ).finally(() => {
-      s.loading = undefined;
-      // The worker takes batches again.
-      if (!this.closed) this.opts.onLanesChanged?.();
-    });
+    this.workers[worker]
+      .load(s.pair)
+      .then(
+        () => {
+          if (this.closed) return;
+          s.replicas.push(worker);
+          this.opts.onReplicas?.(s.id, s.replicas.length);
+          this.opts.onLanesChanged?.();
+        },
+        (err: Error) =>
+          this.opts.log?.(`engine pool: replica of ${s.id} on worker ${worker} failed to load: ${err.message}`),
+      )
+      .finally(() => {
+        s.loading = undefined;
+        // The worker takes batches again.
+        if (!this.closed) this.opts.onLanesChanged?.();
+      });
   }
 
   /** Drops the replicas (never the home) whose worker's cache lacks one of the sub-network's entries. */

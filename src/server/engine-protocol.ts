@@ -36,7 +36,14 @@ export interface CacheSnapshot {
 export type FromWorker =
   | { type: 'ready'; cache: CacheSnapshot; tensors: number; backend: string }
   | { type: 'fatal'; message: string }
-  | { type: 'result'; id: number; translations: Translation[]; durationMs: number; cache: CacheSnapshot; tensors: number }
+  | {
+      type: 'result';
+      id: number;
+      translations: Translation[];
+      durationMs: number;
+      cache: CacheSnapshot;
+      tensors: number;
+    }
   | { type: 'loaded'; id: number; cache: CacheSnapshot; tensors: number }
   | { type: 'error'; id: number; message: string; input: boolean }
   | { type: 'cache'; event: 'hit' | 'miss' | 'evict' | 'load'; seconds?: number };

@@ -6,7 +6,14 @@ import type { Worker } from 'node:worker_threads';
 import type { Translation } from '../translator/index.ts';
 import { RpcClient } from '../util/rpc.ts';
 import { startWorker } from '../util/worker-thread.ts';
-import type { CacheSnapshot, EngineWorkerData, FromWorker, LoadSubnetwork, ToWorker, TranslateBatch } from './engine-protocol.ts';
+import type {
+  CacheSnapshot,
+  EngineWorkerData,
+  FromWorker,
+  LoadSubnetwork,
+  ToWorker,
+  TranslateBatch,
+} from './engine-protocol.ts';
 import { BatchCancelledError, EngineError, EngineInputError, EngineUnavailableError } from './errors.ts';
 import type { BatchKey } from './request.ts';
 
@@ -46,7 +53,9 @@ const RESTART_BACKOFF_CAP_MS = 10_000;
 export class EngineWorker {
   private worker!: Worker;
   /** Batches sent to the current worker (its replacement after a crash takes later ones). */
-  private readonly rpc = new RpcClient<TranslateBatch | LoadSubnetwork, BatchResult | typeof LOADED>((msg) => this.worker.postMessage(msg));
+  private readonly rpc = new RpcClient<TranslateBatch | LoadSubnetwork, BatchResult | typeof LOADED>((msg) =>
+    this.worker.postMessage(msg),
+  );
   /** The current start attempt: resolves when it is ready, rejects the moment it fails. */
   private ready!: Promise<void>;
   private failStart: (e: Error) => void = () => {};
@@ -63,14 +72,24 @@ export class EngineWorker {
   private markFirstReady!: () => void;
   restarts = 0;
 
-  constructor(readonly index: WorkerIndex, private readonly data: EngineWorkerData, private readonly opts: EngineWorkerOptions) {
+  constructor(
+    readonly index: WorkerIndex,
+    private readonly data: EngineWorkerData,
+    private readonly opts: EngineWorkerOptions,
+  ) {
     this.firstReady = new Promise((resolve) => (this.markFirstReady = resolve));
     this.start();
   }
 
   health(): WorkerHealth {
     const { index: worker, status, reason, restarts, backend } = this;
-    return { worker, status, ...(reason !== undefined && status !== 'ready' ? { reason } : {}), restarts, ...(backend ? { backend } : {}) };
+    return {
+      worker,
+      status,
+      ...(reason !== undefined && status !== 'ready' ? { reason } : {}),
+      restarts,
+      ...(backend ? { backend } : {}),
+    };
   }
 
   private start(): void {
@@ -111,7 +130,8 @@ export class EngineWorker {
     this.status = 'down';
     this.reason = `engine worker ${this.index} ${what}`;
     // A worker that was serving restarts at once; one that keeps failing waits longer each time.
-    const delay = this.failures === 0 ? 0 : Math.min(RESTART_BACKOFF_CAP_MS, RESTART_BACKOFF_MS * 2 ** (this.failures - 1));
+    const delay =
+      this.failures === 0 ? 0 : Math.min(RESTART_BACKOFF_CAP_MS, RESTART_BACKOFF_MS * 2 ** (this.failures - 1));
     this.failures++;
     this.retryAt = Date.now() + delay;
     const error = this.unavailable(wasReady ? ' while translating' : '');
@@ -150,7 +170,8 @@ export class EngineWorker {
   }
 
   async run(key: BatchKey, sources: number[][], signal?: AbortSignal): Promise<BatchResult> {
-    const cancelled = () => new BatchCancelledError(`the ${key.pair} batch of ${sources.length} sentences was cancelled`);
+    const cancelled = () =>
+      new BatchCancelledError(`the ${key.pair} batch of ${sources.length} sentences was cancelled`);
     // Down: fail now. Starting: wait, but only while this start attempt lives and the batch is wanted.
     if (this.status === 'down') throw this.unavailable();
     if (this.status === 'starting') {

@@ -57,11 +57,25 @@ async function main(): Promise<void> {
     try {
       const { direction, options } = msg.key;
       lease = await cache.acquire(direction);
-      const translations = await scheduler.translate(new Translator(lease.model, served.tokenizerFor(direction)), msg.sources, direction, options, cancel.signal);
-      send({ type: 'result', id: msg.id, translations, durationMs: performance.now() - started, cache: snapshot(), tensors: tf.memory().numTensors });
+      const translations = await scheduler.translate(
+        new Translator(lease.model, served.tokenizerFor(direction)),
+        msg.sources,
+        direction,
+        options,
+        cancel.signal,
+      );
+      send({
+        type: 'result',
+        id: msg.id,
+        translations,
+        durationMs: performance.now() - started,
+        cache: snapshot(),
+        tensors: tf.memory().numTensors,
+      });
     } catch (err) {
       // The pool answered a cancelled batch itself.
-      if (!cancel.signal.aborted) send({ type: 'error', id: msg.id, message: (err as Error).message, input: err instanceof InputError });
+      if (!cancel.signal.aborted)
+        send({ type: 'error', id: msg.id, message: (err as Error).message, input: err instanceof InputError });
     } finally {
       cancels.delete(msg.id);
       lease?.release();

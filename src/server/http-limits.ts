@@ -13,7 +13,10 @@ export function httpLimitOptions(s: Limits): FastifyHttpOptions<Server> {
     requestTimeout: s.requestTimeoutMs,
     keepAliveTimeout: s.keepAliveTimeoutMs,
     // Node checks the header and request timeouts on this period (30 s by default, far coarser than the limits).
-    http: { headersTimeout: s.headerTimeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(s.headerTimeoutMs / 4))) },
+    http: {
+      headersTimeout: s.headerTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(s.headerTimeoutMs / 4))),
+    },
     // Draining is answered by the server itself (503, Retry-After, Connection: close); fastify's own 503 has no Retry-After.
     return503OnClosing: false,
     // Closing ends every connection, idle or not, once the drain has answered what it could.
@@ -30,7 +33,10 @@ export function trustProxyOption(value: string): FastifyHttpOptions<Server>['tru
   if (v === 'true') return true;
   // A hop count (its type in fastify's options lacks number, which proxy-addr takes).
   if (/^\d+$/.test(v)) return Number(v) as unknown as boolean;
-  return v.split(',').map((a) => a.trim()).filter(Boolean);
+  return v
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
 }
 
 /** Connections past `max` are closed as they arrive (Node counts them and drops the excess). */

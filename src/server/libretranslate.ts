@@ -228,11 +228,9 @@ export async function libreTranslate(app: FastifyInstance, opts: LibreTranslateO
     async (req: FastifyRequest<{ Params: { name: string } }>, reply) => {
       const file = files.get(req.params.name);
       if (file === undefined)
-        return reply
-          .code(404)
-          .send({
-            error: `no file ${req.params.name}: it expired (files are kept ${settings.downloadTtlS} s) or never existed`,
-          });
+        return reply.code(404).send({
+          error: `no file ${req.params.name}: it expired (files are kept ${settings.downloadTtlS} s) or never existed`,
+        });
       return reply
         .header('content-type', file.contentType)
         .header('content-disposition', `attachment; filename="${file.filename.replace(/["\\\r\n]/g, '_')}"`)

@@ -17,7 +17,8 @@ export function bearerMatches(header: string | undefined, token: string): boolea
 export function addMetricsRoute(app: FastifyInstance, metrics: ServerMetrics, token: string): void {
   app.get('/metrics', async (req, reply) => {
     if (token !== '' && !bearerMatches(req.headers.authorization, token)) {
-      const error = '/metrics needs the header "Authorization: Bearer <token>" (--metrics-token / TASKMOE_METRICS_TOKEN)';
+      const error =
+        '/metrics needs the header "Authorization: Bearer <token>" (--metrics-token / TASKMOE_METRICS_TOKEN)';
       return reply.code(401).header('www-authenticate', 'Bearer realm="taskmoe metrics"').send({ error });
     }
     reply.header('content-type', metrics.registry.contentType);
@@ -29,6 +30,8 @@ export function addMetricsRoute(app: FastifyInstance, metrics: ServerMetrics, to
 export function createMetricsApp(metrics: ServerMetrics, token: string): FastifyInstance {
   const app = Fastify({ forceCloseConnections: true });
   addMetricsRoute(app, metrics, token);
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url} (this port serves /metrics)` }));
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: `no route ${req.method} ${req.url} (this port serves /metrics)` }),
+  );
   return app;
 }

@@ -48,7 +48,12 @@ export interface Placement {
  * for the entries it lacks. Entry sizes come from loads seen anywhere; a sub-network whose size is
  * not known yet waits. Nothing is evicted to make room: cold replicas leave by the LRU, as any entry.
  */
-export function planReplica(subnetworks: readonly SubnetworkLoad[], workers: readonly WorkerLoad[], entryBytes: ReadonlyMap<string, number>, t: ReplicaThresholds): Placement | undefined {
+export function planReplica(
+  subnetworks: readonly SubnetworkLoad[],
+  workers: readonly WorkerLoad[],
+  entryBytes: ReadonlyMap<string, number>,
+  t: ReplicaThresholds,
+): Placement | undefined {
   const hot = subnetworks
     .filter((s) => s.replicas.length < Math.min(t.maxReplicas, workers.length))
     .map((s) => ({ s, reason: hotReason(s, t) }))
@@ -66,13 +71,18 @@ export function planReplica(subnetworks: readonly SubnetworkLoad[], workers: rea
 }
 
 function hotReason(s: SubnetworkLoad, t: ReplicaThresholds): string | undefined {
-  if (s.busyRatio >= t.busyRatio) return `busy ${(100 * s.busyRatio).toFixed(0)}% >= ${(100 * t.busyRatio).toFixed(0)}%`;
+  if (s.busyRatio >= t.busyRatio)
+    return `busy ${(100 * s.busyRatio).toFixed(0)}% >= ${(100 * t.busyRatio).toFixed(0)}%`;
   if (s.meanWaitMs >= t.waitMs) return `mean queue wait ${s.meanWaitMs.toFixed(0)} ms >= ${t.waitMs} ms`;
   return undefined;
 }
 
 /** Bytes of the entries a worker lacks; undefined when one of their sizes is unknown. */
-function bytesToLoad(entries: readonly string[], holds: ReadonlySet<string>, entryBytes: ReadonlyMap<string, number>): number | undefined {
+function bytesToLoad(
+  entries: readonly string[],
+  holds: ReadonlySet<string>,
+  entryBytes: ReadonlyMap<string, number>,
+): number | undefined {
   let total = 0;
   for (const key of entries) {
     if (holds.has(key)) continue;

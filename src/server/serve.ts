@@ -8,7 +8,9 @@ export async function serve(settings: ServerSettings, log: (msg: string) => void
   // Listen first: /healthz answers and /readyz says 503 while the workers warm up.
   const address = await server.app.listen({ port: settings.port, host: settings.host });
   if (server.metricsApp !== undefined) {
-    log(`taskmoe: /metrics on ${await server.metricsApp.listen({ port: Number(settings.metricsPort), host: settings.host })}`);
+    log(
+      `taskmoe: /metrics on ${await server.metricsApp.listen({ port: Number(settings.metricsPort), host: settings.host })}`,
+    );
   }
   try {
     await server.ready;
@@ -16,7 +18,9 @@ export async function serve(settings: ServerSettings, log: (msg: string) => void
     await server.shutdown();
     throw err;
   }
-  log(`taskmoe: serving ${settings.modelDir} on ${address} with ${server.pool.size} engine workers (ready in ${((performance.now() - started) / 1000).toFixed(1)} s)`);
+  log(
+    `taskmoe: serving ${settings.modelDir} on ${address} with ${server.pool.size} engine workers (ready in ${((performance.now() - started) / 1000).toFixed(1)} s)`,
+  );
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log(`taskmoe: ${signal}: draining (grace ${settings.drainGraceMs} ms)`);

@@ -78,7 +78,10 @@ export interface ServerSettings {
 export class SettingsError extends Error {}
 
 /** Settings from flags (highest precedence), then the environment, then defaults. */
-export function resolveSettings(flags: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv = process.env): ServerSettings {
+export function resolveSettings(
+  flags: Record<string, string | boolean | undefined>,
+  env: NodeJS.ProcessEnv = process.env,
+): ServerSettings {
   const out: Record<string, number | string | boolean> = {};
   for (const s of SETTINGS) {
     const raw = flags[s.flag] ?? env[s.env];
@@ -96,7 +99,9 @@ export function resolveSettings(flags: Record<string, string | boolean | undefin
       const n = Number(raw);
       const min = s.min ?? 1;
       if (!Number.isInteger(n) || n < min) {
-        throw new SettingsError(`--${s.flag} / ${s.env} must be a ${min === 0 ? 'non-negative' : 'positive'} integer, got "${raw}"`);
+        throw new SettingsError(
+          `--${s.flag} / ${s.env} must be a ${min === 0 ? 'non-negative' : 'positive'} integer, got "${raw}"`,
+        );
       }
       out[s.key] = n;
     } else {
@@ -106,10 +111,14 @@ export function resolveSettings(flags: Record<string, string | boolean | undefin
   const settings = out as unknown as ServerSettings;
   settings.cacheBytes *= 1024 * 1024;
   if (settings.metricsPort !== '' && !/^\d+$/.test(settings.metricsPort)) {
-    throw new SettingsError(`--metrics-port / TASKMOE_METRICS_PORT must be a port number, got "${settings.metricsPort}"`);
+    throw new SettingsError(
+      `--metrics-port / TASKMOE_METRICS_PORT must be a port number, got "${settings.metricsPort}"`,
+    );
   }
   if (settings.headerTimeoutMs > settings.requestTimeoutMs) {
-    throw new SettingsError(`--header-timeout-ms (${settings.headerTimeoutMs}) must not exceed --request-timeout-ms (${settings.requestTimeoutMs})`);
+    throw new SettingsError(
+      `--header-timeout-ms (${settings.headerTimeoutMs}) must not exceed --request-timeout-ms (${settings.requestTimeoutMs})`,
+    );
   }
   settings.downloadStoreBytes *= 1024 * 1024;
   return settings;

@@ -90,13 +90,18 @@ export class Tokenizer {
    * language. `configName` (a file, usually) starts the error message.
    */
   checkServes(cfg: { vocabSize: number; languages: readonly string[]; prompt?: Prompt }, configName: string): void {
-    if (this.vocabSize !== cfg.vocabSize) throw new Error(`${configName}: vocabSize ${cfg.vocabSize} does not match ${this.path} (${this.vocabSize} pieces)`);
+    if (this.vocabSize !== cfg.vocabSize)
+      throw new Error(
+        `${configName}: vocabSize ${cfg.vocabSize} does not match ${this.path} (${this.vocabSize} pieces)`,
+      );
     // Only a model prompted with <2xx> tags needs them in its vocabulary.
     if ((cfg.prompt ?? 'target-tag') !== 'target-tag') return;
     const missing = cfg.languages.filter((lang) => !this.pieceIds.has(`<2${lang}>`));
     if (missing.length > 0) {
       const tags = missing.map((l) => `<2${l}>`).join(', ');
-      throw new Error(`${configName} lists languages whose tags ${this.path} lacks: ${tags} (retrain the tokenizer with these languages, or drop them from "languages")`);
+      throw new Error(
+        `${configName} lists languages whose tags ${this.path} lacks: ${tags} (retrain the tokenizer with these languages, or drop them from "languages")`,
+      );
     }
   }
 

@@ -108,7 +108,9 @@ message ModelProto {
 }
 `;
 
-const ModelProto = protobuf.parse(SENTENCEPIECE_MODEL_PROTO, { keepCase: true }).root.lookupType('sentencepiece.ModelProto');
+const ModelProto = protobuf
+  .parse(SENTENCEPIECE_MODEL_PROTO, { keepCase: true })
+  .root.lookupType('sentencepiece.ModelProto');
 
 export interface ModelInfo {
   pieces: string[];
@@ -141,10 +143,13 @@ export function readModelInfo(bytes: Uint8Array, modelPath: string, mapped = fal
   // A field left out reads as its proto2 default (the message's prototype holds them): a trainer
   // spec without pad_id has none (-1). A piece must be present, if empty.
   const pieces = model.pieces.map((p, i) => {
-    if (!Object.hasOwn(p, 'piece')) throw new Error(`invalid sentencepiece model ${modelPath}: vocabulary entry ${i} without a piece`);
+    if (!Object.hasOwn(p, 'piece'))
+      throw new Error(`invalid sentencepiece model ${modelPath}: vocabulary entry ${i} without a piece`);
     return p.piece;
   });
-  const spec = model.trainer_spec ?? ModelProto.lookupType('sentencepiece.TrainerSpec').create() as unknown as NonNullable<Model['trainer_spec']>;
+  const spec =
+    model.trainer_spec ??
+    (ModelProto.lookupType('sentencepiece.TrainerSpec').create() as unknown as NonNullable<Model['trainer_spec']>);
   const info: ModelInfo = { pieces, unkId: spec.unk_id, bosId: spec.bos_id, eosId: spec.eos_id, padId: spec.pad_id };
   for (const key of mapped ? [] : (['padId', 'unkId', 'bosId', 'eosId'] as const)) {
     if (info[key] < 0 || info[key] >= info.pieces.length) {

@@ -7,14 +7,21 @@ import type { ModelConfig, SpecialIds } from '../models/config.ts';
 import { Tokenizer } from './index.ts';
 
 /** What the translator and the server need of a tokenizer, taskmoe's own or an imported one. */
-export type TextTokenizer = Pick<Tokenizer, 'vocabSize' | 'bosId' | 'eosId' | 'encodeSource' | 'decode' | 'languageTagId' | 'checkServes'>;
+export type TextTokenizer = Pick<
+  Tokenizer,
+  'vocabSize' | 'bosId' | 'eosId' | 'encodeSource' | 'decode' | 'languageTagId' | 'checkServes'
+>;
 
 /** One side's SentencePiece model and the mapping between its pieces and model ids. */
 class MappedSide {
   private readonly toModel: Int32Array; // SentencePiece id -> model id (-1: unknown)
   private readonly toPiece = new Map<number, number>(); // model id -> SentencePiece id
 
-  constructor(readonly sp: Tokenizer, vocab: Record<string, number>, unk: number) {
+  constructor(
+    readonly sp: Tokenizer,
+    vocab: Record<string, number>,
+    unk: number,
+  ) {
     this.toModel = Int32Array.from(sp.pieces, (p) => vocab[p] ?? unk);
     for (const [piece, id] of Object.entries(vocab)) {
       const spId = sp.pieceId(piece);
@@ -45,9 +52,14 @@ export class ModelTokenizer implements TextTokenizer {
     const vocab = (f: string) => JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as Record<string, number>;
     const sourceVocab = vocab(cfg.vocab!);
     const source = new MappedSide(await Tokenizer.load(path.join(dir, cfg.tokenizer), true), sourceVocab, special.unk);
-    const target = cfg.targetTokenizer === undefined && cfg.targetVocab === undefined
-      ? source
-      : new MappedSide(await Tokenizer.load(path.join(dir, cfg.targetTokenizer ?? cfg.tokenizer), true), cfg.targetVocab ? vocab(cfg.targetVocab) : sourceVocab, special.unk);
+    const target =
+      cfg.targetTokenizer === undefined && cfg.targetVocab === undefined
+        ? source
+        : new MappedSide(
+            await Tokenizer.load(path.join(dir, cfg.targetTokenizer ?? cfg.tokenizer), true),
+            cfg.targetVocab ? vocab(cfg.targetVocab) : sourceVocab,
+            special.unk,
+          );
     return new ModelTokenizer(cfg, special, source, target);
   }
 
@@ -64,16 +76,19 @@ export class ModelTokenizer implements TextTokenizer {
 
   /** Checks that this tokenizer serves `cfg`: the same vocabulary size and, with language tokens, one for every language. */
   checkServes(cfg: ModelConfig, configName: string): void {
-    if (cfg.vocabSize !== this.cfg.vocabSize) throw new Error(`${configName}: vocabSize ${cfg.vocabSize} does not match the tokenizer's ${this.cfg.vocabSize}`);
+    if (cfg.vocabSize !== this.cfg.vocabSize)
+      throw new Error(`${configName}: vocabSize ${cfg.vocabSize} does not match the tokenizer's ${this.cfg.vocabSize}`);
     if (cfg.prompt !== 'language-tokens') return;
     const missing = cfg.languages.filter((lang) => cfg.languageTokens?.[lang] === undefined);
-    if (missing.length > 0) throw new Error(`${configName} lists languages without a token in "languageTokens": ${missing.join(', ')}`);
+    if (missing.length > 0)
+      throw new Error(`${configName} lists languages without a token in "languageTokens": ${missing.join(', ')}`);
   }
 
   /** The token naming `lang` (prompt 'language-tokens'); models with one pair per model have none. */
   languageTagId(lang: string): number {
     const id = this.cfg.languageTokens?.[lang];
-    if (this.cfg.prompt === 'language-tokens' && id === undefined) throw new Error(`language "${lang}" has no token in this model`);
+    if (this.cfg.prompt === 'language-tokens' && id === undefined)
+      throw new Error(`language "${lang}" has no token in this model`);
     return id ?? -1;
   }
 

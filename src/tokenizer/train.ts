@@ -135,7 +135,9 @@ function runSpmTrain(cwd: string, args: string[]): Promise<void> {
     child.on('error', (err: NodeJS.ErrnoException) => {
       reject(
         err.code === 'ENOENT'
-          ? new Error("spm_train not found on PATH: install Debian's sentencepiece package (apt-get install -y sentencepiece)")
+          ? new Error(
+              "spm_train not found on PATH: install Debian's sentencepiece package (apt-get install -y sentencepiece)",
+            )
           : err,
       );
     });

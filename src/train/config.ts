@@ -101,22 +101,40 @@ export function readTrainConfig(file: string): TrainConfig {
 export function parseTrainConfig(raw: Record<string, unknown>, baseDir: string, where = 'config'): TrainConfig {
   const model = parseConfig(raw, where);
   const section = (raw.train ?? {}) as Record<string, unknown>;
-  if (typeof section !== 'object' || Array.isArray(section)) throw new ConfigError(`${where}: "train" must be an object`);
+  if (typeof section !== 'object' || Array.isArray(section))
+    throw new ConfigError(`${where}: "train" must be an object`);
   const train: TrainSettings = { ...TRAIN_DEFAULTS };
   for (const [key, value] of Object.entries(section)) {
-    if (!(key in TRAIN_DEFAULTS) && !PATH_LISTS.includes(key)) throw new ConfigError(`${where}: unknown field "train.${key}"`);
+    if (!(key in TRAIN_DEFAULTS) && !PATH_LISTS.includes(key))
+      throw new ConfigError(`${where}: unknown field "train.${key}"`);
     const isPath = key === 'tokenizer' || key === 'devDir';
-    const isPathList = PATH_LISTS.includes(key) && Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string');
-    if (key === 'data' ? !isPathList : isPath ? !(typeof value === 'string' || isPathList) : !(typeof value === 'number' && Number.isFinite(value) && value >= 0)) {
-      const what = key === 'data' ? 'a non-empty list of paths' : key === 'devDir' ? 'a path or a non-empty list of paths' : isPath ? 'a path' : 'a non-negative number';
+    const isPathList =
+      PATH_LISTS.includes(key) && Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string');
+    if (
+      key === 'data'
+        ? !isPathList
+        : isPath
+          ? !(typeof value === 'string' || isPathList)
+          : !(typeof value === 'number' && Number.isFinite(value) && value >= 0)
+    ) {
+      const what =
+        key === 'data'
+          ? 'a non-empty list of paths'
+          : key === 'devDir'
+            ? 'a path or a non-empty list of paths'
+            : isPath
+              ? 'a path'
+              : 'a non-negative number';
       throw new ConfigError(`${where}: "train.${key}" must be ${what}, got ${JSON.stringify(value)}`);
     }
     (train as unknown as Record<string, unknown>)[key] = value;
   }
-  if (!Number.isInteger(train.workers) || train.workers < 1) throw new ConfigError(`${where}: "train.workers" must be a positive integer, got ${train.workers}`);
+  if (!Number.isInteger(train.workers) || train.workers < 1)
+    throw new ConfigError(`${where}: "train.workers" must be a positive integer, got ${train.workers}`);
   const resolve = (p: string) => path.resolve(baseDir, p);
   train.tokenizer = resolve(train.tokenizer);
   if (train.data !== undefined) train.data = train.data.map(resolve);
-  if (train.devDir !== undefined) train.devDir = typeof train.devDir === 'string' ? resolve(train.devDir) : train.devDir.map(resolve);
+  if (train.devDir !== undefined)
+    train.devDir = typeof train.devDir === 'string' ? resolve(train.devDir) : train.devDir.map(resolve);
   return { model, train };
 }

@@ -24,7 +24,13 @@ export function exampleLength(e: Example): number {
  * Tokenizes every pair of `corpus` for the directions the model serves, each file once for both
  * directions; pairs longer than maxLength on either side are dropped. Returns one list per direction.
  */
-export function tokenizeCorpus(corpus: Corpus, tok: Tokenizer, pairs: string[], maxLength: number, maxPerDirection = Infinity): Map<string, Example[]> {
+export function tokenizeCorpus(
+  corpus: Corpus,
+  tok: Tokenizer,
+  pairs: string[],
+  maxLength: number,
+  maxPerDirection = Infinity,
+): Map<string, Example[]> {
   const byDirection = new Map<string, Example[]>();
   const pieces = new Map<string, number[]>();
   const encoded = (text: string) => {
@@ -59,12 +65,20 @@ export class BatchSampler {
   private readonly sorted: Example[][];
   private readonly lengths: Int32Array[];
 
-  constructor(examples: Map<string, Example[]>, temperature: number, readonly batchTokens: number, readonly rng: Rng) {
+  constructor(
+    examples: Map<string, Example[]>,
+    temperature: number,
+    readonly batchTokens: number,
+    readonly rng: Rng,
+  ) {
     this.directions = [...examples.keys()];
     if (this.directions.length === 0) throw new Error('no training examples');
     this.sorted = this.directions.map((d) => [...examples.get(d)!].sort((a, b) => exampleLength(a) - exampleLength(b)));
     this.lengths = this.sorted.map((list) => Int32Array.from(list, exampleLength));
-    this.weights = temperatureWeights(this.sorted.map((l) => l.length), temperature);
+    this.weights = temperatureWeights(
+      this.sorted.map((l) => l.length),
+      temperature,
+    );
   }
 
   // -> examples whose count × longest side stays within batchTokens (at least one)

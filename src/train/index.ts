@@ -66,21 +66,40 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // The vocabulary and every configured language's <2xx> tag, named when missing.
   tokenizer.checkServes(cfg, opts.config);
   const data = opts.data ?? settings.data;
-  if (data === undefined) throw new Error(`no training data: pass --data DIR or list directories in "train.data" of ${opts.config}`);
+  if (data === undefined)
+    throw new Error(`no training data: pass --data DIR or list directories in "train.data" of ${opts.config}`);
   const corpus = await readCorpus(data, { languages: cfg.languages });
   for (const line of describeSkipped(corpus.stats)) log(`taskmoe train: ${line}`);
   const examples = tokenizeCorpus(corpus, tokenizer, cfg.pairs, cfg.maxLength);
   log(`taskmoe train: ${[...examples].map(([d, e]) => `${d} ${e.length}`).join(', ')}`);
   const latest = latestCheckpoint(opts.out);
   const resuming = opts.resume === true && fs.existsSync(latest);
-  if (opts.resume && !resuming) log(`taskmoe train: nothing to resume in ${latest}, starting ${opts.init ? `from ${opts.init.model}` : 'afresh'}`);
+  if (opts.resume && !resuming)
+    log(`taskmoe train: nothing to resume in ${latest}, starting ${opts.init ? `from ${opts.init.model}` : 'afresh'}`);
   const from = resuming ? latest : opts.init?.model;
-  const resume = resuming ? await loadTrainingState(latest)
-    : opts.init !== undefined ? await stateFromModel(opts.init.model, opts.init.step, settings.seed + opts.init.step) : undefined;
-  if (resume !== undefined && JSON.stringify(resume.config) !== JSON.stringify({ ...cfg, tokenizer: resume.config.tokenizer })) {
+  const resume = resuming
+    ? await loadTrainingState(latest)
+    : opts.init !== undefined
+      ? await stateFromModel(opts.init.model, opts.init.step, settings.seed + opts.init.step)
+      : undefined;
+  if (
+    resume !== undefined &&
+    JSON.stringify(resume.config) !== JSON.stringify({ ...cfg, tokenizer: resume.config.tokenizer })
+  ) {
     throw new Error(`${from} has a different model config than ${opts.config}`);
   }
-  const dev = settings.devDir !== undefined ? await readDev(settings.devDir, cfg.languages, cfg.pairs, cfg.maxLength, tokenizer, settings.devSentences, settings.devDecodeSentences) : undefined;
+  const dev =
+    settings.devDir !== undefined
+      ? await readDev(
+          settings.devDir,
+          cfg.languages,
+          cfg.pairs,
+          cfg.maxLength,
+          tokenizer,
+          settings.devSentences,
+          settings.devDecodeSentences,
+        )
+      : undefined;
   const workers = opts.workers ?? settings.workers;
   if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
   const lastStep = opts.steps ?? settings.steps;
@@ -113,11 +132,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (done % settings.logEvery === 0 || done === stopAt) {
         const seconds = (Date.now() - started) / 1000;
         const eta = ((stopAt - done) * seconds) / (done - firstStep);
-        log(`step ${done}/${lastStep} loss ${stats.loss.toFixed(3)} (ce ${stats.crossEntropy.toFixed(3)}, balance ${stats.balance.toFixed(3)}) lr ${stats.lr.toExponential(2)} |g| ${stats.gradNorm.toFixed(2)} ${Math.round(tokens / seconds)} tok/s ETA ${formatSeconds(eta)}`);
+        log(
+          `step ${done}/${lastStep} loss ${stats.loss.toFixed(3)} (ce ${stats.crossEntropy.toFixed(3)}, balance ${stats.balance.toFixed(3)}) lr ${stats.lr.toExponential(2)} |g| ${stats.gradNorm.toFixed(2)} ${Math.round(tokens / seconds)} tok/s ETA ${formatSeconds(eta)}`,
+        );
       }
-      if (dev !== undefined && settings.evalEvery > 0 && done % settings.evalEvery === 0) result.dev.push(evaluateDev(trainer, dev, log));
+      if (dev !== undefined && settings.evalEvery > 0 && done % settings.evalEvery === 0)
+        result.dev.push(evaluateDev(trainer, dev, log));
       if (settings.saveEvery > 0 && done % settings.saveEvery === 0) await trainer.save(latest, settings.tokenizer);
-      if (settings.snapshotEvery > 0 && done % settings.snapshotEvery === 0) await trainer.saveModel(snapshotCheckpoint(opts.out, done), settings.tokenizer);
+      if (settings.snapshotEvery > 0 && done % settings.snapshotEvery === 0)
+        await trainer.saveModel(snapshotCheckpoint(opts.out, done), settings.tokenizer);
       // Lets a pending SIGINT run its handler between steps.
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -138,14 +161,28 @@ interface DevData {
   translations: DevTranslations[];
 }
 
-async function readDev(dir: string | string[], languages: string[], pairs: string[], maxLength: number, tok: Tokenizer, lossSentences: number, decodeSentences: number): Promise<DevData> {
+async function readDev(
+  dir: string | string[],
+  languages: string[],
+  pairs: string[],
+  maxLength: number,
+  tok: Tokenizer,
+  lossSentences: number,
+  decodeSentences: number,
+): Promise<DevData> {
   const corpus = await readCorpus(dir, { languages, maxPerFile: Math.max(lossSentences, decodeSentences) });
   const examples = [...tokenizeCorpus(corpus, tok, pairs, maxLength, lossSentences).values()].flat();
   const translations = directionsOf(corpus.languages)
     .filter((d) => pairs.includes(pairKey(d.source, d.target)))
     .map((dir) => {
-      const chosen = pairsFor(corpus.files, dir).slice(0, decodeSentences).filter((p) => tok.encodeSource(p.source, dir.target).length <= maxLength);
-      return { dir, sources: chosen.map((p) => tok.encodeSource(p.source, dir.target)), references: chosen.map((p) => p.target) };
+      const chosen = pairsFor(corpus.files, dir)
+        .slice(0, decodeSentences)
+        .filter((p) => tok.encodeSource(p.source, dir.target).length <= maxLength);
+      return {
+        dir,
+        sources: chosen.map((p) => tok.encodeSource(p.source, dir.target)),
+        references: chosen.map((p) => p.target),
+      };
     });
   return { examples, translations };
 }
@@ -153,7 +190,9 @@ async function readDev(dir: string | string[], languages: string[], pairs: strin
 function evaluateDev(trainer: Trainer, dev: DevData, log: (line: string) => void): DevScores {
   const loss = trainer.devLoss(dev.examples);
   const { bleu, chrf } = trainer.devScores(dev.translations);
-  log(`dev step ${trainer.step}: loss ${loss.toFixed(3)} BLEU ${bleu.toFixed(2)} chrF ${chrf.toFixed(2)} (${dev.translations.length} directions)`);
+  log(
+    `dev step ${trainer.step}: loss ${loss.toFixed(3)} BLEU ${bleu.toFixed(2)} chrF ${chrf.toFixed(2)} (${dev.translations.length} directions)`,
+  );
   return { step: trainer.step, loss, bleu, chrf };
 }
 

@@ -7,17 +7,35 @@ import { gatherRows } from '../models/ops.ts';
  * cross-entropy against a target that puts eps/V on every class and 1 - eps more on the right one.
  * logits: [N, V], targets: [N] ids, mask: [N] 1 for a real token, 0 for padding -> scalar
  */
-export function labelSmoothedCrossEntropy(logits: tf.Tensor2D, targets: number[], mask: number[], eps: number): tf.Scalar {
+export function labelSmoothedCrossEntropy(
+  logits: tf.Tensor2D,
+  targets: number[],
+  mask: number[],
+  eps: number,
+): tf.Scalar {
   return tf.tidy(() => {
     const [n, vocab] = logits.shape;
     const logProbs = tf.logSoftmax(logits);
     // The right class's log-probability, gathered from the flattened [N*V] table (a gather's gradient is cheap on wasm).
-    const flatIndex = tf.tensor1d(targets.map((t, row) => row * vocab + t), 'int32');
-    const nll = gatherRows(logProbs.reshape([n * vocab, 1]), flatIndex).reshape([n]).neg();
+    const flatIndex = tf.tensor1d(
+      targets.map((t, row) => row * vocab + t),
+      'int32',
+    );
+    const nll = gatherRows(logProbs.reshape([n * vocab, 1]), flatIndex)
+      .reshape([n])
+      .neg();
     const smooth = logProbs.mean(-1).neg();
     const perToken = nll.mul(1 - eps).add(smooth.mul(eps));
     const weights = tf.tensor1d(mask);
-    return perToken.mul(weights).sum().div(Math.max(1, mask.reduce((a, b) => a + b, 0))) as tf.Scalar;
+    return perToken
+      .mul(weights)
+      .sum()
+      .div(
+        Math.max(
+          1,
+          mask.reduce((a, b) => a + b, 0),
+        ),
+      ) as tf.Scalar;
   });
 }
 
@@ -37,7 +55,10 @@ export function loadBalancingLoss(probs: tf.Tensor2D, top1: Int32Array): tf.Scal
     if (e >= 0) fraction[e] += 1 / rows;
   });
   return tf.tidy(() => {
-    const meanProbs = probs.mul(tf.tensor2d(valid, [valid.length, 1])).sum(0).div(rows);
+    const meanProbs = probs
+      .mul(tf.tensor2d(valid, [valid.length, 1]))
+      .sum(0)
+      .div(rows);
     return meanProbs.mul(tf.tensor1d(fraction)).sum().mul(numExperts) as tf.Scalar;
   });
 }

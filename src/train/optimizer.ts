@@ -38,7 +38,10 @@ export class Adam {
   readonly m = new Map<string, tf.Tensor>();
   readonly v = new Map<string, tf.Tensor>();
 
-  constructor(readonly settings: AdamSettings, readonly variables: Map<string, tf.Variable>) {
+  constructor(
+    readonly settings: AdamSettings,
+    readonly variables: Map<string, tf.Variable>,
+  ) {
     for (const [name, w] of variables) {
       this.m.set(name, tf.zerosLike(w));
       this.v.set(name, tf.zerosLike(w));
@@ -51,7 +54,13 @@ export class Adam {
     this.step++;
     const { peakLr, warmupSteps, steps, cooldownSteps } = this.settings;
     const lr = learningRate(this.step, peakLr, warmupSteps) * cooldownFactor(this.step, steps, cooldownSteps);
-    const gradNorm = tf.tidy(() => tf.addN([...grads.values()].map((g) => g.square().sum())).sqrt().dataSync()[0]);
+    const gradNorm = tf.tidy(
+      () =>
+        tf
+          .addN([...grads.values()].map((g) => g.square().sum()))
+          .sqrt()
+          .dataSync()[0],
+    );
     const scale = gradNorm > clipNorm ? clipNorm / gradNorm : 1;
     const correction1 = 1 - beta1 ** this.step;
     const correction2 = 1 - beta2 ** this.step;
@@ -60,8 +69,14 @@ export class Adam {
       if (g === undefined) continue;
       const [m, v] = tf.tidy(() => {
         const clipped = g.mul(scale);
-        const m = this.m.get(name)!.mul(beta1).add(clipped.mul(1 - beta1));
-        const v = this.v.get(name)!.mul(beta2).add(clipped.square().mul(1 - beta2));
+        const m = this.m
+          .get(name)!
+          .mul(beta1)
+          .add(clipped.mul(1 - beta1));
+        const v = this.v
+          .get(name)!
+          .mul(beta2)
+          .add(clipped.square().mul(1 - beta2));
         const update = m.div(correction1).div(v.div(correction2).sqrt().add(epsilon)).mul(lr);
         w.assign(w.sub(update));
         return [m, v];

@@ -17,8 +17,14 @@ async function main(): Promise<void> {
   const weights = new Float32Array(data.weights);
   const grads = new Float32Array(data.grads);
   // Copies out of the shared buffer: a backend may keep the array it is given, which the coordinator overwrites.
-  const current = (slot: TrainWorkerData['layout'][number]) => tf.tensor(weights.slice(slot.offset, slot.offset + slot.size), slot.shape);
-  const replica = Replica.fromWeights(data.cfg, data.settings, data.specialIds, new Map(data.layout.map((slot) => [slot.name, current(slot)])));
+  const current = (slot: TrainWorkerData['layout'][number]) =>
+    tf.tensor(weights.slice(slot.offset, slot.offset + slot.size), slot.shape);
+  const replica = Replica.fromWeights(
+    data.cfg,
+    data.settings,
+    data.specialIds,
+    new Map(data.layout.map((slot) => [slot.name, current(slot)])),
+  );
   send({ type: 'ready' });
 
   port.on('message', (msg: WithId<ToTrainWorker>) => {
@@ -36,7 +42,14 @@ async function main(): Promise<void> {
         present[i] = 1;
       });
       tf.dispose([...result.grads.values()]);
-      send({ type: 'done', id: msg.id, loss: result.loss, crossEntropy: result.crossEntropy, balance: result.balance, present });
+      send({
+        type: 'done',
+        id: msg.id,
+        loss: result.loss,
+        crossEntropy: result.crossEntropy,
+        balance: result.balance,
+        present,
+      });
     } catch (err) {
       send({ type: 'error', id: msg.id, message: err instanceof Error ? err.message : String(err) });
     }

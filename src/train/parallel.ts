@@ -68,7 +68,10 @@ class TrainWorker {
   private closing = false;
   private failed = false;
 
-  constructor(readonly index: number, data: TrainWorkerData) {
+  constructor(
+    readonly index: number,
+    data: TrainWorkerData,
+  ) {
     this.grads = new Float32Array(data.grads);
     this.worker = startWorker(import.meta.url, 'parallel-worker', data);
     this.rpc = new RpcClient((msg) => this.worker.postMessage(msg));
@@ -87,7 +90,9 @@ class TrainWorker {
 
   // -> the error every pending and later step of this worker rejects with (the first failure's)
   private fail(what: string): Error {
-    const error = new Error(this.closing ? `train worker ${this.index} was closed` : `train worker ${this.index} ${what}`);
+    const error = new Error(
+      this.closing ? `train worker ${this.index} was closed` : `train worker ${this.index} ${what}`,
+    );
     if (!this.failed) {
       this.failed = true;
       // A worker that failed is not trusted to go on: its tfjs scopes may be left open mid-step.
@@ -126,12 +131,20 @@ export class ParallelTrainer {
       total += v.size;
     }
     const weights = new Float32Array(new SharedArrayBuffer(total * 4));
-    const base = { backend: backendChoice(), cfg: trainer.cfg, settings: trainer.settings, layout, weights: weights.buffer as SharedArrayBuffer };
+    const base = {
+      backend: backendChoice(),
+      cfg: trainer.cfg,
+      settings: trainer.settings,
+      layout,
+      weights: weights.buffer as SharedArrayBuffer,
+    };
     const specialIds = { bosId: trainer.tokenizer.bosId, eosId: trainer.tokenizer.eosId };
     const parallel = new ParallelTrainer(trainer, layout, weights, []);
     parallel.publish(layout);
     for (let index = 0; index < workers; index++) {
-      parallel.workers.push(new TrainWorker(index, { ...base, index, specialIds, grads: new SharedArrayBuffer(total * 4) }));
+      parallel.workers.push(
+        new TrainWorker(index, { ...base, index, specialIds, grads: new SharedArrayBuffer(total * 4) }),
+      );
     }
     try {
       await Promise.all(parallel.workers.map((w) => w.ready));
@@ -157,7 +170,11 @@ export class ParallelTrainer {
    */
   async trainOn(batch: Example[]): Promise<StepStats> {
     const shards = splitBatch(batch, this.workers.length)
-      .map((examples, index) => ({ examples, worker: this.workers[index], targets: examples.reduce((n, e) => n + e.target.length, 0) }))
+      .map((examples, index) => ({
+        examples,
+        worker: this.workers[index],
+        targets: examples.reduce((n, e) => n + e.target.length, 0),
+      }))
       .filter((s) => s.examples.length > 0);
     const results = await Promise.all(shards.map((s) => s.worker.run(s.examples)));
     // Each shard's cross-entropy is a mean over its target tokens, so weighting by them gives the batch's mean.
@@ -181,12 +198,20 @@ export class ParallelTrainer {
     const update = this.trainer.adam.apply(grads);
     tf.dispose([...grads.values()]);
     this.publish(updated);
-    return { step: this.trainer.step, loss: mean('loss'), crossEntropy: mean('crossEntropy'), balance: mean('balance'), tokens: batchTokens(batch), ...update };
+    return {
+      step: this.trainer.step,
+      loss: mean('loss'),
+      crossEntropy: mean('crossEntropy'),
+      balance: mean('balance'),
+      tokens: batchTokens(batch),
+      ...update,
+    };
   }
 
   // Workers read the weights only while computing a step, and this runs only when none is.
   private publish(slots: Slot[]): void {
-    for (const slot of slots) this.weights.set(this.trainer.variables.get(slot.name)!.dataSync() as Float32Array, slot.offset);
+    for (const slot of slots)
+      this.weights.set(this.trainer.variables.get(slot.name)!.dataSync() as Float32Array, slot.offset);
   }
 
   /** Terminates the workers; the trainer is left to its owner. */

@@ -29,8 +29,14 @@ export interface TrainingState extends TrainerProgress {
 
 /** Writes weights, moments and progress into `dir`, replacing what was there only once all is written. */
 export async function saveTrainingState(
-  dir: string, cfg: ModelConfig, tokenizerFile: string, weights: Map<string, tf.Tensor>,
-  m: Map<string, tf.Tensor>, v: Map<string, tf.Tensor>, step: number, rngState: number,
+  dir: string,
+  cfg: ModelConfig,
+  tokenizerFile: string,
+  weights: Map<string, tf.Tensor>,
+  m: Map<string, tf.Tensor>,
+  v: Map<string, tf.Tensor>,
+  step: number,
+  rngState: number,
 ): Promise<void> {
   const parent = path.dirname(path.resolve(dir));
   await fsp.mkdir(parent, { recursive: true });
@@ -77,7 +83,8 @@ export async function loadTrainingState(dir: string): Promise<TrainingState & { 
     v.set(name, tf.tensor(floats.subarray(offset + size, offset + 2 * size), shape));
     offset += 2 * size;
   }
-  if (offset !== floats.length) throw new Error(`${dir}/${OPTIMIZER_FILE} holds ${floats.length} floats, expected ${offset}`);
+  if (offset !== floats.length)
+    throw new Error(`${dir}/${OPTIMIZER_FILE} holds ${floats.length} floats, expected ${offset}`);
   const weights = await reader.read(shapes.keys());
   return { ...progress, config: reader.config, weights, m, v };
 }
@@ -87,7 +94,11 @@ export async function loadTrainingState(dir: string): Promise<TrainingState & { 
  * `step`, with zero Adam moments: continuing from a shipped or averaged model whose optimizer state
  * is gone. With beta2 0.98 the moments settle within about 50 steps.
  */
-export async function stateFromModel(dir: string, step: number, rngState: number): Promise<TrainingState & { config: ModelConfig }> {
+export async function stateFromModel(
+  dir: string,
+  step: number,
+  rngState: number,
+): Promise<TrainingState & { config: ModelConfig }> {
   const reader = await CheckpointReader.open(dir);
   const shapes = tensorShapes(reader.config);
   const stored = await reader.read(shapes.keys());

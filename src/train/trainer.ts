@@ -82,7 +82,12 @@ export class Replica {
     readonly variables: Map<string, tf.Variable>,
   ) {
     const part = (prefix: string): Weights => new Map([...variables].filter(([n]) => n.startsWith(prefix)));
-    this.model = new Seq2Seq(cfg, new TrainableEmbeddings(cfg, part('embed')), new Encoder(cfg, part('encoder.')), new Decoder(cfg, part('decoder.')));
+    this.model = new Seq2Seq(
+      cfg,
+      new TrainableEmbeddings(cfg, part('embed')),
+      new Encoder(cfg, part('encoder.')),
+      new Decoder(cfg, part('decoder.')),
+    );
   }
 
   /** Variables holding `weights`, which it takes ownership of. */
@@ -94,7 +99,12 @@ export class Replica {
   }
 
   /** A replica over `weights`, which it takes ownership of. */
-  static fromWeights(cfg: ModelConfig, settings: TrainSettings, specialIds: { bosId: number; eosId: number }, weights: Map<string, tf.Tensor>): Replica {
+  static fromWeights(
+    cfg: ModelConfig,
+    settings: TrainSettings,
+    specialIds: { bosId: number; eosId: number },
+    weights: Map<string, tf.Tensor>,
+  ): Replica {
     return new Replica(cfg, settings, specialIds, Replica.variablesOf(weights));
   }
 
@@ -108,7 +118,11 @@ export class Replica {
     const t = Math.max(...batch.map((e) => e.target.length));
     // Decoder input is the target shifted right behind BOS; padding after it is masked out of the
     // loss and, being later in time, cannot reach earlier positions through the causal mask.
-    const decoderInput = batch.map((e) => [bosId, ...e.target.slice(0, -1), ...new Array<number>(t - e.target.length).fill(eosId)]);
+    const decoderInput = batch.map((e) => [
+      bosId,
+      ...e.target.slice(0, -1),
+      ...new Array<number>(t - e.target.length).fill(eosId),
+    ]);
     const targets = batch.flatMap((e) => [...e.target, ...new Array<number>(t - e.target.length).fill(0)]);
     const mask = batch.flatMap((e) => Array.from({ length: t }, (_, i) => (i < e.target.length ? 1 : 0)));
     const kept: tf.Tensor[] = [];
@@ -118,7 +132,12 @@ export class Replica {
       const top1 = g.top1.length === mask.length ? g.top1.map((e, row) => (mask[row] === 1 ? e : -1)) : g.top1;
       kept.push(tf.keep(loadBalancingLoss(g.probs, top1)));
     };
-    const enc = this.model.encoder.encode(this.model.embeddings, batch.map((e) => e.source), dirs, collectEncoder);
+    const enc = this.model.encoder.encode(
+      this.model.embeddings,
+      batch.map((e) => e.source),
+      dirs,
+      collectEncoder,
+    );
     const state = this.model.decoder.start(enc, dirs, 1, collectDecoder);
     const logits = this.model.decoder.forward(this.model.embeddings, state, decoderInput, collectDecoder);
     const crossEntropy = labelSmoothedCrossEntropy(logits, targets, mask, this.settings.labelSmoothing);
@@ -142,7 +161,12 @@ export class Replica {
     }, [...this.variables.values()]);
     const loss = value.dataSync()[0];
     tf.dispose([value, ...kept]);
-    return { grads: new Map(Object.entries(grads).map(([v, g]) => [byVariable.get(v)!, g])), loss, crossEntropy, balance };
+    return {
+      grads: new Map(Object.entries(grads).map(([v, g]) => [byVariable.get(v)!, g])),
+      loss,
+      crossEntropy,
+      balance,
+    };
   }
 
   dispose(): void {
@@ -170,9 +194,20 @@ export class Trainer extends Replica {
   }
 
   /** A fresh run (weights from settings.seed), or one continuing from a saved state, which it takes ownership of. */
-  static create(cfg: ModelConfig, settings: TrainSettings, tokenizer: Tokenizer, examples: Map<string, Example[]>, resume?: TrainingState): Trainer {
+  static create(
+    cfg: ModelConfig,
+    settings: TrainSettings,
+    tokenizer: Tokenizer,
+    examples: Map<string, Example[]>,
+    resume?: TrainingState,
+  ): Trainer {
     const variables = Replica.variablesOf(resume?.weights ?? initWeights(cfg, settings.seed));
-    const sampler = new BatchSampler(examples, settings.temperature, settings.batchTokens, new Rng(resume?.rngState ?? settings.seed));
+    const sampler = new BatchSampler(
+      examples,
+      settings.temperature,
+      settings.batchTokens,
+      new Rng(resume?.rngState ?? settings.seed),
+    );
     const trainer = new Trainer(cfg, settings, tokenizer, variables, sampler);
     if (resume !== undefined) trainer.adam.restore(resume.step, resume.m, resume.v);
     return trainer;
@@ -223,7 +258,12 @@ export class Trainer extends Replica {
       const hypotheses: string[] = [];
       for (let start = 0; start < sources.length; start += batchSize) {
         const batch = sources.slice(start, start + batchSize);
-        const hyps = decode(this.model, batch, batch.map(() => dir), { bosId: this.tokenizer.bosId, eosId: this.tokenizer.eosId });
+        const hyps = decode(
+          this.model,
+          batch,
+          batch.map(() => dir),
+          { bosId: this.tokenizer.bosId, eosId: this.tokenizer.eosId },
+        );
         hypotheses.push(...hyps.map((h) => this.tokenizer.decode(h[0].tokens)));
       }
       bleu += corpusBleu(hypotheses, references).score / sets.length;
@@ -234,7 +274,16 @@ export class Trainer extends Replica {
 
   /** Saves weights, optimizer state and sampler state atomically into dir. */
   async save(dir: string, tokenizerFile: string): Promise<void> {
-    await saveTrainingState(dir, this.cfg, tokenizerFile, this.variables, this.adam.m, this.adam.v, this.step, this.sampler.rng.state);
+    await saveTrainingState(
+      dir,
+      this.cfg,
+      tokenizerFile,
+      this.variables,
+      this.adam.m,
+      this.adam.v,
+      this.step,
+      this.sampler.rng.state,
+    );
   }
 
   /** Saves the weights alone, as a model checkpoint. */

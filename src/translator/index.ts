@@ -12,7 +12,13 @@ import { type TextTokenizer, loadTokenizer } from '../tokenizer/model-tokenizer.
 import { verifyCheckpoint } from '../models/verify.ts';
 
 /** The demo model shipped in the repository, used when no model is given. */
-export const DEFAULT_MODEL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'demo');
+export const DEFAULT_MODEL_DIR = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'models',
+  'demo',
+);
 
 /** A caller's mistake (unknown language, unsupported pair, text too long): reported, never fatal. */
 export class InputError extends Error {}
@@ -39,7 +45,10 @@ export class Translator {
   /** What decodes: the model on ONNX Runtime or on TensorFlow.js, as initBackend chose for serving. */
   readonly engine: DecoderEngine;
 
-  constructor(readonly model: Seq2Seq, readonly tokenizer: TextTokenizer) {
+  constructor(
+    readonly model: Seq2Seq,
+    readonly tokenizer: TextTokenizer,
+  ) {
     tokenizer.checkServes(model.config, "the model's config");
     this.engine = servingEngineOf(model);
   }
@@ -49,7 +58,11 @@ export class Translator {
    * (task-routed components extracted, read from disk alone). The checkpoint is verified first
    * (checksums, values, language tags); `warn` hears about one written without checksums.
    */
-  static async load(modelDir: string, dir?: Direction, warn: (msg: string) => void = console.error): Promise<Translator> {
+  static async load(
+    modelDir: string,
+    dir?: Direction,
+    warn: (msg: string) => void = console.error,
+  ): Promise<Translator> {
     const reader = await CheckpointReader.open(modelDir);
     const tokenizer = await loadTokenizer(reader.dir, reader.config);
     tokenizer.checkServes(reader.config, path.join(modelDir, 'config.json'));
@@ -92,7 +105,12 @@ export class Translator {
     const batchSize = opts.batchSize ?? 32;
     for (let start = 0; start < order.length; start += batchSize) {
       const batch = order.slice(start, start + batchSize);
-      const hyps = decode(this.engine, batch.map((i) => sources[i]), batch.map(() => dir), decodeOpts);
+      const hyps = decode(
+        this.engine,
+        batch.map((i) => sources[i]),
+        batch.map(() => dir),
+        decodeOpts,
+      );
       batch.forEach((i, j) => (results[i] = this.translation(hyps[j])));
     }
     return results;
@@ -101,7 +119,14 @@ export class Translator {
   /** What the decoder needs of a caller's options and this model's tokenizer. */
   decodeOptions(opts: TranslateOptions): DecodeOptions {
     const { bosId, eosId } = this.tokenizer;
-    return { bosId, eosId, beamSize: opts.beamSize, nBest: opts.nBest, lengthPenalty: opts.lengthPenalty, maxLength: opts.maxLength };
+    return {
+      bosId,
+      eosId,
+      beamSize: opts.beamSize,
+      nBest: opts.nBest,
+      lengthPenalty: opts.lengthPenalty,
+      maxLength: opts.maxLength,
+    };
   }
 
   /** A source's translation from its hypotheses, best first. */
@@ -118,7 +143,9 @@ export class Translator {
 /** Throws an InputError when a tokenized source is longer than the model accepts; `name` says which text it is. */
 export function checkSourceLength(ids: number[], maxLength: number, name: string): void {
   if (ids.length > maxLength) {
-    throw new InputError(`${name} is ${ids.length} tokens long; the model accepts at most ${maxLength} (including the language tag and end marker)`);
+    throw new InputError(
+      `${name} is ${ids.length} tokens long; the model accepts at most ${maxLength} (including the language tag and end marker)`,
+    );
   }
 }
 
@@ -126,7 +153,8 @@ export function checkSourceLength(ids: number[], maxLength: number, name: string
 export function checkDirection(languages: string[], pairs: string[], dir: Direction): void {
   for (const field of ['source', 'target'] as const) {
     const lang = dir[field];
-    if (!languages.includes(lang)) throw new InputError(`unknown ${field} language "${lang}"; supported languages: ${languages.join(', ')}`);
+    if (!languages.includes(lang))
+      throw new InputError(`unknown ${field} language "${lang}"; supported languages: ${languages.join(', ')}`);
   }
   if (!pairs.includes(pairKey(dir.source, dir.target))) {
     throw new InputError(`unsupported pair ${pairKey(dir.source, dir.target)}; supported pairs: ${pairs.join(', ')}`);

@@ -73,16 +73,33 @@ export class TranslationScheduler {
    * Translates sources already encoded by translator.encode(); resolves once all of them are done.
    * Aborting `signal` drops the job's unfinished sentences and rejects with JobCancelledError.
    */
-  translate(translator: Translator, sources: number[][], dir: Direction, options: TranslateOptions = {}, signal?: AbortSignal): Promise<Translation[]> {
+  translate(
+    translator: Translator,
+    sources: number[][],
+    dir: Direction,
+    options: TranslateOptions = {},
+    signal?: AbortSignal,
+  ): Promise<Translation[]> {
     if (signal?.aborted) return Promise.reject(new JobCancelledError());
     if (sources.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       const onAbort = () => this.cancel(job);
       const settled = () => signal?.removeEventListener('abort', onAbort);
       const job: Job = {
-        translator, sources, dir, options, results: new Array(sources.length), unfinished: sources.length,
-        resolve: (translations) => { settled(); resolve(translations); },
-        reject: (error) => { settled(); reject(error); },
+        translator,
+        sources,
+        dir,
+        options,
+        results: new Array(sources.length),
+        unfinished: sources.length,
+        resolve: (translations) => {
+          settled();
+          resolve(translations);
+        },
+        reject: (error) => {
+          settled();
+          reject(error);
+        },
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(job);
@@ -126,7 +143,8 @@ export class TranslationScheduler {
     // rather than waiting a heavy step for each step of its own.
     const floor = Math.min(...[...this.charged.values()]);
     const credit = Math.max(...units.map(rowsOf));
-    for (const u of units) if (!this.charged.has(u.flow)) this.charged.set(u.flow, Number.isFinite(floor) ? floor - credit : 0);
+    for (const u of units)
+      if (!this.charged.has(u.flow)) this.charged.set(u.flow, Number.isFinite(floor) ? floor - credit : 0);
     const order = (u: Running | RunningBeam) => [this.charged.get(u.flow)!, this.lastStep.get(u) ?? -1];
     const next = units.reduce((best, u) => {
       const [a, b] = order(u);
@@ -153,7 +171,18 @@ export class TranslationScheduler {
         if (beamStarted) return true;
         beamStarted = true;
         const { translator, sources, dir, options } = job;
-        attempt(job, () => this.beams.push({ flow: flowOf(job), job, search: new BeamSearch(translator.engine, sources, sources.map(() => dir), translator.decodeOptions(options)) }));
+        attempt(job, () =>
+          this.beams.push({
+            flow: flowOf(job),
+            job,
+            search: new BeamSearch(
+              translator.engine,
+              sources,
+              sources.map(() => dir),
+              translator.decodeOptions(options),
+            ),
+          }),
+        );
         return false;
       }
       const engine = job.translator.engine;
@@ -163,11 +192,26 @@ export class TranslationScheduler {
         return true;
       }
       if (running === undefined) {
-        running = { flow: flowOf(job), engine, batch: new GreedyBatch(engine, job.translator.decodeOptions({})), jobs: new Set() };
+        running = {
+          flow: flowOf(job),
+          engine,
+          batch: new GreedyBatch(engine, job.translator.decodeOptions({})),
+          jobs: new Set(),
+        };
         this.running.push(running);
       }
       const { batch, jobs } = running;
-      if (attempt(job, () => batch.add(job.sources, job.sources.map(() => job.dir), job.sources.map((_, index) => ({ job, index })), job.options.maxLength))) jobs.add(job);
+      if (
+        attempt(job, () =>
+          batch.add(
+            job.sources,
+            job.sources.map(() => job.dir),
+            job.sources.map((_, index) => ({ job, index })),
+            job.options.maxLength,
+          ),
+        )
+      )
+        jobs.add(job);
       if (batch.size === 0) this.stop(running);
       return false;
     });
@@ -176,7 +220,10 @@ export class TranslationScheduler {
   /** One decoder step of a running batch; answers the jobs whose last sentence finished. A failed step fails every job in the batch. */
   private step(running: Running): void {
     try {
-      for (const { tag: { job, index }, hypothesis } of running.batch.step()) {
+      for (const {
+        tag: { job, index },
+        hypothesis,
+      } of running.batch.step()) {
         job.results[index] = job.translator.translation([hypothesis]);
         if (--job.unfinished === 0) {
           running.jobs.delete(job);

@@ -8,7 +8,10 @@ import { type TextTokenizer, loadTokenizer } from '../tokenizer/model-tokenizer.
 import { InputError, checkDirection } from './index.ts';
 
 export class ServedModel {
-  private constructor(readonly set: ModelSet, private readonly tokenizers: Map<Member, TextTokenizer>) {}
+  private constructor(
+    readonly set: ModelSet,
+    private readonly tokenizers: Map<Member, TextTokenizer>,
+  ) {}
 
   static async open(dir: string): Promise<ServedModel> {
     const set = await ModelSet.open(dir);
@@ -41,7 +44,8 @@ export class ServedModel {
 
   private member(dir: Direction): Member {
     const m = this.set.memberFor(dir);
-    if (m === undefined) throw new InputError(`unsupported pair ${dir.source}-${dir.target}; supported pairs: ${this.pairs.join(', ')}`);
+    if (m === undefined)
+      throw new InputError(`unsupported pair ${dir.source}-${dir.target}; supported pairs: ${this.pairs.join(', ')}`);
     return m;
   }
 

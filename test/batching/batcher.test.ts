@@ -141,15 +141,26 @@ test('each lane runs one batch at a time, and lanes run in parallel', async () =
   assert.equal(runner.calls[2]?.pair, 'en-fr');
 });
 
-test('a pair on several lanes: each batch goes to the least-loaded free lane, counting every pair\'s running sentences', async () => {
+test("a pair on several lanes: each batch goes to the least-loaded free lane, counting every pair's running sentences", async () => {
   const lanes: Record<string, number[]> = { 'en-de': [0], 'en-fr': [0, 1] };
-  const { runner, batcher } = setup({ maxBatchSentences: 3, maxDelayMs: 0, batchesPerLane: 2, lanesOf: (pair) => lanes[pair] });
+  const { runner, batcher } = setup({
+    maxBatchSentences: 3,
+    maxDelayMs: 0,
+    batchesPerLane: 2,
+    lanesOf: (pair) => lanes[pair],
+  });
   void batcher.submit(key('en-de'), items('d1', 'd2', 'd3'));
   await flush();
   void batcher.submit(key('en-fr'), items('f1'));
   await flush();
   // Lane 0 runs three sentences of en-de: en-fr's first batch goes to the idle lane 1.
-  assert.deepEqual(runner.calls.map((c) => [c.pair, c.lane]), [['en-de', 0], ['en-fr', 1]]);
+  assert.deepEqual(
+    runner.calls.map((c) => [c.pair, c.lane]),
+    [
+      ['en-de', 0],
+      ['en-fr', 1],
+    ],
+  );
   void batcher.submit(key('en-fr'), items('f2', 'f3'));
   await flush();
   // Lane 1 runs one sentence, lane 0 three: lane 1 again, now full (two batches).
@@ -179,7 +190,10 @@ test('with batchesPerLane 2 a lane takes a second batch while one runs, and a th
   void batcher.submit(key('en-de'), items('b1', 'b2'));
   void batcher.submit(key('en-fr'), items('c1', 'c2'));
   await flush();
-  assert.deepEqual(runner.calls.map(payloadsOf), [['a1', 'a2'], ['b1', 'b2']]);
+  assert.deepEqual(runner.calls.map(payloadsOf), [
+    ['a1', 'a2'],
+    ['b1', 'b2'],
+  ]);
   assert.deepEqual(batcher.stats(), { queuedSentences: { 'en-fr': 2 }, runningBatches: 2 });
 
   runner.calls[0]!.succeed();
@@ -239,7 +253,10 @@ test('a batch holds one key: keys of one pair queue apart and run in separate ba
   await clock.advance(10);
   assert.deepEqual(
     runner.calls.map((call) => [call.pair, payloadsOf(call)]),
-    [['en-de', ['b1', 'b2', 'b3']], ['en-de', ['g1']]],
+    [
+      ['en-de', ['b1', 'b2', 'b3']],
+      ['en-de', ['g1']],
+    ],
   );
   runner.calls.forEach((call) => call.succeed());
   await flush();
@@ -253,10 +270,17 @@ test('admission counts a pair over all of its keys, and reports that sum as its 
   const { batcher } = setup({
     maxDelayMs: 1000,
     maxQueuedSentences: 16,
-    observer: { onRejected: (reason) => rejections.push(reason), onQueueDepth: (pair, depth) => depths.push([pair, depth]) },
+    observer: {
+      onRejected: (reason) => rejections.push(reason),
+      onQueueDepth: (pair, depth) => depths.push([pair, depth]),
+    },
   });
   // Every request has options of its own (as distinct max_length values would give it).
-  const outcomes = Array.from({ length: 40 }, (_, i) => track(batcher.submit(key('en-de', `en-de max=${i + 1}`), items(...Array.from({ length: 4 }, (_, j) => `${i}.${j}`)))));
+  const outcomes = Array.from({ length: 40 }, (_, i) =>
+    track(
+      batcher.submit(key('en-de', `en-de max=${i + 1}`), items(...Array.from({ length: 4 }, (_, j) => `${i}.${j}`))),
+    ),
+  );
   await flush();
   assert.equal(batcher.depth('en-de'), 16);
   assert.equal(outcomes.filter((o) => o.error instanceof QueueFullError).length, 36);
@@ -268,7 +292,7 @@ test('admission counts a pair over all of its keys, and reports that sum as its 
   assert.equal(batcher.depth(), 17);
 });
 
-test('with batchesPerPair below batchesPerLane, one pair\'s backlog leaves another pair room on a shared lane', async () => {
+test("with batchesPerPair below batchesPerLane, one pair's backlog leaves another pair room on a shared lane", async () => {
   const { runner, batcher } = setup({ maxBatchSentences: 1, lanesOf: () => [0], batchesPerLane: 4, batchesPerPair: 2 });
   for (const p of ['a1', 'a2', 'a3', 'a4']) void batcher.submit(key('en-de'), items(p));
   await flush();
@@ -282,13 +306,28 @@ test('with batchesPerPair below batchesPerLane, one pair\'s backlog leaves anoth
   assert.throws(() => setup({ batchesPerPair: 0 }), /batchesPerPair must be at least 1/);
 });
 
-test('a batch holds maxBatchSentences rows: a beam key\'s batches hold fewer sentences', async () => {
+test("a batch holds maxBatchSentences rows: a beam key's batches hold fewer sentences", async () => {
   const beamKey = { pair: 'en-de', id: 'en-de beam 4', beam: 4 };
-  const { clock, runner, batcher } = setup({ maxBatchSentences: 8, batchesPerLane: 4, rowsPerSentence: (k) => (k as typeof beamKey).beam ?? 1 });
+  const { clock, runner, batcher } = setup({
+    maxBatchSentences: 8,
+    batchesPerLane: 4,
+    rowsPerSentence: (k) => (k as typeof beamKey).beam ?? 1,
+  });
   void batcher.submit(beamKey, items('b1', 'b2', 'b3', 'b4', 'b5'));
   void batcher.submit(key('en-fr'), items('g1', 'g2', 'g3', 'g4', 'g5'));
   await flush();
-  assert.deepEqual(runner.calls.map(payloadsOf), [['b1', 'b2'], ['b3', 'b4']], 'full beam batches of 2 sentences x 4 rows dispatch at once');
+  assert.deepEqual(
+    runner.calls.map(payloadsOf),
+    [
+      ['b1', 'b2'],
+      ['b3', 'b4'],
+    ],
+    'full beam batches of 2 sentences x 4 rows dispatch at once',
+  );
   await clock.advance(10);
-  assert.deepEqual(runner.calls.map(payloadsOf).slice(2), [['b5'], ['g1', 'g2', 'g3', 'g4', 'g5']], 'greedy batches keep up to 8 sentences');
+  assert.deepEqual(
+    runner.calls.map(payloadsOf).slice(2),
+    [['b5'], ['g1', 'g2', 'g3', 'g4', 'g5']],
+    'greedy batches keep up to 8 sentences',
+  );
 });

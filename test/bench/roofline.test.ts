@@ -5,7 +5,7 @@ import { OUT_LEN, SRC_LEN, benchConfigs, stepCost, variantConfig } from '../../s
 
 // stepCost averages the self-attention length over OUT_LEN steps; sentenceFlops sums it step by
 // step. Over the engine benchmark's fixed lengths the two must agree exactly.
-test('sentenceFlops agrees with the engine benchmark\'s per-token costs at its fixed lengths', () => {
+test("sentenceFlops agrees with the engine benchmark's per-token costs at its fixed lengths", () => {
   for (const cfg of Object.values(benchConfigs(false))) {
     for (const v of ['dense', 'task-extracted'] as const) {
       const c = stepCost(cfg, v, 1);

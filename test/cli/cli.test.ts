@@ -17,7 +17,19 @@ const full = path.join(work, 'full');
 const sub = path.join(work, 'sub-de');
 
 test('init, inspect, extract and translate work end to end', async () => {
-  let r = await runCli(['init', '--config', cfgFile, '--tokenizer', FIXTURE_TOKENIZER, '--out', full, '--seed', '3', '--dtype', 'float16']);
+  let r = await runCli([
+    'init',
+    '--config',
+    cfgFile,
+    '--tokenizer',
+    FIXTURE_TOKENIZER,
+    '--out',
+    full,
+    '--seed',
+    '3',
+    '--dtype',
+    'float16',
+  ]);
   assert.equal(r.code, 0, r.stderr);
 
   r = await runCli(['inspect', full, '--json']);
@@ -38,14 +50,44 @@ test('init, inspect, extract and translate work end to end', async () => {
 
   // stdin: one translation per line, in order; the full and extracted models agree.
   const lines = ['Could not open file', 'Save', '', 'Ein längerer Satz mit mehr Wörtern darin'];
-  const a = await runCli(['translate', '--model', full, '--source', 'en', '--target', 'de', '--max-length', '6'], lines.join('\n') + '\n');
-  const b = await runCli(['translate', '--model', sub, '--source', 'en', '--target', 'de', '--max-length', '6'], lines.join('\n') + '\n');
+  const a = await runCli(
+    ['translate', '--model', full, '--source', 'en', '--target', 'de', '--max-length', '6'],
+    lines.join('\n') + '\n',
+  );
+  const b = await runCli(
+    ['translate', '--model', sub, '--source', 'en', '--target', 'de', '--max-length', '6'],
+    lines.join('\n') + '\n',
+  );
   assert.equal(a.code, 0, a.stderr);
   assert.equal(a.stdout.split('\n').length, lines.length + 1);
   assert.equal(b.stdout, a.stdout);
-  const one = await runCli(['translate', '--model', sub, '--source', 'en', '--target', 'de', '--max-length', '6', lines[3]]);
+  const one = await runCli([
+    'translate',
+    '--model',
+    sub,
+    '--source',
+    'en',
+    '--target',
+    'de',
+    '--max-length',
+    '6',
+    lines[3],
+  ]);
   assert.equal(one.stdout, a.stdout.split('\n')[3] + '\n', 'a text alone translates as it does inside a batch');
-  const beam = await runCli(['translate', '--model', full, '--source', 'fr', '--target', 'de', '--beam', '3', '--n-best', '2', 'Bonjour']);
+  const beam = await runCli([
+    'translate',
+    '--model',
+    full,
+    '--source',
+    'fr',
+    '--target',
+    'de',
+    '--beam',
+    '3',
+    '--n-best',
+    '2',
+    'Bonjour',
+  ]);
   assert.equal(beam.code, 0, beam.stderr);
   assert.equal(beam.stdout.split('\n').filter((l) => l.startsWith('\t')).length, 1, 'one alternative line');
 });
@@ -59,7 +101,17 @@ test('mistakes are reported clearly with a non-zero exit status', async () => {
   r = await runCli(['translate', '--model', full, '--source', 'en', '--target', 'de', '--beam', '0', 'hi']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--beam must be a positive integer/);
-  r = await runCli(['extract', '--model', path.join(work, 'nope'), '--source', 'en', '--target', 'de', '--out', path.join(work, 'x')]);
+  r = await runCli([
+    'extract',
+    '--model',
+    path.join(work, 'nope'),
+    '--source',
+    'en',
+    '--target',
+    'de',
+    '--out',
+    path.join(work, 'x'),
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /nope: not a directory/);
   r = await runCli(['train', '--config', 'c.json', '--data', 'd', '--out', 'o', '--init-step', '3']);
@@ -87,7 +139,19 @@ test('convert rewrites the weights as float32 or float16 without changing the mo
   const f16 = path.join(work, 'convert-f16');
   const f32 = path.join(work, 'convert-f32');
   const back = path.join(work, 'convert-back');
-  let r = await runCli(['init', '--config', cfgFile, '--tokenizer', FIXTURE_TOKENIZER, '--out', f16, '--seed', '5', '--dtype', 'float16']);
+  let r = await runCli([
+    'init',
+    '--config',
+    cfgFile,
+    '--tokenizer',
+    FIXTURE_TOKENIZER,
+    '--out',
+    f16,
+    '--seed',
+    '5',
+    '--dtype',
+    'float16',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   r = await runCli(['convert', '--model', f16, '--out', f32, '--dtype', 'float32']);
   assert.equal(r.code, 0, r.stderr);
@@ -99,8 +163,30 @@ test('convert rewrites the weights as float32 or float16 without changing the mo
   assert.equal(r.code, 0, r.stderr);
   const shard = (dir: string) => fs.readFileSync(path.join(dir, 'group1-shard1of1.bin'));
   assert.ok(shard(back).equals(shard(f16)), 'float16 -> float32 -> float16 gives back the same weights');
-  const a = await runCli(['translate', '--model', f16, '--source', 'en', '--target', 'de', '--max-length', '6', 'Could not open file']);
-  const b = await runCli(['translate', '--model', f32, '--source', 'en', '--target', 'de', '--max-length', '6', 'Could not open file']);
+  const a = await runCli([
+    'translate',
+    '--model',
+    f16,
+    '--source',
+    'en',
+    '--target',
+    'de',
+    '--max-length',
+    '6',
+    'Could not open file',
+  ]);
+  const b = await runCli([
+    'translate',
+    '--model',
+    f32,
+    '--source',
+    'en',
+    '--target',
+    'de',
+    '--max-length',
+    '6',
+    'Could not open file',
+  ]);
   assert.equal(b.stdout, a.stdout);
   r = await runCli(['convert', '--model', f16, '--out', path.join(work, 'convert-none')]);
   assert.equal(r.code, 2);

@@ -9,6 +9,9 @@ test("the README's settings table lists every setting with its variable, default
   const readme = fs.readFileSync(path.join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
   for (const s of SETTINGS) {
     const row = `| \`--${s.flag}\` | \`${s.env}\` | ${settingDefault(s)} | ${s.help.replace(/\|/g, '\\|')} |`;
-    assert.ok(readme.includes(row), `README lacks or misstates --${s.flag}; regenerate with node --import tsx scripts/settings-table.ts`);
+    assert.ok(
+      readme.includes(row),
+      `README lacks or misstates --${s.flag}; regenerate with node --import tsx scripts/settings-table.ts`,
+    );
   }
 });

@@ -22,19 +22,34 @@ function corpusDir(files: Record<string, string>): string {
   return dir;
 }
 
-const lines = (n: number, en: string, xx: string) => Array.from({ length: n }, (_, i) => `${en} ${i}\t${xx} ${i}\n`).join('');
+const lines = (n: number, en: string, xx: string) =>
+  Array.from({ length: n }, (_, i) => `${en} ${i}\t${xx} ${i}\n`).join('');
 
-test('several directories read as one corpus: the union of languages, each language\'s pairs from every directory, cross-directory duplicates once', async () => {
+test("several directories read as one corpus: the union of languages, each language's pairs from every directory, cross-directory duplicates once", async () => {
   const a = corpusDir({ 'en-de.tsv': 'Open\tÖffnen\nSave\tSpeichern\n', 'en-fr.tsv': 'Yes\tOui\n' });
-  const b = corpusDir({ 'en-de.tsv': 'Save\tSpeichern\nClose\tSchließen\nClose\tSchließen\n', 'en-ru.tsv': 'No\tНет\n' });
+  const b = corpusDir({
+    'en-de.tsv': 'Save\tSpeichern\nClose\tSchließen\nClose\tSchließen\n',
+    'en-ru.tsv': 'No\tНет\n',
+  });
   const corpus = await readCorpus([a, b]);
   assert.deepEqual(corpus.languages, ['en', 'de', 'fr', 'ru']);
   // B's "Save" is A's; B's own repeated "Close" is that file's business and stays.
-  assert.deepEqual(corpus.files.get('de')!.map((p) => p.source), ['Open', 'Save', 'Close', 'Close']);
-  assert.deepEqual(corpus.stats.map((s) => [path.basename(path.dirname(s.file)) === path.basename(b), s.kept, s.duplicates]), [
-    [false, 2, undefined], [true, 2, 1], [false, 1, undefined], [true, 1, undefined],
+  assert.deepEqual(
+    corpus.files.get('de')!.map((p) => p.source),
+    ['Open', 'Save', 'Close', 'Close'],
+  );
+  assert.deepEqual(
+    corpus.stats.map((s) => [path.basename(path.dirname(s.file)) === path.basename(b), s.kept, s.duplicates]),
+    [
+      [false, 2, undefined],
+      [true, 2, 1],
+      [false, 1, undefined],
+      [true, 1, undefined],
+    ],
+  );
+  assert.deepEqual(describeSkipped(corpus.stats), [
+    `${path.join(b, 'en-de.tsv')}: kept 2 of 3 lines; skipped 1 duplicate`,
   ]);
-  assert.deepEqual(describeSkipped(corpus.stats), [`${path.join(b, 'en-de.tsv')}: kept 2 of 3 lines; skipped 1 duplicate`]);
 });
 
 test('the sampling temperature applies over the directions of the union, sized by their combined pairs', async () => {
@@ -51,15 +66,23 @@ test('the sampling temperature applies over the directions of the union, sized b
 test('a directory without any en-XX.tsv is refused by name, even beside a good one', async () => {
   const good = corpusDir({ 'en-de.tsv': 'Open\tÖffnen\n' });
   const empty = corpusDir({ 'de-en.tsv': 'Öffnen\tOpen\n', 'notes.txt': 'x\n' });
-  await assert.rejects(readCorpus([good, empty]), (err: Error) => err.message.includes(`no en-XX.tsv files in corpus directory ${empty}`));
+  await assert.rejects(readCorpus([good, empty]), (err: Error) =>
+    err.message.includes(`no en-XX.tsv files in corpus directory ${empty}`),
+  );
   const { config, out } = setUpTraining();
-  await assert.rejects(train({ config, data: [good, empty], out, steps: 1, log: () => {} }), new RegExp(`no en-XX\\.tsv files in corpus directory ${empty}`));
+  await assert.rejects(
+    train({ config, data: [good, empty], out, steps: 1, log: () => {} }),
+    new RegExp(`no en-XX\\.tsv files in corpus directory ${empty}`),
+  );
 });
 
 test('a language no directory has a file for is named', async () => {
   const a = corpusDir({ 'en-de.tsv': 'Open\tÖffnen\n' });
   const b = corpusDir({ 'en-fr.tsv': 'Yes\tOui\n' });
-  await assert.rejects(readCorpus([a, b], { languages: ['de', 'ru'] }), /none of the corpus directories .* has a file for: en-ru\.tsv/);
+  await assert.rejects(
+    readCorpus([a, b], { languages: ['de', 'ru'] }),
+    /none of the corpus directories .* has a file for: en-ru\.tsv/,
+  );
 });
 
 test('the trainer reports the lines it skipped, per file', async () => {
@@ -67,13 +90,17 @@ test('the trainer reports the lines it skipped, per file', async () => {
   fs.appendFileSync(path.join(data, 'en-fr.tsv'), 'no tab here\n\tseulement\nOne\tUn\tExtra\n');
   const log: string[] = [];
   await train({ config, data, out, steps: 1, log: (l) => log.push(l) });
-  assert.deepEqual(log.filter((l) => l.includes('skipped')), [
-    `taskmoe train: ${path.join(data, 'en-fr.tsv')}: kept 8 of 11 lines; skipped 1 noTab, 1 emptySide, 1 extraTabs`,
-  ]);
+  assert.deepEqual(
+    log.filter((l) => l.includes('skipped')),
+    [`taskmoe train: ${path.join(data, 'en-fr.tsv')}: kept 8 of 11 lines; skipped 1 noTab, 1 emptySide, 1 extraTabs`],
+  );
 });
 
 test('a config whose languages the tokenizer lacks names every missing <2xx> tag', async () => {
-  const { config, data, out } = setUpTraining({}, { languages: ['en', 'de', 'fr', 'sv', 'uk'], pairs: ['en-de', 'de-en', 'en-sv', 'en-uk'] });
+  const { config, data, out } = setUpTraining(
+    {},
+    { languages: ['en', 'de', 'fr', 'sv', 'uk'], pairs: ['en-de', 'de-en', 'en-sv', 'en-uk'] },
+  );
   await assert.rejects(train({ config, data, out, steps: 1, log: () => {} }), (err: Error) => {
     assert.match(err.message, /lacks: <2sv>, <2uk>/);
     assert.ok(err.message.includes(config) && err.message.includes(FIXTURE_TOKENIZER));
@@ -83,19 +110,46 @@ test('a config whose languages the tokenizer lacks names every missing <2xx> tag
 
 test('"train.data" lists the corpus directories relative to the config, as --data DIR --data DIR does on the command line', async () => {
   const root = tempDir();
-  const parsed = parseTrainConfig({ ...JSON.parse(fs.readFileSync(setUpTraining().config, 'utf8')), train: { tokenizer: FIXTURE_TOKENIZER, data: ['a', '/abs/b'] } }, root);
+  const parsed = parseTrainConfig(
+    {
+      ...JSON.parse(fs.readFileSync(setUpTraining().config, 'utf8')),
+      train: { tokenizer: FIXTURE_TOKENIZER, data: ['a', '/abs/b'] },
+    },
+    root,
+  );
   assert.deepEqual(parsed.train.data, [path.join(root, 'a'), '/abs/b']);
-  assert.throws(() => parseTrainConfig({ ...parsed.model, train: { data: 'a' } }, root), /"train\.data" must be a non-empty list of paths/);
+  assert.throws(
+    () => parseTrainConfig({ ...parsed.model, train: { data: 'a' } }, root),
+    /"train\.data" must be a non-empty list of paths/,
+  );
 
   const { config, data, out } = setUpTraining();
   const extra = corpusDir({ 'en-de.tsv': 'Print\tDrucken\nQuit\tBeenden\n' });
   const withList = path.join(path.dirname(config), 'with-data.json');
-  fs.writeFileSync(withList, JSON.stringify({ ...JSON.parse(fs.readFileSync(config, 'utf8')), train: { ...JSON.parse(fs.readFileSync(config, 'utf8')).train, data: ['data', extra] } }));
+  fs.writeFileSync(
+    withList,
+    JSON.stringify({
+      ...JSON.parse(fs.readFileSync(config, 'utf8')),
+      train: { ...JSON.parse(fs.readFileSync(config, 'utf8')).train, data: ['data', extra] },
+    }),
+  );
   const log: string[] = [];
   await train({ config: withList, out: `${out}-list`, steps: 1, log: (l) => log.push(l) });
   assert.ok(log.includes('taskmoe train: en-de 10, de-en 10, en-fr 8, fr-en 8'), log.join('\n'));
 
-  const cli = await runCli(['train', '--config', config, '--data', data, '--data', extra, '--out', `${out}-cli`, '--steps', '1']);
+  const cli = await runCli([
+    'train',
+    '--config',
+    config,
+    '--data',
+    data,
+    '--data',
+    extra,
+    '--out',
+    `${out}-cli`,
+    '--steps',
+    '1',
+  ]);
   assert.equal(cli.code, 0, cli.stderr);
   assert.match(cli.stderr, /taskmoe train: en-de 10, de-en 10, en-fr 8, fr-en 8/);
 });

@@ -10,7 +10,12 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { ROWS, buildDashboard } from '../../scripts/lib/dashboard.ts';
-import { adapterRules, dockerfileProblems, dockerignoreMatcher, variantProblems } from '../../scripts/lib/deploy-checks.ts';
+import {
+  adapterRules,
+  dockerfileProblems,
+  dockerignoreMatcher,
+  variantProblems,
+} from '../../scripts/lib/deploy-checks.ts';
 import { validateObjects } from '../../scripts/lib/k8s-validate.ts';
 import { type Obj, findKustomizations, kustomize as render } from '../../scripts/lib/kubectl.ts';
 import { hasCommand } from '../../scripts/lib/proc.ts';
@@ -31,7 +36,8 @@ function manifestFiles(dir = K8S): string[] {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) out.push(...manifestFiles(p));
-    else if (/\.ya?ml$/.test(e.name) && !/^kustomization\.ya?ml$/.test(e.name) && !p.includes('prometheus-adapter')) out.push(p);
+    else if (/\.ya?ml$/.test(e.name) && !/^kustomization\.ya?ml$/.test(e.name) && !p.includes('prometheus-adapter'))
+      out.push(p);
   }
   return out.sort();
 }
@@ -41,7 +47,13 @@ describe('Kubernetes manifests', () => {
 
   it('finds the base, both overlays and the example', () => {
     const dirs = kustomizations.map((k) => rel(k.dir));
-    for (const d of ['deploy/k8s/base', 'deploy/k8s/overlays/cpu', 'deploy/k8s/overlays/gpu', 'deploy/k8s/examples/cpu-custom-model']) assert.ok(dirs.includes(d), `${d} missing`);
+    for (const d of [
+      'deploy/k8s/base',
+      'deploy/k8s/overlays/cpu',
+      'deploy/k8s/overlays/gpu',
+      'deploy/k8s/examples/cpu-custom-model',
+    ])
+      assert.ok(dirs.includes(d), `${d} missing`);
   });
 
   it('every manifest file and every rendered kustomization passes schema and strict-field validation', async () => {
@@ -53,7 +65,8 @@ describe('Kubernetes manifests', () => {
       }
     }
     for (const k of kustomizations) {
-      for (const obj of render(k.dir)) objects.push({ where: `kustomize ${rel(k.dir)}: ${obj.kind}/${obj.metadata?.name}`, obj });
+      for (const obj of render(k.dir))
+        objects.push({ where: `kustomize ${rel(k.dir)}: ${obj.kind}/${obj.metadata?.name}`, obj });
     }
     assert.ok(objects.length > 40, `only ${objects.length} objects`);
     const problems = await validateObjects(objects);
@@ -65,15 +78,21 @@ describe('Kubernetes manifests', () => {
     dep.spec.template.spec.containers[0].readinessProbe.periodSecond = 5;
     dep.spec.replicas = 'two';
     const problems = await validateObjects([{ where: 'broken', obj: dep }]);
-    assert.ok(problems.some((p) => p.message.includes('periodSecond')), JSON.stringify(problems));
-    assert.ok(problems.some((p) => p.message.includes('replicas')), JSON.stringify(problems));
+    assert.ok(
+      problems.some((p) => p.message.includes('periodSecond')),
+      JSON.stringify(problems),
+    );
+    assert.ok(
+      problems.some((p) => p.message.includes('replicas')),
+      JSON.stringify(problems),
+    );
   });
 
-  it('renders with kubectl kustomize, and a broken kustomization fails with kubectl\'s message', () => {
+  it("renders with kubectl kustomize, and a broken kustomization fails with kubectl's message", () => {
     const rendered = render(path.join(K8S, 'overlays/cpu'));
     const cm = rendered.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('taskmoe-settings-'));
-    assert.ok(cm !== undefined, 'the settings ConfigMap gets kustomize\'s content-hash suffix');
-    assert.equal(cm.data.TASKMOE_WORKERS, '4', 'the overlay merges its literal into the base\'s settings');
+    assert.ok(cm !== undefined, "the settings ConfigMap gets kustomize's content-hash suffix");
+    assert.equal(cm.data.TASKMOE_WORKERS, '4', "the overlay merges its literal into the base's settings");
     const broken = fs.mkdtempSync(path.join(os.tmpdir(), 'taskmoe-kustomize-'));
     try {
       fs.writeFileSync(path.join(broken, 'kustomization.yaml'), 'resources:\n  - missing.yaml\n');
@@ -100,13 +119,21 @@ describe('Kubernetes manifests', () => {
     cm.data.TASKMOE_CACHE_SIZE = '10';
     hpa.spec.metrics[0].pods.metric.name = 'taskmoe_nonexistent';
     const problems = variantProblems(objs, { name: 'gpu', gpu: true }).join('\n');
-    for (const want of ['terminationGracePeriodSeconds', 'nvidia.com/gpu', 'livenessProbe', 'TASKMOE_CACHE_SIZE', 'taskmoe_nonexistent']) {
+    for (const want of [
+      'terminationGracePeriodSeconds',
+      'nvidia.com/gpu',
+      'livenessProbe',
+      'TASKMOE_CACHE_SIZE',
+      'taskmoe_nonexistent',
+    ]) {
       assert.ok(problems.includes(want), `expected a problem about ${want}:\n${problems}`);
     }
   });
 
   it('the gpu variant asks for a GPU and the cpu variant does not', () => {
-    const limits = (dir: string) => render(path.join(K8S, dir)).find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0].resources.limits;
+    const limits = (dir: string) =>
+      render(path.join(K8S, dir)).find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0].resources
+        .limits;
     assert.equal(limits('overlays/gpu')['nvidia.com/gpu'], 1);
     assert.equal(limits('overlays/cpu')['nvidia.com/gpu'], undefined);
   });
@@ -115,7 +142,11 @@ describe('Kubernetes manifests', () => {
 describe('generated files', () => {
   it('deploy/grafana/taskmoe.json and deploy/k8s/base/prometheusrule.yaml are up to date', () => {
     for (const { file, text } of generated()) {
-      assert.equal(fs.readFileSync(file, 'utf8'), text, `${rel(file)} is stale: node --import tsx scripts/gen-deploy-assets.ts`);
+      assert.equal(
+        fs.readFileSync(file, 'utf8'),
+        text,
+        `${rel(file)} is stale: node --import tsx scripts/gen-deploy-assets.ts`,
+      );
     }
   });
 });
@@ -132,10 +163,24 @@ describe('Grafana dashboard', () => {
   it('has the panels issue 5 lists', () => {
     const titles = panels.map((p) => p.title as string);
     for (const want of [
-      'Generated tokens/s by pair', 'Requests/s by status code', 'Request latency p50 / p95 / p99', 'Queue depth by pair', 'Queue wait p50 / p95 by pair',
-      'Batch size (sentences)', 'Batch size (tokens)', 'Cache hit ratio', 'Cache bytes', 'Cache entries', 'Cache evictions/s', 'Sub-network load time',
-      'Rejections by reason', 'Engine tensors', 'Process CPU', 'Process memory',
-    ]) assert.ok(titles.includes(want), `panel ${want}`);
+      'Generated tokens/s by pair',
+      'Requests/s by status code',
+      'Request latency p50 / p95 / p99',
+      'Queue depth by pair',
+      'Queue wait p50 / p95 by pair',
+      'Batch size (sentences)',
+      'Batch size (tokens)',
+      'Cache hit ratio',
+      'Cache bytes',
+      'Cache entries',
+      'Cache evictions/s',
+      'Sub-network load time',
+      'Rejections by reason',
+      'Engine tensors',
+      'Process CPU',
+      'Process memory',
+    ])
+      assert.ok(titles.includes(want), `panel ${want}`);
   });
 
   it('every query is scoped by the namespace and pod variables and uses the datasource variable', () => {
@@ -172,12 +217,21 @@ describe('Grafana dashboard', () => {
 });
 
 describe('Prometheus rules and prometheus-adapter', () => {
-  const rules = parseYaml(fs.readFileSync(path.join(ROOT, 'deploy/prometheus/taskmoe-alerts.rules.yml'), 'utf8')) as Obj;
+  const rules = parseYaml(
+    fs.readFileSync(path.join(ROOT, 'deploy/prometheus/taskmoe-alerts.rules.yml'), 'utf8'),
+  ) as Obj;
   const alerts = (rules.groups as Obj[]).flatMap((g) => g.rules as Obj[]);
 
   it('alert on latency, rejections, queue saturation, cache thrashing, tensor leaks and unready pods', () => {
     const names = alerts.map((a) => a.alert);
-    for (const want of ['TaskmoeHighLatencyP99', 'TaskmoeRejectionsSustained', 'TaskmoeQueueSaturated', 'TaskmoeCacheThrashing', 'TaskmoeTensorLeak', 'TaskmoePodsNotReady']) {
+    for (const want of [
+      'TaskmoeHighLatencyP99',
+      'TaskmoeRejectionsSustained',
+      'TaskmoeQueueSaturated',
+      'TaskmoeCacheThrashing',
+      'TaskmoeTensorLeak',
+      'TaskmoePodsNotReady',
+    ]) {
       assert.ok(names.includes(want), want);
     }
     for (const a of alerts) {
@@ -187,16 +241,25 @@ describe('Prometheus rules and prometheus-adapter', () => {
     }
   });
 
-  it('promtool check rules passes', { skip: hasCommand('promtool') ? false : 'promtool not installed (apt-get install prometheus)' }, () => {
-    const r = spawnSync('promtool', ['check', 'rules', path.join(ROOT, 'deploy/prometheus/taskmoe-alerts.rules.yml')], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-  });
+  it(
+    'promtool check rules passes',
+    { skip: hasCommand('promtool') ? false : 'promtool not installed (apt-get install prometheus)' },
+    () => {
+      const r = spawnSync(
+        'promtool',
+        ['check', 'rules', path.join(ROOT, 'deploy/prometheus/taskmoe-alerts.rules.yml')],
+        { encoding: 'utf8' },
+      );
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+    },
+  );
 
   it('adapter rules use the templates prometheus-adapter fills in', () => {
     const rs = adapterRules();
     assert.ok(rs.length >= 1);
     for (const r of rs) {
-      for (const t of ['<<.Series>>', '<<.LabelMatchers>>', '<<.GroupBy>>']) assert.ok(r.metricsQuery.includes(t), `${r.name.as}: ${t}`);
+      for (const t of ['<<.Series>>', '<<.LabelMatchers>>', '<<.GroupBy>>'])
+        assert.ok(r.metricsQuery.includes(t), `${r.name.as}: ${t}`);
       assert.deepEqual(Object.keys(r.resources.overrides).sort(), ['namespace', 'pod']);
     }
   });
@@ -209,10 +272,27 @@ describe('Dockerfile and .dockerignore', () => {
 
   it('the build context holds the sources, lockfile and demo model, and nothing else', () => {
     const excluded = dockerignoreMatcher(fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8'));
-    for (const p of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'src/server/app.ts', 'bin/taskmoe.js', 'models/demo/config.json']) {
+    for (const p of [
+      'package.json',
+      'package-lock.json',
+      'tsconfig.json',
+      'tsconfig.build.json',
+      'src/server/app.ts',
+      'bin/taskmoe.js',
+      'models/demo/config.json',
+    ]) {
       assert.equal(excluded(p), false, `${p} must be in the context`);
     }
-    for (const p of ['node_modules/fastify/package.json', 'dist/cli/main.js', '.git/HEAD', 'test/deploy.test.ts', 'runs/x/log.txt', 'models/other/config.json', 'deploy/k8s/base/deployment.yaml', 'src/debug.log']) {
+    for (const p of [
+      'node_modules/fastify/package.json',
+      'dist/cli/main.js',
+      '.git/HEAD',
+      'test/deploy.test.ts',
+      'runs/x/log.txt',
+      'models/other/config.json',
+      'deploy/k8s/base/deployment.yaml',
+      'src/debug.log',
+    ]) {
       assert.equal(excluded(p), true, `${p} must not be in the context`);
     }
   });
@@ -222,7 +302,9 @@ describe('deployment guide (docs/deployment.md)', () => {
   const readme = fs.readFileSync(path.join(ROOT, 'docs', 'deployment.md'), 'utf8');
   it('covers build, push, apply, scale and every dashboard panel', () => {
     assert.match(readme, /^#+ Deployment/m);
-    for (const h of ['Build', 'Push', 'Apply', 'Scale']) assert.match(readme, new RegExp(`^#+ .*${h}`, 'm'), `section ${h}`);
-    for (const p of ROWS.flatMap((r) => r.panels)) assert.ok(readme.includes(p.title), `panel ${p.title} not described`);
+    for (const h of ['Build', 'Push', 'Apply', 'Scale'])
+      assert.match(readme, new RegExp(`^#+ .*${h}`, 'm'), `section ${h}`);
+    for (const p of ROWS.flatMap((r) => r.panels))
+      assert.ok(readme.includes(p.title), `panel ${p.title} not described`);
   });
 });

@@ -23,7 +23,11 @@ process.env.TASKMOE_BACKEND = TEST_BACKEND;
 /** Initialises this thread's backend as the run asks, and checks that tfjs really uses it. */
 export async function useTestBackend(): Promise<BackendInfo> {
   const info = await initBackend({ force: TEST_BACKEND, log: () => {} });
-  assert.equal(tf.getBackend(), TEST_BACKEND_NAME, `tests for TASKMOE_BACKEND=${TEST_BACKEND} run on tfjs's ${TEST_BACKEND_NAME} backend`);
+  assert.equal(
+    tf.getBackend(),
+    TEST_BACKEND_NAME,
+    `tests for TASKMOE_BACKEND=${TEST_BACKEND} run on tfjs's ${TEST_BACKEND_NAME} backend`,
+  );
   assert.equal(info.gpu, false);
   return info;
 }

@@ -2,7 +2,9 @@
 import { main } from '../../src/cli/main.ts';
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (err: unknown) => {
     console.error(`taskmoe: ${err instanceof Error ? err.message : String(err)}`);
     process.exitCode = 1;

@@ -7,7 +7,12 @@ export const FAULT_CONFIG = tinyConfig('token', 'target');
 export const FAULT_SEED = 31;
 
 export function translate(server: TaskmoeServer, body: unknown, remoteAddress?: string) {
-  return server.app.inject({ method: 'POST', url: '/translate', payload: body as object, ...(remoteAddress ? { remoteAddress } : {}) });
+  return server.app.inject({
+    method: 'POST',
+    url: '/translate',
+    payload: body as object,
+    ...(remoteAddress ? { remoteAddress } : {}),
+  });
 }
 
 export async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {

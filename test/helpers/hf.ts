@@ -26,7 +26,10 @@ export interface Reference {
 export async function importedFixture(name: string): Promise<{ dir: string; ref: Reference }> {
   const ref = JSON.parse(fs.readFileSync(path.join(FIXTURES, name, 'reference.json'), 'utf8')) as Reference;
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `taskmoe-hf-${name}-`));
-  await importHf(path.join(FIXTURES, name, 'model'), path.join(dir, 'ckpt'), { sources: [ref.source], targets: [ref.target] });
+  await importHf(path.join(FIXTURES, name, 'model'), path.join(dir, 'ckpt'), {
+    sources: [ref.source],
+    targets: [ref.target],
+  });
   return { dir: path.join(dir, 'ckpt'), ref };
 }
 

@@ -16,6 +16,10 @@ export async function startServer(modelDir: string, over: Partial<ServerSettings
 }
 
 /** Sum of a metric's series whose labels include `labels`, from the server's Prometheus registry. */
-export async function metric(server: TaskmoeServer, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function metric(
+  server: TaskmoeServer,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   return sumMetric(parseMetrics(await server.metrics.registry.metrics()), name, labels);
 }

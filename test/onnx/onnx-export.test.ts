@@ -22,14 +22,31 @@ const f32 = (data: number[], dims: number[]) => new ort.Tensor('float32', Float3
 const i64 = (data: number[], dims: number[]) => new ort.Tensor('int64', BigInt64Array.from(data.map(BigInt)), dims);
 
 /** Decoder-step logits for `steps` teacher-forced tokens, from the exported files alone. */
-async function exportedLogits(dir: string, sources: number[][], tasks: { enc?: number[]; dec?: number[] }, steps: number[][]): Promise<Float32Array> {
+async function exportedLogits(
+  dir: string,
+  sources: number[][],
+  tasks: { enc?: number[]; dec?: number[] },
+  steps: number[][],
+): Promise<Float32Array> {
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
-  const [encoder, start, step] = await Promise.all(Object.values(ONNX_FILES).map((f) => ort.InferenceSession.create(path.join(dir, f))));
+  const [encoder, start, step] = await Promise.all(
+    Object.values(ONNX_FILES).map((f) => ort.InferenceSession.create(path.join(dir, f))),
+  );
   const b = sources.length;
   const s = Math.max(...sources.map((x) => x.length));
   const valid = sources.flatMap((x) => Array.from({ length: s }, (_, t) => (t < x.length ? 1 : 0)));
-  const srcBias = f32(valid.map((v) => (v ? 0 : -1e9)), [b, 1, 1, s]);
-  const encFeeds: Record<string, ort.Tensor> = { ids: i64(sources.flatMap((x) => [...x, ...new Array(s - x.length).fill(0)]), [b, s]), srcBias, valid: f32(valid, [b, s]) };
+  const srcBias = f32(
+    valid.map((v) => (v ? 0 : -1e9)),
+    [b, 1, 1, s],
+  );
+  const encFeeds: Record<string, ort.Tensor> = {
+    ids: i64(
+      sources.flatMap((x) => [...x, ...new Array(s - x.length).fill(0)]),
+      [b, s],
+    ),
+    srcBias,
+    valid: f32(valid, [b, s]),
+  };
   if (encoder.inputNames.includes('encTask')) encFeeds.encTask = i64(tasks.enc!, [b]);
   const { memory } = await encoder.run(encFeeds);
   const startFeeds: Record<string, ort.Tensor> = { memory };
@@ -45,8 +62,16 @@ async function exportedLogits(dir: string, sources: number[][], tasks: { enc?: n
   const out: number[] = [];
   for (let t = 0; t < steps[0].length; t++) {
     const feeds: Record<string, ort.Tensor> = {
-      ...past, ...cross, srcBias, tokens: i64(steps.map((row) => row[t]), [b]), positions: i64(new Array(b).fill(t), [b]),
-      selfBias: f32(new Array(b * (t + 1)).fill(0), [b, 1, 1, t + 1]), topK: i64([1], [1]),
+      ...past,
+      ...cross,
+      srcBias,
+      tokens: i64(
+        steps.map((row) => row[t]),
+        [b],
+      ),
+      positions: i64(new Array(b).fill(t), [b]),
+      selfBias: f32(new Array(b * (t + 1)).fill(0), [b, 1, 1, t + 1]),
+      topK: i64([1], [1]),
     };
     const r = await step.run(Object.fromEntries(step.inputNames.map((n) => [n, feeds[n]])));
     out.push(...(r.logits.data as Float32Array));
@@ -60,7 +85,8 @@ async function exportedLogits(dir: string, sources: number[][], tasks: { enc?: n
   const v = cfg.vocabSize;
   const T = steps[0].length;
   const byRow = new Float32Array(out.length);
-  for (let t = 0; t < T; t++) for (let r = 0; r < b; r++) byRow.set(out.slice((t * b + r) * v, (t * b + r + 1) * v), (r * T + t) * v);
+  for (let t = 0; t < T; t++)
+    for (let r = 0; r < b; r++) byRow.set(out.slice((t * b + r) * v, (t * b + r + 1) * v), (r * T + t) * v);
   return byRow;
 }
 
@@ -70,7 +96,10 @@ function referenceLogits(model: Seq2Seq, sources: number[][], dirs: Direction[],
   const [b, T, v] = [steps.length, steps[0].length, model.config.vocabSize];
   const out = new Float32Array(b * T * v);
   for (let t = 0; t < T; t++) {
-    const logits = engine.logits(state, steps.map((row) => row[t]));
+    const logits = engine.logits(
+      state,
+      steps.map((row) => row[t]),
+    );
     for (let r = 0; r < b; r++) out.set(logits.subarray(r * v, (r + 1) * v), (r * T + t) * v);
   }
   engine.disposeState(state);
@@ -88,20 +117,38 @@ for (const { routing, pair } of CASES) {
     const cfg = tinyConfig(...routing);
     const modelDir = await randomCheckpoint(cfg, 5);
     const out = path.join(tempDir(), 'onnx');
-    const args = ['export', '--onnx', '--model', modelDir, '--out', out, ...(pair ? ['--source', pair.source, '--target', pair.target] : [])];
+    const args = [
+      'export',
+      '--onnx',
+      '--model',
+      modelDir,
+      '--out',
+      out,
+      ...(pair ? ['--source', pair.source, '--target', pair.target] : []),
+    ];
     const cli = await runCli(args);
     assert.equal(cli.code, 0, cli.stderr);
-    for (const f of [...Object.values(ONNX_FILES), 'config.json', 'tokenizer.model', 'README.md']) assert.ok(fs.existsSync(path.join(out, f)), `${f} written`);
+    for (const f of [...Object.values(ONNX_FILES), 'config.json', 'tokenizer.model', 'README.md'])
+      assert.ok(fs.existsSync(path.join(out, f)), `${f} written`);
 
     const reader = await CheckpointReader.open(modelDir);
     const model = pair ? await Seq2Seq.loadSubnetwork(reader, pair) : await Seq2Seq.load(reader);
     try {
-      const dirs: Direction[] = pair ? [pair, pair] : [{ source: 'en', target: 'de' }, { source: 'fr', target: 'en' }];
+      const dirs: Direction[] = pair
+        ? [pair, pair]
+        : [
+            { source: 'en', target: 'de' },
+            { source: 'fr', target: 'en' },
+          ];
       const sources = randomSources([6, 9], 1000, 8);
       const steps = randomSources([4, 4], 1000, 2);
-      const taskOf = (r: Routing, d: Direction) => (r === 'target' ? cfg.languages.indexOf(d.target) : cfg.pairs.indexOf(`${d.source}-${d.target}`));
+      const taskOf = (r: Routing, d: Direction) =>
+        r === 'target' ? cfg.languages.indexOf(d.target) : cfg.pairs.indexOf(`${d.source}-${d.target}`);
       const tasks = { enc: dirs.map((d) => taskOf(routing[0], d)), dec: dirs.map((d) => taskOf(routing[1], d)) };
-      const err = maxRelativeError(await exportedLogits(out, sources, tasks, steps), referenceLogits(model, sources, dirs, steps));
+      const err = maxRelativeError(
+        await exportedLogits(out, sources, tasks, steps),
+        referenceLogits(model, sources, dirs, steps),
+      );
       assert.ok(err <= 1e-4, `relative logit error ${err}`);
     } finally {
       model.dispose();

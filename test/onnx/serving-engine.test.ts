@@ -58,7 +58,10 @@ test('TASKMOE_BACKEND=onnx serves on ONNX Runtime, and a forced tfjs backend on 
   const onnx = await inWorker(undefined, { TASKMOE_BACKEND: 'onnx' });
   assert.equal(onnx.serving, 'onnx');
   assert.equal(onnx.engine, 'OrtEngine');
-  assert.ok(onnx.lines.some((l) => /serving on ONNX Runtime.*\(forced\)/.test(l)), onnx.lines.join('\n'));
+  assert.ok(
+    onnx.lines.some((l) => /serving on ONNX Runtime.*\(forced\)/.test(l)),
+    onnx.lines.join('\n'),
+  );
   const wasm = await inWorker('wasm', { TASKMOE_BACKEND: undefined });
   assert.equal(wasm.serving, 'tfjs');
   assert.equal(wasm.engine, 'TfjsEngine');

@@ -33,13 +33,27 @@ test('evicting a sub-network releases its ONNX Runtime sessions; one in use keep
   const base = OrtSession.live;
 
   const de = await cache.acquire(EN_DE);
-  decode(OrtEngine.of(de.model), SOURCES, SOURCES.map(() => EN_DE), OPTS);
+  decode(
+    OrtEngine.of(de.model),
+    SOURCES,
+    SOURCES.map(() => EN_DE),
+    OPTS,
+  );
   assert.equal(OrtSession.live, base + 3, 'encoder, decoder start and decoder step');
   de.release();
   const fr = await cache.acquire(EN_FR);
   assert.deepEqual(cache.keys().sort(), ['decoder:fr', 'embeddings', 'encoder:*']);
-  assert.equal(OrtSession.live, base + 1, "the evicted de decoder's two sessions are released; the shared encoder's stays");
-  decode(OrtEngine.of(fr.model), SOURCES, SOURCES.map(() => EN_FR), OPTS);
+  assert.equal(
+    OrtSession.live,
+    base + 1,
+    "the evicted de decoder's two sessions are released; the shared encoder's stays",
+  );
+  decode(
+    OrtEngine.of(fr.model),
+    SOURCES,
+    SOURCES.map(() => EN_FR),
+    OPTS,
+  );
   assert.equal(OrtSession.live, base + 3, 'the fr decoder shares the encoder session');
 
   // evicted while in use: the sessions stay until the lease is released
@@ -63,9 +77,21 @@ test('serving frees the tfjs copies of the encoder and decoder once their sessio
   const want = decode(model, SOURCES, dirs, OPTS).map((h) => h[0].tokens);
   const engine = OrtEngine.of(model, { dropTfjs: true });
   // the stacks' tensors, and the embeddings' transposed output table and position table
-  assert.equal(tf.memory().numTensors, before - stackTensors - 2, 'the stacks hold no tfjs tensors, the embeddings only their stored ones');
+  assert.equal(
+    tf.memory().numTensors,
+    before - stackTensors - 2,
+    'the stacks hold no tfjs tensors, the embeddings only their stored ones',
+  );
   assert.equal(model.bytes, bytes, 'the parts still count the bytes their sessions hold');
-  assert.deepEqual(decode(engine, SOURCES, dirs, OPTS).map((h) => h[0].tokens), want, 'translations unchanged');
+  assert.deepEqual(
+    decode(engine, SOURCES, dirs, OPTS).map((h) => h[0].tokens),
+    want,
+    'translations unchanged',
+  );
   model.dispose();
-  assert.equal(tf.memory().numTensors, before - model.embeddings.weights.size - stackTensors - 2, 'the stored embeddings are freed at dispose');
+  assert.equal(
+    tf.memory().numTensors,
+    before - model.embeddings.weights.size - stackTensors - 2,
+    'the stored embeddings are freed at dispose',
+  );
 });

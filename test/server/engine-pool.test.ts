@@ -20,7 +20,14 @@ before(async () => {
 after(() => Promise.all(pools.map((p) => p.close())));
 
 function pool(dir = modelDir): EnginePool {
-  const p = new EnginePool({ modelDir: dir, workers: 1, cacheBytes: 64 << 20, maxRows: 8, pairs: ['en-de'], subnetworkOf: () => ({ id: 'de', entries: [] }), warmPairs: ['en-de'],
+  const p = new EnginePool({
+    modelDir: dir,
+    workers: 1,
+    cacheBytes: 64 << 20,
+    maxRows: 8,
+    pairs: ['en-de'],
+    subnetworkOf: () => ({ id: 'de', entries: [] }),
+    warmPairs: ['en-de'],
     intraOpThreads: 1,
     replicas: { busyRatio: 0.75, waitMs: 250, maxReplicas: 1, windowMs: 60_000 },
   });
@@ -49,7 +56,11 @@ test(`a worker that dies during its restart's warm-up fails the batch waiting fo
   const waiting = p.run(enDe, sources);
   await p.crashWorker(0);
   const started = Date.now();
-  await assert.rejects(waiting, (e: unknown) => e instanceof EngineUnavailableError && e.retryAfterSeconds >= 1 && /engine worker 0 exited/.test(e.message));
+  await assert.rejects(
+    waiting,
+    (e: unknown) =>
+      e instanceof EngineUnavailableError && e.retryAfterSeconds >= 1 && /engine worker 0 exited/.test(e.message),
+  );
   assert.ok(Date.now() - started < 1000, 'failed at once, not at a deadline');
   const down = p.health()[0];
   assert.equal(down.status, 'down');
@@ -70,7 +81,10 @@ test('a restart that cannot load its model is retried with backoff, and serves o
   await p.crashWorker(0);
   await until('a restart has failed twice', () => p.health()[0].restarts >= 2 && p.health()[0].status === 'down');
   assert.match(p.health()[0].reason ?? '', /failed to start: .*missing shard file group1-shard1of1\.bin/);
-  await assert.rejects(p.run(enDe, sources), (e: unknown) => e instanceof EngineUnavailableError && /please retry/.test(e.message));
+  await assert.rejects(
+    p.run(enDe, sources),
+    (e: unknown) => e instanceof EngineUnavailableError && /please retry/.test(e.message),
+  );
   fs.renameSync(`${shard}.away`, shard);
   await until('the worker is ready again', () => p.health()[0].status === 'ready', 30_000);
   assert.equal((await p.run(enDe, sources)).translations.length, 2);

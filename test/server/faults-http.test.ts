@@ -33,7 +33,9 @@ describe('HTTP limits, retry hints and internals (defects 8 and 9, item 7)', () 
       let reply = '';
       slow.on('data', (d) => (reply += d));
       const closed = new Promise<number>((resolve) => slow.on('close', () => resolve(Date.now())));
-      slow.write('POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n');
+      slow.write(
+        'POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n',
+      );
       const t0 = Date.now();
       const drip = setInterval(() => slow.writable && slow.write(' '), 200);
       const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 8000))]);
@@ -42,12 +44,20 @@ describe('HTTP limits, retry hints and internals (defects 8 and 9, item 7)', () 
       assert.ok(at - t0 < 4000, `closed after ${at - t0} ms`);
       assert.match(reply, /^HTTP\/1\.1 408/);
 
-      const idle = await Promise.all([1, 2, 3].map(() => new Promise<net.Socket>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => resolve(s));
-      })));
+      const idle = await Promise.all(
+        [1, 2, 3].map(
+          () =>
+            new Promise<net.Socket>((resolve) => {
+              const s = net.connect(port, '127.0.0.1', () => resolve(s));
+            }),
+        ),
+      );
       await new Promise((r) => setTimeout(r, 100));
       const extra = net.connect(port, '127.0.0.1');
-      const extraClosed = await Promise.race([new Promise<boolean>((r) => extra.on('close', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 3000))]);
+      const extraClosed = await Promise.race([
+        new Promise<boolean>((r) => extra.on('close', () => r(true))),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 3000)),
+      ]);
       extra.on('error', () => {});
       assert.ok(extraClosed, 'a connection past --max-connections 3 is closed');
       for (const s of idle) s.destroy();
@@ -68,7 +78,11 @@ describe('HTTP limits, retry hints and internals (defects 8 and 9, item 7)', () 
     const info = (await server.app.inject('/info')).json();
     assert.equal(info.model, path.basename(modelDir));
     assert.ok(!JSON.stringify(info).includes(path.dirname(modelDir)), 'no filesystem path in /info');
-    assert.equal(info.engine.backend, TEST_BACKEND === 'node' ? 'tensorflow' : 'wasm', 'the engine workers run the backend this test run is for');
+    assert.equal(
+      info.engine.backend,
+      TEST_BACKEND === 'node' ? 'tensorflow' : 'wasm',
+      'the engine workers run the backend this test run is for',
+    );
     const stopping = server.shutdown();
     const draining = await translate(server, { q: 'Quit', source: 'en', target: 'de' });
     assert.equal(draining.statusCode, 503);
@@ -81,7 +95,10 @@ describe('HTTP limits, retry hints and internals (defects 8 and 9, item 7)', () 
     const guarded = await start({ metricsToken: 's3cret' });
     try {
       assert.equal((await guarded.app.inject('/metrics')).statusCode, 401);
-      assert.equal((await guarded.app.inject({ url: '/metrics', headers: { authorization: 'Bearer wrong' } })).statusCode, 401);
+      assert.equal(
+        (await guarded.app.inject({ url: '/metrics', headers: { authorization: 'Bearer wrong' } })).statusCode,
+        401,
+      );
       const ok = await guarded.app.inject({ url: '/metrics', headers: { authorization: 'Bearer s3cret' } });
       assert.equal(ok.statusCode, 200);
       assert.match(ok.body, /taskmoe_requests_total/);
@@ -101,10 +118,13 @@ describe('HTTP limits, retry hints and internals (defects 8 and 9, item 7)', () 
 /** One request over a real socket, with its raw headers. */
 function post(port: number, body: unknown): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve) => {
-    const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/translate', headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-    });
+    const req = http.request(
+      { port, host: '127.0.0.1', method: 'POST', path: '/translate', headers: { 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+      },
+    );
     req.on('error', () => resolve({ status: 0, headers: {} }));
     req.end(JSON.stringify(body));
   });
@@ -114,14 +134,31 @@ test('SIGTERM with beam work in flight ends within --drain-grace-ms plus 0.5 s; 
   const grace = 6000;
   const server = await startServerProcess({
     model: modelDir,
-    args: ['--workers', '1', '--drain-grace-ms', String(grace), '--timeout-ms', '120000', '--max-client-cost', '100000000'],
+    args: [
+      '--workers',
+      '1',
+      '--drain-grace-ms',
+      String(grace),
+      '--timeout-ms',
+      '120000',
+      '--max-client-cost',
+      '100000000',
+    ],
     cli: { execArgv: ['--import', 'tsx'], entry: path.join(import.meta.dirname, '..', 'helpers', 'cli-entry.ts') },
     env: { ...process.env, TASKMOE_BACKEND: TEST_BACKEND },
     readyTimeoutMs: 90_000,
   });
   const port = server.port;
   // Far more beam work than the grace allows.
-  const requests = Array.from({ length: 24 }, (_, i) => post(port, { q: texts(32, `Print page ${i}`), source: 'en', target: i % 2 ? 'de' : 'fr', beam_size: 8, max_length: 40 }));
+  const requests = Array.from({ length: 24 }, (_, i) =>
+    post(port, {
+      q: texts(32, `Print page ${i}`),
+      source: 'en',
+      target: i % 2 ? 'de' : 'fr',
+      beam_size: 8,
+      max_length: 40,
+    }),
+  );
   await new Promise((r) => setTimeout(r, 500));
   const t0 = Date.now();
   server.child.kill('SIGTERM');
@@ -150,39 +187,80 @@ describe('hostile and heavy traffic', () => {
 
   test('fuzzed bodies: every one is a 4xx naming the problem, never a 500, and the server keeps serving', async () => {
     let seed = 12;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-    const values: unknown[] = [null, true, 0, -1, 1.5, 1e308, '', 'x', 'en', [], [null], {}, { q: 1 }, 'é\u0000\ud800', Array(200).fill('x')];
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const values: unknown[] = [
+      null,
+      true,
+      0,
+      -1,
+      1.5,
+      1e308,
+      '',
+      'x',
+      'en',
+      [],
+      [null],
+      {},
+      { q: 1 },
+      'é\u0000\ud800',
+      Array(200).fill('x'),
+    ];
     const pick = () => values[Math.floor(rnd() * values.length)];
     const bodies: { payload: string; type: string }[] = [];
     for (let i = 0; i < 150; i++) {
       const body: Record<string, unknown> = {};
-      for (const field of ['q', 'source', 'target', 'alternatives', 'beam_size', 'max_length', 'format', 'api_key', 'extra']) if (rnd() < 0.5) body[field] = pick();
+      for (const field of [
+        'q',
+        'source',
+        'target',
+        'alternatives',
+        'beam_size',
+        'max_length',
+        'format',
+        'api_key',
+        'extra',
+      ])
+        if (rnd() < 0.5) body[field] = pick();
       bodies.push({ payload: JSON.stringify(body), type: 'application/json' });
     }
     for (let i = 0; i < 30; i++) {
       const bytes = Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256)));
       bodies.push({ payload: bytes.toString('latin1'), type: i % 2 ? 'application/json' : 'text/plain' });
     }
-    bodies.push({ payload: '['.repeat(5000), type: 'application/json' }, { payload: JSON.stringify({ q: 'x'.repeat(2_000_000) }), type: 'application/json' });
+    bodies.push(
+      { payload: '['.repeat(5000), type: 'application/json' },
+      { payload: JSON.stringify({ q: 'x'.repeat(2_000_000) }), type: 'application/json' },
+    );
     const statuses = new Map<number, number>();
     for (const b of bodies) {
-      const r = await server.app.inject({ method: 'POST', url: '/translate', headers: { 'content-type': b.type }, payload: b.payload });
+      const r = await server.app.inject({
+        method: 'POST',
+        url: '/translate',
+        headers: { 'content-type': b.type },
+        payload: b.payload,
+      });
       statuses.set(r.statusCode, (statuses.get(r.statusCode) ?? 0) + 1);
-      assert.ok(r.statusCode >= 400 && r.statusCode < 500, `${b.payload.slice(0, 60)} -> ${r.statusCode} ${r.body.slice(0, 200)}`);
+      assert.ok(
+        r.statusCode >= 400 && r.statusCode < 500,
+        `${b.payload.slice(0, 60)} -> ${r.statusCode} ${r.body.slice(0, 200)}`,
+      );
       assert.ok(typeof r.json().error === 'string' && r.json().error.length > 0);
     }
     assert.ok(statuses.size >= 2, `statuses ${JSON.stringify([...statuses])}`);
     assert.equal((await translate(server, { q: 'Save as', source: 'en', target: 'de' })).statusCode, 200);
   });
 
-  test('overload with a small queue: 200 or 429 with Retry-After, and every answer is its own text\'s translation (none wrong or swapped)', async () => {
+  test("overload with a small queue: 200 or 429 with Retry-After, and every answer is its own text's translation (none wrong or swapped)", async () => {
     const sentences = texts(10, 'Open the file');
     const alone = new Map<string, string>();
-    for (const s of sentences) alone.set(s, (await translate(server, { q: s, source: 'en', target: 'de' })).json().translatedText);
-    const answers = await Promise.all(Array.from({ length: 80 }, (_, i) => {
-      const q = sentences[i % 10];
-      return translate(server, { q, source: 'en', target: 'de' }, `10.1.0.${i % 7}`).then((r) => ({ q, r }));
-    }));
+    for (const s of sentences)
+      alone.set(s, (await translate(server, { q: s, source: 'en', target: 'de' })).json().translatedText);
+    const answers = await Promise.all(
+      Array.from({ length: 80 }, (_, i) => {
+        const q = sentences[i % 10];
+        return translate(server, { q, source: 'en', target: 'de' }, `10.1.0.${i % 7}`).then((r) => ({ q, r }));
+      }),
+    );
     const ok = answers.filter((a) => a.r.statusCode === 200);
     const limited = answers.filter((a) => a.r.statusCode === 429);
     assert.equal(ok.length + limited.length, answers.length, JSON.stringify(answers.map((a) => a.r.statusCode)));

@@ -26,18 +26,33 @@ describe('cost limits and fair engine time (defect 1)', () => {
     const server = await start({ maxRequestCost: 2000, maxClientCost: 1500, maxDelayMs: 50 });
     try {
       // The issue's heavy request, scaled to the tiny model: texts x beam 8 x max_length.
-      const heavy = await translate(server, { q: texts(64), source: 'en', target: 'de', beam_size: 8, alternatives: 4, max_length: 40 });
+      const heavy = await translate(server, {
+        q: texts(64),
+        source: 'en',
+        target: 'de',
+        beam_size: 8,
+        alternatives: 4,
+        max_length: 40,
+      });
       assert.equal(heavy.statusCode, 400, heavy.body);
       assert.match(heavy.json().error, /costs 20480 decoder row-steps .*the limit is 2000 \(--max-request-cost\)/);
       // 6 texts x beam 4 x 40 = 960 each: a second one in flight for the same client passes 1500.
       const body = { q: texts(6), source: 'en', target: 'de', beam_size: 4, max_length: 40 };
-      const [first, second, other] = await Promise.all([translate(server, body), translate(server, body), translate(server, body, '10.0.0.2')]);
+      const [first, second, other] = await Promise.all([
+        translate(server, body),
+        translate(server, body),
+        translate(server, body, '10.0.0.2'),
+      ]);
       assert.equal(first.statusCode, 200, first.body);
       assert.equal(second.statusCode, 429, second.body);
       assert.match(second.json().error, /share of 1500 \(--max-client-cost\)/);
       assert.ok(Number(second.headers['retry-after']) >= 1);
       assert.equal(other.statusCode, 200, 'another client is not affected');
-      assert.equal((await translate(server, body)).statusCode, 200, 'the share is free again once the first request ended');
+      assert.equal(
+        (await translate(server, body)).statusCode,
+        200,
+        'the share is free again once the first request ended',
+      );
     } finally {
       await server.shutdown();
     }
@@ -48,7 +63,9 @@ describe('cost limits and fair engine time (defect 1)', () => {
     try {
       let heavyDone = false;
       // 32 texts in 4 batches of 8, beam 4: more than the two batches a worker takes at once.
-      const heavy = translate(server, { q: texts(32), source: 'en', target: 'de', beam_size: 4, max_length: 40 }).then((r) => ((heavyDone = true), r));
+      const heavy = translate(server, { q: texts(32), source: 'en', target: 'de', beam_size: 4, max_length: 40 }).then(
+        (r) => ((heavyDone = true), r),
+      );
       await new Promise((r) => setTimeout(r, 100));
       const probe = await translate(server, { q: 'Quit', source: 'en', target: 'fr' }, '10.0.0.3');
       assert.equal(probe.statusCode, 200, probe.body);
@@ -69,7 +86,10 @@ describe('readiness that tells the truth (defects 3 and 4)', () => {
     try {
       fs.renameSync(shard, `${shard}.away`);
       await server.pool.crashWorker(0);
-      await until('a restart failed', () => server.pool.health()[0].restarts >= 1 && server.pool.health()[0].status === 'down');
+      await until(
+        'a restart failed',
+        () => server.pool.health()[0].restarts >= 1 && server.pool.health()[0].status === 'down',
+      );
       const readyz = await server.app.inject('/readyz');
       assert.equal(readyz.statusCode, 503);
       assert.match(readyz.json().reason, /engine worker 0 failed to start: .*missing shard file/);
@@ -93,8 +113,17 @@ describe('readiness that tells the truth (defects 3 and 4)', () => {
     const load = (async () => {
       for (let i = 0; !stop; i++) {
         const t0 = Date.now();
-        const r = await translate(server, { q: texts(4, 'Could not open file'), source: i % 2 ? 'en' : 'fr', target: 'de', max_length: 20 });
-        answers.push({ status: r.statusCode, retryAfter: r.headers['retry-after'] as string | undefined, ms: Date.now() - t0 });
+        const r = await translate(server, {
+          q: texts(4, 'Could not open file'),
+          source: i % 2 ? 'en' : 'fr',
+          target: 'de',
+          max_length: 20,
+        });
+        answers.push({
+          status: r.statusCode,
+          retryAfter: r.headers['retry-after'] as string | undefined,
+          ms: Date.now() - t0,
+        });
       }
     })();
     try {
@@ -127,14 +156,18 @@ describe('readiness that tells the truth (defects 3 and 4)', () => {
     assert.ok(Date.now() - t0 < 5000, 'shutdown finished');
 
     async function checkAnswers(): Promise<void> {
-    const statuses = new Set(answers.map((a) => a.status));
-    assert.ok([...statuses].every((s) => s === 200 || s === 503), `statuses ${[...statuses]}`);
-    assert.ok(answers.some((a) => a.status === 503) && answers.some((a) => a.status === 200));
-    for (const a of answers.filter((x) => x.status === 503)) assert.ok(Number(a.retryAfter) >= 1, 'every 503 has Retry-After');
-    // A request may wait for a restart's warm-up (seconds; tens of seconds on a loaded machine), never for the deadline.
-    const slowest = Math.max(...answers.map((a) => a.ms));
-    assert.ok(slowest < 90_000, `the slowest answer took ${slowest} ms; nothing waited for the 180 s deadline`);
-    assert.equal((await server.app.inject('/readyz')).statusCode, 200);
+      const statuses = new Set(answers.map((a) => a.status));
+      assert.ok(
+        [...statuses].every((s) => s === 200 || s === 503),
+        `statuses ${[...statuses]}`,
+      );
+      assert.ok(answers.some((a) => a.status === 503) && answers.some((a) => a.status === 200));
+      for (const a of answers.filter((x) => x.status === 503))
+        assert.ok(Number(a.retryAfter) >= 1, 'every 503 has Retry-After');
+      // A request may wait for a restart's warm-up (seconds; tens of seconds on a loaded machine), never for the deadline.
+      const slowest = Math.max(...answers.map((a) => a.ms));
+      assert.ok(slowest < 90_000, `the slowest answer took ${slowest} ms; nothing waited for the 180 s deadline`);
+      assert.equal((await server.app.inject('/readyz')).statusCode, 200);
     }
   });
 });

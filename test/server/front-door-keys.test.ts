@@ -23,7 +23,16 @@ describe('the key database', () => {
     assert.notEqual(a.key, b.key);
     store.close();
     const again = KeyStore.open(keyDbPath(dir));
-    assert.deepEqual(again.list().map((k) => [k.name, k.reqPerMinute, k.charsPerDay]).sort(), [['', null, 500], ['alice', 10, null]]);
+    assert.deepEqual(
+      again
+        .list()
+        .map((k) => [k.name, k.reqPerMinute, k.charsPerDay])
+        .sort(),
+      [
+        ['', null, 500],
+        ['alice', 10, null],
+      ],
+    );
     assert.equal(again.remove(a.key), true);
     assert.equal(again.remove(a.key), false);
     assert.equal(again.get(a.key), undefined);
@@ -33,10 +42,16 @@ describe('the key database', () => {
   test('that cannot be opened stops with an error naming its path', () => {
     const file = path.join(tempDir(), 'not-a-dir');
     fs.writeFileSync(file, 'x');
-    assert.throws(() => KeyStore.open(keyDbPath(file)), (err: Error) => err.message.startsWith(`cannot open the API key database at ${keyDbPath(file)}`));
+    assert.throws(
+      () => KeyStore.open(keyDbPath(file)),
+      (err: Error) => err.message.startsWith(`cannot open the API key database at ${keyDbPath(file)}`),
+    );
     const garbage = path.join(tempDir(), 'keys.sqlite');
     fs.writeFileSync(garbage, 'this is not a database, just forty-odd bytes of text.'.repeat(4));
-    assert.throws(() => KeyStore.open(garbage), /cannot open the API key database at .*keys\.sqlite: file is not a database/);
+    assert.throws(
+      () => KeyStore.open(garbage),
+      /cannot open the API key database at .*keys\.sqlite: file is not a database/,
+    );
   });
 });
 
@@ -46,7 +61,10 @@ describe('the limiter', () => {
     const store = KeyStore.open(keyDbPath(tempDir()));
     const limiter = new Limiter(store.db, () => now);
     const limits = { reqPerMinute: 2, charsPerDay: 100 };
-    assert.deepEqual(limiter.admit('a', limits, 10), { ok: true, window: { limit: 2, remaining: 1, resetSeconds: 50 } });
+    assert.deepEqual(limiter.admit('a', limits, 10), {
+      ok: true,
+      window: { limit: 2, remaining: 1, resetSeconds: 50 },
+    });
     assert.equal(limiter.admit('a', limits, 10).ok, true);
     const third = limiter.admit('a', limits, 10);
     assert.equal(third.ok, false);
@@ -61,14 +79,15 @@ describe('the limiter', () => {
     assert.equal(limiter.admit('a', limits, 10).ok, true, 'a request that fits what is left passes');
     now = Date.UTC(2026, 0, 2, 0, 0, 1); // the next UTC day
     assert.equal(limiter.admit('a', limits, 100).ok, true);
-    assert.equal(limiter.pruneEnded(), 2, 'b\'s minute and day windows ended');
+    assert.equal(limiter.pruneEnded(), 2, "b's minute and day windows ended");
     store.close();
   });
 
   test('unlimited clients are not written at all', () => {
     const store = KeyStore.open(keyDbPath(tempDir()));
     const limiter = new Limiter(store.db);
-    for (let i = 0; i < 3; i++) assert.deepEqual(limiter.admit('a', { reqPerMinute: 0, charsPerDay: 0 }, 5), { ok: true });
+    for (let i = 0; i < 3; i++)
+      assert.deepEqual(limiter.admit('a', { reqPerMinute: 0, charsPerDay: 0 }, 5), { ok: true });
     assert.equal((store.db.prepare('SELECT count(*) AS n FROM usage').get() as { n: number }).n, 0);
     store.close();
   });
@@ -77,13 +96,18 @@ describe('the limiter', () => {
     const dir = tempDir();
     KeyStore.open(keyDbPath(dir)).close();
     const worker = path.join(import.meta.dirname, '..', 'helpers', 'limiter-client.ts');
-    const run = () => new Promise<number>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', worker, keyDbPath(dir), '40', '50'], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.on('error', reject);
-      child.on('close', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`limiter client exited ${code}`))));
-    });
+    const run = () =>
+      new Promise<number>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', worker, keyDbPath(dir), '40', '50'], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.on('error', reject);
+        child.on('close', (code) =>
+          code === 0 ? resolve(Number(out)) : reject(new Error(`limiter client exited ${code}`)),
+        );
+      });
     const admitted = await Promise.all([run(), run(), run()]);
     // 3 processes x 50 tries at a limit of 40 per minute; a minute boundary in the middle would allow 80.
     const total = admitted.reduce((a, b) => a + b, 0);
@@ -97,8 +121,16 @@ describe('a server with --api-keys', () => {
   let dataDir: string;
   let server: TaskmoeServer;
   let admin: KeyStore;
-  const settings = (over: Partial<ServerSettings> = {}): ServerSettings => ({ ...resolveSettings({}, {}), modelDir, dataDir, workers: 1, warm: 'all', ...over });
-  const translate = (body: object, remoteAddress = '127.0.0.1') => server.app.inject({ method: 'POST', url: '/translate', payload: body, remoteAddress });
+  const settings = (over: Partial<ServerSettings> = {}): ServerSettings => ({
+    ...resolveSettings({}, {}),
+    modelDir,
+    dataDir,
+    workers: 1,
+    warm: 'all',
+    ...over,
+  });
+  const translate = (body: object, remoteAddress = '127.0.0.1') =>
+    server.app.inject({ method: 'POST', url: '/translate', payload: body, remoteAddress });
   const q = { q: 'Save the file', source: 'en', target: 'de' };
 
   before(async () => {
@@ -118,7 +150,11 @@ describe('a server with --api-keys', () => {
     const missing = await translate(q);
     assert.equal(missing.statusCode, 403);
     assert.match(missing.json().error, /requires an api_key/);
-    assert.equal((await translate({ ...q, api_key: '' })).statusCode, 403, 'LibreTranslate clients send "" when they have no key');
+    assert.equal(
+      (await translate({ ...q, api_key: '' })).statusCode,
+      403,
+      'LibreTranslate clients send "" when they have no key',
+    );
     const malformed = await translate({ ...q, api_key: 'bad key!' });
     assert.equal(malformed.statusCode, 403);
     assert.match(malformed.json().error, /malformed/);
@@ -128,7 +164,11 @@ describe('a server with --api-keys', () => {
     const ok = await translate({ ...q, api_key: key });
     assert.equal(ok.statusCode, 200, ok.body);
     assert.equal(typeof ok.json().translatedText, 'string');
-    assert.equal((await translate({ ...q, apiKey: key })).statusCode, 200, 'the libretranslate npm client\'s field name');
+    assert.equal(
+      (await translate({ ...q, apiKey: key })).statusCode,
+      200,
+      "the libretranslate npm client's field name",
+    );
     const metrics = await server.metrics.registry.metrics();
     assert.match(metrics, /taskmoe_rejected_total\{reason="key_missing"\} 2/);
     assert.match(metrics, /taskmoe_rejected_total\{reason="key_invalid"\} 2/);
@@ -146,7 +186,10 @@ describe('a server with --api-keys', () => {
   });
 
   test('the pair-in-URL route is guarded too, and routes without translation work are not', async () => {
-    assert.equal((await server.app.inject({ method: 'POST', url: '/translate/en/de', payload: { q: 'Quit' } })).statusCode, 403);
+    assert.equal(
+      (await server.app.inject({ method: 'POST', url: '/translate/en/de', payload: { q: 'Quit' } })).statusCode,
+      403,
+    );
     assert.equal((await server.app.inject('/languages')).statusCode, 200);
     assert.equal((await server.app.inject('/healthz')).statusCode, 200);
   });
@@ -155,7 +198,10 @@ describe('a server with --api-keys', () => {
     const settings = (await server.app.inject('/frontend/settings')).json();
     assert.equal(settings.keyRequired, true);
     assert.equal(settings.apiKeys, true);
-    assert.equal((await server.app.inject({ method: 'POST', url: '/detect', payload: { q: 'Datei speichern' } })).statusCode, 403);
+    assert.equal(
+      (await server.app.inject({ method: 'POST', url: '/detect', payload: { q: 'Datei speichern' } })).statusCode,
+      403,
+    );
     const upload = (key?: string) => {
       const form = new FormData();
       form.append('source', 'en');
@@ -175,7 +221,7 @@ describe('a server with --api-keys', () => {
     assert.match(second.json().error, /11 left today, this request has 19/);
   });
 
-  test('a key\'s own requests per minute: 429 with Retry-After and X-RateLimit-* headers', async () => {
+  test("a key's own requests per minute: 429 with Retry-After and X-RateLimit-* headers", async () => {
     const key = admin.add({ reqPerMinute: 2 }).key;
     const first = await translate({ ...q, api_key: key });
     assert.equal(first.headers['x-ratelimit-limit'], '2');
@@ -191,13 +237,17 @@ describe('a server with --api-keys', () => {
     assert.match(await server.metrics.registry.metrics(), /taskmoe_rejected_total\{reason="rate_requests"\} 1/);
   });
 
-  test('a key\'s own characters per day count every text of q', async () => {
+  test("a key's own characters per day count every text of q", async () => {
     const key = admin.add({ charsPerDay: 30 }).key;
     assert.equal((await translate({ ...q, q: ['Save the file', 'Quit'], api_key: key })).statusCode, 200); // 17 chars
     const refused = await translate({ ...q, q: 'Print the document', api_key: key }); // 18 more: 35 > 30
     assert.equal(refused.statusCode, 429);
     assert.match(refused.json().error, /30 characters per day .*13 left today/);
-    assert.equal((await translate({ ...q, q: 'Open', api_key: key })).statusCode, 200, 'what is left can still be used');
+    assert.equal(
+      (await translate({ ...q, q: 'Open', api_key: key })).statusCode,
+      200,
+      'what is left can still be used',
+    );
   });
 
   test('concurrent requests never take a key past its limit', async () => {
@@ -216,26 +266,54 @@ describe('a server with per-address limits and no keys', () => {
     const modelDir = await randomCheckpoint(tinyConfig('token', 'target'), 12);
     const q = { q: 'Quit', source: 'en', target: 'de' };
     // Two clients behind one proxy at 10.0.0.1, one request per minute each.
-    const via = (s: TaskmoeServer, client: string) => s.app.inject({ method: 'POST', url: '/translate', payload: q, remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': client } });
+    const via = (s: TaskmoeServer, client: string) =>
+      s.app.inject({
+        method: 'POST',
+        url: '/translate',
+        payload: q,
+        remoteAddress: '10.0.0.1',
+        headers: { 'x-forwarded-for': client },
+      });
     for (const trustProxy of ['', '10.0.0.0/8']) {
-      const server = await createServer({ ...resolveSettings({}, {}), modelDir, dataDir: tempDir(), workers: 1, warm: 'all', reqPerMinute: 1, trustProxy });
+      const server = await createServer({
+        ...resolveSettings({}, {}),
+        modelDir,
+        dataDir: tempDir(),
+        workers: 1,
+        warm: 'all',
+        reqPerMinute: 1,
+        trustProxy,
+      });
       await server.ready;
       try {
         assert.equal((await via(server, '192.0.2.1')).statusCode, 200);
-        assert.equal((await via(server, '192.0.2.2')).statusCode, trustProxy ? 200 : 429, `trustProxy "${trustProxy}": the second client ${trustProxy ? 'has its own limit' : 'shares the proxy\'s'}`);
+        assert.equal(
+          (await via(server, '192.0.2.2')).statusCode,
+          trustProxy ? 200 : 429,
+          `trustProxy "${trustProxy}": the second client ${trustProxy ? 'has its own limit' : "shares the proxy's"}`,
+        );
       } finally {
         await server.shutdown();
       }
     }
   });
 
-  test('limits each address, keeps its counts across a restart, and still honours a key\'s own limits', async () => {
+  test("limits each address, keeps its counts across a restart, and still honours a key's own limits", async () => {
     const modelDir = await randomCheckpoint(tinyConfig('token', 'target'), 11);
     const dataDir = tempDir();
     // 'Quit' is 4 characters: two requests use 8 of the day's 10.
-    const settings = { ...resolveSettings({}, {}), modelDir, dataDir, workers: 1, warm: 'all', reqPerMinute: 2, charsPerDay: 10 };
+    const settings = {
+      ...resolveSettings({}, {}),
+      modelDir,
+      dataDir,
+      workers: 1,
+      warm: 'all',
+      reqPerMinute: 2,
+      charsPerDay: 10,
+    };
     const q = { q: 'Quit', source: 'en', target: 'de' };
-    const from = (s: TaskmoeServer, remoteAddress: string, body: object = q) => s.app.inject({ method: 'POST', url: '/translate', payload: body, remoteAddress });
+    const from = (s: TaskmoeServer, remoteAddress: string, body: object = q) =>
+      s.app.inject({ method: 'POST', url: '/translate', payload: body, remoteAddress });
     let server = await createServer(settings);
     await server.ready;
     try {
@@ -257,7 +335,12 @@ describe('a server with per-address limits and no keys', () => {
       const admin = KeyStore.open(keyDbPath(dataDir));
       const key = admin.add({ reqPerMinute: 0, charsPerDay: 0 }).key;
       admin.close();
-      for (let i = 0; i < 4; i++) assert.equal((await from(server, '10.0.0.1', { ...q, api_key: key })).statusCode, 200, 'a key with 0 (unlimited) is not held to the address limits');
+      for (let i = 0; i < 4; i++)
+        assert.equal(
+          (await from(server, '10.0.0.1', { ...q, api_key: key })).statusCode,
+          200,
+          'a key with 0 (unlimited) is not held to the address limits',
+        );
       const bad = await from(server, '10.0.0.3', { ...q, api_key: 'no-such-key-here' });
       assert.equal(bad.statusCode, 403, 'an unknown key is an error even when keys are optional');
     } finally {
@@ -269,19 +352,41 @@ describe('a server with per-address limits and no keys', () => {
     const modelDir = await randomCheckpoint(tinyConfig('token', 'target'), 11);
     const file = path.join(tempDir(), 'a-file');
     fs.writeFileSync(file, '');
-    await assert.rejects(createServer({ ...resolveSettings({}, {}), modelDir, dataDir: file, workers: 1, apiKeys: true }), new RegExp(`cannot open the API key database at ${keyDbPath(file)}`));
+    await assert.rejects(
+      createServer({ ...resolveSettings({}, {}), modelDir, dataDir: file, workers: 1, apiKeys: true }),
+      new RegExp(`cannot open the API key database at ${keyDbPath(file)}`),
+    );
   });
 });
 
 describe('taskmoe keys', () => {
   test('add, list and remove, with usage errors on exit 2', async () => {
     const dataDir = tempDir();
-    const added = await runCli(['keys', 'add', '--req-per-minute', '7', '--chars-per-day', '900', '--name', 'team a', '--data-dir', dataDir]);
+    const added = await runCli([
+      'keys',
+      'add',
+      '--req-per-minute',
+      '7',
+      '--chars-per-day',
+      '900',
+      '--name',
+      'team a',
+      '--data-dir',
+      dataDir,
+    ]);
     assert.equal(added.code, 0, added.stderr);
     const key = added.stdout.trim();
     assert.match(key, /^[0-9a-f-]{36}$/);
     const listed = await runCli(['keys', 'list', '--json', '--data-dir', dataDir]);
-    assert.deepEqual(JSON.parse(listed.stdout).map((k: { key: string; name: string; reqPerMinute: number; charsPerDay: number }) => [k.key, k.name, k.reqPerMinute, k.charsPerDay]), [[key, 'team a', 7, 900]]);
+    assert.deepEqual(
+      JSON.parse(listed.stdout).map((k: { key: string; name: string; reqPerMinute: number; charsPerDay: number }) => [
+        k.key,
+        k.name,
+        k.reqPerMinute,
+        k.charsPerDay,
+      ]),
+      [[key, 'team a', 7, 900]],
+    );
     const bad = await runCli(['keys', 'add', '--req-per-minute', 'many', '--data-dir', dataDir]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--req-per-minute must be a non-negative integer/);

@@ -18,7 +18,14 @@ let modelDir: string;
 let browser: Browser;
 
 async function listening(over: Partial<ServerSettings>): Promise<{ server: TaskmoeServer; url: string }> {
-  const server = await createServer({ ...resolveSettings({}, {}), modelDir, dataDir: tempDir(), workers: 1, warm: 'all', ...over });
+  const server = await createServer({
+    ...resolveSettings({}, {}),
+    modelDir,
+    dataDir: tempDir(),
+    workers: 1,
+    warm: 'all',
+    ...over,
+  });
   await server.ready;
   const url = await server.app.listen({ port: 0, host: '127.0.0.1' });
   return { server, url };
@@ -40,7 +47,11 @@ interface ApiAnswer {
 }
 
 async function apiTranslate(url: string, body: object): Promise<ApiAnswer> {
-  const res = await fetch(`${url}/translate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${url}/translate`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   assert.equal(res.status, 200);
   return res.json();
 }
@@ -87,10 +98,12 @@ describe('the playground', () => {
     const sources = await page.$$eval('#source option', (os) => os.map((o) => (o as HTMLOptionElement).value));
     const languages = (await (await fetch(`${url}/languages`)).json()) as { code: string; targets: string[] }[];
     assert.deepEqual(sources, ['auto', ...languages.map((l) => l.code)]);
-    const unlabelled = await page.$$eval('input, select, textarea', (els) => els.filter((e) => (e as HTMLInputElement).labels?.length === 0).map((e) => e.id));
+    const unlabelled = await page.$$eval('input, select, textarea', (els) =>
+      els.filter((e) => (e as HTMLInputElement).labels?.length === 0).map((e) => e.id),
+    );
     assert.deepEqual(unlabelled, []);
     // WCAG contrast of the text of every label, button, field and message (AA: 4.5).
-    const worst = await page.evaluate(LOWEST_CONTRAST) as number;
+    const worst = (await page.evaluate(LOWEST_CONTRAST)) as number;
     assert.ok(worst >= 4.5, `lowest contrast ${worst.toFixed(2)}`);
     await page.screenshot({ path: path.join(shots, '1-loaded.png') });
     await page.close();
@@ -106,9 +119,17 @@ describe('the playground', () => {
     await page.selectOption('#alternatives-count', '2');
     await page.click('#translate');
     await page.waitForFunction(() => document.getElementById('timing')?.textContent?.startsWith('Translated in'));
-    const expected = await apiTranslate(url, { q: 'Save the file before you quit', source: 'en', target: 'de', alternatives: 2 });
+    const expected = await apiTranslate(url, {
+      q: 'Save the file before you quit',
+      source: 'en',
+      target: 'de',
+      alternatives: 2,
+    });
     assert.equal(await page.textContent('#output'), expected.translatedText);
-    assert.deepEqual(await page.$$eval('#alternatives li', (lis) => lis.map((l) => l.textContent)), expected.alternatives);
+    assert.deepEqual(
+      await page.$$eval('#alternatives li', (lis) => lis.map((l) => l.textContent)),
+      expected.alternatives,
+    );
     assert.equal(await page.isEnabled('#copy'), true);
     await page.screenshot({ path: path.join(shots, '2-translated.png') });
     await page.close();
@@ -123,7 +144,10 @@ describe('the playground', () => {
     await page.waitForFunction(() => document.getElementById('detected')?.textContent?.startsWith('Detected:'));
     const expected = await apiTranslate(url, { q: 'Datei speichern', source: 'auto', target: 'en' });
     const detected = expected.detectedLanguage!.language as string;
-    assert.match(await page.textContent('#detected') ?? '', new RegExp(`Detected: \\w+ \\(${Math.round(expected.detectedLanguage!.confidence)}%\\)`));
+    assert.match(
+      (await page.textContent('#detected')) ?? '',
+      new RegExp(`Detected: \\w+ \\(${Math.round(expected.detectedLanguage!.confidence)}%\\)`),
+    );
     assert.equal(await page.textContent('#output'), expected.translatedText);
     await page.screenshot({ path: path.join(shots, '3-detected.png') });
     await page.click('#swap');
@@ -139,12 +163,17 @@ describe('the playground', () => {
     const page = await open(url);
     await page.selectOption('#source', 'en');
     await page.selectOption('#target', 'fr');
-    const po = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n#: src/main.c:10\nmsgid "Save the file"\nmsgstr ""\n\nmsgid "Quit"\nmsgstr ""\n';
-    await page.setInputFiles('#file', { name: 'app.po', mimeType: 'text/x-gettext-translation', buffer: Buffer.from(po) });
+    const po =
+      'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n#: src/main.c:10\nmsgid "Save the file"\nmsgstr ""\n\nmsgid "Quit"\nmsgstr ""\n';
+    await page.setInputFiles('#file', {
+      name: 'app.po',
+      mimeType: 'text/x-gettext-translation',
+      buffer: Buffer.from(po),
+    });
     await page.click('#translate-file');
     const link = await page.waitForSelector('#file-result a');
-    assert.match(await link.textContent() ?? '', /Download the translated app\.po/);
-    const translated = await (await fetch(await link.getAttribute('href') as string)).text();
+    assert.match((await link.textContent()) ?? '', /Download the translated app\.po/);
+    const translated = await (await fetch((await link.getAttribute('href')) as string)).text();
     assert.match(translated, /#: src\/main\.c:10\nmsgid "Save the file"\nmsgstr "[^"]+"/, translated);
     assert.match(translated, /msgid "Quit"\nmsgstr "[^"]+"/);
     await page.screenshot({ path: path.join(shots, '5-file.png') });
@@ -159,7 +188,11 @@ describe('the playground', () => {
       order.push(await page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName || ''));
     }
     // The page's controls in reading order after its two links (copy is disabled until there is a translation).
-    assert.deepEqual(order.filter((id) => id !== 'A').slice(0, 6), ['source', 'swap', 'target', 'q', 'output', 'alternatives-count'], `focus order ${order.join(' ')}`);
+    assert.deepEqual(
+      order.filter((id) => id !== 'A').slice(0, 6),
+      ['source', 'swap', 'target', 'q', 'output', 'alternatives-count'],
+      `focus order ${order.join(' ')}`,
+    );
     await page.focus('#source');
     await page.keyboard.press('Tab'); // swap
     await page.keyboard.press('Tab'); // target
@@ -180,14 +213,23 @@ describe('the playground', () => {
   test('shows hostile text as text: a script in the input or the answer never runs', async () => {
     const page = await open(url);
     const hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
-    await page.route('**/translate', (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify({ translatedText: hostile, alternatives: [hostile], detectedLanguage: { language: '<b>x</b>', confidence: 50 } }) }));
+    await page.route('**/translate', (route) =>
+      route.fulfill({
+        contentType: 'application/json',
+        body: JSON.stringify({
+          translatedText: hostile,
+          alternatives: [hostile],
+          detectedLanguage: { language: '<b>x</b>', confidence: 50 },
+        }),
+      }),
+    );
     await page.fill('#q', hostile);
     await page.selectOption('#alternatives-count', '1');
     await page.click('#translate');
     await page.waitForFunction(() => document.getElementById('timing')?.textContent?.startsWith('Translated in'));
     assert.equal(await page.textContent('#output'), hostile);
     assert.equal(await page.textContent('#alternatives li'), hostile);
-    assert.match(await page.textContent('#detected') ?? '', /<b>x<\/b>/);
+    assert.match((await page.textContent('#detected')) ?? '', /<b>x<\/b>/);
     assert.equal(await page.$$eval('#output *, #alternatives li *, #detected *', (els) => els.length), 0);
     assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
     await page.screenshot({ path: path.join(shots, '7-hostile.png') });
@@ -197,7 +239,11 @@ describe('the playground', () => {
   test('tells the user when a file is too large (413)', async () => {
     const page = await open(url);
     // Over both the file limit and the body limit (1 MiB by default).
-    await page.setInputFiles('#file', { name: 'big.txt', mimeType: 'text/plain', buffer: Buffer.alloc(1024 * 1024 + 1, 'a') });
+    await page.setInputFiles('#file', {
+      name: 'big.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.alloc(1024 * 1024 + 1, 'a'),
+    });
     await page.click('#translate-file');
     await page.waitForFunction(() => document.getElementById('message')?.textContent?.startsWith('Too large'));
     await page.screenshot({ path: path.join(shots, '8-too-large.png') });
@@ -235,7 +281,13 @@ describe('the playground with --api-keys', () => {
 
 describe('the playground switched off', () => {
   test('--disable-web-ui: / is 404, the API and its docs still answer', async () => {
-    const server = await createServer({ ...resolveSettings({}, {}), modelDir, workers: 1, warm: 'none', disableWebUi: true });
+    const server = await createServer({
+      ...resolveSettings({}, {}),
+      modelDir,
+      workers: 1,
+      warm: 'none',
+      disableWebUi: true,
+    });
     try {
       assert.equal((await server.app.inject('/')).statusCode, 404);
       assert.equal((await server.app.inject('/static/playground.js')).statusCode, 404);

@@ -3,14 +3,25 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createServer, type TaskmoeServer } from '../../src/server/app.ts';
-import { BusyMeter, type ReplicaThresholds, type SubnetworkLoad, type WorkerLoad, planReplica } from '../../src/server/replicas.ts';
+import {
+  BusyMeter,
+  type ReplicaThresholds,
+  type SubnetworkLoad,
+  type WorkerLoad,
+  planReplica,
+} from '../../src/server/replicas.ts';
 import { batchKeyOf } from '../../src/server/request.ts';
 import { resolveSettings, type ServerSettings } from '../../src/server/settings.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from '../helpers/engine.ts';
 import { metric } from '../helpers/server.ts';
 
 const T: ReplicaThresholds = { busyRatio: 0.75, waitMs: 250, maxReplicas: 8 };
-const SIZES = new Map([['embeddings', 100], ['encoder:*', 300], ['decoder:de', 200], ['decoder:fr', 200]]);
+const SIZES = new Map([
+  ['embeddings', 100],
+  ['encoder:*', 300],
+  ['decoder:de', 200],
+  ['decoder:fr', 200],
+]);
 const DE = ['embeddings', 'encoder:*', 'decoder:de'];
 
 function sub(over: Partial<SubnetworkLoad>): SubnetworkLoad {
@@ -25,8 +36,16 @@ describe('planReplica', () => {
   test('a sub-network below both thresholds gets no replica; past either one it does, on an idle worker', () => {
     const workers = [worker(0, { busyRatio: 0.7, holds: new Set(DE) }), worker(1)];
     assert.equal(planReplica([sub({ busyRatio: 0.74, meanWaitMs: 249 })], workers, SIZES, T), undefined);
-    assert.deepEqual(planReplica([sub({ busyRatio: 0.75 })], workers, SIZES, T), { subnetwork: 'de', worker: 1, reason: 'busy 75% >= 75%' });
-    assert.deepEqual(planReplica([sub({ meanWaitMs: 250 })], workers, SIZES, T), { subnetwork: 'de', worker: 1, reason: 'mean queue wait 250 ms >= 250 ms' });
+    assert.deepEqual(planReplica([sub({ busyRatio: 0.75 })], workers, SIZES, T), {
+      subnetwork: 'de',
+      worker: 1,
+      reason: 'busy 75% >= 75%',
+    });
+    assert.deepEqual(planReplica([sub({ meanWaitMs: 250 })], workers, SIZES, T), {
+      subnetwork: 'de',
+      worker: 1,
+      reason: 'mean queue wait 250 ms >= 250 ms',
+    });
   });
 
   test('only where the cache has room for the entries the worker lacks', () => {
@@ -37,15 +56,32 @@ describe('planReplica', () => {
     const holdsShared = worker(1, { freeBytes: 200, holds: new Set(['embeddings', 'encoder:*', 'decoder:fr']) });
     assert.equal(planReplica(hot, [worker(0), holdsShared], SIZES, T)?.worker, 1);
     // An entry whose size was never seen: no guess.
-    assert.equal(planReplica([sub({ busyRatio: 1, entries: ['embeddings', 'encoder:*', 'decoder:ja'] })], [worker(0), worker(1)], SIZES, T), undefined);
+    assert.equal(
+      planReplica(
+        [sub({ busyRatio: 1, entries: ['embeddings', 'encoder:*', 'decoder:ja'] })],
+        [worker(0), worker(1)],
+        SIZES,
+        T,
+      ),
+      undefined,
+    );
   });
 
   test('the least busy worker that lacks it and is below the threshold; never past maxReplicas', () => {
     const hot = sub({ busyRatio: 0.9, replicas: [0] });
-    const workers = [worker(0, { busyRatio: 0.9 }), worker(1, { busyRatio: 0.5 }), worker(2, { busyRatio: 0.2 }), worker(3, { busyRatio: 0.8 })];
+    const workers = [
+      worker(0, { busyRatio: 0.9 }),
+      worker(1, { busyRatio: 0.5 }),
+      worker(2, { busyRatio: 0.2 }),
+      worker(3, { busyRatio: 0.8 }),
+    ];
     assert.equal(planReplica([hot], workers, SIZES, T)?.worker, 2);
     assert.equal(planReplica([{ ...hot, replicas: [0, 2] }], workers, SIZES, T)?.worker, 1);
-    assert.equal(planReplica([{ ...hot, replicas: [0, 2, 1] }], workers, SIZES, T), undefined, 'worker 3 is past the busy threshold itself');
+    assert.equal(
+      planReplica([{ ...hot, replicas: [0, 2, 1] }], workers, SIZES, T),
+      undefined,
+      'worker 3 is past the busy threshold itself',
+    );
     assert.equal(planReplica([hot], workers, SIZES, { ...T, maxReplicas: 1 }), undefined);
   });
 
@@ -67,7 +103,13 @@ test('BusyMeter: a key is busy while any batch of it runs, counted up to the win
   meter.end('w0');
   meter.start('w1');
   now = 100;
-  assert.deepEqual(meter.take(), new Map([['w0', 40], ['w1', 60]]));
+  assert.deepEqual(
+    meter.take(),
+    new Map([
+      ['w0', 40],
+      ['w1', 60],
+    ]),
+  );
   now = 150;
   meter.end('w1');
   assert.deepEqual(meter.take(), new Map([['w1', 50]]));
@@ -89,18 +131,31 @@ async function start(over: Partial<ServerSettings>): Promise<TaskmoeServer> {
   return server;
 }
 
-const TEXTS = ['Could not open file', 'Save as', 'The file %s already exists.', 'Quit', 'Print the document', 'Unknown option: --verbose'];
+const TEXTS = [
+  'Could not open file',
+  'Save as',
+  'The file %s already exists.',
+  'Quit',
+  'Print the document',
+  'Unknown option: --verbose',
+];
 
 /** `rounds` rounds of 24 concurrent en-de requests of one text each; every answer must be 200. */
 async function hammer(server: TaskmoeServer, rounds: number): Promise<Map<string, string>> {
   const answers = new Map<string, string>();
   for (let r = 0; r < rounds; r++) {
-    await Promise.all(Array.from({ length: 24 }, async (_, i) => {
-      const q = TEXTS[(i + r) % TEXTS.length];
-      const res = await server.app.inject({ method: 'POST', url: '/translate', payload: { q, source: 'en', target: 'de', max_length: 40 } });
-      assert.equal(res.statusCode, 200, res.body);
-      answers.set(q, res.json().translatedText);
-    }));
+    await Promise.all(
+      Array.from({ length: 24 }, async (_, i) => {
+        const q = TEXTS[(i + r) % TEXTS.length];
+        const res = await server.app.inject({
+          method: 'POST',
+          url: '/translate',
+          payload: { q, source: 'en', target: 'de', max_length: 40 },
+        });
+        assert.equal(res.statusCode, 200, res.body);
+        answers.set(q, res.json().translatedText);
+      }),
+    );
   }
   return answers;
 }
@@ -125,19 +180,31 @@ describe('a hot pair on a two-worker server', () => {
   });
   after(() => single.shutdown());
 
-  test('gets a replica on the other worker, both workers decode its batches, the answers are the single worker\'s, and no tensor leaks', async () => {
+  test("gets a replica on the other worker, both workers decode its batches, the answers are the single worker's, and no tensor leaks", async () => {
     // Windows close when the test says (rebalance()), so what falls in each is known.
     const server = await start({ workers: 2, replicaWindowMs: 3_600_000 });
     try {
       const home = server.pool.homeOf('en-de');
-      const series = [...(await server.metrics.registry.metrics()).matchAll(/taskmoe_subnetwork_replicas\{subnetwork="([^"]+)"\}/g)];
+      const series = [
+        ...(await server.metrics.registry.metrics()).matchAll(/taskmoe_subnetwork_replicas\{subnetwork="([^"]+)"\}/g),
+      ];
       assert.equal(series.length, 4, 'one series per sub-network (one decoder per target language)');
       assert.equal(await metric(server, 'taskmoe_subnetwork_replicas'), 4, 'each starts on one worker');
       const ran = spyOnWorkers(server);
       // Light load: a few requests one at a time (the first decode of a worker is slow), over a window
       // long enough that the worker was busy well under 75% of it.
       const light = Date.now();
-      for (const q of TEXTS) assert.equal((await server.app.inject({ method: 'POST', url: '/translate', payload: { q, source: 'en', target: 'de', max_length: 8 } })).statusCode, 200);
+      for (const q of TEXTS)
+        assert.equal(
+          (
+            await server.app.inject({
+              method: 'POST',
+              url: '/translate',
+              payload: { q, source: 'en', target: 'de', max_length: 8 },
+            })
+          ).statusCode,
+          200,
+        );
       await new Promise((r) => setTimeout(r, Math.max(0, 4 * (Date.now() - light))));
       server.pool.rebalance();
       assert.ok(server.pool.busy()[home] < 0.75, `busy ${server.pool.busy()[home]}`);
@@ -147,11 +214,15 @@ describe('a hot pair on a two-worker server', () => {
       await hammer(server, 3);
       server.pool.rebalance();
       assert.ok(server.pool.busy()[home] >= 0.75, `busy ${server.pool.busy()[home]}`);
-      for (let i = 0; i < 100 && server.pool.workersOf('en-de').length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 100 && server.pool.workersOf('en-de').length < 2; i++)
+        await new Promise((r) => setTimeout(r, 100));
       assert.deepEqual([...server.pool.workersOf('en-de')].sort(), [0, 1], 'the busy sub-network is on both workers');
       assert.equal(await metric(server, 'taskmoe_subnetwork_replicas'), 5);
       assert.equal(await metric(server, 'taskmoe_subnetwork_replicas', { subnetwork: 'encoder:* decoder:de' }), 2);
-      assert.ok(ran.every((w) => w === home), 'no batch ran on the replica before it was loaded');
+      assert.ok(
+        ran.every((w) => w === home),
+        'no batch ran on the replica before it was loaded',
+      );
 
       // With the replica: both workers decode en-de batches and the answers do not change.
       const probe = randomSources([5, 8], cfg.vocabSize, 3);
@@ -166,7 +237,8 @@ describe('a hot pair on a two-worker server', () => {
       assert.ok(ran.includes(0) && ran.includes(1), `en-de batches ran on workers ${ran.join(',')}`);
       assert.equal(await idle(), tensors, 'the engine workers hold as many tensors as before the load');
       server.pool.rebalance();
-      for (const w of ['0', '1']) assert.ok((await metric(server, 'taskmoe_worker_busy_ratio', { worker: w })) > 0, `worker ${w} was busy`);
+      for (const w of ['0', '1'])
+        assert.ok((await metric(server, 'taskmoe_worker_busy_ratio', { worker: w })) > 0, `worker ${w} was busy`);
       assert.equal((await server.app.inject('/info')).json().replicas['en-de'].length, 2);
 
       // A worker that no longer holds the replica (restarted here; evicted by its LRU alike) is
@@ -203,7 +275,11 @@ describe('a hot pair on a two-worker server', () => {
     const cache = (await probe.app.inject('/info')).json().cache;
     await probe.shutdown();
     const server = await start({ workers: 2, cacheBytes: cache.bytes / 2 });
-    assert.deepEqual((await server.app.inject('/info')).json().cache.bytes, cache.bytes, 'the budget holds what each worker warmed');
+    assert.deepEqual(
+      (await server.app.inject('/info')).json().cache.bytes,
+      cache.bytes,
+      'the budget holds what each worker warmed',
+    );
     try {
       await hammer(server, 6);
       assert.deepEqual(server.pool.workersOf('en-de'), [server.pool.homeOf('en-de')]);
@@ -219,5 +295,8 @@ test('intra-op threads and replica settings: flag over environment over default,
   assert.equal(resolveSettings({}, { TASKMOE_INTRA_OP_THREADS: '3' }).intraOpThreads, 3);
   assert.equal(resolveSettings({ 'intra-op-threads': '2' }, { TASKMOE_INTRA_OP_THREADS: '3' }).intraOpThreads, 2);
   assert.equal(resolveSettings({ 'max-replicas': '1' }, {}).maxReplicas, 1);
-  assert.throws(() => resolveSettings({ 'intra-op-threads': '0' }, {}), /--intra-op-threads \/ TASKMOE_INTRA_OP_THREADS must be a positive integer, got "0"/);
+  assert.throws(
+    () => resolveSettings({ 'intra-op-threads': '0' }, {}),
+    /--intra-op-threads \/ TASKMOE_INTRA_OP_THREADS must be a positive integer, got "0"/,
+  );
 });

@@ -20,8 +20,22 @@ function translate(server: TaskmoeServer, body: unknown, url = '/translate') {
   return server.app.inject({ method: 'POST', url, payload: body as object });
 }
 
-const SENTENCES = ['Could not open file', 'Save as', 'The file %s already exists.', 'Quit', 'Print the document', 'Unknown option: --verbose'];
-const PAIRS = [['en', 'de'], ['fr', 'de'], ['en', 'fr'], ['de', 'en'], ['en', 'ja'], ['ja', 'en']] as const;
+const SENTENCES = [
+  'Could not open file',
+  'Save as',
+  'The file %s already exists.',
+  'Quit',
+  'Print the document',
+  'Unknown option: --verbose',
+];
+const PAIRS = [
+  ['en', 'de'],
+  ['fr', 'de'],
+  ['en', 'fr'],
+  ['de', 'en'],
+  ['en', 'ja'],
+  ['ja', 'en'],
+] as const;
 
 before(async () => {
   modelDir = await randomCheckpoint(cfg, 11);
@@ -40,7 +54,10 @@ describe('a server with default batching', () => {
     assert.equal((await server.app.inject('/healthz')).statusCode, 200);
     assert.deepEqual((await server.app.inject('/readyz')).json(), { status: 'ready' });
     const languages = (await server.app.inject('/languages')).json();
-    assert.deepEqual(languages.find((l: { code: string }) => l.code === 'en'), { code: 'en', name: 'English', targets: ['de', 'fr', 'ja'] });
+    assert.deepEqual(
+      languages.find((l: { code: string }) => l.code === 'en'),
+      { code: 'en', name: 'English', targets: ['de', 'fr', 'ja'] },
+    );
     const info = (await server.app.inject('/info')).json();
     assert.deepEqual(info.routing, { encoder: 'token', decoder: 'target' });
     assert.deepEqual(info.pairs, cfg.pairs);
@@ -49,7 +66,13 @@ describe('a server with default batching', () => {
   });
 
   test('LibreTranslate requests: a string, an array, alternatives, and the pair in the URL', async () => {
-    const one = await translate(server, { q: 'Could not open file', source: 'en', target: 'de', format: 'text', api_key: '' });
+    const one = await translate(server, {
+      q: 'Could not open file',
+      source: 'en',
+      target: 'de',
+      format: 'text',
+      api_key: '',
+    });
     assert.equal(one.statusCode, 200, one.body);
     assert.equal(typeof one.json().translatedText, 'string');
     const many = await translate(server, { q: ['Could not open file', 'Save as'], source: 'en', target: 'de' });
@@ -77,7 +100,10 @@ describe('a server with default batching', () => {
       [{ q: 'x', source: 'en', target: 'de', beam_size: 99 }, /beam_size must be <= 8/],
       [{ q: 'x', source: 'en', target: 'de', beam_size: '2' }, /beam_size must be integer/],
       [{ q: 'x', source: 'en', target: 'de', format: 'xml' }, /format must be equal to one of the allowed values/],
-      [{ q: 'x', source: 'en', target: 'de', format: 'html', alternatives: 1 }, /alternatives are not supported with format "html"/],
+      [
+        { q: 'x', source: 'en', target: 'de', format: 'html', alternatives: 1 },
+        /alternatives are not supported with format "html"/,
+      ],
       [{ q: '<p>x</b>', source: 'en', target: 'de', format: 'html' }, /q\[0\]: line 1: <\/b> closes no open element/],
     ];
     for (const [body, message] of cases) {
@@ -85,12 +111,17 @@ describe('a server with default batching', () => {
       assert.equal(r.statusCode, 400, `${JSON.stringify(body).slice(0, 80)} -> ${r.statusCode} ${r.body}`);
       assert.match(r.json().error, message);
     }
-    const bad = await server.app.inject({ method: 'POST', url: '/translate', headers: { 'content-type': 'application/json' }, payload: '{"q": "x",' });
+    const bad = await server.app.inject({
+      method: 'POST',
+      url: '/translate',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"q": "x",',
+    });
     assert.equal(bad.statusCode, 400);
     assert.match(bad.json().error, /not valid JSON/);
     const mismatch = await translate(server, { q: 'x', source: 'fr' }, '/translate/en/de');
     assert.equal(mismatch.statusCode, 400);
-    assert.ok(await metric(server, 'taskmoe_rejected_total', { reason: 'invalid' }) >= cases.length);
+    assert.ok((await metric(server, 'taskmoe_rejected_total', { reason: 'invalid' })) >= cases.length);
   });
 
   test('concurrent requests over many pairs are batched per pair, and no tensor leaks', async () => {
@@ -101,7 +132,10 @@ describe('a server with default batching', () => {
       return translate(server, { q: SENTENCES[i % SENTENCES.length], source, target });
     });
     const responses = await Promise.all(requests);
-    assert.ok(responses.every((r) => r.statusCode === 200), responses.find((r) => r.statusCode !== 200)?.body);
+    assert.ok(
+      responses.every((r) => r.statusCode === 200),
+      responses.find((r) => r.statusCode !== 200)?.body,
+    );
     for (const [source, target] of PAIRS) {
       const sentences = await metric(server, 'taskmoe_batch_sentences_sum', { pair: `${source}-${target}` });
       assert.ok(sentences >= 50, `${source}-${target}: ${sentences} sentences in its batches`);
@@ -121,7 +155,8 @@ describe('batching, cache budget and limits', () => {
     const infoAll = (await batched.app.inject('/info')).json();
     const small = await start({ workers: 1, cacheBytes: Math.floor(infoAll.cache.bytes * 0.7), warm: 'none' });
     try {
-      const ask = (s: TaskmoeServer) => Promise.all(PAIRS.map(([source, target]) => translate(s, { q: SENTENCES, source, target })));
+      const ask = (s: TaskmoeServer) =>
+        Promise.all(PAIRS.map(([source, target]) => translate(s, { q: SENTENCES, source, target })));
       const a = await ask(batched);
       const b = await ask(single);
       const c = await ask(small);
@@ -131,7 +166,10 @@ describe('batching, cache budget and limits', () => {
         assert.deepEqual(c[i].json(), a[i].json(), `${PAIRS[i]} differs with a small cache`);
         assert.deepEqual(d[i].json(), a[i].json());
       }
-      assert.equal(await metric(single, 'taskmoe_batch_sentences_sum') / await metric(single, 'taskmoe_batch_sentences_count'), 1);
+      assert.equal(
+        (await metric(single, 'taskmoe_batch_sentences_sum')) / (await metric(single, 'taskmoe_batch_sentences_count')),
+        1,
+      );
       assert.ok((await metric(small, 'taskmoe_cache_evictions_total')) > 0, 'the small cache evicts');
       assert.ok((await metric(small, 'taskmoe_cache_bytes')) <= infoAll.cache.bytes * 0.7);
     } finally {
@@ -166,11 +204,19 @@ describe('batching, cache budget and limits', () => {
       const probe = randomSources([6, 9], cfg.vocabSize, 3);
       const expected = (await server.pool.run(batchKeyOf({ source: 'en', target: 'de' }, {}), probe)).translations;
       const tensors = await metric(server, 'taskmoe_engine_tensors');
-      const late = await translate(server, { q: Array(64).fill('Print the document'), source: 'en', target: 'de', max_length: 40 });
+      const late = await translate(server, {
+        q: Array(64).fill('Print the document'),
+        source: 'en',
+        target: 'de',
+        max_length: 40,
+      });
       assert.equal(late.statusCode, 504, late.body);
       const dropped = await metric(server, 'taskmoe_cancelled_sentences_total', { pair: 'en-de' });
       assert.ok(dropped >= 8 && dropped < 64, `${dropped} sentences dropped in the worker`);
-      assert.deepEqual((await server.pool.run(batchKeyOf({ source: 'en', target: 'de' }, {}), probe)).translations, expected);
+      assert.deepEqual(
+        (await server.pool.run(batchKeyOf({ source: 'en', target: 'de' }, {}), probe)).translations,
+        expected,
+      );
       assert.equal(await metric(server, 'taskmoe_engine_tensors'), tensors);
     } finally {
       await server.shutdown();
@@ -180,7 +226,13 @@ describe('batching, cache budget and limits', () => {
   test('a crashed engine worker fails its requests clearly and is restarted', async () => {
     const server = await start({ maxBatchSentences: 64 });
     try {
-      const inFlight = translate(server, { q: Array(64).fill('Print the document'), source: 'en', target: 'de', max_length: 40, beam_size: 4 });
+      const inFlight = translate(server, {
+        q: Array(64).fill('Print the document'),
+        source: 'en',
+        target: 'de',
+        max_length: 40,
+        beam_size: 4,
+      });
       await new Promise((r) => setTimeout(r, 50));
       await server.pool.crashWorker(0);
       const failed = await inFlight;
@@ -204,7 +256,11 @@ describe('batching, cache budget and limits', () => {
     assert.equal(refused.statusCode, 503);
     assert.match(refused.json().error, /shutting down/);
     assert.equal((await queued).statusCode, 200);
-    assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'draining' }), 1, 'the refused request is counted once');
+    assert.equal(
+      await metric(server, 'taskmoe_rejected_total', { reason: 'draining' }),
+      1,
+      'the refused request is counted once',
+    );
     await stopping;
   });
 
@@ -213,13 +269,18 @@ describe('batching, cache budget and limits', () => {
     try {
       const address = await server.app.listen({ port: 0, host: '127.0.0.1' });
       const body = JSON.stringify({ q: ['Quit', 'Save as'], source: 'en', target: 'de' });
-      const req = http.request(`${address}/translate`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+      const req = http.request(`${address}/translate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+      });
       req.on('error', () => {});
       req.end(body);
-      for (let i = 0; i < 100 && (await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' })) < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 100 && (await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' })) < 2; i++)
+        await new Promise((r) => setTimeout(r, 20));
       assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 2);
       req.destroy();
-      for (let i = 0; i < 100 && (await metric(server, 'taskmoe_rejected_total', { reason: 'cancelled' })) < 1; i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 100 && (await metric(server, 'taskmoe_rejected_total', { reason: 'cancelled' })) < 1; i++)
+        await new Promise((r) => setTimeout(r, 20));
       assert.equal(await metric(server, 'taskmoe_rejected_total', { reason: 'cancelled' }), 1);
       assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 0);
     } finally {
@@ -233,7 +294,9 @@ describe('batching, cache budget and limits', () => {
     try {
       const texts = Array.from({ length: 16 }, (_, i) => SENTENCES[i % SENTENCES.length]);
       // Distinct max_length values give each request decoding options (and a batch key) of its own.
-      const answers = Array.from({ length: 40 }, (_, i) => translate(server, { q: texts, source: 'en', target: 'de', max_length: i + 1 }));
+      const answers = Array.from({ length: 40 }, (_, i) =>
+        translate(server, { q: texts, source: 'en', target: 'de', max_length: i + 1 }),
+      );
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(await metric(server, 'taskmoe_queue_depth', { pair: 'en-de' }), 16);
       const codes = (await Promise.all(answers)).map((a) => a.statusCode);
@@ -249,10 +312,27 @@ describe('batching, cache budget and limits', () => {
 
 test('a real listening server: SIGTERM drains in-flight requests and exits 0', async () => {
   const port = 18000 + Math.floor(Math.random() * 1000);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, '..', 'helpers', 'cli-entry.ts'), 'serve', '--model', modelDir, '--port', String(port), '--host', '127.0.0.1', '--workers', '1'], {
-    env: { ...process.env, TASKMOE_BACKEND: TEST_BACKEND },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(import.meta.dirname, '..', 'helpers', 'cli-entry.ts'),
+      'serve',
+      '--model',
+      modelDir,
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      '--workers',
+      '1',
+    ],
+    {
+      env: { ...process.env, TASKMOE_BACKEND: TEST_BACKEND },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -260,12 +340,20 @@ test('a real listening server: SIGTERM drains in-flight requests and exits 0', a
   // Start-up takes longer on tfjs-node (it loads TensorFlow's library) and on a busy machine.
   let ready = false;
   for (let i = 0; i < 600 && !ready; i++) {
-    ready = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    ready = await fetch(`${url}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (!ready) await new Promise((r) => setTimeout(r, 100));
   }
   assert.ok(ready, `the server turned ready within 60 s: ${stderr}`);
   // /healthz answers quickly while a batch decodes on the engine thread.
-  const post = (q: string[]) => fetch(`${url}/translate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ q, source: 'en', target: 'de', max_length: 40 }) });
+  const post = (q: string[]) =>
+    fetch(`${url}/translate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ q, source: 'en', target: 'de', max_length: 40 }),
+    });
   const requests = Array.from({ length: 8 }, () => post(SENTENCES));
   const healthMs: number[] = [];
   for (let i = 0; i < 5; i++) {

@@ -85,13 +85,18 @@ describe('Tokenizer on the fixture model', () => {
 describe('Tokenizer.load refuses bad model files', () => {
   test('a missing file', async () => {
     const path = join(tmp, 'does-not-exist.model');
-    await assert.rejects(Tokenizer.load(path), (err: Error) => err.message.includes(path) && /not found/.test(err.message));
+    await assert.rejects(
+      Tokenizer.load(path),
+      (err: Error) => err.message.includes(path) && /not found/.test(err.message),
+    );
   });
 
   test('a file of random bytes', async () => {
     const path = join(tmp, 'garbage.model');
     await writeFile(path, randomBytes(4096));
-    await assert.rejects(Tokenizer.load(path), (err: Error) => err.message.includes(`invalid sentencepiece model ${path}`));
+    await assert.rejects(Tokenizer.load(path), (err: Error) =>
+      err.message.includes(`invalid sentencepiece model ${path}`),
+    );
   });
 
   test('a truncated model', async () => {
@@ -104,9 +109,31 @@ describe('Tokenizer.load refuses bad model files', () => {
 
 describe('trainTokenizer', () => {
   const NOUNS = ['file', 'folder', 'printer', 'window', 'network', 'server', 'user', 'password', 'disk', 'device'];
-  const NOMEN = ['Datei', 'Ordner', 'Drucker', 'Fenster', 'Netzwerk', 'Server', 'Benutzer', 'Passwort', 'Platte', 'Gerät'];
+  const NOMEN = [
+    'Datei',
+    'Ordner',
+    'Drucker',
+    'Fenster',
+    'Netzwerk',
+    'Server',
+    'Benutzer',
+    'Passwort',
+    'Platte',
+    'Gerät',
+  ];
   const VERBS = ['open', 'close', 'delete', 'rename', 'find', 'save', 'copy', 'move', 'check', 'load'];
-  const VERBEN = ['öffnen', 'schließen', 'löschen', 'umbenennen', 'finden', 'speichern', 'kopieren', 'verschieben', 'prüfen', 'laden'];
+  const VERBEN = [
+    'öffnen',
+    'schließen',
+    'löschen',
+    'umbenennen',
+    'finden',
+    'speichern',
+    'kopieren',
+    'verschieben',
+    'prüfen',
+    'laden',
+  ];
   const GOOD_PAIRS = NOUNS.length * VERBS.length * 3;
 
   /** A small en-de corpus of GOOD_PAIRS distinct pairs plus malformed lines, and an en-fr file. */
@@ -168,7 +195,7 @@ describe('trainTokenizer', () => {
     assert.deepEqual(result.languages, ['en', 'de', 'fr']);
   });
 
-  test('learns from several corpus directories: their languages\' union, each language\'s sentences from all of them', async () => {
+  test("learns from several corpus directories: their languages' union, each language's sentences from all of them", async () => {
     const more = await mkdtemp(join(tmp, 'corpus-more-'));
     await writeFile(join(more, 'en-ru.tsv'), 'Open the file\tОткрыть файл\n');
     await writeFile(join(more, 'en-fr.tsv'), 'Close the window\tFermer la fenêtre\n');
@@ -176,7 +203,7 @@ describe('trainTokenizer', () => {
     const result = await trainTokenizer({ dataDir: [dataDir, more], out, vocabSize: 360 });
     assert.deepEqual(result.languages, ['en', 'de', 'fr', 'ru']);
     // English: the de file's distinct sentences and the two others (one shared); fr: one per directory; ru: one.
-    assert.equal(result.sentences, (GOOD_PAIRS + 2) + GOOD_PAIRS + 2 + 1);
+    assert.equal(result.sentences, GOOD_PAIRS + 2 + GOOD_PAIRS + 2 + 1);
     const tok = await Tokenizer.load(out);
     assert.equal(tok.decode(tok.encode('Открыть файл')), 'Открыть файл');
   });

@@ -20,8 +20,6 @@ import { ENGLISH, GERMAN, setUpTraining } from '../helpers/train.ts';
 
 before(useTestBackend);
 
-
-
 test('the load-balancing loss is 1 for uniform routing, E for collapsed routing, and ignores padding rows', () => {
   const experts = 4;
   const uniform = tf.fill([8, experts], 1 / experts) as tf.Tensor2D;
@@ -31,7 +29,10 @@ test('the load-balancing loss is 1 for uniform routing, E for collapsed routing,
   assert.ok(Math.abs(loadBalancingLoss(collapsed, new Int32Array(8)).dataSync()[0] - experts) < 1e-6);
   // Rows 0-3 are padding: had they counted, f_0 would be 5/8 and the loss would exceed 1.
   const top1WithPadding = Int32Array.from([-1, -1, -1, -1, 0, 1, 2, 3]);
-  const probsWithPadding = tf.concat([collapsed.slice([0, 0], [4, experts]), uniform.slice([0, 0], [4, experts])]) as tf.Tensor2D;
+  const probsWithPadding = tf.concat([
+    collapsed.slice([0, 0], [4, experts]),
+    uniform.slice([0, 0], [4, experts]),
+  ]) as tf.Tensor2D;
   assert.ok(Math.abs(loadBalancingLoss(probsWithPadding, top1WithPadding).dataSync()[0] - 1) < 1e-6);
   tf.dispose([uniform, collapsed, probsWithPadding]);
 });
@@ -43,17 +44,26 @@ test('training lowers the loss over 30 steps and writes a checkpoint a Translato
   assert.equal(result.step, 30);
   const ce = result.steps.map((s) => s.crossEntropy);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  assert.ok(mean(ce.slice(-5)) < mean(ce.slice(0, 5)) - 1, `cross-entropy went from ${mean(ce.slice(0, 5))} to ${mean(ce.slice(-5))}`);
+  assert.ok(
+    mean(ce.slice(-5)) < mean(ce.slice(0, 5)) - 1,
+    `cross-entropy went from ${mean(ce.slice(0, 5))} to ${mean(ce.slice(-5))}`,
+  );
   assert.ok(result.steps.every((s) => s.balance > 0 && Number.isFinite(s.gradNorm)));
   assert.equal(result.dev.length, 1);
   assert.ok(result.dev[0].loss < ce[0], 'dev loss (on the training sentences) should be below the initial loss');
-  assert.ok(lines.some((l) => /^step 30\/30 loss .* tok\/s ETA/.test(l)), 'no progress line');
+  assert.ok(
+    lines.some((l) => /^step 30\/30 loss .* tok\/s ETA/.test(l)),
+    'no progress line',
+  );
   const translator = await Translator.load(path.join(latestCheckpoint(out), 'model'));
   assert.equal(translator.translate(['Open the file'], { source: 'en', target: 'de' }).length, 1);
   translator.dispose();
   const json = path.join(out, 'eval.json');
   const scores = await evaluate({ model: path.join(latestCheckpoint(out), 'model'), data, json, log: () => {} });
-  assert.deepEqual(scores.directions.map((d) => d.direction), ['en-de', 'de-en', 'en-fr', 'fr-en']);
+  assert.deepEqual(
+    scores.directions.map((d) => d.direction),
+    ['en-de', 'de-en', 'en-fr', 'fr-en'],
+  );
   // Copying English into German shares almost nothing; the scores are sacreBLEU's on the copied text.
   assert.equal(scores.directions[0].copyBleu, corpusBleu(ENGLISH, GERMAN).score);
   assert.deepEqual(JSON.parse(fs.readFileSync(json, 'utf8')), scores);
@@ -65,34 +75,57 @@ test('a run started from a model checkpoint (--init) continues from its weights 
   const model = path.join(latestCheckpoint(first.out), 'model');
   const scratch = await train({ ...setUpTraining(), steps: 1, log: () => {} });
   const continued = await train({ ...setUpTraining(), steps: 22, init: { model, step: 20 }, log: () => {} });
-  assert.deepEqual(continued.steps.map((s) => s.step), [21, 22]);
+  assert.deepEqual(
+    continued.steps.map((s) => s.step),
+    [21, 22],
+  );
   const lastTrained = trained.steps.slice(-5).map((s) => s.crossEntropy);
-  assert.ok(continued.steps[0].crossEntropy < scratch.steps[0].crossEntropy - 1, `${continued.steps[0].crossEntropy} from the trained weights, ${scratch.steps[0].crossEntropy} from scratch`);
-  assert.ok(continued.steps[0].crossEntropy <= Math.max(...lastTrained) + 0.5, `${continued.steps[0].crossEntropy} against the trained run's last ${lastTrained.join(', ')}`);
+  assert.ok(
+    continued.steps[0].crossEntropy < scratch.steps[0].crossEntropy - 1,
+    `${continued.steps[0].crossEntropy} from the trained weights, ${scratch.steps[0].crossEntropy} from scratch`,
+  );
+  assert.ok(
+    continued.steps[0].crossEntropy <= Math.max(...lastTrained) + 0.5,
+    `${continued.steps[0].crossEntropy} against the trained run's last ${lastTrained.join(', ')}`,
+  );
   const { peakLr, warmupSteps } = readTrainConfig(first.config).train;
   assert.equal(continued.steps[0].lr, learningRate(21, peakLr, warmupSteps));
   const other = setUpTraining({}, { maxLength: 32 });
-  await assert.rejects(train({ ...other, steps: 22, init: { model, step: 20 }, log: () => {} }), /out\/latest\/model has a different model config than .*train\.json/);
+  await assert.rejects(
+    train({ ...other, steps: 22, init: { model, step: 20 }, log: () => {} }),
+    /out\/latest\/model has a different model config than .*train\.json/,
+  );
 });
 
-test('with cooldownSteps the learning rate falls linearly towards zero over the run\'s last steps', async () => {
+test("with cooldownSteps the learning rate falls linearly towards zero over the run's last steps", async () => {
   const setup = setUpTraining({ cooldownSteps: 4 });
   const run = await train({ ...setup, steps: 8, log: () => {} });
   const { peakLr, warmupSteps } = readTrainConfig(setup.config).train;
   const ratios = run.steps.map((s) => s.lr / learningRate(s.step, peakLr, warmupSteps));
-  ratios.forEach((r, i) => assert.ok(Math.abs(r - [1, 1, 1, 1, 1, 0.75, 0.5, 0.25][i]) < 1e-9, `step ${i + 1}: ${r} of the schedule`));
+  ratios.forEach((r, i) =>
+    assert.ok(Math.abs(r - [1, 1, 1, 1, 1, 0.75, 0.5, 0.25][i]) < 1e-9, `step ${i + 1}: ${r} of the schedule`),
+  );
 });
 
-test('stopAt ends a run early on the full run\'s schedule, and resuming without it finishes that run exactly', async () => {
+test("stopAt ends a run early on the full run's schedule, and resuming without it finishes that run exactly", async () => {
   const full = await train({ ...setUpTraining({ cooldownSteps: 4 }), steps: 6, log: () => {} });
   const cut = setUpTraining({ cooldownSteps: 4, stopAt: 4 });
   const first = await train({ ...cut, steps: 6, log: () => {} });
-  assert.deepEqual(first.steps.map((s) => s.step), [1, 2, 3, 4]);
-  assert.deepEqual(first.steps.map((s) => s.lr), full.steps.slice(0, 4).map((s) => s.lr));
+  assert.deepEqual(
+    first.steps.map((s) => s.step),
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    first.steps.map((s) => s.lr),
+    full.steps.slice(0, 4).map((s) => s.lr),
+  );
   const rest = setUpTraining({ cooldownSteps: 4 });
   fs.cpSync(cut.out, rest.out, { recursive: true });
   const resumed = await train({ ...rest, steps: 6, resume: true, log: () => {} });
-  assert.deepEqual(resumed.steps.map((s) => s.loss), full.steps.slice(4).map((s) => s.loss));
+  assert.deepEqual(
+    resumed.steps.map((s) => s.loss),
+    full.steps.slice(4).map((s) => s.loss),
+  );
 });
 
 test('a run resumed from a checkpoint takes exactly the step an uninterrupted run takes', async () => {
@@ -101,8 +134,14 @@ test('a run resumed from a checkpoint takes exactly the step an uninterrupted ru
   const interrupted = setUpTraining();
   await train({ ...interrupted, steps: 4, log: () => {} });
   const resumed = await train({ ...interrupted, steps: 6, resume: true, log: () => {} });
-  assert.deepEqual(resumed.steps.map((s) => s.step), [5, 6]);
-  assert.deepEqual(resumed.steps.map((s) => s.loss), full.steps.slice(4).map((s) => s.loss));
+  assert.deepEqual(
+    resumed.steps.map((s) => s.step),
+    [5, 6],
+  );
+  assert.deepEqual(
+    resumed.steps.map((s) => s.loss),
+    full.steps.slice(4).map((s) => s.loss),
+  );
   const a = await CheckpointReader.open(path.join(latestCheckpoint(uninterrupted.out), 'model'));
   const b = await CheckpointReader.open(path.join(latestCheckpoint(interrupted.out), 'model'));
   const [wa, wb] = [await a.read(a.shapes.keys()), await b.read(b.shapes.keys())];
@@ -125,8 +164,16 @@ test('snapshots are taken every snapshotEvery steps, and averaging them gives th
     const reader = await CheckpointReader.open(dir);
     return reader.read(reader.shapes.keys());
   };
-  const [two, four, latest] = [await read(snapshotCheckpoint(run.out, 2)), await read(snapshotCheckpoint(run.out, 4)), await read(path.join(latestCheckpoint(run.out), 'model'))];
-  assert.deepEqual(four.get('embed')!.dataSync(), latest.get('embed')!.dataSync(), 'the step-4 snapshot is the step-4 model');
+  const [two, four, latest] = [
+    await read(snapshotCheckpoint(run.out, 2)),
+    await read(snapshotCheckpoint(run.out, 4)),
+    await read(path.join(latestCheckpoint(run.out), 'model')),
+  ];
+  assert.deepEqual(
+    four.get('embed')!.dataSync(),
+    latest.get('embed')!.dataSync(),
+    'the step-4 snapshot is the step-4 model',
+  );
   assert.notDeepEqual(two.get('embed')!.dataSync(), four.get('embed')!.dataSync());
 
   const tensorsBefore = tf.memory().numTensors;
@@ -136,19 +183,29 @@ test('snapshots are taken every snapshotEvery steps, and averaging them gives th
   const mean = await read(averaged);
   for (const [name, t] of mean) {
     const [a, b, m] = [two.get(name)!.dataSync(), four.get(name)!.dataSync(), t.dataSync()];
-    for (let i = 0; i < m.length; i++) assert.ok(Math.abs(m[i]! - (a[i]! + b[i]!) / 2) < 1e-6, `${name}[${i}]: ${m[i]} is not the mean of ${a[i]} and ${b[i]}`);
+    for (let i = 0; i < m.length; i++)
+      assert.ok(
+        Math.abs(m[i]! - (a[i]! + b[i]!) / 2) < 1e-6,
+        `${name}[${i}]: ${m[i]} is not the mean of ${a[i]} and ${b[i]}`,
+      );
   }
   await Translator.load(averaged).then((t) => t.dispose());
 
   const other = setUpTraining({ snapshotEvery: 2 }, { dFF: 40 });
   await train({ ...other, steps: 2, log: () => {} });
-  await assert.rejects(averageCheckpoints([snapshotCheckpoint(run.out, 2), snapshotCheckpoint(other.out, 2)], path.join(run.out, 'bad')), /model configs differ/);
+  await assert.rejects(
+    averageCheckpoints([snapshotCheckpoint(run.out, 2), snapshotCheckpoint(other.out, 2)], path.join(run.out, 'bad')),
+    /model configs differ/,
+  );
   tf.dispose([...two.values(), ...four.values(), ...latest.values(), ...mean.values()]);
 });
 
 test('a training step frees every tensor it creates', async () => {
   const { config, data } = setUpTraining();
-  const { model, train: settings } = parseTrainConfig(JSON.parse(fs.readFileSync(config, 'utf8')), path.dirname(config));
+  const { model, train: settings } = parseTrainConfig(
+    JSON.parse(fs.readFileSync(config, 'utf8')),
+    path.dirname(config),
+  );
   const tokenizer = await Tokenizer.load(settings.tokenizer);
   const examples = tokenizeCorpus(await readCorpus(data), tokenizer, model.pairs, model.maxLength);
   const trainer = Trainer.create(model, settings, tokenizer, examples);

@@ -71,7 +71,10 @@ test('a cancelled job leaves its running batch or the waiting list; the others g
   await assert.rejects(runningDone, JobCancelledError);
   await assert.rejects(waitingDone, JobCancelledError);
   assert.deepEqual(await keptDone, alone);
-  await assert.rejects(scheduler.translate(translator, kept.sources, kept.dir, {}, cancelRunning.signal), JobCancelledError);
+  await assert.rejects(
+    scheduler.translate(translator, kept.sources, kept.dir, {}, cancelRunning.signal),
+    JobCancelledError,
+  );
 
   const last = new AbortController(); // the only job of its batch: the batch stops and frees its state
   const lastDone = scheduler.translate(translator, running.sources, running.dir, {}, last.signal);
@@ -87,10 +90,17 @@ test('a beam search takes a step per turn: a greedy job that arrives later is no
   const long = { sources: randomSources([12, 9], 1000, 10), options: { beamSize: 4, maxLength: 30 } };
   const short = { sources: randomSources([5], 1000, 11), options: { maxLength: 2 } };
   const order: string[] = [];
-  const beamDone = scheduler.translate(translator, long.sources, toDe, long.options).then((r) => (order.push('beam'), r));
+  const beamDone = scheduler
+    .translate(translator, long.sources, toDe, long.options)
+    .then((r) => (order.push('beam'), r));
   await nextTurn();
-  const greedyDone = scheduler.translate(translator, short.sources, toFr, short.options).then((r) => (order.push('greedy'), r));
-  assert.deepEqual(await Promise.all([beamDone, greedyDone]), [translator.translateIds(long.sources, toDe, long.options), translator.translateIds(short.sources, toFr, short.options)]);
+  const greedyDone = scheduler
+    .translate(translator, short.sources, toFr, short.options)
+    .then((r) => (order.push('greedy'), r));
+  assert.deepEqual(await Promise.all([beamDone, greedyDone]), [
+    translator.translateIds(long.sources, toDe, long.options),
+    translator.translateIds(short.sources, toFr, short.options),
+  ]);
   assert.deepEqual(order, ['greedy', 'beam']);
 
   const cancel = new AbortController();
@@ -101,11 +111,14 @@ test('a beam search takes a step per turn: a greedy job that arrives later is no
   assert.equal(tf.memory().numTensors, baseline);
 });
 
-test('engine time is shared fairly between pairs: a heavy beam request of one pair holds another pair\'s short request back by at most one step', async () => {
+test("engine time is shared fairly between pairs: a heavy beam request of one pair holds another pair's short request back by at most one step", async () => {
   const scheduler = new TranslationScheduler(8);
   const baseline = tf.memory().numTensors;
   // Three beam batches of en-de, 3 sentences x beam 4 = 12 rows each, decoding 30 steps.
-  const heavy = [12, 13, 14].map((seed) => ({ sources: randomSources([10, 11, 12], 1000, seed), options: { beamSize: 4, maxLength: 30 } }));
+  const heavy = [12, 13, 14].map((seed) => ({
+    sources: randomSources([10, 11, 12], 1000, seed),
+    options: { beamSize: 4, maxLength: 30 },
+  }));
   const probe = { sources: randomSources([6], 1000, 15), options: { maxLength: 6 } };
   let beamSteps = 0;
   const step = BeamSearch.prototype.step;
@@ -124,7 +137,10 @@ test('engine time is shared fairly between pairs: a heavy beam request of one pa
     // A starting pair gets a heavy step's rows (12) of credit: the probe's 6 steps (1 row each) run before the next heavy step.
     assert.ok(heavyStepsMeanwhile <= 1, `${heavyStepsMeanwhile} heavy steps while a 6-step probe of another pair ran`);
     assert.deepEqual(probeResult, translator.translateIds(probe.sources, toFr, probe.options));
-    assert.deepEqual(await Promise.all(heavyDone), heavy.map((h) => translator.translateIds(h.sources, toDe, h.options)));
+    assert.deepEqual(
+      await Promise.all(heavyDone),
+      heavy.map((h) => translator.translateIds(h.sources, toDe, h.options)),
+    );
   } finally {
     BeamSearch.prototype.step = step;
   }

@@ -2,11 +2,27 @@
 // or the user sends is shown with textContent, never parsed as HTML.
 const $ = (id) => document.getElementById(id);
 const el = {
-  form: $('translate-form'), source: $('source'), target: $('target'), swap: $('swap'), q: $('q'),
-  counter: $('counter'), detected: $('detected'), output: $('output'), altBox: $('alternatives-box'),
-  alternatives: $('alternatives'), timing: $('timing'), copy: $('copy'), altCount: $('alternatives-count'),
-  live: $('live'), keyBox: $('key-box'), apiKey: $('api-key'), translate: $('translate'),
-  fileForm: $('file-form'), file: $('file'), fileResult: $('file-result'), message: $('message'),
+  form: $('translate-form'),
+  source: $('source'),
+  target: $('target'),
+  swap: $('swap'),
+  q: $('q'),
+  counter: $('counter'),
+  detected: $('detected'),
+  output: $('output'),
+  altBox: $('alternatives-box'),
+  alternatives: $('alternatives'),
+  timing: $('timing'),
+  copy: $('copy'),
+  altCount: $('alternatives-count'),
+  live: $('live'),
+  keyBox: $('key-box'),
+  apiKey: $('api-key'),
+  translate: $('translate'),
+  fileForm: $('file-form'),
+  file: $('file'),
+  fileResult: $('file-result'),
+  message: $('message'),
 };
 
 const state = { charLimit: 2000, languages: [], names: new Map(), detected: null, busy: 0, pending: null };
@@ -48,7 +64,9 @@ function fillTargets() {
   for (const l of state.languages) {
     if (src === 'auto' || l.code === src) for (const t of l.targets) targets.add(t);
   }
-  el.target.replaceChildren(...[...targets].sort((a, b) => nameOf(a).localeCompare(nameOf(b))).map((t) => option(t, nameOf(t))));
+  el.target.replaceChildren(
+    ...[...targets].sort((a, b) => nameOf(a).localeCompare(nameOf(b))).map((t) => option(t, nameOf(t))),
+  );
   if (targets.has(keep)) el.target.value = keep;
   else if (src !== 'en' && targets.has('en')) el.target.value = 'en';
 }
@@ -73,14 +91,24 @@ async function translate() {
     say(`The text has ${q.length} characters; the server takes at most ${state.charLimit}.`);
     return;
   }
-  const body = { q, source: el.source.value, target: el.target.value, format: 'text', alternatives: Number(el.altCount.value) };
+  const body = {
+    q,
+    source: el.source.value,
+    target: el.target.value,
+    format: 'text',
+    alternatives: Number(el.altCount.value),
+  };
   if (apiKeyField() !== '') body.api_key = apiKeyField();
   const started = performance.now();
   const ticket = ++state.busy;
   el.translate.disabled = true;
   el.form.setAttribute('aria-busy', 'true');
   try {
-    const res = await fetch('/translate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch('/translate', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     if (ticket !== state.busy) return; // a newer request answers instead
     if (!res.ok) {
       say(await failure(res));
@@ -91,15 +119,19 @@ async function translate() {
     el.output.textContent = data.translatedText;
     el.copy.disabled = false;
     const alts = Array.isArray(data.alternatives) ? data.alternatives : [];
-    el.alternatives.replaceChildren(...alts.map((a) => {
-      const li = document.createElement('li');
-      li.textContent = a;
-      return li;
-    }));
+    el.alternatives.replaceChildren(
+      ...alts.map((a) => {
+        const li = document.createElement('li');
+        li.textContent = a;
+        return li;
+      }),
+    );
     el.altBox.hidden = alts.length === 0;
     const d = data.detectedLanguage;
     state.detected = d && typeof d.language === 'string' ? d.language : null;
-    el.detected.textContent = state.detected ? `Detected: ${nameOf(state.detected)} (${Math.round(d.confidence)}%)` : '';
+    el.detected.textContent = state.detected
+      ? `Detected: ${nameOf(state.detected)} (${Math.round(d.confidence)}%)`
+      : '';
     el.timing.textContent = `Translated in ${Math.round(performance.now() - started)} ms`;
   } catch (err) {
     say(`The server did not answer: ${err.message}`);
@@ -163,7 +195,8 @@ async function translateFile() {
     }
     const { translatedFileUrl } = await res.json();
     const url = new URL(translatedFileUrl, location.href);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('the server answered an odd download address');
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new Error('the server answered an odd download address');
     const a = document.createElement('a');
     a.href = url.href;
     a.textContent = `Download the translated ${file.name}`;

@@ -11,7 +11,24 @@ export const SRC_LEN = 32;
 export const OUT_LEN = 32;
 export const BOS = 2;
 export const EOS = 3;
-export const LANGUAGES = ['en', 'de', 'fr', 'es', 'it', 'pt', 'nl', 'cs', 'ru', 'zh', 'ja', 'hi', 'fi', 'tr', 'ro', 'lv'];
+export const LANGUAGES = [
+  'en',
+  'de',
+  'fr',
+  'es',
+  'it',
+  'pt',
+  'nl',
+  'cs',
+  'ru',
+  'zh',
+  'ja',
+  'hi',
+  'fi',
+  'tr',
+  'ro',
+  'lv',
+];
 export const DIRECTION: Direction = { source: 'en', target: 'de' };
 
 /**
@@ -32,7 +49,12 @@ export function repsFor(batch: number, quick: boolean, override?: number): numbe
  */
 const STUDY_LANGUAGES = ['en', 'de', 'fr', 'ru', 'zh'];
 const study128: ModelConfig = {
-  vocabSize: 4000, dModel: 128, numHeads: 4, dFF: 512, encoderLayers: 2, decoderLayers: 2,
+  vocabSize: 4000,
+  dModel: 128,
+  numHeads: 4,
+  dFF: 512,
+  encoderLayers: 2,
+  decoderLayers: 2,
   moe: { numExperts: 8, topK: 2, every: 2 },
   routing: { encoder: 'token', decoder: 'target' },
   languages: STUDY_LANGUAGES,
@@ -65,13 +87,11 @@ export function benchConfigs(quick: boolean): Record<string, ModelConfig> {
 /** The configs a run benchmarks unless --configs names others. */
 export const DEFAULT_CONFIGS = ['wmt32', 'e128'];
 
-
 export function variantConfig(cfg: ModelConfig, v: Variant): ModelConfig {
   if (v === 'dense') return { ...cfg, routing: { encoder: 'dense', decoder: 'dense' } };
   if (v === 'token') return { ...cfg, routing: { encoder: 'token', decoder: 'token' } };
   return { ...cfg, routing: { encoder: 'token', decoder: 'target' } };
 }
-
 
 /**
  * Expected number of distinct experts that `tokens` rows touch when each picks k of E experts

@@ -27,9 +27,14 @@ async function serveGroup(job: GroupJob, send: (m: ChildMessage) => void): Promi
   t0 = performance.now();
   const models = await buildGroup(cfg, job.variants, host);
   host.clear();
-  log(`  [${job.config} ${job.variants.join(', ')}] on ${backend.description}: random weights ${hostSeconds.toFixed(1)} s, built ${((performance.now() - t0) / 1000).toFixed(1)} s, heap ${mib(wasmHeapBytes())}`);
+  log(
+    `  [${job.config} ${job.variants.join(', ')}] on ${backend.description}: random weights ${hostSeconds.toFixed(1)} s, built ${((performance.now() - t0) / 1000).toFixed(1)} s, heap ${mib(wasmHeapBytes())}`,
+  );
   const infos: ModelInfo[] = [...models].map(([variant, m]) => ({
-    variant, decoderParams: decoderParams(m), residentBytes: m.bytes, plainDecoder: m.decoder.experts.every((e) => e === undefined),
+    variant,
+    decoderParams: decoderParams(m),
+    residentBytes: m.bytes,
+    plainDecoder: m.decoder.experts.every((e) => e === undefined),
   }));
   const first = models.values().next().value as Seq2Seq;
   const handle = async (req: WithId<RequestBody>): Promise<unknown> => {
@@ -70,7 +75,9 @@ async function serveGroup(job: GroupJob, send: (m: ChildMessage) => void): Promi
 
 const job = process.env.TASKMOE_BENCH_JOB;
 if (job === undefined || process.send === undefined) {
-  console.error('group-child: started by the engine benchmark (GroupClient in group.ts), not by hand; run `taskmoe bench engine`');
+  console.error(
+    'group-child: started by the engine benchmark (GroupClient in group.ts), not by hand; run `taskmoe bench engine`',
+  );
   process.exit(2);
 }
 const send = (m: ChildMessage) => process.send!(m);

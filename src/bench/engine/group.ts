@@ -48,7 +48,10 @@ export class GroupClient {
   /** Why each earlier child died (it was restarted). */
   readonly crashes: string[] = [];
 
-  constructor(readonly job: GroupJob, private readonly log: (s: string) => void) {}
+  constructor(
+    readonly job: GroupJob,
+    private readonly log: (s: string) => void,
+  ) {}
 
   get alive(): boolean {
     return this.failure === undefined && this.child !== undefined;
@@ -87,7 +90,8 @@ export class GroupClient {
         if (this.child === child) this.fail(err.message);
       });
       child.on('exit', (code, signal) => {
-        if (this.child === child && (rpc.pending > 0 || this.models.length === 0)) this.fail(`exit code ${code}${signal ? `, signal ${signal}` : ''}`);
+        if (this.child === child && (rpc.pending > 0 || this.models.length === 0))
+          this.fail(`exit code ${code}${signal ? `, signal ${signal}` : ''}`);
         resolve();
       });
     });

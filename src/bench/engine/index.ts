@@ -100,11 +100,20 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<BenchR
   const started = performance.now();
   const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)} s`;
   const jitBatch = Math.min(8, batchSizes[batchSizes.length - 1]);
-  log(`engine benchmark on ${backend.description}${quick ? ' (quick)' : ''}, ${os.cpus().length} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-  log(`source ${SRC_LEN} tokens, ${OUT_LEN} target tokens (EOS ignored), greedy, en->de for every sentence; ` +
-    `timed runs per cell (median): ${batchSizes.map((b) => `B=${b}: ${repsFor(b, quick, opts.reps)}`).join(', ')}, all variants interleaved run by run`);
-  log(`per config: groups dense | token | task + task-extracted, each in its own process; one untimed decode() per model at B=${jitBatch}, ` +
-    `then per batch size (largest first) one timed encode and a warm-up of ${WARMUP_STEPS} decoder steps + ${PROFILED_STEPS} profiled steps per model, then the timed runs`);
+  log(
+    `engine benchmark on ${backend.description}${quick ? ' (quick)' : ''}, ${os.cpus().length} CPUs, load ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
+  );
+  log(
+    `source ${SRC_LEN} tokens, ${OUT_LEN} target tokens (EOS ignored), greedy, en->de for every sentence; ` +
+      `timed runs per cell (median): ${batchSizes.map((b) => `B=${b}: ${repsFor(b, quick, opts.reps)}`).join(', ')}, all variants interleaved run by run`,
+  );
+  log(
+    `per config: groups dense | token | task + task-extracted, each in its own process; one untimed decode() per model at B=${jitBatch}, ` +
+      `then per batch size (largest first) one timed encode and a warm-up of ${WARMUP_STEPS} decoder steps + ${PROFILED_STEPS} profiled steps per model, then the timed runs`,
+  );
   const rows: BenchRow[] = [];
   const matmuls: MatmulRow[] = [];
   const failures: string[] = [];
@@ -113,8 +122,10 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<BenchR
   for (const name of configNames) {
     const cfg = all[name];
     if (cfg === undefined) throw new Error(`unknown config ${name}; have ${Object.keys(all).join(', ')}`);
-    log(`\n== ${name}: dModel ${cfg.dModel}, dFF ${cfg.dFF}, ${cfg.numHeads} heads, ${cfg.encoderLayers}+${cfg.decoderLayers} layers, ` +
-      `${cfg.moe.numExperts} experts in every ${cfg.moe.every}nd layer (top-${cfg.moe.topK}), vocabulary ${cfg.vocabSize} [${elapsed()}]`);
+    log(
+      `\n== ${name}: dModel ${cfg.dModel}, dFF ${cfg.dFF}, ${cfg.numHeads} heads, ${cfg.encoderLayers}+${cfg.decoderLayers} layers, ` +
+        `${cfg.moe.numExperts} experts in every ${cfg.moe.every}nd layer (top-${cfg.moe.topK}), vocabulary ${cfg.vocabSize} [${elapsed()}]`,
+    );
     const ceiling = new Map<number, MatmulRow>();
     for (const b of batchSizes) {
       const ffnRow = matmulCeiling(name, b, cfg.dModel, cfg.dFF, b >= 32 ? 15 : 41);
@@ -129,8 +140,11 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<BenchR
     await Promise.all(clients.map((c) => c.start(backend.choice)));
     const infos = new Map(clients.flatMap((c) => c.models.map((m) => [m.variant, m] as const)));
     for (const m of infos.values()) {
-      log(`  ${m.variant}: decoder ${mparams(m.decoderParams)} params, resident ${mib(m.residentBytes)}, decoder has no experts (plain dense path): ${m.plainDecoder}`);
-      if (m.variant === 'task-extracted' && !m.plainDecoder) throw new Error('the extracted decoder still holds experts');
+      log(
+        `  ${m.variant}: decoder ${mparams(m.decoderParams)} params, resident ${mib(m.residentBytes)}, decoder has no experts (plain dense path): ${m.plainDecoder}`,
+      );
+      if (m.variant === 'task-extracted' && !m.plainDecoder)
+        throw new Error('the extracted decoder still holds experts');
     }
     for (const c of clients) await c.call({ cmd: 'jit', batch: jitBatch });
     log(`  built and warmed up [${elapsed()}]`);
@@ -175,24 +189,46 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<BenchR
           const cost = stepCost(cfg, m.variant, b);
           const stepSeconds = Math.max(1e-9, seconds - p.encodeSeconds) / OUT_LEN;
           const row: BenchRow = {
-            config: name, variant: m.variant, batchSize: b,
+            config: name,
+            variant: m.variant,
+            batchSize: b,
             tokensPerSecond: (b * OUT_LEN) / seconds,
-            decoderParams: m.decoderParams, residentBytes: m.residentBytes,
-            seconds, runs: times, bestTokensPerSecond: (b * OUT_LEN) / Math.min(...times), ratioToToken: NaN,
-            encodeSeconds: p.encodeSeconds, stepSeconds, decodeTokensPerSecond: b / stepSeconds,
-            flopsPerToken: cost.flopsPerToken, weightBytesPerStep: cost.weightBytesPerStep, weightBytesPerToken: cost.weightBytesPerToken,
-            cacheBytesPerToken: cost.cacheBytesPerToken, expertsPerLayer: cost.expertsPerLayer, expertsPerLayerMeasured: prof.expertsPerLayer,
-            achievedGflops: (b * cost.flopsPerToken) / stepSeconds / 1e9, matmulCeilingGflops: ceiling.get(b)!.gflops,
+            decoderParams: m.decoderParams,
+            residentBytes: m.residentBytes,
+            seconds,
+            runs: times,
+            bestTokensPerSecond: (b * OUT_LEN) / Math.min(...times),
+            ratioToToken: NaN,
+            encodeSeconds: p.encodeSeconds,
+            stepSeconds,
+            decodeTokensPerSecond: b / stepSeconds,
+            flopsPerToken: cost.flopsPerToken,
+            weightBytesPerStep: cost.weightBytesPerStep,
+            weightBytesPerToken: cost.weightBytesPerToken,
+            cacheBytesPerToken: cost.cacheBytesPerToken,
+            expertsPerLayer: cost.expertsPerLayer,
+            expertsPerLayerMeasured: prof.expertsPerLayer,
+            achievedGflops: (b * cost.flopsPerToken) / stepSeconds / 1e9,
+            matmulCeilingGflops: ceiling.get(b)!.gflops,
             profile: prof.groups,
           };
           cells.push(row);
           const kernelMs = Object.values(prof.groups).reduce((x, y) => x + y, 0);
-          const breakdown = Object.entries(prof.groups).sort((x, y) => y[1] - x[1]).filter(([, ms]) => ms >= 0.05 * kernelMs)
-            .map(([g, ms]) => `${g} ${ms.toFixed(1)}`).join(', ');
-          log(`  ${m.variant.padEnd(14)} B=${String(b).padStart(2)}: ${fmt(row.tokensPerSecond).padStart(6)} tok/s  runs ${times.map((t) => t.toFixed(2)).join(' ')} s, ` +
-            `encode ${p.encodeSeconds.toFixed(2)} s, step ${(stepSeconds * 1000).toFixed(1)} ms  [heap ${mib(p.heapBytes)}]`);
-          log(`      profiled step (median of ${PROFILED_STEPS}) ${prof.wallMs.toFixed(1)} ms, kernels ${kernelMs.toFixed(1)} ms: ${breakdown}` +
-            (cost.expertsPerLayer > 0 && m.variant === 'token' ? `; experts/MoE layer ${prof.expertsPerLayer.toFixed(1)} (uniform routing: ${cost.expertsPerLayer.toFixed(1)})` : ''));
+          const breakdown = Object.entries(prof.groups)
+            .sort((x, y) => y[1] - x[1])
+            .filter(([, ms]) => ms >= 0.05 * kernelMs)
+            .map(([g, ms]) => `${g} ${ms.toFixed(1)}`)
+            .join(', ');
+          log(
+            `  ${m.variant.padEnd(14)} B=${String(b).padStart(2)}: ${fmt(row.tokensPerSecond).padStart(6)} tok/s  runs ${times.map((t) => t.toFixed(2)).join(' ')} s, ` +
+              `encode ${p.encodeSeconds.toFixed(2)} s, step ${(stepSeconds * 1000).toFixed(1)} ms  [heap ${mib(p.heapBytes)}]`,
+          );
+          log(
+            `      profiled step (median of ${PROFILED_STEPS}) ${prof.wallMs.toFixed(1)} ms, kernels ${kernelMs.toFixed(1)} ms: ${breakdown}` +
+              (cost.expertsPerLayer > 0 && m.variant === 'token'
+                ? `; experts/MoE layer ${prof.expertsPerLayer.toFixed(1)} (uniform routing: ${cost.expertsPerLayer.toFixed(1)})`
+                : ''),
+          );
         }
       }
       log(`  B=${b} done [${elapsed()}, load ${os.loadavg()[0].toFixed(1)}]`);
@@ -201,7 +237,9 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<BenchR
       const done = await c.call<{ tensorsLeft: number; heapBytes: number }>({ cmd: 'finish' });
       if (done !== undefined) {
         tensorsLeft += done.tensorsLeft;
-        log(`  disposed ${c.job.variants.join(', ')}: ${done.tensorsLeft === 0 ? 'tensor count back to its baseline' : `WARNING: ${done.tensorsLeft} tensors left`} (peak heap ${mib(done.heapBytes)})`);
+        log(
+          `  disposed ${c.job.variants.join(', ')}: ${done.tensorsLeft === 0 ? 'tensor count back to its baseline' : `WARNING: ${done.tensorsLeft} tensors left`} (peak heap ${mib(done.heapBytes)})`,
+        );
       }
       for (const why of c.crashes) failures.push(`${name} ${c.job.variants.join(', ')}: crashed and restarted: ${why}`);
       if (c.failure !== undefined) failures.push(`${name} ${c.job.variants.join(', ')}: gave up: ${c.failure}`);
@@ -221,10 +259,15 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<BenchR
   }
   for (const f of failures) log(`process failures: ${f}`);
   const leftHere = tf.memory().numTensors - baseline;
-  log(`tensors: ${leftHere} left in this process, ${tensorsLeft} left in the benchmark processes after disposing every model; total time ${elapsed()}`);
+  log(
+    `tensors: ${leftHere} left in this process, ${tensorsLeft} left in the benchmark processes after disposing every model; total time ${elapsed()}`,
+  );
   if (opts.json !== undefined) {
     fs.mkdirSync(path.dirname(path.resolve(opts.json)), { recursive: true });
-    fs.writeFileSync(opts.json, JSON.stringify({ backend: backend.description, quick, batchSizes, rows, matmuls, failures }, null, 2) + '\n');
+    fs.writeFileSync(
+      opts.json,
+      JSON.stringify({ backend: backend.description, quick, batchSizes, rows, matmuls, failures }, null, 2) + '\n',
+    );
     log(`wrote ${opts.json}`);
   }
   return rows;

@@ -23,13 +23,13 @@ export interface MatmulRow {
   weightGBps: number;
 }
 
-
 export function timeDecode(model: Seq2Seq, src: number[][], steps: number): number {
   const dirs = src.map(() => DIRECTION);
   const t0 = performance.now();
   const out = decode(model, src, dirs, { bosId: BOS, eosId: EOS, ignoreEos: true, maxLength: steps });
   const dt = (performance.now() - t0) / 1000;
-  if (out.length !== src.length || out.some((h) => h[0].tokens.length !== steps)) throw new Error('decode did not produce the fixed length');
+  if (out.length !== src.length || out.some((h) => h[0].tokens.length !== steps))
+    throw new Error('decode did not produce the fixed length');
   return dt;
 }
 
@@ -60,11 +60,20 @@ export interface StepProfile {
 }
 
 /** Warms the decoder at this batch (WARMUP_STEPS steps) and profiles the next PROFILED_STEPS steps. */
-export async function warmAndProfile(model: Seq2Seq, cfg: ModelConfig, enc: ReturnType<Encoder['encode']>, dirs: Direction[]): Promise<StepProfile> {
+export async function warmAndProfile(
+  model: Seq2Seq,
+  cfg: ModelConfig,
+  enc: ReturnType<Encoder['encode']>,
+  dirs: Direction[],
+): Promise<StepProfile> {
   const state = model.decoder.start(enc, dirs);
   let inputs = dirs.map(() => BOS);
   const step = () => {
-    const logits = model.decoder.forward(model.embeddings, state, inputs.map((t) => [t]));
+    const logits = model.decoder.forward(
+      model.embeddings,
+      state,
+      inputs.map((t) => [t]),
+    );
     const best = tf.tidy(() => tf.logSoftmax(logits).argMax(1));
     inputs = Array.from(best.dataSync());
     tf.dispose([logits, best]);
@@ -85,7 +94,8 @@ export async function warmAndProfile(model: Seq2Seq, cfg: ModelConfig, enc: Retu
         const g = kernelGroup(cfg, k.name, k.inputShapes);
         groups[g] = (groups[g] ?? 0) + (k.kernelTimeMs as number);
         const b = k.inputShapes[1];
-        if (g === 'FFN/experts' && b !== null && b.length === 2 && b[0] === cfg.dModel && b[1] === cfg.dFF) ffnMatmuls++;
+        if (g === 'FFN/experts' && b !== null && b.length === 2 && b[0] === cfg.dModel && b[1] === cfg.dFF)
+          ffnMatmuls++;
       }
       perStep.push(groups);
     }

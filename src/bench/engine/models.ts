@@ -2,7 +2,13 @@
 // one group of variants built over shared tensors, as a server shares its encoder.
 import * as tf from '@tensorflow/tfjs';
 import type { TensorSource } from '../../models/checkpoint.ts';
-import { type ModelConfig, type TensorShapes, isTaskRouting, tensorComponent, tensorShapes } from '../../models/config.ts';
+import {
+  type ModelConfig,
+  type TensorShapes,
+  isTaskRouting,
+  tensorComponent,
+  tensorShapes,
+} from '../../models/config.ts';
 import type { Weights } from '../../models/layers.ts';
 import { Seq2Seq } from '../../models/model.ts';
 import { Decoder, Embeddings, Encoder } from '../../models/transformer.ts';
@@ -35,7 +41,8 @@ export function hostWeights(cfg: ModelConfig, seed: number, crossScale = CROSS_A
     const data = new Float32Array(n);
     if (name.endsWith('.g')) data.fill(1);
     else if (!name.endsWith('.b')) {
-      let std = name === 'embed' ? 1 / Math.sqrt(cfg.dModel) : name.endsWith('.taskEmbed') ? 1 : 1 / Math.sqrt(shape[0]);
+      let std =
+        name === 'embed' ? 1 / Math.sqrt(cfg.dModel) : name.endsWith('.taskEmbed') ? 1 : 1 / Math.sqrt(shape[0]);
       if (/^decoder\.layers\.\d+\.crossAttn\.w/.test(name)) std *= crossScale;
       const a = 2 * Math.sqrt(3) * std; // uniform on [-sqrt(3) std, sqrt(3) std]
       for (let i = 0; i < n; i++) {
@@ -77,11 +84,14 @@ export function wasmHeapBytes(): number {
   return b.wasm?.HEAPU8?.byteLength ?? 0;
 }
 
-
 /** Tensors readComponent reads only to route or fold (and then disposes): a task-routed component's task embedding, gates and experts. */
 function foldedAway(cfg: ModelConfig, name: string): boolean {
   const c = tensorComponent(name);
-  return c !== 'embeddings' && isTaskRouting(cfg.routing[c]) && (name.endsWith('.taskEmbed') || name.endsWith('.ffn.gate') || name.includes('.ffn.experts.'));
+  return (
+    c !== 'embeddings' &&
+    isTaskRouting(cfg.routing[c]) &&
+    (name.endsWith('.taskEmbed') || name.endsWith('.ffn.gate') || name.includes('.ffn.experts.'))
+  );
 }
 
 /**
@@ -91,18 +101,23 @@ function foldedAway(cfg: ModelConfig, name: string): boolean {
  * copy (its Identity kernel copies the buffer).
  */
 class SharedSource implements TensorSource {
-  constructor(readonly config: ModelConfig, private readonly weights: Weights) {}
+  constructor(
+    readonly config: ModelConfig,
+    private readonly weights: Weights,
+  ) {}
 
   get shapes(): TensorShapes {
     return new Map([...this.weights].map(([n, t]) => [n, t.shape]));
   }
 
   async read(names: Iterable<string>): Promise<Map<string, tf.Tensor>> {
-    return new Map([...names].map((n) => {
-      const t = this.weights.get(n);
-      if (t === undefined) throw new Error(`no tensor "${n}"`);
-      return [n, foldedAway(this.config, n) ? t.clone() : t];
-    }));
+    return new Map(
+      [...names].map((n) => {
+        const t = this.weights.get(n);
+        if (t === undefined) throw new Error(`no tensor "${n}"`);
+        return [n, foldedAway(this.config, n) ? t.clone() : t];
+      }),
+    );
   }
 }
 
@@ -113,7 +128,11 @@ class SharedSource implements TensorSource {
  * Seq2Seq.loadSubnetwork's, over a SharedSource of the same weights. Each model's `.bytes` still
  * counts everything it uses, as if it stood alone; XNNPACK packs each shared weight once.
  */
-export async function buildGroup(cfg: ModelConfig, variants: readonly Variant[], host: HostWeights): Promise<Map<Variant, Seq2Seq>> {
+export async function buildGroup(
+  cfg: ModelConfig,
+  variants: readonly Variant[],
+  host: HostWeights,
+): Promise<Map<Variant, Seq2Seq>> {
   const models = new Map<Variant, Seq2Seq>();
   if (variants.includes('dense')) {
     const dc = variantConfig(cfg, 'dense');

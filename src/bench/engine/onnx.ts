@@ -42,7 +42,12 @@ export interface OnnxBenchRow {
 // Seconds of one end-to-end greedy decode of OUT_LEN tokens.
 export function timeDecode(engine: DecoderEngine, src: number[][]): number {
   const t0 = performance.now();
-  const out = decode(engine, src, src.map(() => DIRECTION), { bosId: BOS, eosId: EOS, ignoreEos: true, maxLength: OUT_LEN });
+  const out = decode(
+    engine,
+    src,
+    src.map(() => DIRECTION),
+    { bosId: BOS, eosId: EOS, ignoreEos: true, maxLength: OUT_LEN },
+  );
   const dt = (performance.now() - t0) / 1000;
   if (out.some((h) => h[0].tokens.length !== OUT_LEN)) throw new Error('decode did not produce the fixed length');
   return dt;
@@ -50,7 +55,10 @@ export function timeDecode(engine: DecoderEngine, src: number[][]): number {
 
 // Milliseconds of each of `steps` greedy decoder steps after start (the cache grows from 0).
 export function timeSteps(engine: DecoderEngine, src: number[][], steps: number): number[] {
-  const state = engine.start(src, src.map(() => DIRECTION));
+  const state = engine.start(
+    src,
+    src.map(() => DIRECTION),
+  );
   const times: number[] = [];
   let tokens = src.map(() => BOS);
   try {
@@ -73,11 +81,14 @@ export async function benchEngineOnnx(opts: OnnxBenchOptions = {}): Promise<Onnx
   const all = benchConfigs(quick);
   const configs = opts.configs ?? ['wmt32'];
   const variants = (opts.variants ?? ['dense', 'task-extracted']) as Variant[];
-  for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant "${v}"; known: ${VARIANTS.join(', ')}`);
+  for (const v of variants)
+    if (!VARIANTS.includes(v)) throw new Error(`unknown variant "${v}"; known: ${VARIANTS.join(', ')}`);
   const batches = opts.batchSizes ?? [1, 8, 32];
   const threads = opts.threads ?? [1, 2];
   const reps = opts.reps ?? (quick ? 2 : 3);
-  log(`ONNX Runtime beside ${backend.description}: source ${SRC_LEN} tokens, ${OUT_LEN} target tokens (greedy, EOS ignored), ${reps} interleaved runs per cell, medians`);
+  log(
+    `ONNX Runtime beside ${backend.description}: source ${SRC_LEN} tokens, ${OUT_LEN} target tokens (greedy, EOS ignored), ${reps} interleaved runs per cell, medians`,
+  );
   const rows: OnnxBenchRow[] = [];
   for (const name of configs) {
     const cfg = all[name];
@@ -90,7 +101,9 @@ export async function benchEngineOnnx(opts: OnnxBenchOptions = {}): Promise<Onnx
       const graphs = graphsOf(model);
       const engines: [string, DecoderEngine][] = [['wasm', TfjsEngine.of(model)]];
       for (const t of threads) engines.push([`onnx-${t}t`, OrtEngine.fromGraphs(graphs, { threads: t })]);
-      log(`${name} ${variant}: graphs built and sessions loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s (${((graphs.encoder.byteLength + graphs.decoderStart.byteLength + graphs.decoderStep.byteLength) / 2 ** 20).toFixed(0)} MiB of ONNX)`);
+      log(
+        `${name} ${variant}: graphs built and sessions loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s (${((graphs.encoder.byteLength + graphs.decoderStart.byteLength + graphs.decoderStep.byteLength) / 2 ** 20).toFixed(0)} MiB of ONNX)`,
+      );
       for (const batch of batches) {
         const src = sources(batch, cfg.vocabSize, 1000 + batch);
         const runs = new Map<string, number[]>(engines.map(([e]) => [e, []]));
@@ -103,9 +116,19 @@ export async function benchEngineOnnx(opts: OnnxBenchOptions = {}): Promise<Onnx
           }
         }
         for (const [e] of engines) {
-          const row = { config: name, variant, batchSize: batch, engine: e, tokensPerSecond: (batch * OUT_LEN) / median(runs.get(e)!), stepMs: median(steps.get(e)!), runs: runs.get(e)! };
+          const row = {
+            config: name,
+            variant,
+            batchSize: batch,
+            engine: e,
+            tokensPerSecond: (batch * OUT_LEN) / median(runs.get(e)!),
+            stepMs: median(steps.get(e)!),
+            runs: runs.get(e)!,
+          };
           rows.push(row);
-          log(`  B=${String(batch).padStart(2)} ${e.padEnd(8)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tokens/s  step ${row.stepMs.toFixed(2)} ms`);
+          log(
+            `  B=${String(batch).padStart(2)} ${e.padEnd(8)} ${row.tokensPerSecond.toFixed(1).padStart(8)} tokens/s  step ${row.stepMs.toFixed(2)} ms`,
+          );
         }
       }
       for (const [, engine] of engines) if (engine instanceof OrtEngine) engine.dispose();
@@ -120,15 +143,30 @@ export async function benchEngineOnnx(opts: OnnxBenchOptions = {}): Promise<Onnx
 /** A markdown table: per config, variant and batch, each engine's tokens/s and step time, and ONNX over wasm. */
 export function formatOnnxRows(rows: OnnxBenchRow[]): string {
   const engines = [...new Set(rows.map((r) => r.engine))];
-  const header = ['config', 'variant', 'batch', ...engines.map((e) => `${e} tok/s (step ms)`), ...engines.filter((e) => e !== 'wasm').map((e) => `${e} / wasm`)];
+  const header = [
+    'config',
+    'variant',
+    'batch',
+    ...engines.map((e) => `${e} tok/s (step ms)`),
+    ...engines.filter((e) => e !== 'wasm').map((e) => `${e} / wasm`),
+  ];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
   const keys = [...new Set(rows.map((r) => `${r.config}\t${r.variant}\t${r.batchSize}`))];
   for (const key of keys) {
     const [config, variant, batch] = key.split('\t');
-    const cell = (e: string) => rows.find((r) => r.config === config && r.variant === variant && String(r.batchSize) === batch && r.engine === e);
+    const cell = (e: string) =>
+      rows.find((r) => r.config === config && r.variant === variant && String(r.batchSize) === batch && r.engine === e);
     const wasm = cell('wasm');
-    const values = engines.map((e) => { const r = cell(e); return r === undefined ? '' : `${r.tokensPerSecond.toFixed(1)} (${r.stepMs.toFixed(2)})`; });
-    const ratios = engines.filter((e) => e !== 'wasm').map((e) => { const r = cell(e); return r && wasm ? `${(r.tokensPerSecond / wasm.tokensPerSecond).toFixed(2)}x` : ''; });
+    const values = engines.map((e) => {
+      const r = cell(e);
+      return r === undefined ? '' : `${r.tokensPerSecond.toFixed(1)} (${r.stepMs.toFixed(2)})`;
+    });
+    const ratios = engines
+      .filter((e) => e !== 'wasm')
+      .map((e) => {
+        const r = cell(e);
+        return r && wasm ? `${(r.tokensPerSecond / wasm.tokensPerSecond).toFixed(2)}x` : '';
+      });
     lines.push(`| ${config} | ${variant} | ${batch} | ${values.join(' | ')} | ${ratios.join(' | ')} |`);
   }
   return lines.join('\n');

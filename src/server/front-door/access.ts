@@ -40,14 +40,22 @@ export function createDoor(store: KeyStore, settings: ServerSettings): Door {
   const guard = async (req: FastifyRequest, reply: FastifyReply) => {
     // LibreTranslate clients send an empty key when they have none; the `libretranslate` npm
     // client names the field apiKey.
-    const key = [bodyField(req.body, 'api_key'), bodyField(req.body, 'apiKey')].find((k): k is string => typeof k === 'string' && k !== '');
+    const key = [bodyField(req.body, 'api_key'), bodyField(req.body, 'apiKey')].find(
+      (k): k is string => typeof k === 'string' && k !== '',
+    );
     let apiKey: ApiKey | undefined;
     if (key === undefined) {
-      if (settings.apiKeys) throw new KeyRefusedError('key_missing', 'this server requires an api_key: send the field "api_key" with a key from its operator');
+      if (settings.apiKeys)
+        throw new KeyRefusedError(
+          'key_missing',
+          'this server requires an api_key: send the field "api_key" with a key from its operator',
+        );
     } else {
-      if (!KEY_PATTERN.test(key)) throw new KeyRefusedError('key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
+      if (!KEY_PATTERN.test(key))
+        throw new KeyRefusedError('key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
       apiKey = store.get(key);
-      if (apiKey === undefined) throw new KeyRefusedError('key_invalid', 'api_key is not a valid key (unknown or removed)');
+      if (apiKey === undefined)
+        throw new KeyRefusedError('key_invalid', 'api_key is not a valid key (unknown or removed)');
     }
     const limits: Limits = {
       reqPerMinute: apiKey?.reqPerMinute ?? settings.reqPerMinute,

@@ -44,14 +44,16 @@ export async function registerFrontDoor(app: FastifyInstance, settings: ServerSe
   const routes: RegisteredRoute[] = [];
   app.decorate('registeredRoutes', routes);
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true });
+    for (const method of [route.method].flat())
+      routes.push({ method, url: route.url, hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true });
   });
   await registerOpenApi(app, packageVersion());
   if (store !== undefined) {
     const door = createDoor(store, settings);
     app.addHook('onRoute', (route) => {
       if (!GUARDED_ROUTES.has(route.url)) return;
-      const existing = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
+      const existing =
+        route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler];
       route.preHandler = [door.guard, ...existing];
     });
     const prune = setInterval(() => door.limiter.pruneEnded(), PRUNE_EVERY_MS).unref();
@@ -66,6 +68,8 @@ export async function registerFrontDoor(app: FastifyInstance, settings: ServerSe
 }
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../../package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(path.resolve(import.meta.dirname, '../../../package.json'), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }

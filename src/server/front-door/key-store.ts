@@ -52,7 +52,10 @@ export function keyDbPath(dataDir: string): string {
 export class KeyStore {
   private readonly byKey: Database.Statement;
 
-  private constructor(readonly path: string, readonly db: Database.Database) {
+  private constructor(
+    readonly path: string,
+    readonly db: Database.Database,
+  ) {
     this.byKey = db.prepare('SELECT * FROM api_keys WHERE key = ?');
   }
 
@@ -87,7 +90,8 @@ export class KeyStore {
       charsPerDay: opts.charsPerDay ?? null,
       createdAt: new Date().toISOString(),
     };
-    this.db.prepare('INSERT INTO api_keys (key, name, req_per_minute, chars_per_day, created_at) VALUES (?, ?, ?, ?, ?)')
+    this.db
+      .prepare('INSERT INTO api_keys (key, name, req_per_minute, chars_per_day, created_at) VALUES (?, ?, ?, ?, ?)')
       .run(key.key, key.name, key.reqPerMinute, key.charsPerDay, key.createdAt);
     return key;
   }
@@ -123,5 +127,11 @@ interface Row {
 }
 
 function fromRow(r: Row): ApiKey {
-  return { key: r.key, name: r.name, reqPerMinute: r.req_per_minute, charsPerDay: r.chars_per_day, createdAt: r.created_at };
+  return {
+    key: r.key,
+    name: r.name,
+    reqPerMinute: r.req_per_minute,
+    charsPerDay: r.chars_per_day,
+    createdAt: r.created_at,
+  };
 }

@@ -16,12 +16,14 @@ export class KeysUsageError extends Error {}
 function limit(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new KeysUsageError(`--${name} must be a non-negative integer (0: unlimited), got "${v}"`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new KeysUsageError(`--${name} must be a non-negative integer (0: unlimited), got "${v}"`);
   return n;
 }
 
 function describe(k: ApiKey): string {
-  const l = (n: number | null, unit: string) => (n === null ? `server default ${unit}` : n === 0 ? `unlimited ${unit}` : `${n} ${unit}`);
+  const l = (n: number | null, unit: string) =>
+    n === null ? `server default ${unit}` : n === 0 ? `unlimited ${unit}` : `${n} ${unit}`;
   return `${k.key}  ${l(k.reqPerMinute, 'req/min')}, ${l(k.charsPerDay, 'chars/day')}  ${k.createdAt}${k.name ? `  ${k.name}` : ''}`;
 }
 
@@ -33,7 +35,13 @@ export function keysCommand(args: string[], out: (line: string) => void = consol
     parsed = parseArgs({
       args: rest,
       allowPositionals: true,
-      options: { 'req-per-minute': { type: 'string' }, 'chars-per-day': { type: 'string' }, name: { type: 'string' }, 'data-dir': { type: 'string' }, json: { type: 'boolean' } },
+      options: {
+        'req-per-minute': { type: 'string' },
+        'chars-per-day': { type: 'string' },
+        name: { type: 'string' },
+        'data-dir': { type: 'string' },
+        json: { type: 'boolean' },
+      },
     });
   } catch (err) {
     throw new KeysUsageError((err as Error).message);
@@ -41,8 +49,13 @@ export function keysCommand(args: string[], out: (line: string) => void = consol
   const { values, positionals } = parsed;
   const dataDir = resolveSettings({ 'data-dir': values['data-dir'] }).dataDir;
   if (action === 'add') {
-    if (positionals.length > 0) throw new KeysUsageError(`keys add takes no positional arguments, got "${positionals[0]}"`);
-    const opts = { name: values.name, reqPerMinute: limit(values['req-per-minute'], 'req-per-minute'), charsPerDay: limit(values['chars-per-day'], 'chars-per-day') };
+    if (positionals.length > 0)
+      throw new KeysUsageError(`keys add takes no positional arguments, got "${positionals[0]}"`);
+    const opts = {
+      name: values.name,
+      reqPerMinute: limit(values['req-per-minute'], 'req-per-minute'),
+      charsPerDay: limit(values['chars-per-day'], 'chars-per-day'),
+    };
     const store = KeyStore.open(keyDbPath(dataDir));
     try {
       const key = store.add(opts);

@@ -37,11 +37,20 @@ export class Limiter {
   private readonly prune: Database.Statement;
   private readonly admitTx: (client: string, limits: Limits, chars: number, now: number) => Admission;
 
-  constructor(db: Database.Database, private readonly clock: () => number = Date.now) {
+  constructor(
+    db: Database.Database,
+    private readonly clock: () => number = Date.now,
+  ) {
     this.read = db.prepare('SELECT start_ms, used FROM usage WHERE client = ? AND window = ?');
-    this.write = db.prepare('INSERT INTO usage (client, window, start_ms, used) VALUES (?, ?, ?, ?) ON CONFLICT (client, window) DO UPDATE SET start_ms = excluded.start_ms, used = excluded.used');
-    this.prune = db.prepare('DELETE FROM usage WHERE (window = \'minute\' AND start_ms < ?) OR (window = \'day\' AND start_ms < ?)');
-    const tx = db.transaction((client: string, limits: Limits, chars: number, now: number) => this.check(client, limits, chars, now));
+    this.write = db.prepare(
+      'INSERT INTO usage (client, window, start_ms, used) VALUES (?, ?, ?, ?) ON CONFLICT (client, window) DO UPDATE SET start_ms = excluded.start_ms, used = excluded.used',
+    );
+    this.prune = db.prepare(
+      "DELETE FROM usage WHERE (window = 'minute' AND start_ms < ?) OR (window = 'day' AND start_ms < ?)",
+    );
+    const tx = db.transaction((client: string, limits: Limits, chars: number, now: number) =>
+      this.check(client, limits, chars, now),
+    );
     this.admitTx = (...args) => tx.immediate(...args);
   }
 
@@ -60,9 +69,15 @@ export class Limiter {
   private check(client: string, limits: Limits, chars: number, now: number): Admission {
     const minute = this.usage(client, 'minute', MINUTE_MS, now);
     const day = this.usage(client, 'day', DAY_MS, now);
-    const minuteState = (used: number): WindowState => state(limits.reqPerMinute, used, minute.start_ms + MINUTE_MS, now);
+    const minuteState = (used: number): WindowState =>
+      state(limits.reqPerMinute, used, minute.start_ms + MINUTE_MS, now);
     if (limits.reqPerMinute > 0 && minute.used + 1 > limits.reqPerMinute) {
-      return { ok: false, reason: 'rate_requests', message: `rate limit reached: ${limits.reqPerMinute} requests per minute`, window: minuteState(minute.used) };
+      return {
+        ok: false,
+        reason: 'rate_requests',
+        message: `rate limit reached: ${limits.reqPerMinute} requests per minute`,
+        window: minuteState(minute.used),
+      };
     }
     if (limits.charsPerDay > 0 && day.used + chars > limits.charsPerDay) {
       const left = limits.charsPerDay - day.used;

@@ -15,7 +15,10 @@ const error = (description: string) => ({
 });
 
 const rateHeaders = {
-  'x-ratelimit-limit': { type: 'integer', description: 'the limit of the window (requests per minute, or characters per day when that is the limit hit)' },
+  'x-ratelimit-limit': {
+    type: 'integer',
+    description: 'the limit of the window (requests per minute, or characters per day when that is the limit hit)',
+  },
   'x-ratelimit-remaining': { type: 'integer', description: 'what is left in the window' },
   'x-ratelimit-reset': { type: 'integer', description: 'seconds until the window starts afresh' },
 };
@@ -25,7 +28,12 @@ const GUARDED_ERRORS = {
   400: error('a field is missing, of the wrong type or out of range (the message names it), or the pair is not served'),
   403: error('--api-keys is on and api_key is missing, or api_key is malformed, unknown or removed'),
   413: error('the request body is larger than --body-limit'),
-  429: { ...error('a quota is used up (requests per minute, characters per day) or the pair\'s queue is full; see Retry-After'), headers: { 'retry-after': { type: 'integer', description: 'seconds to wait' }, ...rateHeaders } },
+  429: {
+    ...error(
+      "a quota is used up (requests per minute, characters per day) or the pair's queue is full; see Retry-After",
+    ),
+    headers: { 'retry-after': { type: 'integer', description: 'seconds to wait' }, ...rateHeaders },
+  },
   503: error('the server is warming up or shutting down, or the engine failed; retry'),
   504: error('the translation did not finish within --timeout-ms'),
 };
@@ -33,9 +41,24 @@ const GUARDED_ERRORS = {
 const translation = {
   type: 'object',
   properties: {
-    translatedText: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }], description: 'one per text of q, in order' },
-    alternatives: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'array', items: { type: 'array', items: { type: 'string' } } }], description: 'when alternatives > 0' },
-    detectedLanguage: { description: 'with source "auto": {confidence, language}, or one per text', anyOf: [{ type: 'object', additionalProperties: true }, { type: 'array', items: { type: 'object', additionalProperties: true } }] },
+    translatedText: {
+      anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
+      description: 'one per text of q, in order',
+    },
+    alternatives: {
+      anyOf: [
+        { type: 'array', items: { type: 'string' } },
+        { type: 'array', items: { type: 'array', items: { type: 'string' } } },
+      ],
+      description: 'when alternatives > 0',
+    },
+    detectedLanguage: {
+      description: 'with source "auto": {confidence, language}, or one per text',
+      anyOf: [
+        { type: 'object', additionalProperties: true },
+        { type: 'array', items: { type: 'object', additionalProperties: true } },
+      ],
+    },
   },
   required: ['translatedText'],
 };
@@ -51,40 +74,115 @@ interface RouteDoc {
 const TRANSLATE: RouteDoc = {
   summary: 'Translate one text or many (LibreTranslate API)',
   tags: ['translate'],
-  description: 'JSON, form or multipart body. Texts of one pair are batched with other clients\' texts. With --api-keys, api_key is required; quotas answer 429 with Retry-After and X-RateLimit-* headers.',
+  description:
+    "JSON, form or multipart body. Texts of one pair are batched with other clients' texts. With --api-keys, api_key is required; quotas answer 429 with Retry-After and X-RateLimit-* headers.",
   responses: { 200: { description: 'the translations', ...translation, headers: rateHeaders } },
   example: { q: 'Save the file', source: 'en', target: 'de', alternatives: 2 },
 };
 
 const DOCS: Record<string, RouteDoc> = {
   'POST /translate': TRANSLATE,
-  'POST /translate/:source/:target': { ...TRANSLATE, summary: 'Translate, with the pair in the URL (a load balancer can route on it)', example: { q: ['Save the file', 'Quit'] } },
+  'POST /translate/:source/:target': {
+    ...TRANSLATE,
+    summary: 'Translate, with the pair in the URL (a load balancer can route on it)',
+    example: { q: ['Save the file', 'Quit'] },
+  },
   'POST /detect': {
     summary: 'Detect the language of a text among those the model serves',
     tags: ['translate'],
-    responses: { 200: { description: 'candidates, best first', type: 'array', items: { type: 'object', properties: { confidence: { type: 'number' }, language: { type: 'string' } } } } },
+    responses: {
+      200: {
+        description: 'candidates, best first',
+        type: 'array',
+        items: { type: 'object', properties: { confidence: { type: 'number' }, language: { type: 'string' } } },
+      },
+    },
     example: { q: 'Datei speichern' },
   },
   'POST /translate_file': {
     summary: 'Translate a .txt, .html or gettext .po file (multipart)',
     tags: ['translate'],
-    responses: { 200: { description: 'where to download the translated file', type: 'object', properties: { translatedFileUrl: { type: 'string' } } } },
+    responses: {
+      200: {
+        description: 'where to download the translated file',
+        type: 'object',
+        properties: { translatedFileUrl: { type: 'string' } },
+      },
+    },
   },
-  'GET /download_file/:name': { summary: 'Download a file translated by /translate_file (kept for a limited time)', tags: ['translate'], responses: { 200: { description: 'the translated file' }, 404: error('no such file, or it expired') } },
-  'POST /suggest': { summary: 'Suggest a better translation (suggestions are off, as in LibreTranslate by default)', tags: ['translate'] },
+  'GET /download_file/:name': {
+    summary: 'Download a file translated by /translate_file (kept for a limited time)',
+    tags: ['translate'],
+    responses: { 200: { description: 'the translated file' }, 404: error('no such file, or it expired') },
+  },
+  'POST /suggest': {
+    summary: 'Suggest a better translation (suggestions are off, as in LibreTranslate by default)',
+    tags: ['translate'],
+  },
   'GET /languages': {
     summary: 'Languages the model serves and the targets each reaches',
     tags: ['translate'],
-    responses: { 200: { description: 'one entry per source language', type: 'array', items: { type: 'object', properties: { code: { type: 'string' }, name: { type: 'string' }, targets: { type: 'array', items: { type: 'string' } } } } } },
+    responses: {
+      200: {
+        description: 'one entry per source language',
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            code: { type: 'string' },
+            name: { type: 'string' },
+            targets: { type: 'array', items: { type: 'string' } },
+          },
+        },
+      },
+    },
   },
-  'GET /frontend/settings': { summary: 'Limits and switches a front end needs (LibreTranslate\'s fields, with keyRequired)', tags: ['translate'], responses: { 200: { description: 'the settings', type: 'object', additionalProperties: true } } },
-  'GET /healthz': { summary: 'Liveness: the process answers', tags: ['operations'], responses: { 200: { description: 'alive', type: 'object', properties: { status: { type: 'string' } } } } },
-  'GET /readyz': { summary: 'Readiness: the engine workers are warm', tags: ['operations'], responses: { 200: { description: 'ready', type: 'object', properties: { status: { type: 'string' } } }, 503: { description: 'warming up or draining', type: 'object', properties: { status: { type: 'string' } } } } },
-  'GET /metrics': { summary: 'Prometheus metrics', tags: ['operations'], responses: { 200: { description: 'Prometheus text format', type: 'string' } } },
-  'GET /info': { summary: 'The model, its pairs, batching and cache state', tags: ['operations'], responses: { 200: { description: 'server and model facts', type: 'object', additionalProperties: true } } },
-  'GET /': { summary: 'The playground: a page to try translations', tags: ['pages'], responses: { 200: { description: 'an HTML page', type: 'string' }, 404: error('the server runs with --disable-web-ui') } },
-  'GET /openapi.json': { summary: 'This OpenAPI 3 document', tags: ['pages'], responses: { 200: { description: 'the document', type: 'object', additionalProperties: true } } },
-  'GET /spec': { summary: 'This OpenAPI 3 document (LibreTranslate\'s path)', tags: ['pages'], responses: { 200: { description: 'the document', type: 'object', additionalProperties: true } } },
+  'GET /frontend/settings': {
+    summary: "Limits and switches a front end needs (LibreTranslate's fields, with keyRequired)",
+    tags: ['translate'],
+    responses: { 200: { description: 'the settings', type: 'object', additionalProperties: true } },
+  },
+  'GET /healthz': {
+    summary: 'Liveness: the process answers',
+    tags: ['operations'],
+    responses: { 200: { description: 'alive', type: 'object', properties: { status: { type: 'string' } } } },
+  },
+  'GET /readyz': {
+    summary: 'Readiness: the engine workers are warm',
+    tags: ['operations'],
+    responses: {
+      200: { description: 'ready', type: 'object', properties: { status: { type: 'string' } } },
+      503: { description: 'warming up or draining', type: 'object', properties: { status: { type: 'string' } } },
+    },
+  },
+  'GET /metrics': {
+    summary: 'Prometheus metrics',
+    tags: ['operations'],
+    responses: { 200: { description: 'Prometheus text format', type: 'string' } },
+  },
+  'GET /info': {
+    summary: 'The model, its pairs, batching and cache state',
+    tags: ['operations'],
+    responses: { 200: { description: 'server and model facts', type: 'object', additionalProperties: true } },
+  },
+  'GET /': {
+    summary: 'The playground: a page to try translations',
+    tags: ['pages'],
+    responses: {
+      200: { description: 'an HTML page', type: 'string' },
+      404: error('the server runs with --disable-web-ui'),
+    },
+  },
+  'GET /openapi.json': {
+    summary: 'This OpenAPI 3 document',
+    tags: ['pages'],
+    responses: { 200: { description: 'the document', type: 'object', additionalProperties: true } },
+  },
+  'GET /spec': {
+    summary: "This OpenAPI 3 document (LibreTranslate's path)",
+    tags: ['pages'],
+    responses: { 200: { description: 'the document', type: 'object', additionalProperties: true } },
+  },
 };
 
 type Schema = Record<string, unknown>;
@@ -103,7 +201,8 @@ function documented(method: string, url: string, schema: Schema | undefined): Sc
   }
   out.response = responses;
   const body = out.body as Schema | undefined;
-  if (doc.example !== undefined && body !== undefined && body.examples === undefined) out.body = { ...body, examples: [doc.example] };
+  if (doc.example !== undefined && body !== undefined && body.examples === undefined)
+    out.body = { ...body, examples: [doc.example] };
   return out;
 }
 
@@ -118,14 +217,17 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         description: 'A LibreTranslate-compatible translation server for task-routed Mixture-of-Experts models.',
       },
       tags: [
-        { name: 'translate', description: 'LibreTranslate\'s API' },
+        { name: 'translate', description: "LibreTranslate's API" },
         { name: 'operations', description: 'health, readiness, metrics' },
         { name: 'pages', description: 'the playground and this document' },
       ],
     },
     transform: ({ schema, url, route }) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
-      return { schema: documented(methods.find((m) => m !== 'HEAD') ?? methods[0], url, schema as Schema) as never, url };
+      return {
+        schema: documented(methods.find((m) => m !== 'HEAD') ?? methods[0], url, schema as Schema) as never,
+        url,
+      };
     },
   });
 }

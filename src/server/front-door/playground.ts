@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify';
 export const PLAYGROUND_DIR = path.resolve(import.meta.dirname, '../../../web/playground');
 
 // The page runs only its own script and talks only to this server.
-const PAGE_CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const PAGE_CSP =
+  "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export async function registerPlayground(app: FastifyInstance): Promise<void> {
   await app.register(fastifyStatic, {
