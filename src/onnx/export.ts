@@ -48,10 +48,25 @@ export async function exportOnnx(modelDir: string, outDir: string, dir?: Directi
     files.push(file);
   }
   fs.writeFileSync(path.join(outDir, 'config.json'), JSON.stringify(graphs.config, null, 2) + '\n');
-  fs.copyFileSync(reader.tokenizerPath, path.join(outDir, 'tokenizer.model'));
+  // Every tokenizer file under the name config.json gives it (an imported model has several).
+  const tokenizerFiles: [string, string][] = [[graphs.config.tokenizer, reader.tokenizerPath], ...reader.extraFiles];
+  for (const [name, from] of tokenizerFiles) fs.copyFileSync(from, path.join(outDir, name));
   fs.writeFileSync(path.join(outDir, 'README.md'), readme(graphs.config, dir));
-  files.push('config.json', 'tokenizer.model', 'README.md');
+  files.push('config.json', ...tokenizerFiles.map(([name]) => name), 'README.md');
   return { files, config: graphs.config };
+}
+
+/** How source ids and the decoder's first tokens are formed, by the config's prompt. */
+function prompting(cfg: ModelConfig): string {
+  const start = cfg.specialIds === undefined ? 'BOS' : `id ${cfg.specialIds.decoderStart} (specialIds.decoderStart)`;
+  switch (cfg.prompt ?? 'target-tag') {
+    case 'target-tag':
+      return `Source ids are the tokenizer's pieces of the text, with the target language tag first and EOS last (\`Tokenizer.encodeSource\`); decoding starts from ${start}.`;
+    case 'language-tokens':
+      return `Source ids are the source language's token (config.json's "languageTokens") followed by the pieces of the text and EOS; decoding starts from ${start}, and the target language's token is forced as the first output.`;
+    case 'none':
+      return `Source ids are the pieces of the text followed by EOS (one language pair per model); decoding starts from ${start}.`;
+  }
 }
 
 function readme(cfg: ModelConfig, dir: Direction | undefined): string {
@@ -67,9 +82,7 @@ Shapes: B sentences (rows), S source tokens, C cached target positions; d = ${d}
 V = ${v}, k = ${moe.topK}. int64 inputs are token ids, positions or task indices. Bias inputs are
 additive attention masks: 0 where a row may attend, -1e9 elsewhere.
 
-Source ids are the tokenizer's pieces of the text, with the target language tag first and EOS last
-(\`Tokenizer.encodeSource\`); decoding starts from BOS. Config: config.json; tokenizer: tokenizer.model
-(SentencePiece).
+${prompting(cfg)} Config: config.json; tokenizer: ${[cfg.tokenizer, cfg.targetTokenizer, cfg.vocab, cfg.targetVocab].filter((f) => f !== undefined).join(', ')}.
 
 ## ${ONNX_FILES.encoder}
 | input | type | shape | meaning |

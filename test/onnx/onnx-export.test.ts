@@ -7,13 +7,15 @@ import * as path from 'node:path';
 import { before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { CheckpointReader } from '../../src/models/checkpoint.ts';
-import type { Routing } from '../../src/models/config.ts';
+import { type Routing, parseConfig } from '../../src/models/config.ts';
 import { TfjsEngine } from '../../src/models/engine.ts';
 import { Seq2Seq } from '../../src/models/model.ts';
 import type { Direction } from '../../src/models/transformer.ts';
 import { ONNX_FILES } from '../../src/onnx/export.ts';
+import { loadTokenizer } from '../../src/tokenizer/model-tokenizer.ts';
 import { useTestBackend } from '../helpers/backend.ts';
 import { runCli } from '../helpers/cli.ts';
+import { importedFixture } from '../helpers/hf.ts';
 import { maxRelativeError, randomCheckpoint, randomSources, tempDir, tinyConfig } from '../helpers/engine.ts';
 
 before(useTestBackend);
@@ -172,3 +174,22 @@ test('export refuses a missing --onnx and a lone --source', async () => {
   const lone = await runCli(['export', '--onnx', '--model', 'x', '--out', 'y', '--source', 'en']);
   assert.equal(lone.code, 2);
 });
+
+for (const name of ['marian-separate', 'm2m100']) {
+  test(`export --onnx of an imported ${name} model writes every tokenizer file its config names, and they tokenize as the model does`, async () => {
+    const { dir, ref } = await importedFixture(name);
+    const out = path.join(tempDir(), 'onnx');
+    const cli = await runCli(['export', '--onnx', '--model', dir, '--out', out]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const cfg = parseConfig(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')));
+    const exported = await loadTokenizer(out, cfg);
+    const original = await loadTokenizer(dir, (await CheckpointReader.open(dir)).config);
+    for (const text of ref.texts)
+      assert.deepEqual(
+        exported.encodeSource(text, ref.target, ref.source),
+        original.encodeSource(text, ref.target, ref.source),
+      );
+    const readme = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
+    assert.doesNotMatch(readme, /target language tag first/, 'the README describes this model’s prompt');
+  });
+}
