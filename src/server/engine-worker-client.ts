@@ -38,7 +38,7 @@ export interface WorkerHealth {
   /** Why it is not ready (its last failure), when it is not. */
   reason?: string;
   restarts: number;
-  /** The tfjs backend it runs, once it has started. */
+  /** What decodes in it, once it has started: 'onnxruntime', or the name of the tfjs backend. */
   backend?: string;
 }
 

@@ -2,7 +2,7 @@
 // off the HTTP thread, so /healthz and /metrics answer while it decodes.
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../backend/index.ts';
+import { initBackend, servingEngine } from '../backend/index.ts';
 import { parsePair } from '../models/config.ts';
 import { servingEngineOf } from '../models/engine.ts';
 import { SubnetworkCache } from '../models/subnetwork-cache.ts';
@@ -30,7 +30,12 @@ async function main(): Promise<void> {
   };
   // ONNX Runtime builds a model part's sessions with its first engine: here, not on the first request.
   await cache.warm(data.warmPairs.map(parsePair), (model) => servingEngineOf(model));
-  send({ type: 'ready', cache: snapshot(), tensors: tf.memory().numTensors, backend: tf.getBackend() });
+  send({
+    type: 'ready',
+    cache: snapshot(),
+    tensors: tf.memory().numTensors,
+    backend: servingEngine() === 'onnx' ? 'onnxruntime' : tf.getBackend(),
+  });
 
   // Batches of one pair decode together, joining while earlier ones run (continuous batching);
   // messages are taken between decoder steps, so a new batch never waits for a running one to end.

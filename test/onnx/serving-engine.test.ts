@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
+import * as path from 'node:path';
+import { startServerProcess } from '../../src/bench/server-process.ts';
 import { randomCheckpoint, tinyConfig } from '../helpers/engine.ts';
 
 let modelDir: string;
@@ -72,4 +74,20 @@ test('unforced, on a machine without a GPU, serving defaults to ONNX Runtime', a
   const report = await inWorker(undefined, { TASKMOE_BACKEND: undefined });
   assert.equal(report.serving, 'onnx');
   assert.equal(report.engine, 'OrtEngine');
+});
+
+test('a server on ONNX Runtime says so in /info (engine.backend "onnxruntime")', async () => {
+  const server = await startServerProcess({
+    model: modelDir,
+    args: ['--workers', '1'],
+    cli: { execArgv: ['--import', 'tsx'], entry: path.join(import.meta.dirname, '..', 'helpers', 'cli-entry.ts') },
+    env: { ...process.env, TASKMOE_BACKEND: 'onnx' },
+    readyTimeoutMs: 90_000,
+  });
+  try {
+    const info = (await (await fetch(`${server.url}/info`)).json()) as { engine: { backend: string } };
+    assert.equal(info.engine.backend, 'onnxruntime');
+  } finally {
+    await server.stop();
+  }
 });
