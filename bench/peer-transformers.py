@@ -99,6 +99,7 @@ def main() -> None:
         for pid in (os.getpid(), taskmoe.proc.pid):
             for tid in os.listdir(f'/proc/{pid}/task'):
                 os.setpriority(os.PRIO_PROCESS, int(tid), 0)
+    print(f'load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} at the start of the timed runs, {time.strftime("%H:%M:%S", time.gmtime())} UTC', flush=True)
     print(f'torch {torch.__version__}, {args.threads} threads; taskmoe ONNX Runtime {args.threads} intra-op threads, wasm 1 thread; '
           f'{SRC_LEN} source tokens, {NEW_TOKENS} new tokens, greedy; {args.reps} interleaved runs, medians', flush=True)
     for b in batches:  # warm-up, untimed
@@ -120,6 +121,11 @@ def main() -> None:
         tps = {n: b * NEW_TOKENS / statistics.median(runs[(n.removeprefix('taskmoe-'), b)]) for n in names}
         ratios = [f"{tps[f'taskmoe-{e}'] / tps['transformers']:.2f}" for e in engines]
         print(f'| {b} | ' + ' | '.join(f'{tps[n]:.1f}' for n in names) + ' | ' + ' | '.join(ratios) + ' |')
+    print('\nevery run, tok/s:')
+    for b in batches:
+        for n in names:
+            print(f'  batch {b} {n}: ' + ', '.join(f'{b * NEW_TOKENS / s:.1f}' for s in runs[(n.removeprefix("taskmoe-"), b)]))
+    print(f'load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} at the end', flush=True)
 
 
 if __name__ == '__main__':

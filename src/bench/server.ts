@@ -22,6 +22,7 @@ import { type Roofline, formatRoofline, roofline } from './roofline.ts';
 import { startServerProcess } from './server-process.ts';
 import { median, percentile } from './stats.ts';
 import { formatRow, formatSummary } from './server-report.ts';
+import { compareSettings, formatSettings } from './server-settings.ts';
 import { type WorkersComparison, compareWorkers, formatWorkers, saturationRound } from './server-workers.ts';
 
 export interface ServerBenchOptions {
@@ -40,6 +41,8 @@ export interface ServerBenchOptions {
   workers?: number;
   /** Run only the comparison of 1 and N workers. */
   workersOnly?: boolean;
+  /** Run only a comparison of these `taskmoe serve` flag sets on one pair (server-settings.ts), and of 1 and N workers. */
+  settings?: string[];
   json?: string;
   log?: (line: string) => void;
 }
@@ -141,6 +144,13 @@ export async function benchServer(opts: ServerBenchOptions = {}): Promise<Server
     });
   const n = opts.workers ?? os.availableParallelism();
   const saturation = { model, jobs: oneJobs, pair: onePair, seconds, warmupSeconds, concurrency };
+  if (opts.settings !== undefined) {
+    const result = await compareSettings({ ...saturation, rounds, workers: n, cases: opts.settings }, log);
+    log('');
+    log(formatSettings(result, concurrency));
+    if (opts.json !== undefined) fs.writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
+    return { model, concurrency, seconds, rounds, workers: result.workers };
+  }
   if (opts.workersOnly) {
     const single: LoadResult[] = [];
     const many: LoadResult[] = [];

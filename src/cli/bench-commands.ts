@@ -14,6 +14,7 @@ export async function cmdBench(args: string[]): Promise<number> {
       concurrency: { type: 'string' },
       workers: { type: 'string' },
       'workers-only': { type: 'boolean' },
+      settings: { type: 'string' },
       json: { type: 'string' },
     });
     await initBackend({ log });
@@ -26,6 +27,7 @@ export async function cmdBench(args: string[]): Promise<number> {
       concurrency: positiveInt(flags, 'concurrency'),
       workers: positiveInt(flags, 'workers'),
       workersOnly: flags['workers-only'] === true,
+      settings: typeof flags.settings === 'string' ? flags.settings.split(';') : undefined,
       json: flags.json as string | undefined,
     });
     return 0;

@@ -27,9 +27,10 @@ ${IMPORT_USAGE}  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
       Parameter counts and bytes per component, and the size of every task's sub-network.
   taskmoe bench engine [--json FILE] [--quick] [--configs wmt32,e128 (or study128,study128-dense)] [--batch 1,8] [--variants token,task-extracted] [--reps N] [--onnx [--threads 1,2]]
       Decoding throughput of dense, token, task and task-extracted models (random weights); --onnx: ONNX Runtime beside wasm.
-  taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--workers N] [--workers-only] [--json FILE]
+  taskmoe bench server [--model DIR] [--data DIR] [--seconds N] [--rounds N] [--concurrency N] [--workers N] [--workers-only] [--settings 'FLAGS;FLAGS'] [--json FILE]
       Loads a real server: batching on/off, one pair/all pairs with a small cache, server/engine overhead,
-      one pair at saturation on 1 and N workers (default N: one per core; --workers-only runs just that).
+      one pair at saturation on 1 and N workers (default N: one per core; --workers-only runs just that);
+      --settings: those serve flag sets side by side on one pair ("default": none), at saturation and one in flight.
   taskmoe bench faults [--model DIR] [--workers N]
       Fault probe on loopback (issue 12's Measures): statuses per class, wrong answers, probe latency under a heavy request, RSS, SIGTERM and crash recovery times.
   taskmoe bench train [--config CFG.json] [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N] [--json FILE]
