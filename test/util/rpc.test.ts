@@ -8,23 +8,33 @@ import { RpcClient, type WithId } from '../../src/util/rpc.ts';
 type Req = { op: 'double' | 'never'; x: number };
 
 /** A server on the other end of a channel that answers `double` requests in reverse order of arrival. */
-function channel(): { rpc: RpcClient<Req, number>; flush: () => void; close: () => void } {
+function channel(): {
+  rpc: RpcClient<Req, number>;
+  arrived: (n: number) => Promise<void>;
+  flush: () => void;
+  close: () => void;
+} {
   const held: WithId<Req>[] = [];
   // Messages cross as structured clones, asynchronously, as over a worker's port.
   const rpc = new RpcClient<Req, number>((m) => setImmediate(() => held.push(structuredClone(m))));
   const flush = () => {
     for (const m of held.splice(0).reverse()) if (m.op === 'double') setImmediate(() => rpc.resolve(m.id, 2 * m.x));
   };
-  return { rpc, flush, close: () => {} };
+  // Waits for n messages to cross. (A fixed sleep raced them: a timer due before the loop's first
+  // turn fires ahead of setImmediate callbacks, which happened on a loaded machine.)
+  const arrived = async (n: number) => {
+    while (held.length < n) await new Promise((r) => setImmediate(r));
+  };
+  return { rpc, arrived, flush, close: () => {} };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 20));
 
 test('replies settle the requests they answer, in any order', async () => {
-  const { rpc, flush, close } = channel();
+  const { rpc, arrived, flush, close } = channel();
   const replies = [1, 2, 3].map((x) => rpc.call({ op: 'double', x }));
   assert.equal(rpc.pending, 3);
-  await tick();
+  await arrived(3);
   flush();
   assert.deepEqual(await Promise.all(replies), [2, 4, 6]);
   assert.equal(rpc.pending, 0);
@@ -32,12 +42,12 @@ test('replies settle the requests they answer, in any order', async () => {
 });
 
 test('a forgotten request ignores its late reply; the others still settle', async () => {
-  const { rpc, flush, close } = channel();
+  const { rpc, arrived, flush, close } = channel();
   const a = rpc.send({ op: 'double', x: 5 });
   const b = rpc.send({ op: 'double', x: 7 });
   assert.equal(rpc.forget(a.id), true);
   assert.equal(rpc.forget(a.id), false, 'forgetting twice finds nothing');
-  await tick();
+  await arrived(2);
   flush();
   assert.equal(await b.reply, 14);
   await tick();
