@@ -5,6 +5,7 @@
 //   2. the guard's own cost per request (key lookup + quota transaction), timed alone.
 // Usage: node --import tsx scripts/front-door-bench.ts [--model DIR] [--seconds N] [--rounds N] [--concurrency N]
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { readCorpus, pairsFor } from '../src/data/corpus.ts';
 import { createServer, type TaskmoeServer } from '../src/server/app.ts';
@@ -46,6 +47,8 @@ interface Round {
   requestsPerSecond: number;
   /** Process CPU time (all threads: HTTP, batcher, engine worker, this client) per answered request. */
   cpuMsPerRequest: number;
+  /** The main thread's busy time (event loop: HTTP, validation, the guard, batcher) per answered request. */
+  mainMsPerRequest: number;
   p50Ms: number;
   p99Ms: number;
 }
@@ -57,6 +60,7 @@ async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'):
   let end = Infinity;
   let answered = 0;
   let cpuFrom = process.cpuUsage();
+  let eluFrom = performance.eventLoopUtilization();
   let next = 0;
   const latencies: number[] = [];
   const client = async () => {
@@ -74,6 +78,7 @@ async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'):
         from = now;
         end = from + seconds * 1000;
         cpuFrom = process.cpuUsage();
+        eluFrom = performance.eventLoopUtilization();
       } else if (now > from && now <= end) {
         answered++;
         latencies.push(now - sent);
@@ -82,9 +87,11 @@ async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'):
   };
   await Promise.all(Array.from({ length: concurrency }, client));
   const cpu = process.cpuUsage(cpuFrom);
+  const main = performance.eventLoopUtilization(eluFrom);
   return {
     requestsPerSecond: answered / seconds,
     cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / answered,
+    mainMsPerRequest: main.active / answered,
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),
   };
@@ -99,12 +106,13 @@ for (let r = 1; r <= rounds; r++) {
   const order = r % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
   for (const which of order) rounds_[which].push(which === 'off' ? await load(off) : await load(on, key));
   const f = (x: Round) =>
-    `${x.requestsPerSecond.toFixed(1)} req/s, p50 ${x.p50Ms.toFixed(0)} ms, p99 ${x.p99Ms.toFixed(0)} ms, ${x.cpuMsPerRequest.toFixed(2)} CPU ms/req`;
+    `${x.requestsPerSecond.toFixed(1)} req/s, p50 ${x.p50Ms.toFixed(0)} ms, p99 ${x.p99Ms.toFixed(0)} ms, ${x.cpuMsPerRequest.toFixed(2)} CPU ms/req (main thread ${x.mainMsPerRequest.toFixed(2)})`;
   console.log(`round ${r}: off ${f(rounds_.off.at(-1)!)}  on ${f(rounds_.on.at(-1)!)}`);
 }
 const med = (xs: Round[], k: keyof Round) => median(xs.map((x) => x[k]));
 const [mOff, mOn] = [med(rounds_.off, 'requestsPerSecond'), med(rounds_.on, 'requestsPerSecond')];
 const [cOff, cOn] = [med(rounds_.off, 'cpuMsPerRequest'), med(rounds_.on, 'cpuMsPerRequest')];
+const [tOff, tOn] = [med(rounds_.off, 'mainMsPerRequest'), med(rounds_.on, 'mainMsPerRequest')];
 console.log(
   `throughput, median round: keys+quotas off ${mOff.toFixed(1)} req/s, on ${mOn.toFixed(1)} req/s, ratio on/off ${(mOn / mOff).toFixed(4)}`,
 );
@@ -113,6 +121,9 @@ const lat = (k: 'p50Ms' | 'p99Ms') =>
 console.log(`latency p50, median round: ${lat('p50Ms')}; p99: ${lat('p99Ms')}`);
 console.log(
   `CPU per request, median round: off ${cOff.toFixed(2)} ms, on ${cOn.toFixed(2)} ms, ratio on/off ${(cOn / cOff).toFixed(4)}`,
+);
+console.log(
+  `main thread busy per request, median round: off ${tOff.toFixed(3)} ms, on ${tOn.toFixed(3)} ms, difference ${((tOn - tOff) * 1000).toFixed(0)} us`,
 );
 
 // The same on /detect, which does no engine work (a light request: the guard's share is largest).

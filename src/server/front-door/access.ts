@@ -34,25 +34,23 @@ export interface Door {
   guard: preHandlerAsyncHookHandler;
 }
 
+/** The key a body carries: LibreTranslate clients send an empty one when they have none; the `libretranslate` npm client names the field apiKey. */
+function sentKey(body: unknown): string | undefined {
+  for (const name of ['api_key', 'apiKey']) {
+    const k = bodyField(body, name);
+    if (typeof k === 'string' && k !== '') return k;
+  }
+  return undefined;
+}
+
 /** The guard throws its refusals; the server's error table answers and counts them. */
 export function createDoor(store: KeyStore, settings: ServerSettings): Door {
   const limiter = new Limiter(store.db);
-  const guard = async (req: FastifyRequest, reply: FastifyReply) => {
-    // LibreTranslate clients send an empty key when they have none; the `libretranslate` npm
-    // client names the field apiKey.
-    const key = [bodyField(req.body, 'api_key'), bodyField(req.body, 'apiKey')].find(
-      (k): k is string => typeof k === 'string' && k !== '',
-    );
+  // The key lookup and the quota's check and count share one immediate transaction: one lock and
+  // one commit per request, and a key removed by `taskmoe keys remove` is refused at once.
+  const admit = store.db.transaction((key: string | undefined, ip: string, chars: number) => {
     let apiKey: ApiKey | undefined;
-    if (key === undefined) {
-      if (settings.apiKeys)
-        throw new KeyRefusedError(
-          'key_missing',
-          'this server requires an api_key: send the field "api_key" with a key from its operator',
-        );
-    } else {
-      if (!KEY_PATTERN.test(key))
-        throw new KeyRefusedError('key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
+    if (key !== undefined) {
       apiKey = store.get(key);
       if (apiKey === undefined)
         throw new KeyRefusedError('key_invalid', 'api_key is not a valid key (unknown or removed)');
@@ -61,7 +59,18 @@ export function createDoor(store: KeyStore, settings: ServerSettings): Door {
       reqPerMinute: apiKey?.reqPerMinute ?? settings.reqPerMinute,
       charsPerDay: apiKey?.charsPerDay ?? settings.charsPerDay,
     };
-    const admission = limiter.admit(apiKey ? `key:${apiKey.key}` : `ip:${req.ip}`, limits, requestChars(req.body));
+    return limiter.admitInTransaction(apiKey ? `key:${apiKey.key}` : `ip:${ip}`, limits, chars);
+  });
+  const guard = async (req: FastifyRequest, reply: FastifyReply) => {
+    const key = sentKey(req.body);
+    if (key === undefined && settings.apiKeys)
+      throw new KeyRefusedError(
+        'key_missing',
+        'this server requires an api_key: send the field "api_key" with a key from its operator',
+      );
+    if (key !== undefined && !KEY_PATTERN.test(key))
+      throw new KeyRefusedError('key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
+    const admission = admit.immediate(key, req.ip, requestChars(req.body));
     if (!admission.ok) throw new QuotaExceededError(admission.reason, admission.message, admission.window);
     if (admission.window !== undefined) reply.headers(rateLimitHeaders(admission.window));
   };

@@ -3,7 +3,9 @@
 // declares its routes, so the spec sees every route and the guard reaches the translation routes.
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { once } from 'node:events';
 import type { FastifyInstance } from 'fastify';
+import { startWorker } from '../../util/worker-thread.ts';
 import type { ServerSettings } from '../settings.ts';
 import { GUARDED_ROUTES, createDoor } from './access.ts';
 import { KeyStore, keyDbPath } from './key-store.ts';
@@ -18,6 +20,7 @@ export interface FrontDoor {
 }
 
 const PRUNE_EVERY_MS = 60_000;
+const CHECKPOINT_EVERY_MS = 1000;
 
 export interface RegisteredRoute {
   method: string;
@@ -57,8 +60,24 @@ export async function registerFrontDoor(app: FastifyInstance, settings: ServerSe
       route.preHandler = [door.guard, ...existing];
     });
     const prune = setInterval(() => door.limiter.pruneEnded(), PRUNE_EVERY_MS).unref();
+    // WAL checkpoints (and their fsyncs) off the event loop: see checkpointer.ts. Should the worker
+    // fail, SQLite's own checkpoints come back so that the WAL cannot grow without end.
+    store.db.pragma('wal_autocheckpoint = 0');
+    const checkpointer = startWorker(import.meta.url, 'checkpointer', {
+      file: store.path,
+      everyMs: CHECKPOINT_EVERY_MS,
+    });
+    checkpointer.on('error', () => store.db.pragma('wal_autocheckpoint = 1000'));
+    let checkpointing = true;
+    checkpointer.on('exit', () => (checkpointing = false));
+    checkpointer.unref();
     app.addHook('onClose', async () => {
       clearInterval(prune);
+      if (checkpointing) {
+        const exited = once(checkpointer, 'exit');
+        checkpointer.postMessage('close');
+        await exited;
+      }
       store.close();
     });
   }

@@ -35,29 +35,39 @@ export class Limiter {
   private readonly read: Database.Statement;
   private readonly write: Database.Statement;
   private readonly prune: Database.Statement;
-  private readonly admitTx: (client: string, limits: Limits, chars: number, now: number) => Admission;
+  private readonly admitTx: (client: string, limits: Limits, chars: number) => Admission;
 
   constructor(
     db: Database.Database,
     private readonly clock: () => number = Date.now,
   ) {
-    this.read = db.prepare('SELECT start_ms, used FROM usage WHERE client = ? AND window = ?');
+    // Both windows of a client in one read (the primary key's prefix).
+    this.read = db.prepare('SELECT window, start_ms, used FROM usage WHERE client = ?');
     this.write = db.prepare(
       'INSERT INTO usage (client, window, start_ms, used) VALUES (?, ?, ?, ?) ON CONFLICT (client, window) DO UPDATE SET start_ms = excluded.start_ms, used = excluded.used',
     );
     this.prune = db.prepare(
       "DELETE FROM usage WHERE (window = 'minute' AND start_ms < ?) OR (window = 'day' AND start_ms < ?)",
     );
-    const tx = db.transaction((client: string, limits: Limits, chars: number, now: number) =>
-      this.check(client, limits, chars, now),
+    const tx = db.transaction((client: string, limits: Limits, chars: number) =>
+      this.admitInTransaction(client, limits, chars),
     );
     this.admitTx = (...args) => tx.immediate(...args);
   }
 
   /** Checks one request of `chars` characters against `client`'s limits and, if it passes, counts it. */
   admit(client: string, limits: Limits, chars: number): Admission {
-    if (limits.reqPerMinute === 0 && limits.charsPerDay === 0) return { ok: true };
-    return this.admitTx(client, limits, chars, this.clock());
+    if (unlimited(limits)) return { ok: true };
+    return this.admitTx(client, limits, chars);
+  }
+
+  /**
+   * `admit` inside a write transaction (`BEGIN IMMEDIATE`) that the caller holds, so that other
+   * reads (the key lookup) share its one lock and commit instead of taking their own.
+   */
+  admitInTransaction(client: string, limits: Limits, chars: number): Admission {
+    if (unlimited(limits)) return { ok: true };
+    return this.check(client, limits, chars, this.clock());
   }
 
   /** Forgets windows that have ended (their counts no longer matter). */
@@ -67,8 +77,13 @@ export class Limiter {
   }
 
   private check(client: string, limits: Limits, chars: number, now: number): Admission {
-    const minute = this.usage(client, 'minute', MINUTE_MS, now);
-    const day = this.usage(client, 'day', DAY_MS, now);
+    const minute: Usage = { start_ms: windowStart(now, MINUTE_MS), used: 0 };
+    const day: Usage = { start_ms: windowStart(now, DAY_MS), used: 0 };
+    for (const row of this.read.all(client) as (Usage & { window: string })[]) {
+      const current = row.window === 'minute' ? minute : day;
+      // A count from an ended window no longer matters.
+      if (row.start_ms === current.start_ms) current.used = row.used;
+    }
     const minuteState = (used: number): WindowState =>
       state(limits.reqPerMinute, used, minute.start_ms + MINUTE_MS, now);
     if (limits.reqPerMinute > 0 && minute.used + 1 > limits.reqPerMinute) {
@@ -93,12 +108,10 @@ export class Limiter {
     if (limits.reqPerMinute > 0) return { ok: true, window: minuteState(minute.used + 1) };
     return { ok: true, window: state(limits.charsPerDay, day.used + chars, day.start_ms + DAY_MS, now) };
   }
+}
 
-  private usage(client: string, window: 'minute' | 'day', length: number, now: number): Usage {
-    const start = windowStart(now, length);
-    const row = this.read.get(client, window) as Usage | undefined;
-    return row !== undefined && row.start_ms === start ? row : { start_ms: start, used: 0 };
-  }
+function unlimited(limits: Limits): boolean {
+  return limits.reqPerMinute === 0 && limits.charsPerDay === 0;
 }
 
 function windowStart(now: number, length: number): number {
