@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import { createServer, type TaskmoeServer } from '../server/app.ts';
 import { resolveSettings } from '../server/settings.ts';
 import { DEFAULT_MODEL_DIR } from '../translator/index.ts';
+import { fuzzByteBodies, fuzzJsonBodies } from './fuzz.ts';
 import { sleep } from './load.ts';
 import { startServerProcess } from './server-process.ts';
 import { median, percentile } from './stats.ts';
@@ -62,38 +63,6 @@ function post(
   });
 }
 
-function fuzzBodies(n: number): string[] {
-  let seed = 7;
-  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-  const values: unknown[] = [
-    null,
-    true,
-    0,
-    -1,
-    1.5,
-    1e308,
-    '',
-    'x',
-    'en',
-    'de',
-    [],
-    [null],
-    {},
-    'é\u0000',
-    Array(300).fill('x'),
-  ];
-  return Array.from({ length: n }, (_, i) => {
-    if (i % 5 === 4)
-      return Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256))).toString(
-        'latin1',
-      );
-    const body: Record<string, unknown> = {};
-    for (const f of ['q', 'source', 'target', 'alternatives', 'beam_size', 'max_length', 'format', 'extra'])
-      if (rnd() < 0.5) body[f] = values[Math.floor(rnd() * values.length)];
-    return JSON.stringify(body);
-  });
-}
-
 /** Milliseconds from SIGTERM to exit of a `taskmoe serve` child under beam load. */
 async function sigtermMs(model: string, extra: string[]): Promise<{ ms: number; statuses: Counts }> {
   const child = await startServerProcess({
@@ -142,7 +111,8 @@ export async function benchFaults(opts: FaultBenchOptions = {}): Promise<void> {
   try {
     // Fuzzed bodies.
     const fuzz: Counts = {};
-    for (const body of fuzzBodies(200)) count(fuzz, (await post(port, body)).status);
+    for (const body of [...fuzzJsonBodies(160, 7), ...fuzzByteBodies(40, 8)])
+      count(fuzz, (await post(port, body)).status);
     classes.push(['fuzzed bodies', 200, fuzz]);
 
     // Overload with a small queue (--max-queue 64), answers checked against each text alone.

@@ -5,6 +5,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fuzzByteBodies, fuzzJsonBodies } from '../../src/bench/fuzz.ts';
 import { createServer, type TaskmoeServer } from '../../src/server/app.ts';
 import type { ServerSettings } from '../../src/server/settings.ts';
 import { TEST_BACKEND } from '../helpers/backend.ts';
@@ -186,47 +187,10 @@ describe('hostile and heavy traffic', () => {
   after(() => server.shutdown());
 
   test('fuzzed bodies: every one is a 4xx naming the problem, never a 500, and the server keeps serving', async () => {
-    let seed = 12;
-    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-    const values: unknown[] = [
-      null,
-      true,
-      0,
-      -1,
-      1.5,
-      1e308,
-      '',
-      'x',
-      'en',
-      [],
-      [null],
-      {},
-      { q: 1 },
-      'é\u0000\ud800',
-      Array(200).fill('x'),
+    const bodies: { payload: string; type: string }[] = [
+      ...fuzzJsonBodies(150, 12).map((payload) => ({ payload, type: 'application/json' })),
+      ...fuzzByteBodies(30, 13).map((payload, i) => ({ payload, type: i % 2 ? 'application/json' : 'text/plain' })),
     ];
-    const pick = () => values[Math.floor(rnd() * values.length)];
-    const bodies: { payload: string; type: string }[] = [];
-    for (let i = 0; i < 150; i++) {
-      const body: Record<string, unknown> = {};
-      for (const field of [
-        'q',
-        'source',
-        'target',
-        'alternatives',
-        'beam_size',
-        'max_length',
-        'format',
-        'api_key',
-        'extra',
-      ])
-        if (rnd() < 0.5) body[field] = pick();
-      bodies.push({ payload: JSON.stringify(body), type: 'application/json' });
-    }
-    for (let i = 0; i < 30; i++) {
-      const bytes = Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256)));
-      bodies.push({ payload: bytes.toString('latin1'), type: i % 2 ? 'application/json' : 'text/plain' });
-    }
     bodies.push(
       { payload: '['.repeat(5000), type: 'application/json' },
       { payload: JSON.stringify({ q: 'x'.repeat(2_000_000) }), type: 'application/json' },
