@@ -4,16 +4,16 @@
 // single-request latency), then the one-pair comparison of 1 and N workers, so a default change is
 // judged against the current defaults under the same spell of the machine.
 import { formatRow } from './server-report.ts';
-import { type WorkersComparison, compareWorkers, formatWorkers, saturationRound } from './server-workers.ts';
-import { type Job, type LoadResult, loadServer, medianRun } from './server.ts';
+import {
+  type SaturationSpec,
+  type WorkersComparison,
+  compareWorkers,
+  formatWorkers,
+  saturationRound,
+} from './server-workers.ts';
+import { type LoadResult, loadServer, medianRun } from './server.ts';
 
-export interface SettingsSpec {
-  model: string;
-  jobs: Job[];
-  pair: string;
-  seconds: number;
-  warmupSeconds: number;
-  concurrency: number;
+export interface SettingsSpec extends SaturationSpec {
   rounds: number;
   workers: number;
   /** `taskmoe serve` flags of each case, e.g. ["default", "--max-delay-ms 30"]. */
