@@ -75,6 +75,9 @@ export async function registerFrontDoor(app: FastifyInstance, settings: ServerSe
       clearInterval(prune);
       if (checkpointing) {
         const exited = once(checkpointer, 'exit');
+        // Unref'd so that it never holds the process open; while we wait for its exit it must, or
+        // a process with nothing else to do ends with this wait unsettled.
+        checkpointer.ref();
         checkpointer.postMessage('close');
         await exited;
       }
