@@ -36,8 +36,16 @@ export function loadBalancingLoss(probs: tf.Tensor2D, top1: Int32Array): tf.Scal
 // class plus eps/V everywhere) and its gradient softmax - smoothed target [R, V]
 function smoothedSoftmaxLoss(logits: tf.Tensor2D, targets: tf.Tensor1D, eps: number): [tf.Tensor1D, tf.Tensor2D] {
   const vocab = logits.shape[1];
-  const smoothed = tf.oneHot(targets, vocab, 1 - eps + eps / vocab, eps / vocab, 'float32') as tf.Tensor2D;
-  if (nativeKernels()) return nativeOp('SoftmaxCrossEntropyWithLogits', [logits, smoothed], 2) as [tf.Tensor1D, tf.Tensor2D];
+  const [on, off] = [1 - eps + eps / vocab, eps / vocab];
+  if (nativeKernels()) {
+    const smoothed = tf.oneHot(targets, vocab, on, off, 'float32');
+    return nativeOp('SoftmaxCrossEntropyWithLogits', [logits, smoothed], 2) as [tf.Tensor1D, tf.Tensor2D];
+  }
+  // (wasm's OneHot writes zeros for a float32 output, hence the int32 one scaled.)
+  const smoothed = tf
+    .oneHot(targets, vocab)
+    .mul(on - off)
+    .add(off) as tf.Tensor2D;
   const logProbs = tf.logSoftmax(logits);
   return [smoothed.mul(logProbs).sum(1).neg() as tf.Tensor1D, logProbs.exp().sub(smoothed) as tf.Tensor2D];
 }
@@ -71,7 +79,9 @@ export function outputCrossEntropy(
         sum = tf.tidy(() => {
           const rows = x.slice([start, 0], [size, -1]) as tf.Tensor2D;
           // rows: [r, d] -> logits [r, V], TensorFlow reading the table transposed in place
-          const logits = (tableT === undefined ? tf.matMul(rows, table, false, true) : tf.matMul(rows, tableT)) as tf.Tensor2D;
+          const logits = (
+            tableT === undefined ? tf.matMul(rows, table, false, true) : tf.matMul(rows, tableT)
+          ) as tf.Tensor2D;
           return sum.add(each(rows, logits, ids.slice(start, size)));
         });
       }
@@ -90,7 +100,9 @@ export function outputCrossEntropy(
       const g = grad.div(n) as tf.Tensor2D; // [r, V], d(mean loss)/d(logits)
       dx.push(tf.keep(tf.matMul(g, tableIn)));
       const previous = dTable;
-      dTable = tf.keep(previous.add(nativeKernels() ? tf.matMul(g, rows, true, false) : tf.matMul(g.transpose(), rows)));
+      dTable = tf.keep(
+        previous.add(nativeKernels() ? tf.matMul(g, rows, true, false) : tf.matMul(g.transpose(), rows)),
+      );
       previous.dispose();
       return loss.sum();
     });

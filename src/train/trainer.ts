@@ -113,7 +113,10 @@ export class Replica {
    * so they are kept and listed in `kept` for the caller to free once gradients are taken.
    * `withGradients` false (evaluation) skips the output layer's gradients, which it computes in its forward pass.
    */
-  losses(batch: Example[], withGradients = true): { total: tf.Scalar; crossEntropy: tf.Scalar; balance: tf.Scalar; kept: tf.Tensor[] } {
+  losses(
+    batch: Example[],
+    withGradients = true,
+  ): { total: tf.Scalar; crossEntropy: tf.Scalar; balance: tf.Scalar; kept: tf.Tensor[] } {
     const { bosId, eosId } = this.specialIds;
     const dirs = batch.map((e) => e.dir);
     const t = Math.max(...batch.map((e) => e.target.length));
