@@ -121,6 +121,8 @@ export interface TrainBenchOptions {
   config?: string;
   /** Print nothing (the caller reports the result). */
   quiet?: boolean;
+  /** Also profile one more step by kernel (tf.profile) and print where its time went. */
+  profile?: boolean;
 }
 
 /** One trainer timed: medians over the timed steps. */
@@ -175,6 +177,10 @@ export async function benchTrain(opts: TrainBenchOptions = {}): Promise<TrainBen
       `step ${stats.step}: ${batches[i + 1].length} sentences, ${stats.tokens} tokens, loss ${stats.loss.toFixed(3)}, ${single.seconds[i].toFixed(2)} s`,
     ),
   );
+  if (opts.profile) {
+    const { formatProfile, profileStep } = await import('./train-profile.ts');
+    for (const line of formatProfile(await profileStep(() => trainer.trainOn(batches[1])))) print(line);
+  }
   trainer.dispose();
   const summary = (run: typeof single, n: number): TrainRun => ({
     workers: n,
