@@ -8,7 +8,7 @@ import { initWeights } from '../models/init.ts';
 import type { Weights } from '../models/layers.ts';
 import { Seq2Seq } from '../models/model.ts';
 import { writeCheckpoint } from '../models/checkpoint.ts';
-import { gatherRows, matMul2d } from '../models/ops.ts';
+import { gatherRows, matMul2d, nativeKernels } from '../models/ops.ts';
 import { Decoder, type Direction, Embeddings, Encoder, type GateCollector } from '../models/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import type { TrainSettings } from './config.ts';
@@ -25,9 +25,9 @@ class TrainableEmbeddings extends Embeddings {
     return gatherRows(table, tf.tensor1d(ids, 'int32'));
   }
 
-  // x: [N, d] -> logits [N, V]
+  // x: [N, d] -> logits [N, V] (dev decoding; TensorFlow reads the table transposed in place)
   override logits(x: tf.Tensor2D): tf.Tensor2D {
-    return matMul2d(x, this.table.transpose());
+    return nativeKernels() ? tf.matMul(x, this.table, false, true) : matMul2d(x, this.table.transpose());
   }
 }
 
