@@ -3,7 +3,10 @@
 //      enough never to refuse (every request: key lookup + one SQLite transaction), closed loop,
 //      rounds interleaved, median round of each;
 //   2. the guard's own cost per request (key lookup + quota transaction), timed alone.
-// Usage: node --import tsx scripts/front-door-bench.ts [--model DIR] [--seconds N] [--rounds N] [--concurrency N]
+//   3. with --profile DIR, the main thread's CPU profile of every measured round (.cpuprofile files
+//      in DIR) and the functions whose time per request differs most between off and on.
+// Usage: node --import tsx scripts/front-door-bench.ts [--model DIR] [--seconds N] [--rounds N] [--concurrency N] [--profile DIR]
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -13,6 +16,7 @@ import { KeyStore, keyDbPath } from '../src/server/front-door/key-store.ts';
 import { Limiter } from '../src/server/front-door/limiter.ts';
 import { resolveSettings } from '../src/server/settings.ts';
 import { median, percentile } from '../src/bench/stats.ts';
+import { type CpuProfile, perRequestUs, profileDifference, startCpuProfile } from '../src/bench/cpu-profile.ts';
 import { DEFAULT_MODEL_DIR } from '../src/translator/index.ts';
 import { tempDir } from '../test/helpers/engine.ts';
 
@@ -23,6 +27,7 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     concurrency: { type: 'string' },
     data: { type: 'string' },
+    profile: { type: 'string' },
   },
 });
 const model = path.resolve(values.model ?? DEFAULT_MODEL_DIR);
@@ -51,6 +56,9 @@ interface Round {
   mainMsPerRequest: number;
   p50Ms: number;
   p99Ms: number;
+  answered: number;
+  /** The main thread's profile of the measured stretch (with --profile). */
+  profile?: CpuProfile;
 }
 
 /** Closed loop over inject(): `concurrency` clients, each one text per request. */
@@ -63,6 +71,9 @@ async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'):
   let eluFrom = performance.eventLoopUtilization();
   let next = 0;
   const latencies: number[] = [];
+  let profiling: Promise<() => Promise<CpuProfile>> | undefined;
+  // The profile runs until the last client is done: it covers every answer after the warm-up.
+  let profiled = 0;
   const client = async () => {
     while (performance.now() < end) {
       const q = texts[next++ % texts.length];
@@ -79,7 +90,9 @@ async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'):
         end = from + seconds * 1000;
         cpuFrom = process.cpuUsage();
         eluFrom = performance.eventLoopUtilization();
-      } else if (now > from && now <= end) {
+        if (values.profile !== undefined) profiling = startCpuProfile();
+      } else if (now > from) profiled++;
+      if (now > from && now <= end) {
         answered++;
         latencies.push(now - sent);
       }
@@ -88,7 +101,10 @@ async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'):
   await Promise.all(Array.from({ length: concurrency }, client));
   const cpu = process.cpuUsage(cpuFrom);
   const main = performance.eventLoopUtilization(eluFrom);
+  const profile = profiling === undefined ? undefined : await (await profiling)();
   return {
+    answered: profiled,
+    profile,
     requestsPerSecond: answered / seconds,
     cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / answered,
     mainMsPerRequest: main.active / answered,
@@ -138,6 +154,7 @@ console.log(
   `/detect (no engine work), median round: off ${dOff.toFixed(0)} req/s, on ${dOn.toFixed(0)} req/s, ratio on/off ${(dOn / dOff).toFixed(4)}`,
 );
 await Promise.all([off.shutdown(), on.shutdown()]);
+if (values.profile !== undefined) reportProfiles(values.profile);
 
 // The guard's work alone: the key lookup and the quota transaction of one request.
 const limiter = new Limiter(admin.db);
@@ -160,3 +177,25 @@ console.log(
   `guard / CPU per request with keys off: ${((guardUs / 1000 / cOff) * 100).toFixed(3)}% (the overhead bound: its share of what a request costs)`,
 );
 admin.close();
+
+/** Writes each round's profile and prints where keys on spends main-thread time that keys off does not. */
+function reportProfiles(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [route, runs] of [
+    ['translate', rounds_],
+    ['detect', detect],
+  ] as const) {
+    const per = (which: 'off' | 'on') => {
+      runs[which].forEach((r, i) =>
+        fs.writeFileSync(path.join(dir, `${route}-${which}-${i + 1}.cpuprofile`), JSON.stringify(r.profile)),
+      );
+      const requests = runs[which].reduce((n, r) => n + r.answered, 0);
+      return perRequestUs(
+        runs[which].map((r) => r.profile!),
+        requests,
+      );
+    };
+    console.log(`\n/${route}: main-thread CPU profile, µs per request, a = keys off, b = keys on, all rounds`);
+    console.log(profileDifference(per('off'), per('on')));
+  }
+}
