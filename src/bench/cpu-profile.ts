@@ -70,7 +70,10 @@ export function functionTimes(profile: CpuProfile): FunctionTime[] {
 }
 
 /** Function times summed over several profiles and divided by the requests they served: µs per request. */
-export function perRequestUs(profiles: CpuProfile[], requests: number): Map<string, { selfUs: number; totalUs: number }> {
+export function perRequestUs(
+  profiles: CpuProfile[],
+  requests: number,
+): Map<string, { selfUs: number; totalUs: number }> {
   const out = new Map<string, { selfUs: number; totalUs: number }>();
   for (const p of profiles)
     for (const t of functionTimes(p)) {
@@ -94,7 +97,10 @@ export function profileDifference(
     rows
       .sort((x, y) => Math.abs(y.b[k] - y.a[k]) - Math.abs(x.b[k] - x.a[k]))
       .slice(0, top)
-      .map((r) => `${(r.b[k] - r.a[k]).toFixed(1).padStart(8)} ${r.a[k].toFixed(1).padStart(8)} ${r.b[k].toFixed(1).padStart(8)}  ${r.fn}`)
+      .map(
+        (r) =>
+          `${(r.b[k] - r.a[k]).toFixed(1).padStart(8)} ${r.a[k].toFixed(1).padStart(8)} ${r.b[k].toFixed(1).padStart(8)}  ${r.fn}`,
+      )
       .join('\n');
   const head = `${'diff'.padStart(8)} ${'a'.padStart(8)} ${'b'.padStart(8)}  function (µs per request)`;
   return `self time:\n${head}\n${table('selfUs')}\n\ntotal time:\n${head}\n${table('totalUs')}`;

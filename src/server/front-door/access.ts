@@ -46,9 +46,10 @@ function sentKey(body: unknown): string | undefined {
 /** The guard throws its refusals; the server's error table answers and counts them. */
 export function createDoor(store: KeyStore, settings: ServerSettings): Door {
   const limiter = new Limiter(store.db);
-  // The key lookup and the quota's check and count share one immediate transaction: one lock and
-  // one commit per request, and a key removed by `taskmoe keys remove` is refused at once.
-  const admit = store.db.transaction((key: string | undefined, ip: string, chars: number) => {
+  // The key is looked up on every request (a read, no transaction): a key removed by `taskmoe keys
+  // remove` is refused from its next request. The quota needs the database only when this process's
+  // slice of the client's window is used up (limiter.ts).
+  const admit = (key: string | undefined, ip: string, chars: number) => {
     let apiKey: ApiKey | undefined;
     if (key !== undefined) {
       apiKey = store.get(key);
@@ -59,8 +60,8 @@ export function createDoor(store: KeyStore, settings: ServerSettings): Door {
       reqPerMinute: apiKey?.reqPerMinute ?? settings.reqPerMinute,
       charsPerDay: apiKey?.charsPerDay ?? settings.charsPerDay,
     };
-    return limiter.admitInTransaction(apiKey ? `key:${apiKey.key}` : `ip:${ip}`, limits, chars);
-  });
+    return limiter.admit(apiKey ? `key:${apiKey.key}` : `ip:${ip}`, limits, chars);
+  };
   const guard = async (req: FastifyRequest, reply: FastifyReply) => {
     const key = sentKey(req.body);
     if (key === undefined && settings.apiKeys)
@@ -70,7 +71,7 @@ export function createDoor(store: KeyStore, settings: ServerSettings): Door {
       );
     if (key !== undefined && !KEY_PATTERN.test(key))
       throw new KeyRefusedError('key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
-    const admission = admit.immediate(key, req.ip, requestChars(req.body));
+    const admission = admit(key, req.ip, requestChars(req.body));
     if (!admission.ok) throw new QuotaExceededError(admission.reason, admission.message, admission.window);
     if (admission.window !== undefined) reply.headers(rateLimitHeaders(admission.window));
   };
