@@ -5,7 +5,7 @@
 //   2. the guard's own cost per request (key lookup + quota transaction), timed alone.
 //   3. with --profile DIR, the main thread's CPU profile (a sample every 250 µs) of every measured round (.cpuprofile files
 //      in DIR) and the functions whose time per request differs most between off and on.
-// Usage: node --import tsx scripts/front-door-bench.ts [--model DIR] [--seconds N] [--rounds N] [--concurrency N] [--profile DIR]
+// Usage: node --import tsx scripts/front-door-bench.ts [--model DIR] [--seconds N] [--rounds N] [--concurrency N] [--profile DIR] [--control]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,6 +28,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string' },
     data: { type: 'string' },
     profile: { type: 'string' },
+    control: { type: 'boolean' },
   },
 });
 const model = path.resolve(values.model ?? DEFAULT_MODEL_DIR);
@@ -43,10 +44,15 @@ const texts = pairsFor(corpus.files, { source: 'en', target: 'de' }).map((p) => 
 const dataDir = tempDir('front-door-bench-');
 const base = { ...resolveSettings({}, {}), modelDir: model, workers: 1, warm: 'en-de', dataDir };
 const off = await createServer(base);
-const on = await createServer({ ...base, apiKeys: true, reqPerMinute: 1_000_000_000, charsPerDay: 1_000_000_000 });
+// --control: the second server is the first's twin (keys off, no key sent), to see what the bench
+// itself puts between two identical servers.
+const on = await createServer(
+  values.control ? base : { ...base, apiKeys: true, reqPerMinute: 1_000_000_000, charsPerDay: 1_000_000_000 },
+);
 await Promise.all([off.ready, on.ready]);
 const admin = KeyStore.open(keyDbPath(dataDir));
 const key = admin.add({ name: 'bench', reqPerMinute: 1_000_000_000, charsPerDay: 1_000_000_000 }).key;
+const onKey = values.control ? undefined : key;
 
 interface Round {
   requestsPerSecond: number;
@@ -128,13 +134,13 @@ async function load(server: TaskmoeServer, apiKey?: string, url = '/translate'):
 }
 
 console.log(
-  `front door bench: ${model}, en-de, ${concurrency} in flight, ${seconds} s x ${rounds} rounds (interleaved), 1 engine worker each`,
+  `front door bench: ${model}, en-de, ${concurrency} in flight, ${seconds} s x ${rounds} rounds (interleaved), 1 engine worker each${values.control ? '; CONTROL: the "on" server is a twin with keys off' : ''}`,
 );
 const rounds_ = { off: [] as Round[], on: [] as Round[] };
 for (let r = 1; r <= rounds; r++) {
   // Alternate which goes first, so that neither always follows the other.
   const order = r % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
-  for (const which of order) rounds_[which].push(which === 'off' ? await load(off) : await load(on, key));
+  for (const which of order) rounds_[which].push(which === 'off' ? await load(off) : await load(on, onKey));
   const f = (x: Round) =>
     `${x.requestsPerSecond.toFixed(1)} req/s, p50 ${x.p50Ms.toFixed(0)} ms, p99 ${x.p99Ms.toFixed(0)} ms, ${x.cpuMsPerRequest.toFixed(2)} CPU ms/req (main thread ${x.mainMsPerRequest.toFixed(2)}), ${x.sentencesPerBatch.toFixed(1)} sentences/batch`;
   console.log(`round ${r}: off ${f(rounds_.off.at(-1)!)}  on ${f(rounds_.on.at(-1)!)}`);
@@ -164,7 +170,7 @@ const detect = { off: [] as Round[], on: [] as Round[] };
 for (let r = 1; r <= rounds; r++) {
   const order = r % 2 === 1 ? (['off', 'on'] as const) : (['on', 'off'] as const);
   for (const which of order)
-    detect[which].push(which === 'off' ? await load(off, undefined, '/detect') : await load(on, key, '/detect'));
+    detect[which].push(which === 'off' ? await load(off, undefined, '/detect') : await load(on, onKey, '/detect'));
 }
 const [dOff, dOn] = [med(detect.off, 'requestsPerSecond'), med(detect.on, 'requestsPerSecond')];
 console.log(
