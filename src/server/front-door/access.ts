@@ -2,7 +2,7 @@
 // preHandler that runs after body validation and before any work is queued.
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { ServerSettings } from '../settings.ts';
-import { type ApiKey, KEY_PATTERN, type KeyStore } from './key-store.ts';
+import { KEY_PATTERN, type KeyStore } from './key-store.ts';
 import { type Limits, Limiter } from './limiter.ts';
 import { KeyRefusedError, QuotaExceededError, rateLimitHeaders } from './refusals.ts';
 
@@ -49,18 +49,16 @@ export function createDoor(store: KeyStore, settings: ServerSettings): Door {
   // The key is looked up on every request (a read, no transaction): a key removed by `taskmoe keys
   // remove` is refused from its next request. The quota needs the database only when this process's
   // slice of the client's window is used up (limiter.ts).
+  const serverLimits: Limits = { reqPerMinute: settings.reqPerMinute, charsPerDay: settings.charsPerDay };
   const admit = (key: string | undefined, ip: string, chars: number) => {
-    let apiKey: ApiKey | undefined;
-    if (key !== undefined) {
-      apiKey = store.get(key);
-      if (apiKey === undefined)
-        throw new KeyRefusedError('key_invalid', 'api_key is not a valid key (unknown or removed)');
-    }
+    if (key === undefined) return limiter.admit(`ip:${ip}`, serverLimits, chars);
+    const own = store.limitsOf(key);
+    if (own === undefined) throw new KeyRefusedError('key_invalid', 'api_key is not a valid key (unknown or removed)');
     const limits: Limits = {
-      reqPerMinute: apiKey?.reqPerMinute ?? settings.reqPerMinute,
-      charsPerDay: apiKey?.charsPerDay ?? settings.charsPerDay,
+      reqPerMinute: own[0] ?? settings.reqPerMinute,
+      charsPerDay: own[1] ?? settings.charsPerDay,
     };
-    return limiter.admit(apiKey ? `key:${apiKey.key}` : `ip:${ip}`, limits, chars);
+    return limiter.admit(`key:${key}`, limits, chars);
   };
   const guard = async (req: FastifyRequest, reply: FastifyReply) => {
     const key = sentKey(req.body);
