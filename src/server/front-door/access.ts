@@ -1,9 +1,9 @@
 // The translation routes' door: the api_key check (--api-keys) and the per-client quotas, as a
 // preHandler that runs after body validation and before any work is queued.
-import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { preHandlerHookHandler } from 'fastify';
 import type { ServerSettings } from '../settings.ts';
 import { KEY_PATTERN, type KeyStore } from './key-store.ts';
-import { type Limits, Limiter } from './limiter.ts';
+import { type Admission, type Limits, Limiter } from './limiter.ts';
 import { KeyRefusedError, QuotaExceededError, rateLimitHeaders } from './refusals.ts';
 
 /** Routes that cost translation work; each takes an api_key and counts against its client's quota. */
@@ -31,7 +31,7 @@ export interface Door {
   /** The quota counts (the server prunes ended windows through it). */
   readonly limiter: Limiter;
   /** The preHandler of every guarded route. */
-  guard: preHandlerAsyncHookHandler;
+  guard: preHandlerHookHandler;
 }
 
 /** The key a body carries: LibreTranslate clients send an empty one when they have none; the `libretranslate` npm client names the field apiKey. */
@@ -60,18 +60,26 @@ export function createDoor(store: KeyStore, settings: ServerSettings): Door {
     };
     return limiter.admit(`key:${key}`, limits, chars);
   };
-  const guard = async (req: FastifyRequest, reply: FastifyReply) => {
-    const key = sentKey(req.body);
-    if (key === undefined && settings.apiKeys)
-      throw new KeyRefusedError(
-        'key_missing',
-        'this server requires an api_key: send the field "api_key" with a key from its operator',
-      );
-    if (key !== undefined && !KEY_PATTERN.test(key))
-      throw new KeyRefusedError('key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
-    const admission = admit(key, req.ip, requestChars(req.body));
-    if (!admission.ok) throw new QuotaExceededError(admission.reason, admission.message, admission.window);
+  // A callback hook, not an async one: the request goes on in the same tick, without a promise
+  // and a microtask of its own.
+  const guard: preHandlerHookHandler = (req, reply, done) => {
+    let admission: Admission;
+    try {
+      const key = sentKey(req.body);
+      if (key === undefined && settings.apiKeys)
+        throw new KeyRefusedError(
+          'key_missing',
+          'this server requires an api_key: send the field "api_key" with a key from its operator',
+        );
+      if (key !== undefined && !KEY_PATTERN.test(key))
+        throw new KeyRefusedError('key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
+      admission = admit(key, req.ip, requestChars(req.body));
+    } catch (err) {
+      return done(err as Error);
+    }
+    if (!admission.ok) return done(new QuotaExceededError(admission.reason, admission.message, admission.window));
     if (admission.window !== undefined) reply.headers(rateLimitHeaders(admission.window));
+    done();
   };
-  return { limiter, guard: guard as preHandlerAsyncHookHandler };
+  return { limiter, guard };
 }
