@@ -103,8 +103,12 @@ export class Limiter {
   /** Forgets windows that have ended (their counts no longer matter). */
   pruneEnded(): number {
     const now = this.clock();
-    for (const [client, g] of this.grants)
-      if (!current(g.minute, now, MINUTE_MS) && !current(g.day, now, DAY_MS)) this.grants.delete(client);
+    // A slice of an ended window holds nothing any more.
+    for (const [client, g] of this.grants) {
+      const minuteHeld = current(g.minute, now, MINUTE_MS) ? g.minute.held : 0;
+      const dayHeld = current(g.day, now, DAY_MS) ? g.day.held : 0;
+      if (minuteHeld <= 0 && dayHeld <= 0) this.grants.delete(client);
+    }
     return this.prune.run(windowStart(now, MINUTE_MS), windowStart(now, DAY_MS)).changes;
   }
 
@@ -161,7 +165,9 @@ export class Limiter {
       g.day = { startMs: day.startMs, counted: day.used + n, held: n - chars };
       this.write.run(client, 'day', day.startMs, g.day.counted);
     }
-    this.grants.set(client, g);
+    // Only a slice with something left is worth remembering: memory stays bounded by busy clients.
+    if (g.minute.held > 0 || g.day.held > 0) this.grants.set(client, g);
+    else this.grants.delete(client);
     return { ok: true, window: admittedState(limits, g, now) };
   }
 
