@@ -10,5 +10,6 @@ let admitted = 0;
 for (let i = 0; i < Number(tries); i++) {
   if (limiter.admit('key:shared', { reqPerMinute: Number(limit), charsPerDay: 0 }, 1).ok) admitted++;
 }
+limiter.close();
 store.close();
 process.stdout.write(String(admitted));

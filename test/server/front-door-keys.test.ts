@@ -83,6 +83,37 @@ describe('the limiter', () => {
     store.close();
   });
 
+  test('a busy client takes its quota in slices of 1%: exact headers, one write a slice, the unused part given back on close', () => {
+    const now = Date.UTC(2026, 0, 1, 12, 0, 0);
+    const store = KeyStore.open(keyDbPath(tempDir()));
+    const used = () =>
+      (store.db.prepare("SELECT used FROM usage WHERE client = 'a' AND window = 'minute'").get() as { used: number })
+        .used;
+    let limiter = new Limiter(store.db, () => now);
+    const limits = { reqPerMinute: 1000, charsPerDay: 0 };
+    for (let i = 1; i <= 10; i++) {
+      const a = limiter.admit('a', limits, 5);
+      assert.equal(a.ok && a.window?.remaining, 1000 - i);
+    }
+    assert.equal(used(), 10, 'the first request reserved 10 (1% of 1000); nine more were admitted from memory');
+    limiter.admit('a', limits, 5);
+    assert.equal(used(), 20, 'the eleventh took the next slice');
+    // Another process sharing the file sees the reservation as used, so the two never pass the limit.
+    const other = new Limiter(store.db, () => now);
+    assert.equal(other.admit('a', limits, 5).ok && used(), 30);
+    limiter.close();
+    assert.equal(used(), 21, 'the first gave back its 9 unused');
+    other.close();
+    assert.equal(used(), 12, 'the second gave back its 9 unused: 12 requests admitted in all');
+    // A small limit is reserved one request at a time: exact across processes.
+    limiter = new Limiter(store.db, () => now);
+    const small = { reqPerMinute: 2, charsPerDay: 0 };
+    assert.equal(limiter.admit('b', small, 1).ok, true);
+    assert.equal(new Limiter(store.db, () => now).admit('b', small, 1).ok, true);
+    assert.equal(limiter.admit('b', small, 1).ok, false);
+    store.close();
+  });
+
   test('unlimited clients are not written at all', () => {
     const store = KeyStore.open(keyDbPath(tempDir()));
     const limiter = new Limiter(store.db);

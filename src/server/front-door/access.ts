@@ -1,9 +1,9 @@
 // The translation routes' door: the api_key check (--api-keys) and the per-client quotas, as a
 // preHandler that runs after body validation and before any work is queued.
-import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { preHandlerHookHandler } from 'fastify';
 import type { ServerSettings } from '../settings.ts';
-import { type ApiKey, KEY_PATTERN, type KeyStore } from './key-store.ts';
-import { type Limits, Limiter } from './limiter.ts';
+import { KEY_PATTERN, type KeyStore } from './key-store.ts';
+import { type Admission, type Limits, Limiter } from './limiter.ts';
 import { KeyRefusedError, QuotaExceededError, rateLimitHeaders } from './refusals.ts';
 
 /** Routes that cost translation work; each takes an api_key and counts against its client's quota. */
@@ -31,7 +31,7 @@ export interface Door {
   /** The quota counts (the server prunes ended windows through it). */
   readonly limiter: Limiter;
   /** The preHandler of every guarded route. */
-  guard: preHandlerAsyncHookHandler;
+  guard: preHandlerHookHandler;
 }
 
 /** The key a body carries: LibreTranslate clients send an empty one when they have none; the `libretranslate` npm client names the field apiKey. */
@@ -46,33 +46,40 @@ function sentKey(body: unknown): string | undefined {
 /** The guard throws its refusals; the server's error table answers and counts them. */
 export function createDoor(store: KeyStore, settings: ServerSettings): Door {
   const limiter = new Limiter(store.db);
-  // The key lookup and the quota's check and count share one immediate transaction: one lock and
-  // one commit per request, and a key removed by `taskmoe keys remove` is refused at once.
-  const admit = store.db.transaction((key: string | undefined, ip: string, chars: number) => {
-    let apiKey: ApiKey | undefined;
-    if (key !== undefined) {
-      apiKey = store.get(key);
-      if (apiKey === undefined)
-        throw new KeyRefusedError('key_invalid', 'api_key is not a valid key (unknown or removed)');
-    }
+  // The key is looked up on every request (a read, no transaction): a key removed by `taskmoe keys
+  // remove` is refused from its next request. The quota needs the database only when this process's
+  // slice of the client's window is used up (limiter.ts).
+  const serverLimits: Limits = { reqPerMinute: settings.reqPerMinute, charsPerDay: settings.charsPerDay };
+  const admit = (key: string | undefined, ip: string, chars: number) => {
+    if (key === undefined) return limiter.admit(`ip:${ip}`, serverLimits, chars);
+    const own = store.limitsOf(key);
+    if (own === undefined) throw new KeyRefusedError('key_invalid', 'api_key is not a valid key (unknown or removed)');
     const limits: Limits = {
-      reqPerMinute: apiKey?.reqPerMinute ?? settings.reqPerMinute,
-      charsPerDay: apiKey?.charsPerDay ?? settings.charsPerDay,
+      reqPerMinute: own[0] ?? settings.reqPerMinute,
+      charsPerDay: own[1] ?? settings.charsPerDay,
     };
-    return limiter.admitInTransaction(apiKey ? `key:${apiKey.key}` : `ip:${ip}`, limits, chars);
-  });
-  const guard = async (req: FastifyRequest, reply: FastifyReply) => {
-    const key = sentKey(req.body);
-    if (key === undefined && settings.apiKeys)
-      throw new KeyRefusedError(
-        'key_missing',
-        'this server requires an api_key: send the field "api_key" with a key from its operator',
-      );
-    if (key !== undefined && !KEY_PATTERN.test(key))
-      throw new KeyRefusedError('key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
-    const admission = admit.immediate(key, req.ip, requestChars(req.body));
-    if (!admission.ok) throw new QuotaExceededError(admission.reason, admission.message, admission.window);
-    if (admission.window !== undefined) reply.headers(rateLimitHeaders(admission.window));
+    return limiter.admit(`key:${key}`, limits, chars);
   };
-  return { limiter, guard: guard as preHandlerAsyncHookHandler };
+  // A callback hook, not an async one: the request goes on in the same tick, without a promise
+  // and a microtask of its own.
+  const guard: preHandlerHookHandler = (req, reply, done) => {
+    let admission: Admission;
+    try {
+      const key = sentKey(req.body);
+      if (key === undefined && settings.apiKeys)
+        throw new KeyRefusedError(
+          'key_missing',
+          'this server requires an api_key: send the field "api_key" with a key from its operator',
+        );
+      if (key !== undefined && !KEY_PATTERN.test(key))
+        throw new KeyRefusedError('key_invalid', 'api_key is malformed: a key is 8-128 letters, digits, "-" or "_"');
+      admission = admit(key, req.ip, requestChars(req.body));
+    } catch (err) {
+      return done(err as Error);
+    }
+    if (!admission.ok) return done(new QuotaExceededError(admission.reason, admission.message, admission.window));
+    if (admission.window !== undefined) reply.headers(rateLimitHeaders(admission.window));
+    done();
+  };
+  return { limiter, guard };
 }

@@ -81,7 +81,11 @@ export async function registerFrontDoor(app: FastifyInstance, settings: ServerSe
         checkpointer.postMessage('close');
         await exited;
       }
-      store.close();
+      try {
+        door.limiter.close();
+      } finally {
+        store.close();
+      }
     });
   }
   if (!settings.disableWebUi) await registerPlayground(app);

@@ -51,12 +51,15 @@ export function keyDbPath(dataDir: string): string {
 
 export class KeyStore {
   private readonly byKey: Database.Statement;
+  private readonly limitsByKey: Database.Statement;
 
   private constructor(
     readonly path: string,
     readonly db: Database.Database,
   ) {
     this.byKey = db.prepare('SELECT * FROM api_keys WHERE key = ?');
+    // The guard's read, on every request: two columns as an array, no row object.
+    this.limitsByKey = db.prepare('SELECT req_per_minute, chars_per_day FROM api_keys WHERE key = ?').raw();
   }
 
   /** Opens (creating on first use) the database; a failure names the path. */
@@ -111,6 +114,11 @@ export class KeyStore {
   get(key: string): ApiKey | undefined {
     const row = this.byKey.get(key) as Row | undefined;
     return row === undefined ? undefined : fromRow(row);
+  }
+
+  /** A key's own limits (null: the server's), or undefined for a key that does not exist. */
+  limitsOf(key: string): [reqPerMinute: number | null, charsPerDay: number | null] | undefined {
+    return this.limitsByKey.get(key) as [number | null, number | null] | undefined;
   }
 
   close(): void {
