@@ -4,7 +4,9 @@
 // and their ratio. Default settings except --timeout-ms (so the heavy request finishes).
 // The first requests after start are slow (cold code paths), so 3 probes are taken and shown first;
 // --preheat also sends one small beam request of the heavy pair before measuring.
-// flock /work/wt/bench.lock env TASKMOE_BACKEND=wasm node --import tsx scripts/fairness-probe.mts [--preheat] [--no-replicas]
+// --busy-other sends the same heavy request of a pair whose home is the other worker at the same time (with
+// --no-replicas: both workers decode, as with a replica, but the probe's pair never leaves its worker).
+// /work/wt/bench.sh env TASKMOE_BACKEND=wasm node --import tsx scripts/fairness-probe.mts [--preheat] [--no-replicas] [--busy-other]
 import { createServer } from '../src/server/app.ts';
 import { resolveSettings } from '../src/server/settings.ts';
 import { percentile as quantile } from '../src/bench/stats.ts';
@@ -59,23 +61,29 @@ const idle: number[] = [];
 for (let i = 0; i < 100; i++) idle.push(await probe());
 t0 = performance.now();
 let done = false;
-const heavy = server.app
-  .inject({
+const heavyRequest = (target: string) =>
+  server.app.inject({
     method: 'POST',
     url: '/translate',
     payload: {
       q: Array.from({ length: 42 }, (_, i) => longText(i)),
       source: 'en',
-      target: heavyTarget,
+      target,
       beam_size: 8,
       alternatives: 4,
       max_length: 96,
     },
-  })
-  .then((r) => {
-    done = true;
-    console.log(`heavy ${r.statusCode} after ${at()} s`);
   });
+if (process.argv.includes('--busy-other')) {
+  const other = server.pool.pairsOf(server.pool.homeOf(probePair) === 0 ? 1 : 0).find((p) => p.startsWith('en-'))!;
+  console.log(`also heavy ${other} on engine worker ${server.pool.homeOf(other)}`);
+  void heavyRequest(other.split('-')[1]);
+}
+const cpu0 = process.cpuUsage();
+const heavy = heavyRequest(heavyTarget).then((r) => {
+  done = true;
+  console.log(`heavy ${r.statusCode} after ${at()} s`);
+});
 await new Promise((r) => setTimeout(r, 200));
 const loaded: number[] = [];
 while (!done) {
@@ -85,6 +93,14 @@ while (!done) {
     console.log(`loaded probe ${loaded.length}: ${ms.toFixed(0)} ms, ended at ${at()} s`);
 }
 await heavy;
+const cpu = process.cpuUsage(cpu0);
+const cores = (cpu.user + cpu.system) / 1000 / (performance.now() - t0);
+// On a shared host the process may get less than its busy threads need: the probe's worker then waits for a core.
+console.log(
+  `process CPU while loaded: ${cores.toFixed(2)} cores; replicas at the end: ${JSON.stringify(
+    Object.fromEntries([probePair, heavyPair].map((p) => [p, server.pool.workersOf(p)])),
+  )}`,
+);
 await server.shutdown();
 const fmt = (xs: number[]) =>
   `p50 ${quantile(xs, 0.5).toFixed(0)} ms, p99 ${quantile(xs, 0.99).toFixed(0)} ms (n=${xs.length})`;

@@ -86,6 +86,7 @@ export async function createServer(
       busyRatio: settings.replicaBusyPercent / 100,
       waitMs: settings.replicaWaitMs,
       maxReplicas: settings.maxReplicas,
+      maxCpuPressure: settings.replicaMaxCpuPressurePercent / 100,
       windowMs: settings.replicaWindowMs,
     },
     onReplicas: (subnetwork, n) => metrics.subnetworkReplicas.labels(subnetwork).set(n),

@@ -10,7 +10,14 @@ import {
   type WorkerHealth,
   type WorkerIndex,
 } from './engine-worker-client.ts';
-import { BusyMeter, type ReplicaThresholds, type SubnetworkLoad, type WorkerLoad, planReplica } from './replicas.ts';
+import {
+  BusyMeter,
+  type ReplicaThresholds,
+  type SubnetworkLoad,
+  type WorkerLoad,
+  hostCpuPressure,
+  planReplica,
+} from './replicas.ts';
 import type { BatchKey } from './request.ts';
 
 export interface EnginePoolOptions extends EngineWorkerOptions {
@@ -70,6 +77,11 @@ export class EnginePool {
   private readonly timer: NodeJS.Timeout;
   private windowStart = performance.now();
   private closed = false;
+  /** Whether the last window withheld a replica for CPU pressure (logged when that starts). */
+  private pressed = false;
+
+  /** The host's CPU pressure, read each window (replicas.ts); tests replace it. */
+  cpuPressure: () => number | undefined = hostCpuPressure;
 
   /** Resolves once every worker has loaded its warm-up pairs (a worker that fails to start is retried meanwhile). */
   readonly ready: Promise<void>;
@@ -224,7 +236,16 @@ export class EnginePool {
         holds: new Set(Object.keys(cache.entryBytes)),
       });
     }
-    const placement = planReplica(loads, workers, this.entryBytes, this.opts.replicas);
+    const pressure = this.cpuPressure();
+    const placement = planReplica(loads, workers, this.entryBytes, this.opts.replicas, pressure);
+    // A replica the load asks for but the CPU pressure withholds is logged once, when that starts.
+    const withheld =
+      placement === undefined ? planReplica(loads, workers, this.entryBytes, this.opts.replicas) : undefined;
+    if (withheld !== undefined && !this.pressed)
+      this.opts.log?.(
+        `engine pool: no replica of ${withheld.subnetwork} (${withheld.reason}): threads waited for a CPU ${(100 * pressure!).toFixed(0)}% of the last 10 s`,
+      );
+    this.pressed = withheld !== undefined;
     if (placement !== undefined)
       this.place(
         this.subnetworks.find((s) => s.id === placement.subnetwork)!,

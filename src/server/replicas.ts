@@ -1,6 +1,7 @@
 // Where a sub-network gets another replica: the placement rule, on figures the engine pool measures
 // over a window (how busy each worker and sub-network was, how long the sub-network's sentences
 // waited). Nothing here runs a worker; engine-pool.ts acts on the decision.
+import { readFileSync } from 'node:fs';
 import type { WorkerIndex } from './engine-worker-client.ts';
 
 export interface ReplicaThresholds {
@@ -10,6 +11,12 @@ export interface ReplicaThresholds {
   waitMs: number;
   /** Workers a sub-network may be resident on at most (1: no replicas). */
   maxReplicas: number;
+  /**
+   * No new replica while runnable threads waited for a CPU more than this fraction of the last 10 s
+   * (0..1; 1: never refused): a replica then adds a thread but no core, and takes CPU from the other
+   * pairs' workers (docs/hardening.md, "Costs and fairness").
+   */
+  maxCpuPressure: number;
 }
 
 export interface SubnetworkLoad {
@@ -47,13 +54,17 @@ export interface Placement {
  * busy threshold (a worker as busy would add memory but no capacity), and has free cache bytes
  * for the entries it lacks. Entry sizes come from loads seen anywhere; a sub-network whose size is
  * not known yet waits. Nothing is evicted to make room: cold replicas leave by the LRU, as any entry.
+ * None while the host's CPU pressure (hostCpuPressure; undefined: unknown, not checked) is past
+ * maxCpuPressure: its threads already wait for cores, so a replica would add no capacity either.
  */
 export function planReplica(
   subnetworks: readonly SubnetworkLoad[],
   workers: readonly WorkerLoad[],
   entryBytes: ReadonlyMap<string, number>,
   t: ReplicaThresholds,
+  cpuPressure?: number,
 ): Placement | undefined {
+  if (cpuPressure !== undefined && cpuPressure > t.maxCpuPressure) return undefined;
   const hot = subnetworks
     .filter((s) => s.replicas.length < Math.min(t.maxReplicas, workers.length))
     .map((s) => ({ s, reason: hotReason(s, t) }))
@@ -74,6 +85,25 @@ function hotReason(s: SubnetworkLoad, t: ReplicaThresholds): string | undefined 
   if (s.busyRatio >= t.busyRatio)
     return `busy ${(100 * s.busyRatio).toFixed(0)}% >= ${(100 * t.busyRatio).toFixed(0)}%`;
   if (s.meanWaitMs >= t.waitMs) return `mean queue wait ${s.meanWaitMs.toFixed(0)} ms >= ${t.waitMs} ms`;
+  return undefined;
+}
+
+/**
+ * The fraction of the last 10 s in which some runnable thread waited for a CPU (Linux PSI "some
+ * avg10"): the container's (cgroup v2) where it has the file, else the host's; undefined where the
+ * kernel reports none.
+ */
+export function hostCpuPressure(): number | undefined {
+  for (const file of ['/sys/fs/cgroup/cpu.pressure', '/proc/pressure/cpu']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    const avg10 = /^some avg10=([\d.]+)/m.exec(text);
+    if (avg10 !== null) return Number(avg10[1]) / 100;
+  }
   return undefined;
 }
 

@@ -59,6 +59,15 @@ export const OPERATION_SETTINGS: readonly Spec[] = [
     help: 'how often replica placement looks at the load, and over what window',
   },
   {
+    key: 'replicaMaxCpuPressurePercent',
+    flag: 'replica-max-cpu-pressure',
+    env: 'TASKMOE_REPLICA_MAX_CPU_PRESSURE',
+    kind: 'int',
+    min: 0,
+    default: () => 10,
+    help: "no new replica while threads waited for a CPU more than this percent of the last 10 s (Linux PSI, the container's or the host's): a replica would add a thread but no core; 100 turns the check off",
+  },
+  {
     key: 'headerTimeoutMs',
     flag: 'header-timeout-ms',
     env: 'TASKMOE_HEADER_TIMEOUT_MS',

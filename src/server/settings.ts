@@ -38,6 +38,8 @@ export interface ServerSettings {
   maxReplicas: number;
   /** How often replica placement looks at the load, and over what window. */
   replicaWindowMs: number;
+  /** No new replica while threads waited for a CPU more than this percent of the last 10 s (100: off). */
+  replicaMaxCpuPressurePercent: number;
   /** Longest a client may take to send a request's headers, and its whole request (headers and body). */
   headerTimeoutMs: number;
   requestTimeoutMs: number;

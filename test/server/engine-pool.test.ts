@@ -29,7 +29,7 @@ function pool(dir = modelDir): EnginePool {
     subnetworkOf: () => ({ id: 'de', entries: [] }),
     warmPairs: ['en-de'],
     intraOpThreads: 1,
-    replicas: { busyRatio: 0.75, waitMs: 250, maxReplicas: 1, windowMs: 60_000 },
+    replicas: { busyRatio: 0.75, waitMs: 250, maxReplicas: 1, maxCpuPressure: 0.1, windowMs: 60_000 },
   });
   pools.push(p);
   return p;

@@ -15,7 +15,7 @@ import { resolveSettings, type ServerSettings } from '../../src/server/settings.
 import { randomCheckpoint, randomSources, tinyConfig } from '../helpers/engine.ts';
 import { metric } from '../helpers/server.ts';
 
-const T: ReplicaThresholds = { busyRatio: 0.75, waitMs: 250, maxReplicas: 8 };
+const T: ReplicaThresholds = { busyRatio: 0.75, waitMs: 250, maxReplicas: 8, maxCpuPressure: 0.1 };
 const SIZES = new Map([
   ['embeddings', 100],
   ['encoder:*', 300],
@@ -85,6 +85,15 @@ describe('planReplica', () => {
     assert.equal(planReplica([hot], workers, SIZES, { ...T, maxReplicas: 1 }), undefined);
   });
 
+  test("none while the host's threads wait for a CPU past maxCpuPressure (unknown pressure: not checked)", () => {
+    const hot = [sub({ busyRatio: 1 })];
+    const workers = [worker(0, { busyRatio: 1 }), worker(1)];
+    assert.equal(planReplica(hot, workers, SIZES, T, 0.11), undefined);
+    assert.equal(planReplica(hot, workers, SIZES, T, 0.1)?.worker, 1);
+    assert.equal(planReplica(hot, workers, SIZES, T, undefined)?.worker, 1);
+    assert.equal(planReplica(hot, workers, SIZES, { ...T, maxCpuPressure: 1 }, 1)?.worker, 1, '100%: off');
+  });
+
   test('the hottest sub-network goes first', () => {
     const fr = sub({ id: 'fr', entries: ['embeddings', 'encoder:*', 'decoder:fr'], busyRatio: 0.95 });
     assert.equal(planReplica([sub({ busyRatio: 0.8 }), fr], [worker(0), worker(1)], SIZES, T)?.subnetwork, 'fr');
@@ -125,8 +134,10 @@ function settings(over: Partial<ServerSettings>): ServerSettings {
   return { ...resolveSettings({}, {}), modelDir, warm: 'all', maxBatchSentences: 8, replicaWindowMs: 300, ...over };
 }
 
-async function start(over: Partial<ServerSettings>): Promise<TaskmoeServer> {
+/** A server whose replica placement sees `cpuPressure` (default none), whatever the host's. */
+async function start(over: Partial<ServerSettings>, cpuPressure = 0): Promise<TaskmoeServer> {
   const server = await createServer(settings(over));
+  server.pool.cpuPressure = () => cpuPressure;
   await server.ready;
   return server;
 }
@@ -255,6 +266,35 @@ describe('a hot pair on a two-worker server', () => {
     }
   });
 
+  test("while the host's threads wait for a CPU, a busy pair gets no replica (it would take the other pairs' cores); once they do not, it does", async () => {
+    const logs: string[] = [];
+    const server = await createServer(settings({ workers: 2, replicaWindowMs: 3_600_000 }), (m) => logs.push(m));
+    await server.ready;
+    try {
+      const home = server.pool.homeOf('en-de');
+      server.pool.cpuPressure = () => 0.4;
+      server.pool.rebalance(); // a window of the hammering alone
+      await hammer(server, 3);
+      server.pool.rebalance();
+      assert.ok(server.pool.busy()[home] >= 0.75, `busy ${server.pool.busy()[home]}`);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(server.pool.workersOf('en-de'), [home], 'no replica under CPU pressure');
+      assert.ok(
+        logs.some((m) => /no replica of encoder:\* decoder:de \(busy .*\): threads waited for a CPU 40%/.test(m)),
+        logs.join('\n'),
+      );
+      server.pool.cpuPressure = () => 0.05;
+      server.pool.rebalance();
+      await hammer(server, 3);
+      server.pool.rebalance();
+      for (let i = 0; i < 100 && server.pool.workersOf('en-de').length < 2; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual([...server.pool.workersOf('en-de')].sort(), [0, 1], 'a replica once the cores are free');
+    } finally {
+      await server.shutdown();
+    }
+  });
+
   test('with --max-replicas 1 the pair stays on its home worker, however busy', async () => {
     const server = await start({ workers: 2, maxReplicas: 1 });
     try {
@@ -291,7 +331,11 @@ describe('a hot pair on a two-worker server', () => {
 
 test('intra-op threads and replica settings: flag over environment over default, with clear errors', () => {
   const d = resolveSettings({}, {});
-  assert.deepEqual([d.intraOpThreads, d.replicaBusyPercent, d.replicaWaitMs, d.replicaWindowMs], [1, 75, 250, 2000]);
+  assert.deepEqual(
+    [d.intraOpThreads, d.replicaBusyPercent, d.replicaWaitMs, d.replicaWindowMs, d.replicaMaxCpuPressurePercent],
+    [1, 75, 250, 2000, 10],
+  );
+  assert.equal(resolveSettings({}, { TASKMOE_REPLICA_MAX_CPU_PRESSURE: '100' }).replicaMaxCpuPressurePercent, 100);
   assert.equal(resolveSettings({}, { TASKMOE_INTRA_OP_THREADS: '3' }).intraOpThreads, 3);
   assert.equal(resolveSettings({ 'intra-op-threads': '2' }, { TASKMOE_INTRA_OP_THREADS: '3' }).intraOpThreads, 2);
   assert.equal(resolveSettings({ 'max-replicas': '1' }, {}).maxReplicas, 1);
