@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The routing study (docs/routing-study.md): five small models of one active size, one training
 # budget each (models/routing-study/*.json: d128, 2+2 layers, 8 experts top-2 in every 2nd layer,
-# 800 steps of 1024-token batches), de, fr, ru, zh <-> en from gettext-mt's
+# 1,000 steps of 1024-token batches, cooldown over the last 200), de, fr, ru, zh <-> en from gettext-mt's
 # train/, then dev BLEU/chrF, parameters, the extracted decoder and engine throughput of each.
 # Resumable: every stage skips what runs/routing-study/ already holds (training continues from its
 # last checkpoint), so run it again after an interruption. Logs go to runs/routing-study/*.log.
