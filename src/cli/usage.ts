@@ -44,7 +44,7 @@ ${IMPORT_USAGE}  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
       Without TASKMOE_BACKEND, where tfjs-node and wasm both load, a few timed steps pick the faster (and its workers).
       Ctrl-C saves a checkpoint before exiting; --resume continues exactly where it stopped.
       --init starts from a model checkpoint's weights (fresh optimizer) at step --init-step (default 0).
-  taskmoe eval [--model DIR] --data DIR [--json FILE] [--beam N] [--batch-size N] [--languages de,fr]
+  taskmoe eval [--model DIR] --data DIR [--json FILE] [--hypotheses DIR] [--beam N] [--batch-size N] [--languages de,fr]
       BLEU and chrF per direction on a corpus of en-XX.tsv files, next to the copy-the-source baseline.
   taskmoe keys add [--req-per-minute N] [--chars-per-day N] [--name TEXT] | keys list | keys remove KEY  [--data-dir DIR]
       Manages the API keys (and their own limits) of the server using the same --data-dir / TASKMOE_DATA_DIR.

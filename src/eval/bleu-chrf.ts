@@ -123,25 +123,43 @@ function smoothedPrecisions(correct: number[], total: number[]): number[] {
   return precisions;
 }
 
-/** Corpus BLEU against one reference per segment, as sacreBLEU's default `corpus_bleu`. */
-export function corpusBleu(hypotheses: string[], references: string[]): BleuResult {
-  assertParallel(hypotheses, references);
+/** One segment's BLEU sufficient statistics: what corpus BLEU sums over segments. */
+export interface BleuStats {
+  /** Clipped n-gram matches for n = 1..4. */
+  correct: number[];
+  /** Hypothesis n-grams for n = 1..4. */
+  total: number[];
+  sysLen: number;
+  refLen: number;
+}
+
+/** The BLEU statistics of one hypothesis against its reference. */
+export function segmentBleuStats(hypothesis: string, reference: string): BleuStats {
+  const hypTokens = bleuTokens(hypothesis);
+  const refTokens = bleuTokens(reference);
+  const stats: BleuStats = { correct: [], total: [], sysLen: hypTokens.length, refLen: refTokens.length };
+  for (let n = 1; n <= BLEU_MAX_ORDER; n++) {
+    const hypNgrams = countNgrams(hypTokens, n, ' ');
+    stats.total.push(totalCount(hypNgrams));
+    stats.correct.push(clippedMatches(hypNgrams, countNgrams(refTokens, n, ' ')));
+  }
+  return stats;
+}
+
+/** Corpus BLEU of the segments whose statistics these are (an index may repeat, as in a bootstrap sample). */
+export function bleuFromStats(segments: readonly BleuStats[]): BleuResult {
   const correct = new Array<number>(BLEU_MAX_ORDER).fill(0);
   const total = new Array<number>(BLEU_MAX_ORDER).fill(0);
   let sysLen = 0;
   let refLen = 0;
-  hypotheses.forEach((hypothesis, i) => {
-    const hypTokens = bleuTokens(hypothesis);
-    const refTokens = bleuTokens(references[i]!);
-    sysLen += hypTokens.length;
-    refLen += refTokens.length;
-    for (let n = 1; n <= BLEU_MAX_ORDER; n++) {
-      const hypNgrams = countNgrams(hypTokens, n, ' ');
-      total[n - 1]! += totalCount(hypNgrams);
-      correct[n - 1]! += clippedMatches(hypNgrams, countNgrams(refTokens, n, ' '));
+  for (const s of segments) {
+    sysLen += s.sysLen;
+    refLen += s.refLen;
+    for (let n = 0; n < BLEU_MAX_ORDER; n++) {
+      correct[n]! += s.correct[n]!;
+      total[n]! += s.total[n]!;
     }
-  });
-
+  }
   let bp = 1;
   if (sysLen < refLen) bp = sysLen > 0 ? Math.exp(1 - refLen / sysLen) : 0;
   // sacreBLEU returns 0 outright when nothing matched at all (its issue #141).
@@ -151,6 +169,12 @@ export function corpusBleu(hypotheses: string[], references: string[]): BleuResu
   const precisions = smoothedPrecisions(correct, total);
   const meanLog = precisions.map(flooredLog).reduce((sum, x) => sum + x, 0) / BLEU_MAX_ORDER;
   return { score: bp * Math.exp(meanLog), precisions, bp, sysLen, refLen };
+}
+
+/** Corpus BLEU against one reference per segment, as sacreBLEU's default `corpus_bleu`. */
+export function corpusBleu(hypotheses: string[], references: string[]): BleuResult {
+  assertParallel(hypotheses, references);
+  return bleuFromStats(hypotheses.map((hypothesis, i) => segmentBleuStats(hypothesis, references[i]!)));
 }
 
 interface OrderStats {

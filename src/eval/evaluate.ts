@@ -1,6 +1,7 @@
 // `taskmoe evaluate`: BLEU and chrF of a model per direction over a corpus directory, next to the
 // copy-the-source baseline (which scores well on software messages full of placeholders).
 import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import { directionsOf, pairsFor, readCorpus } from '../data/corpus.ts';
 import { pairKey } from '../models/config.ts';
 import { Translator } from '../translator/index.ts';
@@ -13,6 +14,8 @@ export interface EvaluateOptions {
   data: string;
   /** Write the result here as JSON. */
   json?: string;
+  /** Write each direction's sources, references and hypotheses here, as DIRECTION.json (for paired significance tests). */
+  hypotheses?: string;
   /** Beam size (default 1, greedy). */
   beam?: number;
   /** Sentences decoded together (default 32). */
@@ -71,6 +74,11 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvaluationResult>
         log(
           `evaluate ${pairKey(dir.source, dir.target)}: ${hypotheses.length}/${sources.length} sentences, ${rate.toFixed(1)} sent/s`,
         );
+      }
+      if (opts.hypotheses !== undefined) {
+        await fsp.mkdir(opts.hypotheses, { recursive: true });
+        const file = path.join(opts.hypotheses, `${pairKey(dir.source, dir.target)}.json`);
+        await fsp.writeFile(file, JSON.stringify({ sources, references, hypotheses }) + '\n');
       }
       scores.push({
         direction: pairKey(dir.source, dir.target),

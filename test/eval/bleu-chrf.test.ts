@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { corpusBleu, corpusChrf, tokenize13a } from '../../src/eval/bleu-chrf.ts';
+import { bleuFromStats, corpusBleu, corpusChrf, segmentBleuStats, tokenize13a } from '../../src/eval/bleu-chrf.ts';
 
 // Expected values below are derived by hand from the mteval-v13a / sacreBLEU definitions;
 // floats are compared with a tolerance because exp/log may differ in the last bit.
@@ -194,4 +194,21 @@ test('chrF counts code points, not UTF-16 units', () => {
 
 test('chrF of an empty hypothesis is 0', () => {
   assert.equal(corpusChrf([''], ['abc']), 0);
+});
+
+test('BLEU from per-segment statistics equals corpus BLEU, with repeated segments as in a bootstrap sample', () => {
+  const hyps = ['the cat sat on the mat', 'a dog , barking', 'Save changes before closing ?'];
+  const refs = ['the cat sat on a mat', 'the dog barks', 'Save the changes before closing?'];
+  const stats = hyps.map((h, i) => segmentBleuStats(h, refs[i]!));
+  assert.deepEqual(bleuFromStats(stats), corpusBleu(hyps, refs));
+  const draw = [2, 0, 2];
+  const resampled = bleuFromStats(draw.map((i) => stats[i]!));
+  assert.deepEqual(
+    resampled,
+    corpusBleu(
+      draw.map((i) => hyps[i]!),
+      draw.map((i) => refs[i]!),
+    ),
+  );
+  assert.notEqual(resampled.score, corpusBleu(hyps, refs).score);
 });

@@ -5,7 +5,7 @@ import { VARIANTS, type Variant, stepCost } from './costs.ts';
 import type { BenchRow } from './index.ts';
 import type { MatmulRow } from './measure.ts';
 
-export const fmt = (x: number, digits = 1) => x.toFixed(digits);
+export const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
 export const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 export const mparams = (n: number) => `${(n / 1e6).toFixed(2)}M`;
 
@@ -77,7 +77,7 @@ export function formatRows(rows: BenchRow[]): string {
             `${r.batchSize}`,
             fmt(r.encodeSeconds, 2),
             fmt(r.stepSeconds * 1000),
-            `${fmt(r.decodeTokensPerSecond)}${tok ? ` (${(r.decodeTokensPerSecond / tok.decodeTokensPerSecond).toFixed(2)}x)` : ''}`,
+            `${fmt(r.decodeTokensPerSecond)}${tok ? ` (${fmt(r.decodeTokensPerSecond / tok.decodeTokensPerSecond, 2)}x)` : ''}`,
             `${fmt(r.achievedGflops, 2)} (${fmt(r.matmulCeilingGflops, 1)})`,
             r.expertsPerLayer === 0 ? '-' : `${fmt(r.expertsPerLayerMeasured)} (${fmt(r.expertsPerLayer)})`,
             top,

@@ -187,7 +187,10 @@ export async function benchEngine(opts: EngineBenchOptions = {}): Promise<BenchR
           if (p === undefined || prof === undefined || times === undefined) continue;
           const seconds = median(times);
           const cost = stepCost(cfg, m.variant, b);
-          const stepSeconds = Math.max(1e-9, seconds - p.encodeSeconds) / OUT_LEN;
+          // The encode is timed apart from the runs; where a run's median is not above it (noise),
+          // the decoder's own time is unknown: NaN, printed as "–", not a huge rate.
+          const decodeSeconds = seconds - p.encodeSeconds;
+          const stepSeconds = decodeSeconds > 0 ? decodeSeconds / OUT_LEN : NaN;
           const row: BenchRow = {
             config: name,
             variant: m.variant,
