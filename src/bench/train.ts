@@ -34,7 +34,8 @@ const BENCH_MODEL: ModelConfig = {
   tokenizer: 'tokenizer.model',
 };
 
-// config, batch -> FLOPs of one training step's matMuls (forward x3 for forward + both backward products)
+// config, batch -> FLOPs of one training step's matMuls (forward x3 for forward + both backward
+// products); the output projection runs on the real target tokens only, the layers on padded rows
 export function trainingFlops(cfg: ModelConfig, batch: Example[]): number {
   const { dModel: d, dFF, vocabSize: v } = cfg;
   const b = batch.length;
@@ -47,7 +48,7 @@ export function trainingFlops(cfg: ModelConfig, batch: Example[]): number {
   for (let i = 0; i < numLayers(cfg, 'decoder'); i++) {
     macs += b * t * (4 * d * d + 2 * t * d + 2 * d * d + 2 * s * d + ffn('decoder', i)) + b * s * 2 * d * d;
   }
-  macs += b * t * d * v;
+  macs += batch.reduce((n, e) => n + e.target.length, 0) * d * v;
   return 3 * 2 * macs;
 }
 
@@ -120,6 +121,8 @@ export interface TrainBenchOptions {
   config?: string;
   /** Print nothing (the caller reports the result). */
   quiet?: boolean;
+  /** Also profile one more step by kernel (tf.profile) and print where its time went. */
+  profile?: boolean;
 }
 
 /** One trainer timed: medians over the timed steps. */
@@ -174,6 +177,10 @@ export async function benchTrain(opts: TrainBenchOptions = {}): Promise<TrainBen
       `step ${stats.step}: ${batches[i + 1].length} sentences, ${stats.tokens} tokens, loss ${stats.loss.toFixed(3)}, ${single.seconds[i].toFixed(2)} s`,
     ),
   );
+  if (opts.profile) {
+    const { formatProfile, profileStep } = await import('./train-profile.ts');
+    for (const line of formatProfile(await profileStep(() => trainer.trainOn(batches[1])))) print(line);
+  }
   trainer.dispose();
   const summary = (run: typeof single, n: number): TrainRun => ({
     workers: n,

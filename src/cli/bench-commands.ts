@@ -41,6 +41,7 @@ export async function cmdBench(args: string[]): Promise<number> {
       workers: { type: 'string' },
       config: { type: 'string' },
       json: { type: 'string' },
+      profile: { type: 'boolean' },
     });
     const options = {
       steps: positiveInt(flags, 'steps'),
@@ -57,7 +58,7 @@ export async function cmdBench(args: string[]): Promise<number> {
     }
     await initBackend({ log });
     const { benchTrain } = await import('../bench/train.ts');
-    const result = await benchTrain(options);
+    const result = await benchTrain({ ...options, profile: flags.profile === true });
     if (typeof flags.json === 'string') fs.writeFileSync(flags.json, JSON.stringify(result, null, 2) + '\n');
     return 0;
   }

@@ -33,9 +33,10 @@ ${IMPORT_USAGE}  taskmoe convert --model DIR --out DIR2 --dtype float32|float16
       --settings: those serve flag sets side by side on one pair ("default": none), at saturation and one in flight.
   taskmoe bench faults [--model DIR] [--workers N]
       Fault probe on loopback (issue 12's Measures): statuses per class, wrong answers, probe latency under a heavy request, RSS, SIGTERM and crash recovery times.
-  taskmoe bench train [--config CFG.json] [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N] [--json FILE]
+  taskmoe bench train [--config CFG.json] [--steps N] [--batch-tokens N] [--vocab N] [--d-model N] [--workers N] [--json FILE] [--profile]
       Trainer tokens/s and achieved FLOP/s against the 2-D matMul ceiling, on wasm (1 and N workers) and
-      native tfjs-node (2 threads) at CFG's shape (default models/demo-train.json); with TASKMOE_BACKEND set, that backend only.
+      native tfjs-node (2 threads) at CFG's shape (default models/demo-train.json); with TASKMOE_BACKEND set, that backend only,
+      and --profile prints one more step's time by kernel.
   taskmoe train --config CFG.json [--data DIR]... --out DIR [--steps N] [--resume] [--workers N] [--init MODEL_DIR [--init-step N]]
       Trains a model (config.json fields plus a "train" section); checkpoints go to DIR/latest/model.
       Several --data DIRs (or a "train.data" list in CFG) read as one corpus; temperature sampling spans their union.

@@ -73,8 +73,9 @@ export class Decoder extends Stack {
    * Runs the decoder over `tokens` ([rows, T], each row from its next position), appending to the
    * self-attention cache, and returns the logits of every position: [rows*T, V].
    * T = 1 is incremental decoding; T > 1 from a fresh state is full recomputation (causal).
+   * With `output` 'states', the final-normed states [rows*T, d] instead (the trainer projects them itself).
    */
-  forward(emb: Embeddings, state: DecoderState, tokens: number[][], collect?: GateCollector): tf.Tensor2D {
+  forward(emb: Embeddings, state: DecoderState, tokens: number[][], collect?: GateCollector, output: 'logits' | 'states' = 'logits'): tf.Tensor2D {
     const rows = state.rows;
     const t = tokens[0].length;
     const heads = this.cfg.numHeads;
@@ -104,7 +105,8 @@ export class Decoder extends Stack {
         });
         x = this.residual(x, `${l}.ffn.ln`, (h) => this.ffnBlock(i, h, state.routes[i], t, undefined, collect));
       }
-      const logits = emb.logits(this.finalNorm(x));
+      const states = this.finalNorm(x);
+      const logits = output === 'logits' ? emb.logits(states) : states;
       return { logits, selfK, selfV };
     });
     for (const c of [...state.selfK, ...state.selfV]) c.dispose();

@@ -2,7 +2,7 @@
 // matMul on [rows, in] x [in, out]: on the wasm backend that is 10x faster than a transposed or
 // batched matMul, so weights are stored as [in, out] and activations are flattened to rows.
 import * as tf from '@tensorflow/tfjs';
-import { matMul2d } from './ops.ts';
+import { matMul2d, relu } from './ops.ts';
 
 export type Weights = Map<string, tf.Tensor>;
 
@@ -27,7 +27,7 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tens
 export type Activation = 'relu' | 'gelu' | 'swish';
 
 export function activate(x: tf.Tensor2D, act: Activation): tf.Tensor2D {
-  if (act === 'relu') return tf.relu(x);
+  if (act === 'relu') return relu(x);
   if (act === 'swish') return x.mul(tf.sigmoid(x));
   return x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5); // exact (erf) GELU, as torch's default
 }

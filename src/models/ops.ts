@@ -18,9 +18,41 @@ const matMul2dWithGrad = tf.customGrad(((a: tf.Tensor2D, b: tf.Tensor2D, save: G
   };
 }) as unknown as CustomGradientFunc);
 
-// a: [N, k], b: [k, m] -> [N, m]
+// a: [N, k], b: [k, m] -> [N, m]. TensorFlow's kernels take the transpose flags of tfjs's own
+// gradients at full speed, and the explicit transposes would only add copies there.
 export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
-  return matMul2dWithGrad(a, b) as tf.Tensor2D;
+  return nativeKernels() ? tf.matMul(a, b) : (matMul2dWithGrad(a, b) as tf.Tensor2D);
+}
+
+/** Whether TensorFlow's own kernels run the ops (tfjs-node): any TensorFlow op can then be called by name. */
+export function nativeKernels(): boolean {
+  return tf.getBackend() === 'tensorflow';
+}
+
+interface TensorFlowBackend {
+  binding: { TF_ATTR_TYPE: number; TF_FLOAT: number };
+  executeMultipleOutputs(name: string, attrs: unknown[], inputs: tf.Tensor[], outputs: number): tf.Tensor[];
+}
+
+/** Runs one TensorFlow op over float32 inputs (its type attribute "T") on tfjs-node; its outputs are tfjs tensors. */
+export function nativeOp(name: string, inputs: tf.Tensor[], outputs = 1): tf.Tensor[] {
+  if (!nativeKernels()) throw new Error(`TensorFlow op ${name} needs the tfjs-node backend, not ${tf.getBackend()}`);
+  const backend = tf.backend() as unknown as TensorFlowBackend;
+  const type = { name: 'T', type: backend.binding.TF_ATTR_TYPE, value: backend.binding.TF_FLOAT };
+  return backend.executeMultipleOutputs(name, [type], inputs, outputs);
+}
+
+// tfjs's ReLU gradient multiplies by Step(x), which tfjs-node builds from six full-size kernels
+// (IsNan, Greater, Fill twice, Select twice); TensorFlow's ReluGrad is one.
+const reluWithNativeGrad = tf.customGrad(((x: tf.Tensor2D, save: GradSave) => {
+  const y = tf.relu(x);
+  save([y]);
+  return { value: y, gradFunc: (dy: tf.Tensor2D, [sy]: tf.Tensor[]) => nativeOp('ReluGrad', [dy, sy])[0] };
+}) as unknown as CustomGradientFunc);
+
+// x: [N, f] -> max(x, 0), same values and gradient on every backend
+export function relu(x: tf.Tensor2D): tf.Tensor2D {
+  return nativeKernels() ? (reluWithNativeGrad(x) as tf.Tensor2D) : tf.relu(x);
 }
 
 // tf.gather's gradient needs UnsortedSegmentSum, which wasm lacks. ScatterNd, which wasm has,

@@ -8,13 +8,13 @@ import { initWeights } from '../models/init.ts';
 import type { Weights } from '../models/layers.ts';
 import { Seq2Seq } from '../models/model.ts';
 import { writeCheckpoint } from '../models/checkpoint.ts';
-import { gatherRows, matMul2d } from '../models/ops.ts';
+import { gatherRows, matMul2d, nativeKernels } from '../models/ops.ts';
 import { Decoder, type Direction, Embeddings, Encoder, type GateCollector } from '../models/transformer.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import type { TrainSettings } from './config.ts';
 import { BatchSampler, type Example, exampleLength } from './data.ts';
 import { Rng } from '../util/random.ts';
-import { labelSmoothedCrossEntropy, loadBalancingLoss } from './loss.ts';
+import { loadBalancingLoss, outputCrossEntropy } from './loss.ts';
 import { Adam, type UpdateStats } from './optimizer.ts';
 import { type TrainingState, saveTrainingState } from './state.ts';
 
@@ -25,9 +25,9 @@ class TrainableEmbeddings extends Embeddings {
     return gatherRows(table, tf.tensor1d(ids, 'int32'));
   }
 
-  // x: [N, d] -> logits [N, V]
+  // x: [N, d] -> logits [N, V] (dev decoding; TensorFlow reads the table transposed in place)
   override logits(x: tf.Tensor2D): tf.Tensor2D {
-    return matMul2d(x, this.table.transpose());
+    return nativeKernels() ? tf.matMul(x, this.table, false, true) : matMul2d(x, this.table.transpose());
   }
 }
 
@@ -111,8 +111,12 @@ export class Replica {
   /**
    * The losses of a batch. Load-balancing terms are computed inside the model's own tidy scopes,
    * so they are kept and listed in `kept` for the caller to free once gradients are taken.
+   * `withGradients` false (evaluation) skips the output layer's gradients, which it computes in its forward pass.
    */
-  losses(batch: Example[]): { total: tf.Scalar; crossEntropy: tf.Scalar; balance: tf.Scalar; kept: tf.Tensor[] } {
+  losses(
+    batch: Example[],
+    withGradients = true,
+  ): { total: tf.Scalar; crossEntropy: tf.Scalar; balance: tf.Scalar; kept: tf.Tensor[] } {
     const { bosId, eosId } = this.specialIds;
     const dirs = batch.map((e) => e.dir);
     const t = Math.max(...batch.map((e) => e.target.length));
@@ -123,8 +127,9 @@ export class Replica {
       ...e.target.slice(0, -1),
       ...new Array<number>(t - e.target.length).fill(eosId),
     ]);
-    const targets = batch.flatMap((e) => [...e.target, ...new Array<number>(t - e.target.length).fill(0)]);
     const mask = batch.flatMap((e) => Array.from({ length: t }, (_, i) => (i < e.target.length ? 1 : 0)));
+    // Rows of real target tokens in the decoder's [B*T] output: only they are projected and scored.
+    const realRows = batch.flatMap((e, b) => e.target.map((_, i) => b * t + i));
     const kept: tf.Tensor[] = [];
     const collectEncoder: GateCollector = (g) => kept.push(tf.keep(loadBalancingLoss(g.probs, g.top1)));
     // Decoder token gates see padded target rows; sentence gates (one row per sentence) do not.
@@ -139,8 +144,14 @@ export class Replica {
       collectEncoder,
     );
     const state = this.model.decoder.start(enc, dirs, 1, collectDecoder);
-    const logits = this.model.decoder.forward(this.model.embeddings, state, decoderInput, collectDecoder);
-    const crossEntropy = labelSmoothedCrossEntropy(logits, targets, mask, this.settings.labelSmoothing);
+    const states = this.model.decoder.forward(this.model.embeddings, state, decoderInput, collectDecoder, 'states');
+    const crossEntropy = outputCrossEntropy(
+      gatherRows(states, tf.tensor1d(realRows, 'int32')),
+      this.model.embeddings.table,
+      batch.flatMap((e) => e.target),
+      this.settings.labelSmoothing,
+      withGradients,
+    );
     const balance = kept.length > 0 ? tf.addN(kept as tf.Scalar[]) : tf.scalar(0);
     const total = crossEntropy.add(balance.mul(this.settings.balanceWeight)) as tf.Scalar;
     return { total, crossEntropy, balance, kept };
@@ -241,7 +252,7 @@ export class Trainer extends Replica {
       start += batch.length;
       const n = batch.reduce((a, e) => a + e.target.length, 0);
       tf.tidy(() => {
-        const l = this.losses(batch);
+        const l = this.losses(batch, false);
         sum += l.crossEntropy.dataSync()[0] * n;
         tf.dispose(l.kept);
       });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { gatherRows, matMul2d, takeRows } from '../../src/models/ops.ts';
+import { gatherRows, matMul2d, relu, takeRows } from '../../src/models/ops.ts';
 import { useTestBackend } from '../helpers/backend.ts';
 import { maxRelativeError } from '../helpers/engine.ts';
 
@@ -40,6 +40,19 @@ test('matMul2d: same forward as tf.matMul, gradients match the default ones on c
   assert.ok(maxRelativeError(ours[0], reference[0]) < 1e-5, 'dA differs');
   assert.ok(maxRelativeError(ours[1], reference[1]) < 1e-5, 'dB differs');
   tf.dispose([a, b]);
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test("relu: same forward as tf.relu, gradient (TensorFlow's ReluGrad on tfjs-node) matches the default one on cpu", () => {
+  const before = tf.memory().numTensors;
+  const x = tf.tensor2d([[-2, -0.5, 0, 0.25], [3, -1e-3, 7, -4]]);
+  const dummy = tf.zeros([1]);
+  assert.deepEqual(tf.tidy(() => relu(x).dataSync()), tf.tidy(() => tf.relu(x).dataSync()));
+  const [ours] = gradsOf((a) => relu(a as tf.Tensor2D), x, dummy, 'first');
+  const [reference] = onCpu(() => gradsOf((a) => tf.relu(a), x, dummy, 'first'));
+  assert.deepEqual(ours, reference);
+  assert.ok(ours.some((v) => v !== 0) && ours.some((v) => v === 0));
+  tf.dispose([x, dummy]);
   assert.equal(tf.memory().numTensors, before);
 });
 
