@@ -31,12 +31,12 @@ case "$DEMO" in
     export TASKMOE_BACKEND=${TASKMOE_BACKEND:-wasm}
     ;;
   2)
-    CONFIG=${CONFIG:-models/demo2-train.json} RUN=${RUN:-runs/demo2} CKPT=d256 OUT=${OUT:-models/demo2}
+    CONFIG=${CONFIG:-models/demo2-train.json} RUN=${RUN:-runs/demo2} CKPT=d192 OUT=${OUT:-models/demo2}
     # 16 scripts' worth of pieces; every covered character takes a slot, so CJK needs the room.
     VOCAB=spm16k VOCAB_SIZE=16000 SPM_LANGUAGES=()
     TRAIN_DIRS=("$DATA_ROOT/gettext-mt/train" "$DATA_ROOT/libreoffice-mt/train")
     DEV_DIRS=("$DATA_ROOT/gettext-mt/dev" "$DATA_ROOT/libreoffice-mt/dev")
-    STEPS=${STEPS:-30000} WORKERS=${WORKERS:-1}
+    STEPS=${STEPS:-20000} WORKERS=${WORKERS:-1}
     export TASKMOE_BACKEND=${TASKMOE_BACKEND:-node}
     [ "$TASKMOE_BACKEND" = node ] && bash scripts/build-tfjs-node.sh
     ;;
