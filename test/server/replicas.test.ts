@@ -284,12 +284,22 @@ describe('a hot pair on a two-worker server', () => {
         logs.join('\n'),
       );
       server.pool.cpuPressure = () => 0.05;
-      server.pool.rebalance();
-      await hammer(server, 3);
-      server.pool.rebalance();
-      for (let i = 0; i < 100 && server.pool.workersOf('en-de').length < 2; i++)
-        await new Promise((r) => setTimeout(r, 100));
-      assert.deepEqual([...server.pool.workersOf('en-de')].sort(), [0, 1], 'a replica once the cores are free');
+      // The pair must be busy again in a fresh window; on a loaded test machine one hammering may
+      // leave gaps below the threshold, so up to three windows are tried, their busy ratios reported.
+      const busy: number[] = [];
+      for (let tries = 0; tries < 3 && server.pool.workersOf('en-de').length < 2; tries++) {
+        server.pool.rebalance();
+        await hammer(server, 3);
+        server.pool.rebalance();
+        busy.push(server.pool.busy()[home]);
+        for (let i = 0; i < 100 && server.pool.workersOf('en-de').length < 2; i++)
+          await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual(
+        [...server.pool.workersOf('en-de')].sort(),
+        [0, 1],
+        `a replica once the cores are free (home busy ${busy.join(', ')})`,
+      );
     } finally {
       await server.shutdown();
     }
