@@ -23,20 +23,37 @@ export async function startServer(modelDir: string, over: Partial<ServerSettings
 /**
  * Waits for the server to warm up, then checks that its engine decodes on `expected`: this run's
  * tfjs backend (TASKMOE_BACKEND, which its engine workers inherit), or ONNX_ENGINE for a test that
- * serves on ONNX Runtime.
+ * serves on ONNX Runtime. A server that fails the check is shut down (its engine workers would keep
+ * the test process alive).
  */
 export async function expectServerBackend(server: TaskmoeServer, expected: string = TEST_BACKEND_NAME): Promise<void> {
   await server.ready;
-  const info = await server.app.inject('/info');
-  assert.equal(info.statusCode, 200, `/info answers: ${info.body}`);
-  checkEngineBackend(info.json(), expected, server.pool.health());
+  try {
+    const info = await server.app.inject('/info');
+    assert.equal(info.statusCode, 200, `/info answers: ${info.body}`);
+    checkEngineBackend(info.json(), expected, server.pool.health());
+  } catch (err) {
+    await server.shutdown();
+    throw err;
+  }
 }
 
-/** The same check for a server in a child process (`taskmoe serve`) that answers at `url`. */
-export async function expectServedBackend(url: string, expected: string = TEST_BACKEND_NAME): Promise<void> {
-  const info = await fetch(`${url}/info`);
-  assert.equal(info.status, 200, `${url}/info answers`);
-  checkEngineBackend((await info.json()) as { engine: { backend?: string } }, expected);
+/**
+ * The same check for a server in a child process (`taskmoe serve`) that answers at `url`; one that
+ * fails it is stopped.
+ */
+export async function expectServedBackend(
+  server: { url: string; stop(): unknown },
+  expected: string = TEST_BACKEND_NAME,
+): Promise<void> {
+  try {
+    const info = await fetch(`${server.url}/info`);
+    assert.equal(info.status, 200, `${server.url}/info answers`);
+    checkEngineBackend((await info.json()) as { engine: { backend?: string } }, expected);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
 }
 
 /** Sum of a metric's series whose labels include `labels`, from the server's Prometheus registry. */

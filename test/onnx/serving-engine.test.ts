@@ -87,7 +87,7 @@ test('a server on ONNX Runtime says so in /info (engine.backend "onnxruntime")',
     readyTimeoutMs: 90_000,
   });
   try {
-    await expectServedBackend(server.url, ONNX_ENGINE);
+    await expectServedBackend(server, ONNX_ENGINE);
   } finally {
     await server.stop();
   }

@@ -144,7 +144,7 @@ test('SIGTERM with beam work in flight ends within --drain-grace-ms plus 0.5 s; 
     env: { ...process.env, TASKMOE_BACKEND: TEST_BACKEND },
     readyTimeoutMs: 90_000,
   });
-  await expectServedBackend(server.url);
+  await expectServedBackend(server);
   const port = server.port;
   // Far more beam work than the grace allows.
   const requests = Array.from({ length: 24 }, (_, i) =>

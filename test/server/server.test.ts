@@ -347,7 +347,7 @@ test('a real listening server: SIGTERM drains in-flight requests and exits 0', a
     if (!ready) await new Promise((r) => setTimeout(r, 100));
   }
   assert.ok(ready, `the server turned ready within 60 s: ${stderr}`);
-  await expectServedBackend(url);
+  await expectServedBackend({ url, stop: () => child.kill('SIGKILL') });
   // /healthz answers quickly while a batch decodes on the engine thread.
   const post = (q: string[]) =>
     fetch(`${url}/translate`, {
