@@ -54,11 +54,13 @@ export function checkEngineBackend(
 
 /**
  * Checks a CLI child's stderr: the tfjs backend it logged (if it used one) is the one `backend`
- * (a TASKMOE_BACKEND value) forces.
+ * (a TASKMOE_BACKEND value) forces, and it did not serve on ONNX Runtime instead.
  */
 export function checkLoggedBackend(stderr: string, backend: string): void {
   const expected = TFJS_NAMES[backend];
   const logged = /^taskmoe: tfjs backend (\S+)/m.exec(stderr)?.[1];
   if (expected === undefined || logged === undefined) return;
-  assert.equal(logged, expected, `a CLI child run with TASKMOE_BACKEND=${backend} uses tfjs's ${expected} backend`);
+  const asked = `a CLI child run with TASKMOE_BACKEND=${backend}`;
+  assert.equal(logged, expected, `${asked} uses tfjs's ${expected} backend`);
+  assert.doesNotMatch(stderr, /serving on ONNX Runtime/, `${asked} decodes on TensorFlow.js`);
 }
