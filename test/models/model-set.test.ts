@@ -57,8 +57,9 @@ test('taskmoe serve --model DIR of imported models: the pairs are the union, eac
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'taskmoe-set-serve-'));
   await importHf(path.join(FIXTURES, 'marian', 'model'), path.join(dir, 'opus-en-de'), { sources: ['en'], targets: ['de'] });
   await importHf(path.join(FIXTURES, 'm2m100', 'model'), path.join(dir, 'm2m'), { sources: ['de', 'en'], targets: ['en', 'cs'] });
+  const { expectServerBackend } = await import('../helpers/server.ts');
   const server = await createServer({ ...resolveSettings({}, {}), modelDir: dir, workers: 1, warm: 'none' });
-  await server.ready;
+  await expectServerBackend(server);
   try {
     const languages = (await server.app.inject('/languages')).json() as { code: string; targets: string[] }[];
     assert.deepEqual(languages.map((l) => [l.code, l.targets.sort()]).sort(), [['cs', []], ['de', ['cs', 'en']], ['en', ['cs', 'de']]]);

@@ -5,7 +5,9 @@ import { before, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import * as path from 'node:path';
 import { startServerProcess } from '../../src/bench/server-process.ts';
+import { ONNX_ENGINE } from '../helpers/backend.ts';
 import { randomCheckpoint, tinyConfig } from '../helpers/engine.ts';
+import { expectServedBackend } from '../helpers/server.ts';
 
 let modelDir: string;
 before(async () => {
@@ -85,8 +87,7 @@ test('a server on ONNX Runtime says so in /info (engine.backend "onnxruntime")',
     readyTimeoutMs: 90_000,
   });
   try {
-    const info = (await (await fetch(`${server.url}/info`)).json()) as { engine: { backend: string } };
-    assert.equal(info.engine.backend, 'onnxruntime');
+    await expectServedBackend(server, ONNX_ENGINE);
   } finally {
     await server.stop();
   }

@@ -10,7 +10,12 @@ import { KeyStore, keyDbPath } from '../../src/server/front-door/key-store.ts';
 import { Limiter } from '../../src/server/front-door/limiter.ts';
 import { resolveSettings, type ServerSettings } from '../../src/server/settings.ts';
 import { runCli } from '../helpers/cli.ts';
+import { useTestBackend } from '../helpers/backend.ts';
 import { randomCheckpoint, tempDir, tinyConfig } from '../helpers/engine.ts';
+import { expectServerBackend } from '../helpers/server.ts';
+
+// The checkpoints below are written by tensor code on this thread.
+before(useTestBackend);
 
 describe('the key database', () => {
   test('is created on first use, readable by its owner only, and keeps keys across connections', () => {
@@ -168,7 +173,7 @@ describe('a server with --api-keys', () => {
     modelDir = await randomCheckpoint(cfg, 11);
     dataDir = tempDir();
     server = await createServer(settings({ apiKeys: true }));
-    await server.ready;
+    await expectServerBackend(server);
     // The operator's connection, as `taskmoe keys` would open it while the server runs.
     admin = KeyStore.open(keyDbPath(dataDir));
   });

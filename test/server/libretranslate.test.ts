@@ -12,6 +12,7 @@ import { type DefaultTreeAdapterTypes, parseFragment } from 'parse5';
 import { createServer, type TaskmoeServer } from '../../src/server/app.ts';
 import { resolveSettings } from '../../src/server/settings.ts';
 import { DEFAULT_MODEL_DIR } from '../../src/translator/index.ts';
+import { expectServerBackend } from '../helpers/server.ts';
 
 let server: TaskmoeServer;
 let url: string;
@@ -25,7 +26,7 @@ before(async () => {
     timeoutMs: 300_000,
     maxFileBytes: 4096,
   });
-  await server.ready;
+  await expectServerBackend(server);
   await server.app.listen({ port: 0, host: '127.0.0.1' });
   const address = server.app.server.address() as { port: number };
   url = `http://127.0.0.1:${address.port}`;

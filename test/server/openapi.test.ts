@@ -5,7 +5,12 @@ import { after, before, describe, test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { createServer, type TaskmoeServer } from '../../src/server/app.ts';
 import { resolveSettings } from '../../src/server/settings.ts';
+import { useTestBackend } from '../helpers/backend.ts';
 import { randomCheckpoint, tempDir, tinyConfig } from '../helpers/engine.ts';
+import { expectServerBackend } from '../helpers/server.ts';
+
+// The checkpoint below is written by tensor code on this thread.
+before(useTestBackend);
 
 describe('the OpenAPI document', () => {
   let server: TaskmoeServer;
@@ -21,6 +26,7 @@ describe('the OpenAPI document', () => {
       warm: 'none',
       apiKeys: true,
     });
+    await expectServerBackend(server);
     const res = await server.app.inject('/openapi.json');
     assert.equal(res.statusCode, 200);
     spec = res.json();

@@ -11,7 +11,9 @@ import { KeyStore, keyDbPath } from '../../src/server/front-door/key-store.ts';
 import { resolveSettings, type ServerSettings } from '../../src/server/settings.ts';
 import { DEFAULT_MODEL_DIR } from '../../src/translator/index.ts';
 import { launchChromium, screenshotDir } from '../helpers/browser.ts';
+import { useTestBackend } from '../helpers/backend.ts';
 import { randomCheckpoint, tempDir, tinyConfig } from '../helpers/engine.ts';
+import { expectServerBackend } from '../helpers/server.ts';
 
 const shots = screenshotDir('playground');
 let modelDir: string;
@@ -26,7 +28,7 @@ async function listening(over: Partial<ServerSettings>): Promise<{ server: Taskm
     warm: 'all',
     ...over,
   });
-  await server.ready;
+  await expectServerBackend(server);
   const url = await server.app.listen({ port: 0, host: '127.0.0.1' });
   return { server, url };
 }
@@ -78,6 +80,7 @@ const LOWEST_CONTRAST = `(() => {
 })()`;
 
 before(async () => {
+  await useTestBackend();
   modelDir = await randomCheckpoint(tinyConfig('token', 'target'), 11);
   // The demo model's language profile, so that "Detect language" works (among en, de, fr here).
   fs.copyFileSync(path.join(DEFAULT_MODEL_DIR, 'langid.json'), path.join(modelDir, 'langid.json'));

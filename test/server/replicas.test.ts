@@ -13,7 +13,8 @@ import {
 import { batchKeyOf } from '../../src/server/request.ts';
 import { resolveSettings, type ServerSettings } from '../../src/server/settings.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from '../helpers/engine.ts';
-import { metric } from '../helpers/server.ts';
+import { useTestBackend } from '../helpers/backend.ts';
+import { expectServerBackend, metric } from '../helpers/server.ts';
 
 const T: ReplicaThresholds = { busyRatio: 0.75, waitMs: 250, maxReplicas: 8, maxCpuPressure: 0.1 };
 const SIZES = new Map([
@@ -127,6 +128,7 @@ test('BusyMeter: a key is busy while any batch of it runs, counted up to the win
 const cfg = tinyConfig('token', 'target');
 let modelDir: string;
 before(async () => {
+  await useTestBackend();
   modelDir = await randomCheckpoint(cfg, 11);
 });
 
@@ -138,7 +140,7 @@ function settings(over: Partial<ServerSettings>): ServerSettings {
 async function start(over: Partial<ServerSettings>, cpuPressure = 0): Promise<TaskmoeServer> {
   const server = await createServer(settings(over));
   server.pool.cpuPressure = () => cpuPressure;
-  await server.ready;
+  await expectServerBackend(server);
   return server;
 }
 
@@ -269,7 +271,7 @@ describe('a hot pair on a two-worker server', () => {
   test("while the host's threads wait for a CPU, a busy pair gets no replica (it would take the other pairs' cores); once they do not, it does", async () => {
     const logs: string[] = [];
     const server = await createServer(settings({ workers: 2, replicaWindowMs: 3_600_000 }), (m) => logs.push(m));
-    await server.ready;
+    await expectServerBackend(server);
     try {
       const home = server.pool.homeOf('en-de');
       server.pool.cpuPressure = () => 0.4;

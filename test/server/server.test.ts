@@ -9,7 +9,7 @@ import { batchKeyOf } from '../../src/server/request.ts';
 import type { ServerSettings } from '../../src/server/settings.ts';
 import { TEST_BACKEND } from '../helpers/backend.ts';
 import { randomCheckpoint, randomSources, tinyConfig } from '../helpers/engine.ts';
-import { metric, startServer } from '../helpers/server.ts';
+import { expectServedBackend, metric, startServer } from '../helpers/server.ts';
 
 const cfg = tinyConfig('token', 'target');
 let modelDir: string;
@@ -347,6 +347,7 @@ test('a real listening server: SIGTERM drains in-flight requests and exits 0', a
     if (!ready) await new Promise((r) => setTimeout(r, 100));
   }
   assert.ok(ready, `the server turned ready within 60 s: ${stderr}`);
+  await expectServedBackend({ url, stop: () => child.kill('SIGKILL') });
   // /healthz answers quickly while a batch decodes on the engine thread.
   const post = (q: string[]) =>
     fetch(`${url}/translate`, {
