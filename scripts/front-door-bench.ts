@@ -145,7 +145,7 @@ for (let r = 1; r <= rounds; r++) {
     `${x.requestsPerSecond.toFixed(1)} req/s, p50 ${x.p50Ms.toFixed(0)} ms, p99 ${x.p99Ms.toFixed(0)} ms, ${x.cpuMsPerRequest.toFixed(2)} CPU ms/req (main thread ${x.mainMsPerRequest.toFixed(2)}), ${x.sentencesPerBatch.toFixed(1)} sentences/batch`;
   console.log(`round ${r}: off ${f(rounds_.off.at(-1)!)}  on ${f(rounds_.on.at(-1)!)}`);
 }
-const med = (xs: Round[], k: keyof Round) => median(xs.map((x) => x[k]));
+const med = (xs: Round[], k: Exclude<keyof Round, 'profile'>) => median(xs.map((x) => x[k]));
 const [mOff, mOn] = [med(rounds_.off, 'requestsPerSecond'), med(rounds_.on, 'requestsPerSecond')];
 const [cOff, cOn] = [med(rounds_.off, 'cpuMsPerRequest'), med(rounds_.on, 'cpuMsPerRequest')];
 const [tOff, tOn] = [med(rounds_.off, 'mainMsPerRequest'), med(rounds_.on, 'mainMsPerRequest')];
